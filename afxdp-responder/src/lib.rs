@@ -1,0 +1,25 @@
+//! afxdp-responder: ICMP echo replies from user space over AF_XDP.
+//!
+//! The crate is laid out along the data path (see `docs/architecture.md`):
+//!
+//! | module | what it owns |
+//! |---|---|
+//! | [`packet`] | small typed views over Ethernet / IPv4 / IPv6 / ICMP bytes, checksums |
+//! | [`respond`] | `respond(frame) -> Verdict`: the whole reply policy, pure and safe |
+//! | [`xsk`] | the AF_XDP layer: UMEM, rings, socket; the only module with `unsafe` |
+//! | [`loader`] | the XDP redirect program: load (aya), maps, attach with a bpf_link |
+//! | [`iface`] | facts about a network interface: index, MAC, addresses, queues, TTL |
+//! | [`config`] | the validated configuration handed to every worker |
+//! | [`worker`] | one pinned thread per queue: the RX → respond → TX loop |
+//! | [`stats`] | per-queue counters and the live statistics line |
+//! | [`lab`] | network-namespace pairs for the demo and the tests |
+
+pub mod config;
+pub mod iface;
+pub mod lab;
+pub mod loader;
+pub mod packet;
+pub mod respond;
+pub mod stats;
+pub mod worker;
+pub mod xsk;
