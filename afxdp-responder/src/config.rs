@@ -1,1 +1,248 @@
-//! TODO
+//! The validated configuration: one [`Config`] is built from the command line, checked once,
+//! and handed to every worker. Parsers here give one-line messages that say what to type.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::xsk::XskConfig;
+
+/// Which AF_XDP bind mode to ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ModeRequest {
+    /// Zero-copy when the driver supports it, copy otherwise (the mode obtained is printed).
+    #[default]
+    Auto,
+    /// Zero-copy or fail.
+    ZeroCopy,
+    /// Copy mode (works on every driver).
+    Copy,
+}
+
+impl FromStr for ModeRequest {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(ModeRequest::Auto),
+            "zero-copy" | "zerocopy" | "zc" => Ok(ModeRequest::ZeroCopy),
+            "copy" => Ok(ModeRequest::Copy),
+            _ => Err(format!("unknown mode {s:?}: use auto, zero-copy or copy")),
+        }
+    }
+}
+
+impl fmt::Display for ModeRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ModeRequest::Auto => "auto",
+            ModeRequest::ZeroCopy => "zero-copy",
+            ModeRequest::Copy => "copy",
+        })
+    }
+}
+
+/// A parsed list of small numbers such as `0-3` or `0,2,5-6`, in the order given, without
+/// duplicates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdList(pub Vec<u32>);
+
+impl FromStr for IdList {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        const MAX_IDS: u32 = 4096;
+        let bad = |why: &str| format!("{s:?} is not a valid list ({why}): use a list like 0-3 or 0,2");
+        let mut ids = Vec::new();
+        for part in s.split(',') {
+            let part = part.trim();
+            let (lo, hi) = match part.split_once('-') {
+                Some((lo, hi)) => (lo.trim(), hi.trim()),
+                None => (part, part),
+            };
+            let lo: u32 = lo
+                .parse()
+                .map_err(|_| bad(&format!("{part:?} is not a number or range")))?;
+            let hi: u32 = hi
+                .parse()
+                .map_err(|_| bad(&format!("{part:?} is not a number or range")))?;
+            if lo > hi {
+                return Err(bad(&format!("range {part} goes backwards")));
+            }
+            if hi >= MAX_IDS {
+                return Err(bad(&format!("{hi} is too large")));
+            }
+            for id in lo..=hi {
+                if ids.contains(&id) {
+                    return Err(bad(&format!("{id} appears twice")));
+                }
+                ids.push(id);
+            }
+        }
+        Ok(IdList(ids))
+    }
+}
+
+impl fmt::Display for IdList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(u32::to_string).collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+/// Everything a run needs, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Interface to serve.
+    pub iface: String,
+    /// Queues to serve, one worker each.
+    pub queues: Vec<u32>,
+    /// CPU of each worker (same length as `queues`).
+    pub cpus: Vec<usize>,
+    /// Requested AF_XDP bind mode.
+    pub mode: ModeRequest,
+    /// How the XDP program is attached.
+    pub xdp_mode: crate::loader::XdpMode,
+    /// Ring and frame sizes of every socket.
+    pub xsk: XskConfig,
+    /// Frames taken from the RX ring per batch.
+    pub batch: u32,
+    /// Spin instead of sleeping in `poll()` when there is no traffic.
+    pub busy_poll: bool,
+    /// Addresses to answer for; empty means "the interface's own addresses".
+    pub addresses: Vec<IpAddr>,
+    /// IPv4 TTL of replies; `None` means the host default.
+    pub ttl: Option<u8>,
+    /// IPv6 hop limit of replies; `None` means the interface's hop limit.
+    pub hop_limit: Option<u8>,
+    /// Live statistics interval; `None` disables them.
+    pub stats_interval: Option<Duration>,
+}
+
+impl Config {
+    /// Checks the parts that can be checked without looking at the system.
+    pub fn validate(&self) -> Result<(), String> {
+        self.xsk.validate()?;
+        if self.queues.is_empty() {
+            return Err("--queues is empty: give at least one queue, e.g. --queues 0".into());
+        }
+        if self.cpus.len() != self.queues.len() {
+            return Err(format!(
+                "--cpus lists {} CPUs for {} queues: give one CPU per queue",
+                self.cpus.len(),
+                self.queues.len()
+            ));
+        }
+        if self.batch == 0 || self.batch > self.xsk.rx_size {
+            return Err(format!(
+                "--batch {} is not valid: use 1..={} (the RX ring size)",
+                self.batch, self.xsk.rx_size
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The CPUs this process may run on (its affinity mask), in ascending order.
+pub fn allowed_cpus() -> Vec<usize> {
+    match nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
+        Ok(set) => (0..nix::sched::CpuSet::count())
+            .filter(|&c| set.is_set(c).unwrap_or(false))
+            .collect(),
+        Err(_) => (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect(),
+    }
+}
+
+/// Default CPU per queue: queue `i` of the list goes to the `i`-th allowed CPU, wrapping around
+/// when there are more queues than CPUs (workers then share CPUs; it still works).
+pub fn default_cpus(queues: usize, allowed: &[usize]) -> Vec<usize> {
+    if allowed.is_empty() {
+        return vec![0; queues];
+    }
+    (0..queues).map(|i| allowed[i % allowed.len()]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(s: &str) -> Result<Vec<u32>, String> {
+        s.parse::<IdList>().map(|l| l.0)
+    }
+
+    #[test]
+    fn lists_and_ranges() {
+        assert_eq!(ids("0-3").unwrap(), vec![0, 1, 2, 3]);
+        assert_eq!(ids("0,2").unwrap(), vec![0, 2]);
+        assert_eq!(ids("5").unwrap(), vec![5]);
+        assert_eq!(ids("3,0-1").unwrap(), vec![3, 0, 1]);
+        assert_eq!(ids(" 1 , 2 ").unwrap(), vec![1, 2]);
+    }
+
+    #[test]
+    fn bad_lists_say_what_to_type() {
+        for bad in ["", "a", "1-", "3-1", "1,1", "0-2,2", "-1", "99999", "1;2"] {
+            let err = ids(bad).unwrap_err();
+            assert!(err.contains("use a list like 0-3 or 0,2"), "{bad}: {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn mode_names() {
+        assert_eq!("auto".parse::<ModeRequest>().unwrap(), ModeRequest::Auto);
+        assert_eq!("zero-copy".parse::<ModeRequest>().unwrap(), ModeRequest::ZeroCopy);
+        assert_eq!("copy".parse::<ModeRequest>().unwrap(), ModeRequest::Copy);
+        assert!(
+            "fast"
+                .parse::<ModeRequest>()
+                .unwrap_err()
+                .contains("use auto, zero-copy or copy")
+        );
+    }
+
+    #[test]
+    fn default_cpus_spread_and_wrap() {
+        assert_eq!(default_cpus(2, &[0, 1]), vec![0, 1]);
+        assert_eq!(default_cpus(3, &[2, 5]), vec![2, 5, 2]);
+        assert_eq!(default_cpus(1, &[]), vec![0]);
+        assert!(!allowed_cpus().is_empty());
+    }
+
+    fn config() -> Config {
+        Config {
+            iface: "eth0".into(),
+            queues: vec![0, 1],
+            cpus: vec![0, 1],
+            mode: ModeRequest::Auto,
+            xdp_mode: crate::loader::XdpMode::Auto,
+            xsk: XskConfig::default(),
+            batch: 64,
+            busy_poll: false,
+            addresses: vec![],
+            ttl: None,
+            hop_limit: None,
+            stats_interval: None,
+        }
+    }
+
+    #[test]
+    fn validation() {
+        assert_eq!(config().validate(), Ok(()));
+        let mut c = config();
+        c.cpus = vec![0];
+        assert!(c.validate().unwrap_err().contains("one CPU per queue"));
+        let mut c = config();
+        c.batch = 0;
+        assert!(c.validate().is_err());
+        let mut c = config();
+        c.xsk.frame_size = 3000;
+        assert!(c.validate().unwrap_err().contains("use 2048 or 4096"));
+        let mut c = config();
+        c.xsk.rx_size = 1000;
+        assert!(c.validate().unwrap_err().contains("--rx-size"));
+        let mut c = config();
+        c.xsk.fill_size = 1024;
+        assert!(c.validate().unwrap_err().contains("--fill-size"));
+    }
+}

@@ -9,11 +9,13 @@
 //! | [`xsk`] | the AF_XDP layer: UMEM, rings, socket; the only module with `unsafe` |
 //! | [`loader`] | the XDP redirect program: load (aya), maps, attach with a bpf_link |
 //! | [`iface`] | facts about a network interface: index, MAC, addresses, queues, TTL |
+//! | [`app`] | the responder as a whole: start-up, workers, live stats, orderly shutdown |
 //! | [`config`] | the validated configuration handed to every worker |
 //! | [`worker`] | one pinned thread per queue: the RX → respond → TX loop |
 //! | [`stats`] | per-queue counters and the live statistics line |
 //! | [`lab`] | network-namespace pairs for the demo and the tests |
 
+pub mod app;
 pub mod config;
 pub mod iface;
 pub mod lab;

@@ -1,1 +1,250 @@
-fn main() {}
+//! The `afxdp-responder` command: answer ICMP echo requests on an interface from AF_XDP
+//! sockets, or run the network-namespace lab.
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use afxdp_responder::app;
+use afxdp_responder::config::{self, Config, IdList, ModeRequest};
+use afxdp_responder::loader::XdpMode;
+use afxdp_responder::xsk::XskConfig;
+use clap::{Args, Parser, Subcommand};
+
+const ABOUT: &str = "Answers ICMP echo requests (ping, IPv4 and IPv6) from user space over AF_XDP.";
+
+const LONG_ABOUT: &str = "\
+Answers ICMP echo requests (ping, IPv4 and IPv6) from user space over AF_XDP.
+
+A small XDP program on the interface redirects echo requests for the interface's own addresses
+into one AF_XDP socket per queue; one worker thread per queue, pinned to a CPU, rewrites each
+request into its reply in place and sends it back. Everything else (ARP, neighbour discovery,
+other traffic, odd pings) goes to the kernel as usual. The program is attached with a bpf_link,
+so it disappears when the process ends, even on SIGKILL.
+
+Needs root (or CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, CAP_PERFMON and CAP_IPC_LOCK).
+
+Examples:
+  afxdp-responder --iface eth0 --queues 0-3
+  afxdp-responder --iface eth0 --queues 0 --mode copy --stats-interval 0
+  afxdp-responder lab demo";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "afxdp-responder",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    #[command(flatten)]
+    run: RunArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The network-namespace lab: a veth pair between two namespaces, nothing outside them.
+    Lab {
+        #[command(subcommand)]
+        command: LabCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LabCommand {
+    /// Runs the responder in one namespace and real `ping` from the other, prints what happened,
+    /// and removes everything it created.
+    Demo,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Interface to answer on, e.g. eth0.
+    #[arg(long, short = 'i', required = true, value_name = "IFACE")]
+    iface: Option<String>,
+
+    /// Queues to serve, one pinned worker each: a list or ranges, e.g. 0-3 or 0,2.
+    /// Serve every queue that receives pings (or steer them to the served ones): a ping that
+    /// arrives on an unserved queue is answered by the kernel instead.
+    #[arg(long, short = 'q', default_value = "0", value_name = "LIST")]
+    queues: IdList,
+
+    /// CPU for each queue's worker, in the same order as --queues (default: the i-th CPU this
+    /// process may use for the i-th queue).
+    #[arg(long, value_name = "LIST")]
+    cpus: Option<IdList>,
+
+    /// AF_XDP mode: auto (zero-copy if the driver supports it, else copy), zero-copy, or copy.
+    #[arg(long, default_value = "auto", value_name = "MODE")]
+    mode: ModeRequest,
+
+    /// How to attach the XDP program: auto (native if the driver supports it, else skb), native
+    /// (driver mode), or skb (generic mode, slower, works everywhere).
+    #[arg(long, default_value = "auto", value_name = "MODE", value_parser = app::parse_xdp_mode)]
+    xdp_mode: XdpMode,
+
+    /// Only answer for these addresses (repeatable). Default: every unicast address of the
+    /// interface.
+    #[arg(long = "address", value_name = "IP")]
+    addresses: Vec<IpAddr>,
+
+    /// IPv4 TTL of replies (default: net.ipv4.ip_default_ttl, like the kernel).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..))]
+    ttl: Option<u8>,
+
+    /// IPv6 hop limit of replies (default: the interface's hop_limit, like the kernel).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..))]
+    hop_limit: Option<u8>,
+
+    /// Seconds between live statistics lines; 0 disables them.
+    #[arg(long, default_value = "1", value_name = "SECONDS")]
+    stats_interval: f64,
+
+    /// Spin on the rings instead of sleeping in poll() when idle (lower latency, one busy core
+    /// per queue).
+    #[arg(long)]
+    busy_poll: bool,
+
+    /// Do not bind with XDP_USE_NEED_WAKEUP (the kernel is then kicked after every batch).
+    #[arg(long)]
+    no_need_wakeup: bool,
+
+    /// Bytes per UMEM frame: 2048 or 4096.
+    #[arg(long, default_value_t = XskConfig::default().frame_size, value_name = "BYTES")]
+    frame_size: u32,
+
+    /// Fill ring size, which is also the number of UMEM frames per queue (power of two).
+    #[arg(long, default_value_t = XskConfig::default().fill_size, value_name = "N")]
+    fill_size: u32,
+
+    /// Completion ring size (power of two).
+    #[arg(long, default_value_t = XskConfig::default().comp_size, value_name = "N")]
+    comp_size: u32,
+
+    /// RX ring size (power of two).
+    #[arg(long, default_value_t = XskConfig::default().rx_size, value_name = "N")]
+    rx_size: u32,
+
+    /// TX ring size (power of two).
+    #[arg(long, default_value_t = XskConfig::default().tx_size, value_name = "N")]
+    tx_size: u32,
+
+    /// Frames taken from the RX ring per batch.
+    #[arg(long, default_value = "64", value_name = "N")]
+    batch: u32,
+}
+
+impl RunArgs {
+    fn into_config(self) -> Result<Config, String> {
+        if !(self.stats_interval.is_finite() && self.stats_interval >= 0.0) {
+            return Err(format!(
+                "--stats-interval {} is not valid: use seconds >= 0",
+                self.stats_interval
+            ));
+        }
+        let queues = self.queues.0;
+        let cpus = match self.cpus {
+            Some(list) => list.0.into_iter().map(|c| c as usize).collect(),
+            None => config::default_cpus(queues.len(), &config::allowed_cpus()),
+        };
+        let cfg = Config {
+            iface: self.iface.unwrap_or_default(),
+            queues,
+            cpus,
+            mode: self.mode,
+            xdp_mode: self.xdp_mode,
+            xsk: XskConfig {
+                frame_size: self.frame_size,
+                fill_size: self.fill_size,
+                comp_size: self.comp_size,
+                rx_size: self.rx_size,
+                tx_size: self.tx_size,
+                need_wakeup: !self.no_need_wakeup,
+            },
+            batch: self.batch,
+            busy_poll: self.busy_poll,
+            addresses: self.addresses,
+            ttl: self.ttl,
+            hop_limit: self.hop_limit,
+            stats_interval: (self.stats_interval > 0.0).then(|| Duration::from_secs_f64(self.stats_interval)),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+/// Prints `afxdp-responder: <message>` on one line and returns the failure exit code.
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("afxdp-responder: {message}");
+    ExitCode::FAILURE
+}
+
+/// Flattens an error and its sources into one line.
+fn one_line(err: &dyn std::error::Error) -> String {
+    let mut msg = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = s.source();
+    }
+    msg
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // clap's message without its usage block: one line that says what is wrong.
+            let rendered = e.to_string();
+            let message = rendered.split("\n\n").next().unwrap_or("invalid arguments");
+            let message: Vec<&str> = message.split_whitespace().collect();
+            let message = message.join(" ");
+            return fail(format!(
+                "{} (see afxdp-responder --help)",
+                message.trim_start_matches("error: ")
+            ));
+        }
+    };
+    match cli.command {
+        Some(Command::Lab {
+            command: LabCommand::Demo,
+        }) => fail("lab demo: not yet"),
+        None => run_responder(cli.run),
+    }
+}
+
+fn run_responder(args: RunArgs) -> ExitCode {
+    let cfg = match args.into_config() {
+        Ok(cfg) => cfg,
+        Err(msg) => return fail(msg),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while stopping exits at once.
+        let registered = signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)));
+        if let Err(e) = registered {
+            return fail(format!("cannot install the signal handler: {e}"));
+        }
+    }
+    let mut stdout = std::io::stdout();
+    match app::run(&cfg, &stop, &mut stdout) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => fail(one_line(&e)),
+    }
+}

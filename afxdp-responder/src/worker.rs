@@ -1,1 +1,275 @@
-//! TODO
+//! One worker per queue: the loop that turns received echo requests into replies.
+//!
+//! A worker owns its socket, its UMEM and its [`Responder`]; it shares nothing with other
+//! workers and takes no lock. Each turn of the loop (the shape of xdpsock's l2fwd):
+//!
+//! 1. **reclaim**: frames the kernel finished sending (completion ring) go straight back to the
+//!    fill ring;
+//! 2. **receive**: take a batch from the RX ring, no larger than the free room on the TX ring
+//!    (if TX is full, frames wait on the RX ring: back-pressure, not loss);
+//! 3. **respond** to each frame in place: a reply goes onto the TX ring *at the same UMEM
+//!    address*; a dropped frame goes back onto the fill ring;
+//! 4. **send**: publish the batch, and kick the kernel when it needs it. In copy mode one kick
+//!    sends at most 32 frames, so the worker kicks until the TX ring is drained;
+//! 5. **wait**: with nothing received, sleep in `poll()` (or spin with `--busy-poll`).
+//!
+//! Frame accounting: the UMEM has exactly as many frames as the fill ring has slots, and every
+//! frame is always on one of the four rings or, within one loop turn, in the worker's hands.
+//! So the fill ring always has room for every frame the worker gives back, and at exit
+//! [`FrameCensus`] must add up to the UMEM's frame count.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::respond::{Responder, Verdict};
+use crate::stats::{Counters, SharedCounters};
+use crate::xsk::{BindMode, FrameCensus, SyscallError, Xsk, xdp_desc};
+
+/// How long `poll()` sleeps before the worker checks whether it should stop.
+const POLL_TIMEOUT_MS: i32 = 100;
+
+/// In copy mode the kernel sends at most this many frames per kick.
+const COPY_MODE_FRAMES_PER_KICK: u32 = 32;
+
+/// How long the worker waits at exit for the kernel to finish sending queued replies.
+const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A worker failed; the message names the queue and the failed call.
+#[derive(Debug, thiserror::Error)]
+#[error("queue {queue}: {source}")]
+pub struct WorkerError {
+    /// Queue of the worker.
+    pub queue: u32,
+    /// The failed call.
+    #[source]
+    pub source: SyscallError,
+}
+
+/// What a worker reports when it stops.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerReport {
+    /// Queue served.
+    pub queue: u32,
+    /// Mode the socket was bound in.
+    pub mode: BindMode,
+    /// Final counters.
+    pub counters: Counters,
+    /// Where every UMEM frame was at exit.
+    pub census: FrameCensus,
+}
+
+/// The per-queue worker: socket, responder, counters.
+#[derive(Debug)]
+pub struct Worker {
+    xsk: Xsk,
+    responder: Responder,
+    batch: u32,
+    busy_poll: bool,
+    counters: Counters,
+}
+
+impl Worker {
+    /// A worker answering on `xsk` with `responder`, taking up to `batch` frames per turn.
+    pub fn new(xsk: Xsk, responder: Responder, batch: u32, busy_poll: bool) -> Self {
+        Worker {
+            xsk,
+            responder,
+            batch,
+            busy_poll,
+            counters: Counters::default(),
+        }
+    }
+
+    /// The socket (for its descriptor and mode).
+    pub fn xsk(&self) -> &Xsk {
+        &self.xsk
+    }
+
+    /// Runs until `stop` is set, publishing counters to `shared` after every batch. At exit it
+    /// answers what is still on the RX ring, lets the kernel send every queued reply, and
+    /// counts the frames.
+    pub fn run(mut self, stop: &AtomicBool, shared: &SharedCounters) -> Result<WorkerReport, WorkerError> {
+        let queue = self.xsk.queue();
+        let err = |source| WorkerError { queue, source };
+        while !stop.load(Ordering::Relaxed) {
+            self.reclaim_completions();
+            let received = self.receive_and_respond();
+            self.flush_tx().map_err(err)?;
+            if received == 0 {
+                self.wait_for_traffic().map_err(err)?;
+            }
+            shared.publish(&self.counters);
+        }
+        self.drain().map_err(err)?;
+        shared.publish(&self.counters);
+        Ok(WorkerReport {
+            queue,
+            mode: self.xsk.mode(),
+            counters: self.counters,
+            census: self.xsk.frame_census(),
+        })
+    }
+
+    /// Step 1: sent frames go back to the fill ring. The fill ring always has room (module docs).
+    fn reclaim_completions(&mut self) -> u32 {
+        let xsk = &mut self.xsk;
+        let n = xsk.comp.peek(xsk.comp.size());
+        if n == 0 {
+            xsk.comp.release(0);
+            return 0;
+        }
+        let room = xsk.fill.reserve(n);
+        debug_assert_eq!(room, n, "fill ring holds every frame");
+        for i in 0..room {
+            xsk.fill.write(i, frame_base(xsk.comp.read(i), xsk.umem.frame_size()));
+        }
+        xsk.fill.submit(room);
+        xsk.comp.release(room);
+        room
+    }
+
+    /// Steps 2 and 3: take a batch, respond in place, queue replies and recycle drops.
+    fn receive_and_respond(&mut self) -> u32 {
+        let xsk = &mut self.xsk;
+        let tx_room = xsk.tx.free(self.batch).min(self.batch);
+        if tx_room == 0 {
+            self.counters.tx_ring_full += 1;
+            return 0;
+        }
+        // Never take more frames than the fill ring can take back (always true by
+        // construction; checked so that a sizing bug delays frames instead of losing them).
+        let fill_room = xsk.fill.free(tx_room).min(tx_room);
+        let n = xsk.rx.peek(fill_room);
+        if n == 0 {
+            xsk.rx.release(0);
+            return 0;
+        }
+        let replies_room = xsk.tx.reserve(n);
+        let fill_room = xsk.fill.reserve(n);
+        debug_assert!(replies_room == n && fill_room == n);
+
+        let frame_size = xsk.umem.frame_size();
+        let (mut replies, mut recycled) = (0u32, 0u32);
+        for i in 0..n {
+            let desc = xsk.rx.read(i);
+            let verdict = match xsk.umem.frame_mut(desc.addr, desc.len) {
+                Some(frame) => Some(self.responder.respond(frame)),
+                None => None,
+            };
+            match verdict {
+                Some(Verdict::Reply { len }) => {
+                    xsk.tx.write(
+                        replies,
+                        xdp_desc {
+                            addr: desc.addr,
+                            len: len as u32,
+                            options: 0,
+                        },
+                    );
+                    replies += 1;
+                }
+                Some(Verdict::Drop(reason)) => {
+                    self.counters.drops[reason.index()] += 1;
+                    xsk.fill.write(recycled, frame_base(desc.addr, frame_size));
+                    recycled += 1;
+                }
+                None => {
+                    self.counters.bad_descriptors += 1;
+                    xsk.fill.write(recycled, frame_base(desc.addr, frame_size));
+                    recycled += 1;
+                }
+            }
+        }
+        xsk.tx.submit(replies);
+        xsk.fill.submit(recycled);
+        xsk.rx.release(n);
+        self.counters.rx += u64::from(n);
+        self.counters.tx += u64::from(replies);
+        n
+    }
+
+    /// Step 4: make the kernel send what is on the TX ring.
+    ///
+    /// Zero-copy: kick only when the kernel asks (`need_wakeup`). Copy mode: each kick sends at
+    /// most 32 frames, so kick until the kernel has taken everything (bounded: a full ring
+    /// needs `size / 32` kicks), reclaiming completions in between so TX never stalls on a
+    /// full completion ring.
+    fn flush_tx(&mut self) -> Result<(), SyscallError> {
+        if self.xsk.tx.outstanding() == 0 {
+            return Ok(());
+        }
+        if self.xsk.mode() == BindMode::ZeroCopy {
+            if !self.xsk.uses_need_wakeup() || self.xsk.tx.needs_wakeup() {
+                self.xsk.kick_tx()?;
+                self.counters.kicks += 1;
+            }
+            return Ok(());
+        }
+        let max_kicks = self.xsk.tx.size() / COPY_MODE_FRAMES_PER_KICK + 2;
+        for _ in 0..max_kicks {
+            self.xsk.kick_tx()?;
+            self.counters.kicks += 1;
+            self.reclaim_completions();
+            if self.xsk.tx.outstanding() == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 5: nothing arrived; sleep in `poll()` until something does (or spin).
+    fn wait_for_traffic(&mut self) -> Result<(), SyscallError> {
+        if self.busy_poll {
+            // Busy-poll mode never sleeps; with need_wakeup the kernel may still ask for a
+            // nudge to refill its RX side.
+            if self.xsk.uses_need_wakeup() && self.xsk.fill.needs_wakeup() {
+                self.xsk.poll_rx(0)?;
+                self.counters.polls += 1;
+            }
+            std::hint::spin_loop();
+            return Ok(());
+        }
+        self.counters.polls += 1;
+        self.xsk.poll_rx(POLL_TIMEOUT_MS)?;
+        Ok(())
+    }
+
+    /// At exit: answer what is still queued, then wait (bounded) until the kernel sent every
+    /// reply and every frame is back on the fill ring. (In zero-copy mode the driver keeps some
+    /// fill frames in its own RX ring, so this ends at the deadline; the census shows them.)
+    fn drain(&mut self) -> Result<(), SyscallError> {
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        loop {
+            self.reclaim_completions();
+            self.receive_and_respond();
+            self.flush_tx()?;
+            self.reclaim_completions();
+            let idle = self.xsk.rx.outstanding() == 0
+                && self.xsk.tx.outstanding() == 0
+                && self.xsk.comp.outstanding() == 0
+                && self.xsk.fill.outstanding() == self.xsk.umem.frame_count();
+            if idle || Instant::now() >= deadline {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// The first byte of the frame that holds `addr` (RX addresses point past the headroom).
+fn frame_base(addr: u64, frame_size: u32) -> u64 {
+    addr - addr % u64::from(frame_size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_base_strips_the_offset() {
+        assert_eq!(frame_base(0, 4096), 0);
+        assert_eq!(frame_base(256, 4096), 0);
+        assert_eq!(frame_base(4096 * 7 + 256, 4096), 4096 * 7);
+        assert_eq!(frame_base(2048 * 3 + 2047, 2048), 2048 * 3);
+    }
+}

@@ -1,0 +1,416 @@
+//! The responder as a whole: look at the interface, load and attach the XDP program, start one
+//! pinned worker per queue, print live statistics, and on SIGINT/SIGTERM stop in the right
+//! order (detach first, so the kernel answers again at once; then drain the workers) and print
+//! the totals.
+
+use std::hash::{BuildHasher, Hasher};
+use std::io::Write;
+use std::net::IpAddr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, ModeRequest};
+use crate::iface::{IfaceError, Interface};
+use crate::loader::{LoaderError, RedirectCounters, RedirectProgram, XdpMode};
+use crate::respond::{ReplyPolicy, Responder};
+use crate::stats::{self, Counters, KernelStats, Rates, SharedCounters};
+use crate::worker::{Worker, WorkerError, WorkerReport};
+use crate::xsk::{self, BindMode, Xsk, XskError};
+
+/// Why the responder could not start or stopped with an error. Each message is one line and
+/// says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The interface could not be looked up.
+    #[error(transparent)]
+    Iface(#[from] IfaceError),
+    /// A queue id is not below the device's queue count.
+    #[error("{iface} has {count} queue(s) (0-{last}); queue {queue} does not exist: pick --queues below {count}")]
+    NoSuchQueue {
+        /// Interface.
+        iface: String,
+        /// Requested queue.
+        queue: u32,
+        /// Queues the device has.
+        count: u32,
+        /// Highest valid queue id.
+        last: u32,
+    },
+    /// Nothing to answer for.
+    #[error("{0} has no IPv4 or IPv6 unicast address: add one (ip addr add ...) or pass --address")]
+    NoAddresses(String),
+    /// The XDP program could not be loaded or attached.
+    #[error(transparent)]
+    Loader(#[from] LoaderError),
+    /// A socket could not be set up.
+    #[error(transparent)]
+    Xsk(#[from] XskError),
+    /// A worker failed while running.
+    #[error("worker failed: {0} (is the interface still there and up?)")]
+    Worker(#[from] WorkerError),
+    /// A worker thread panicked (a bug: please report it).
+    #[error("worker for queue {0} panicked (a bug: please report it with the output above)")]
+    WorkerPanicked(u32),
+}
+
+/// What a run did, for the caller (and the tests).
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// One report per queue, in `--queues` order.
+    pub reports: Vec<WorkerReport>,
+    /// The XDP program's counters at the end.
+    pub redirect: RedirectCounters,
+}
+
+/// What a worker thread tells the main thread once its socket is ready.
+struct Ready {
+    queue: u32,
+    cpu: usize,
+    pinned: bool,
+    mode: BindMode,
+    zero_copy_refused: Option<String>,
+    /// A duplicate of the socket descriptor, for the XSKMAP and `XDP_STATISTICS`.
+    fd: OwnedFd,
+}
+
+struct Running {
+    queue: u32,
+    fd: OwnedFd,
+    shared: Arc<SharedCounters>,
+    handle: JoinHandle<Result<WorkerReport, WorkerError>>,
+}
+
+/// Runs the responder until `stop` is set (by a signal handler, or a test).
+pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut dyn Write) -> Result<RunSummary, AppError> {
+    let iface = Interface::lookup(&cfg.iface)?;
+    for &queue in &cfg.queues {
+        if queue >= iface.queue_count {
+            return Err(AppError::NoSuchQueue {
+                iface: iface.name.clone(),
+                queue,
+                count: iface.queue_count,
+                last: iface.queue_count.saturating_sub(1),
+            });
+        }
+    }
+    let addresses = if cfg.addresses.is_empty() {
+        iface.addresses()?
+    } else {
+        cfg.addresses.clone()
+    };
+    if addresses.is_empty() {
+        return Err(AppError::NoAddresses(iface.name.clone()));
+    }
+    let policy = ReplyPolicy {
+        ipv4_ttl: match cfg.ttl {
+            Some(t) => t,
+            None => Interface::ipv4_default_ttl()?,
+        },
+        ipv6_hop_limit: match cfg.hop_limit {
+            Some(h) => h,
+            None => iface.ipv6_hop_limit()?,
+        },
+    };
+
+    let mut program = RedirectProgram::load(iface.mac, &addresses)?;
+    let attached = program.attach(&iface.name, cfg.xdp_mode)?;
+    let driver = xsk::driver_name(&iface.name).unwrap_or_else(|_| "unknown".into());
+    let _ = writeln!(
+        out,
+        "afxdp-responder: {} (driver {driver}, {attached:?} XDP) answering for {}",
+        iface.name,
+        join(&addresses)
+    );
+
+    let workers_stop = Arc::new(AtomicBool::new(false));
+    let running = match start_workers(cfg, &iface, policy, &workers_stop, &mut program, out) {
+        Ok(r) => r,
+        Err(e) => {
+            workers_stop.store(true, Ordering::Relaxed);
+            return Err(e);
+        }
+    };
+    let _ = writeln!(
+        out,
+        "replies use TTL {} and hop limit {}; Ctrl-C (SIGINT) or SIGTERM stops",
+        policy.ipv4_ttl, policy.ipv6_hop_limit
+    );
+
+    let failure = monitor(cfg, stop, &running, out);
+
+    // Detach first: from here on the kernel answers pings itself again.
+    let redirect = program.counters().unwrap_or_default();
+    for r in &running {
+        let _ = program.unregister_socket(r.queue);
+    }
+    drop(program);
+    workers_stop.store(true, Ordering::Relaxed);
+
+    let mut reports = Vec::new();
+    let mut first_error = failure;
+    for r in running {
+        match r.handle.join() {
+            Ok(Ok(report)) => reports.push(report),
+            Ok(Err(e)) => {
+                first_error.get_or_insert(AppError::Worker(e));
+            }
+            Err(_) => {
+                first_error.get_or_insert(AppError::WorkerPanicked(r.queue));
+            }
+        }
+    }
+    print_totals(&reports, &redirect, &iface.name, out);
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(RunSummary { reports, redirect }),
+    }
+}
+
+fn start_workers(
+    cfg: &Config,
+    iface: &Interface,
+    policy: ReplyPolicy,
+    workers_stop: &Arc<AtomicBool>,
+    program: &mut RedirectProgram,
+    out: &mut dyn Write,
+) -> Result<Vec<Running>, AppError> {
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<Ready, XskError>>();
+    let mut pending = Vec::new();
+    for (&queue, &cpu) in cfg.queues.iter().zip(&cfg.cpus) {
+        let shared = Arc::new(SharedCounters::default());
+        let ready_tx = ready_tx.clone();
+        let (stop, counters) = (Arc::clone(workers_stop), Arc::clone(&shared));
+        let (cfg, ifname, ifindex) = (cfg.clone(), iface.name.clone(), iface.index);
+        let handle = thread::Builder::new()
+            .name(format!("afxdp-q{queue}"))
+            .spawn(move || {
+                // Pin first, so the UMEM is allocated and touched on the worker's own CPU.
+                let pinned = pin_to_cpu(cpu);
+                let opened = match cfg.mode {
+                    ModeRequest::Auto => Xsk::open_auto(&ifname, ifindex, queue, &cfg.xsk).map(|(x, refused)| {
+                        let why = refused.map(|e| match e {
+                            XskError::ZeroCopyUnsupported { driver, .. } => {
+                                format!("driver {driver} does not support it")
+                            }
+                            other => other.to_string(),
+                        });
+                        (x, why)
+                    }),
+                    ModeRequest::ZeroCopy => {
+                        Xsk::open(&ifname, ifindex, queue, &cfg.xsk, BindMode::ZeroCopy).map(|x| (x, None))
+                    }
+                    ModeRequest::Copy => {
+                        Xsk::open(&ifname, ifindex, queue, &cfg.xsk, BindMode::Copy).map(|x| (x, None))
+                    }
+                };
+                let (xsk, zero_copy_refused) = match opened {
+                    Ok(v) => v,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return Ok(empty_report(queue));
+                    }
+                };
+                let fd = match xsk.fd().try_clone_to_owned() {
+                    Ok(fd) => fd,
+                    Err(e) => {
+                        let source = xsk::SyscallError {
+                            call: "dup(AF_XDP socket)",
+                            source: e,
+                        };
+                        let _ = ready_tx.send(Err(XskError::Setup {
+                            iface: ifname.clone(),
+                            queue,
+                            source,
+                        }));
+                        return Ok(empty_report(queue));
+                    }
+                };
+                let mode = xsk.mode();
+                let _ = ready_tx.send(Ok(Ready {
+                    queue,
+                    cpu,
+                    pinned,
+                    mode,
+                    zero_copy_refused,
+                    fd,
+                }));
+                let responder = Responder::new(policy, random_u16() ^ queue as u16);
+                Worker::new(xsk, responder, cfg.batch, cfg.busy_poll).run(&stop, &counters)
+            })
+            .expect("spawning a worker thread");
+        pending.push((queue, shared, handle));
+    }
+    drop(ready_tx);
+
+    let mut ready = Vec::new();
+    let mut error = None;
+    for _ in 0..pending.len() {
+        match ready_rx.recv() {
+            Ok(Ok(r)) => ready.push(r),
+            Ok(Err(e)) => {
+                error.get_or_insert(e);
+            }
+            Err(_) => break,
+        }
+    }
+    if let Some(e) = error {
+        workers_stop.store(true, Ordering::Relaxed);
+        for (_, _, h) in pending {
+            let _ = h.join();
+        }
+        return Err(e.into());
+    }
+
+    let mut running = Vec::new();
+    for (queue, shared, handle) in pending {
+        let r = ready
+            .iter()
+            .position(|r| r.queue == queue)
+            .map(|i| ready.swap_remove(i));
+        let Some(r) = r else {
+            return Err(AppError::WorkerPanicked(queue));
+        };
+        program.register_socket(queue, r.fd.as_fd())?;
+        let pin_note = if r.pinned {
+            ""
+        } else {
+            " (pinning failed: running unpinned)"
+        };
+        let _ = write!(out, "  queue {queue}: cpu {}{pin_note}, {} mode", r.cpu, r.mode);
+        match &r.zero_copy_refused {
+            Some(why) => {
+                let _ = writeln!(out, " (zero-copy refused: {why})");
+            }
+            None => {
+                let _ = writeln!(out);
+            }
+        }
+        running.push(Running {
+            queue,
+            fd: r.fd,
+            shared,
+            handle,
+        });
+    }
+    Ok(running)
+}
+
+/// Waits for `stop`, printing live statistics; returns early if a worker dies.
+fn monitor(cfg: &Config, stop: &AtomicBool, running: &[Running], out: &mut dyn Write) -> Option<AppError> {
+    let started = Instant::now();
+    let mut last_print = started;
+    let mut last: Vec<Counters> = running.iter().map(|r| r.shared.snapshot()).collect();
+    while !stop.load(Ordering::Relaxed) {
+        thread::sleep(Duration::from_millis(50));
+        if let Some(r) = running.iter().find(|r| r.handle.is_finished()) {
+            // The worker ended on its own: an error (reported when it is joined).
+            let _ = writeln!(out, "queue {} stopped unexpectedly", r.queue);
+            return None;
+        }
+        let Some(interval) = cfg.stats_interval else { continue };
+        let now = Instant::now();
+        if now.duration_since(last_print) < interval {
+            continue;
+        }
+        let elapsed = now.duration_since(last_print);
+        for (r, prev) in running.iter().zip(last.iter_mut()) {
+            let cur = r.shared.snapshot();
+            let kernel = xsk::sys::statistics(r.fd.as_fd())
+                .map(KernelStats::from)
+                .unwrap_or_default();
+            if cur.rx == prev.rx && cur.tx == prev.tx && kernel.dropped() == 0 {
+                continue; // an idle queue prints nothing
+            }
+            let rates = Rates::between(prev, &cur, elapsed);
+            let _ = writeln!(
+                out,
+                "[{:>7.1}s] {}",
+                now.duration_since(started).as_secs_f64(),
+                stats::live_line(r.queue, &cur, &rates, &kernel)
+            );
+            *prev = cur;
+        }
+        last_print = now;
+    }
+    None
+}
+
+fn print_totals(reports: &[WorkerReport], redirect: &RedirectCounters, iface: &str, out: &mut dyn Write) {
+    let _ = writeln!(out, "stopped: XDP program detached from {iface}");
+    let mut total = Counters::default();
+    for r in reports {
+        let c = &r.counters;
+        let reasons = c.drop_summary();
+        let _ = writeln!(
+            out,
+            "queue {} ({} mode): rx {} tx {} dropped {}{}",
+            r.queue,
+            r.mode,
+            c.rx,
+            c.tx,
+            c.dropped(),
+            if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(" [{reasons}]")
+            }
+        );
+        let _ = writeln!(out, "queue {} frames: {}", r.queue, r.census);
+        total.rx += c.rx;
+        total.tx += c.tx;
+        total.bad_descriptors += c.bad_descriptors;
+        for (t, d) in total.drops.iter_mut().zip(c.drops) {
+            *t += d;
+        }
+    }
+    let _ = writeln!(
+        out,
+        "total: rx {} tx {} dropped {}; XDP program: redirected {}, passed to the kernel {}, no socket {}",
+        total.rx,
+        total.tx,
+        total.dropped(),
+        redirect.redirected,
+        redirect.passed,
+        redirect.no_socket
+    );
+}
+
+fn empty_report(queue: u32) -> WorkerReport {
+    WorkerReport {
+        queue,
+        mode: BindMode::Copy,
+        counters: Counters::default(),
+        census: Default::default(),
+    }
+}
+
+/// Pins the calling thread to `cpu`; returns whether it worked.
+fn pin_to_cpu(cpu: usize) -> bool {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu).is_ok() && nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).is_ok()
+}
+
+/// A random 16-bit seed for the IPv4 identification counter (from the std hasher's random keys).
+fn random_u16() -> u16 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    h.finish() as u16
+}
+
+fn join(addrs: &[IpAddr]) -> String {
+    addrs.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// Converts the CLI's XDP mode name.
+pub fn parse_xdp_mode(s: &str) -> Result<XdpMode, String> {
+    match s {
+        "auto" => Ok(XdpMode::Auto),
+        "native" | "drv" => Ok(XdpMode::Native),
+        "skb" | "generic" => Ok(XdpMode::Skb),
+        _ => Err(format!("unknown XDP mode {s:?}: use auto, native or skb")),
+    }
+}

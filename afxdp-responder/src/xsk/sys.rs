@@ -1,0 +1,407 @@
+//! The kernel ABI of AF_XDP (`<linux/if_xdp.h>`) and the few raw system calls around it.
+//!
+//! Every struct handed to the kernel is zeroed first (padding included: newer kernels read
+//! bytes that older headers call padding, e.g. `tx_metadata_len` in `xdp_umem_reg`, and reject
+//! non-zero garbage with `EINVAL`) and its size is asserted at compile time against the
+//! kernel's header.
+//!
+//! Functions here return [`SyscallError`]s that name the call, so an error message says which
+//! step failed ("setsockopt(XDP_UMEM_REG): Cannot allocate memory").
+
+use std::ffi::CString;
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+
+pub use libc::{sockaddr_xdp, xdp_desc, xdp_mmap_offsets, xdp_options, xdp_statistics, xdp_umem_reg};
+
+// Compile-time size checks against <linux/if_xdp.h> (Linux 6.x): if libc ever changes a layout,
+// the build fails here instead of the kernel silently reading the wrong bytes.
+const _: () = assert!(size_of::<sockaddr_xdp>() == 16);
+const _: () = assert!(size_of::<xdp_umem_reg>() == 32);
+const _: () = assert!(size_of::<xdp_mmap_offsets>() == 4 * 32);
+const _: () = assert!(size_of::<xdp_statistics>() == 48);
+const _: () = assert!(size_of::<xdp_options>() == 4);
+const _: () = assert!(size_of::<xdp_desc>() == 16);
+
+/// `SOL_XDP` socket option level.
+pub const SOL_XDP: libc::c_int = libc::SOL_XDP;
+
+/// A failed system call, with the name of the call and the OS error.
+#[derive(Debug, thiserror::Error)]
+#[error("{call}: {source}")]
+pub struct SyscallError {
+    /// The call that failed, e.g. `"setsockopt(XDP_UMEM_REG)"`.
+    pub call: &'static str,
+    /// What the kernel said.
+    #[source]
+    pub source: io::Error,
+}
+
+impl SyscallError {
+    fn last(call: &'static str) -> Self {
+        SyscallError {
+            call,
+            source: io::Error::last_os_error(),
+        }
+    }
+
+    /// The raw `errno`, if any.
+    pub fn errno(&self) -> Option<i32> {
+        self.source.raw_os_error()
+    }
+}
+
+/// Returns a value of `T` with every byte zero.
+///
+/// Only used with the plain-old-data kernel structs re-exported above (integers only).
+fn zeroed_pod<T: Copy>() -> T {
+    // SAFETY: every `T` this module uses is a `#[repr(C)]` struct made only of integer fields,
+    // for which the all-zero bit pattern is a valid value.
+    unsafe { zeroed() }
+}
+
+/// Opens an `AF_XDP` socket (`socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0)`).
+pub fn xdp_socket() -> Result<OwnedFd, SyscallError> {
+    // SAFETY: plain system call with constant arguments; no memory is passed.
+    let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(SyscallError::last("socket(AF_XDP)"));
+    }
+    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn setsockopt<T>(fd: BorrowedFd<'_>, opt: libc::c_int, value: &T, call: &'static str) -> Result<(), SyscallError> {
+    // SAFETY: `value` points to a live, initialized `T` of the size we pass; the kernel only
+    // reads it during the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            SOL_XDP,
+            opt,
+            (value as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(SyscallError::last(call));
+    }
+    Ok(())
+}
+
+fn getsockopt<T: Copy>(fd: BorrowedFd<'_>, opt: libc::c_int, call: &'static str) -> Result<T, SyscallError> {
+    let mut value: T = zeroed_pod();
+    let mut len = size_of::<T>() as libc::socklen_t;
+    // SAFETY: `value` is a writable `T` of `len` bytes; the kernel writes at most `len` bytes
+    // and reports the written length back in `len`.
+    let rc = unsafe { libc::getsockopt(fd.as_raw_fd(), SOL_XDP, opt, (&mut value as *mut T).cast(), &mut len) };
+    if rc != 0 {
+        return Err(SyscallError::last(call));
+    }
+    if len as usize != size_of::<T>() {
+        return Err(SyscallError {
+            call,
+            source: io::Error::other(format!(
+                "kernel returned {len} bytes, expected {} (kernel too old?)",
+                size_of::<T>()
+            )),
+        });
+    }
+    Ok(value)
+}
+
+/// Registers `len` bytes at `addr` as the UMEM of the socket, cut into `chunk_size` frames.
+pub fn register_umem(fd: BorrowedFd<'_>, addr: *mut u8, len: usize, chunk_size: u32) -> Result<(), SyscallError> {
+    let mut reg: xdp_umem_reg = zeroed_pod();
+    reg.addr = addr as u64;
+    reg.len = len as u64;
+    reg.chunk_size = chunk_size;
+    reg.headroom = 0;
+    reg.flags = 0;
+    setsockopt(fd, libc::XDP_UMEM_REG, &reg, "setsockopt(XDP_UMEM_REG)")
+}
+
+/// Which of the four rings a size or an mmap offset is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingKind {
+    /// Fill ring: user space → kernel, free frames to receive into.
+    Fill,
+    /// Completion ring: kernel → user space, frames whose transmission finished.
+    Completion,
+    /// RX ring: kernel → user space, received frames.
+    Rx,
+    /// TX ring: user space → kernel, frames to send.
+    Tx,
+}
+
+impl RingKind {
+    fn sockopt(self) -> (libc::c_int, &'static str) {
+        match self {
+            RingKind::Fill => (libc::XDP_UMEM_FILL_RING, "setsockopt(XDP_UMEM_FILL_RING)"),
+            RingKind::Completion => (libc::XDP_UMEM_COMPLETION_RING, "setsockopt(XDP_UMEM_COMPLETION_RING)"),
+            RingKind::Rx => (libc::XDP_RX_RING, "setsockopt(XDP_RX_RING)"),
+            RingKind::Tx => (libc::XDP_TX_RING, "setsockopt(XDP_TX_RING)"),
+        }
+    }
+
+    /// The `mmap` page offset that selects this ring.
+    fn pgoff(self) -> libc::off_t {
+        match self {
+            RingKind::Fill => libc::XDP_UMEM_PGOFF_FILL_RING as libc::off_t,
+            RingKind::Completion => libc::XDP_UMEM_PGOFF_COMPLETION_RING as libc::off_t,
+            RingKind::Rx => libc::XDP_PGOFF_RX_RING,
+            RingKind::Tx => libc::XDP_PGOFF_TX_RING,
+        }
+    }
+
+    /// This ring's offsets inside its mapping.
+    pub fn offsets(self, off: &xdp_mmap_offsets) -> libc::xdp_ring_offset {
+        match self {
+            RingKind::Fill => off.fr,
+            RingKind::Completion => off.cr,
+            RingKind::Rx => off.rx,
+            RingKind::Tx => off.tx,
+        }
+    }
+}
+
+/// Asks the kernel to create `kind` with `entries` descriptors (a power of two).
+pub fn set_ring_size(fd: BorrowedFd<'_>, kind: RingKind, entries: u32) -> Result<(), SyscallError> {
+    let (opt, call) = kind.sockopt();
+    setsockopt(fd, opt, &entries, call)
+}
+
+/// Reads where the producer, consumer, flags and descriptors live inside each ring mapping.
+pub fn mmap_offsets(fd: BorrowedFd<'_>) -> Result<xdp_mmap_offsets, SyscallError> {
+    getsockopt(fd, libc::XDP_MMAP_OFFSETS, "getsockopt(XDP_MMAP_OFFSETS)")
+}
+
+/// Reads the kernel's per-socket drop counters.
+pub fn statistics(fd: BorrowedFd<'_>) -> Result<xdp_statistics, SyscallError> {
+    getsockopt(fd, libc::XDP_STATISTICS, "getsockopt(XDP_STATISTICS)")
+}
+
+/// Reads `XDP_OPTIONS`: whether the bound socket runs in zero-copy mode.
+pub fn is_zero_copy(fd: BorrowedFd<'_>) -> Result<bool, SyscallError> {
+    let opts: xdp_options = getsockopt(fd, libc::XDP_OPTIONS, "getsockopt(XDP_OPTIONS)")?;
+    Ok(opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0)
+}
+
+/// Binds the socket to one queue of one interface. `flags` are `XDP_COPY`, `XDP_ZEROCOPY`,
+/// `XDP_USE_NEED_WAKEUP`.
+pub fn bind(fd: BorrowedFd<'_>, ifindex: u32, queue_id: u32, flags: u16) -> Result<(), SyscallError> {
+    let mut sa: sockaddr_xdp = zeroed_pod();
+    sa.sxdp_family = libc::AF_XDP as u16;
+    sa.sxdp_flags = flags;
+    sa.sxdp_ifindex = ifindex;
+    sa.sxdp_queue_id = queue_id;
+    // SAFETY: `sa` is a fully initialized sockaddr_xdp and we pass its exact size.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sa as *const sockaddr_xdp).cast(),
+            size_of::<sockaddr_xdp>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(SyscallError::last("bind(AF_XDP)"));
+    }
+    Ok(())
+}
+
+/// Kicks the kernel to transmit what is on the TX ring (`sendto` with no data).
+///
+/// Returns `Ok(())` also for the errors that only mean "try again later" (as xdpsock does):
+/// `ENOBUFS`, `EAGAIN`, `EBUSY`, `ENETDOWN`.
+pub fn kick_tx(fd: BorrowedFd<'_>) -> Result<(), SyscallError> {
+    // SAFETY: a zero-length send with null buffer and address is valid for AF_XDP sockets; the
+    // kernel reads no user memory.
+    let rc = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            std::ptr::null(),
+            0,
+            libc::MSG_DONTWAIT,
+            std::ptr::null(),
+            0,
+        )
+    };
+    if rc >= 0 {
+        return Ok(());
+    }
+    let err = SyscallError::last("sendto(AF_XDP kick)");
+    match err.errno() {
+        Some(libc::ENOBUFS | libc::EAGAIN | libc::EBUSY | libc::ENETDOWN) => Ok(()),
+        _ => Err(err),
+    }
+}
+
+/// Waits up to `timeout_ms` for the socket to become readable (frames on the RX ring). In
+/// need-wakeup mode this call is also what lets the kernel refill from the fill ring.
+/// Returns whether the socket is readable; an interrupted wait counts as "not readable".
+pub fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> Result<bool, SyscallError> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is one valid pollfd and we pass count 1.
+    let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    if rc < 0 {
+        let err = SyscallError::last("poll(AF_XDP)");
+        return if err.errno() == Some(libc::EINTR) {
+            Ok(false)
+        } else {
+            Err(err)
+        };
+    }
+    if pfd.revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
+        return Err(SyscallError {
+            call: "poll(AF_XDP)",
+            source: io::Error::other("socket error (interface gone or down?)"),
+        });
+    }
+    Ok(rc > 0 && pfd.revents & libc::POLLIN != 0)
+}
+
+/// An owned memory mapping, unmapped in `Drop`.
+#[derive(Debug)]
+pub struct Mmap {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: `Mmap` is a plain owned region of memory; moving it to another thread moves the
+// ownership with it. It is not `Sync`: the rings built on it are used by one thread.
+unsafe impl Send for Mmap {}
+
+impl Mmap {
+    /// Anonymous, private, pre-faulted memory for a UMEM (`MAP_POPULATE` so the data path never
+    /// page-faults).
+    pub fn anonymous(len: usize) -> Result<Self, SyscallError> {
+        // SAFETY: a fresh anonymous mapping; no existing memory is touched.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+                0,
+            )
+        };
+        Self::from_raw(ptr, len, "mmap(UMEM)")
+    }
+
+    /// Maps one of the socket's rings (`kind`) of `len` bytes, shared with the kernel.
+    pub fn ring(fd: BorrowedFd<'_>, kind: RingKind, len: usize) -> Result<Self, SyscallError> {
+        // SAFETY: mapping the ring region of our own AF_XDP socket, at the page offset the
+        // kernel defines for it; `len` covers exactly the ring as reported by XDP_MMAP_OFFSETS.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd.as_raw_fd(),
+                kind.pgoff(),
+            )
+        };
+        Self::from_raw(ptr, len, "mmap(AF_XDP ring)")
+    }
+
+    fn from_raw(ptr: *mut libc::c_void, len: usize, call: &'static str) -> Result<Self, SyscallError> {
+        if ptr == libc::MAP_FAILED {
+            return Err(SyscallError::last(call));
+        }
+        let ptr = NonNull::new(ptr.cast()).ok_or_else(|| SyscallError {
+            call,
+            source: io::Error::other("null mapping"),
+        })?;
+        Ok(Mmap { ptr, len })
+    }
+
+    /// Start of the mapping.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// Length of the mapping in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the mapping is empty (never, for mappings made here).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Drop for Mmap {
+    fn drop(&mut self) {
+        // SAFETY: we own this mapping (made by `mmap` with this length) and nothing refers to it
+        // any more: every borrow of it is tied to `&self`/`&mut self`.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+/// The name of the driver behind `ifname` (`ethtool -i`), e.g. `"veth"`, `"ice"`, `"mlx5_core"`.
+pub fn driver_name(ifname: &str) -> Result<String, SyscallError> {
+    const ETHTOOL_GDRVINFO: u32 = 0x0000_0003;
+    // struct ethtool_drvinfo from <linux/ethtool.h>.
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct EthtoolDrvinfo {
+        cmd: u32,
+        driver: [u8; 32],
+        version: [u8; 32],
+        fw_version: [u8; 32],
+        bus_info: [u8; 32],
+        erom_version: [u8; 32],
+        reserved2: [u8; 12],
+        n_priv_flags: u32,
+        n_stats: u32,
+        testinfo_len: u32,
+        eedump_len: u32,
+        regdump_len: u32,
+    }
+    const _: () = assert!(size_of::<EthtoolDrvinfo>() == 196);
+
+    let name = CString::new(ifname).map_err(|_| SyscallError {
+        call: "ioctl(SIOCETHTOOL)",
+        source: io::Error::new(io::ErrorKind::InvalidInput, "interface name contains NUL"),
+    })?;
+    let mut info: EthtoolDrvinfo = zeroed_pod();
+    info.cmd = ETHTOOL_GDRVINFO;
+    let mut ifr: libc::ifreq = zeroed_pod();
+    let bytes = name.as_bytes_with_nul();
+    if bytes.len() > ifr.ifr_name.len() {
+        return Err(SyscallError {
+            call: "ioctl(SIOCETHTOOL)",
+            source: io::Error::new(io::ErrorKind::InvalidInput, "interface name too long"),
+        });
+    }
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    ifr.ifr_ifru.ifru_data = (&mut info as *mut EthtoolDrvinfo).cast();
+    // SAFETY: plain datagram socket used only for the ioctl below.
+    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if sock < 0 {
+        return Err(SyscallError::last("socket(AF_INET)"));
+    }
+    // SAFETY: `sock` is a fresh descriptor we own.
+    let sock = unsafe { OwnedFd::from_raw_fd(sock) };
+    // SAFETY: `ifr` holds a NUL-terminated name and a pointer to `info`, which lives across
+    // the call and is large enough for ETHTOOL_GDRVINFO's answer.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL, &mut ifr) };
+    if rc != 0 {
+        return Err(SyscallError::last("ioctl(SIOCETHTOOL)"));
+    }
+    let end = info.driver.iter().position(|&b| b == 0).unwrap_or(info.driver.len());
+    Ok(String::from_utf8_lossy(&info.driver[..end]).into_owned())
+}
