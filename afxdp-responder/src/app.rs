@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, ModeRequest};
 use crate::iface::{IfaceError, Interface};
-use crate::loader::{LoaderError, RedirectCounters, RedirectProgram, XdpMode};
+use crate::loader::{LoaderError, RedirectCounters, RedirectProgram};
 use crate::respond::{ReplyPolicy, Responder};
 use crate::stats::{self, Counters, KernelStats, Rates, SharedCounters};
 use crate::worker::{Worker, WorkerError, WorkerReport};
@@ -121,7 +121,7 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut dyn Write) -> Result<RunSu
     let driver = xsk::driver_name(&iface.name).unwrap_or_else(|_| "unknown".into());
     let _ = writeln!(
         out,
-        "afxdp-responder: {} (driver {driver}, {attached:?} XDP) answering for {}",
+        "afxdp-responder: {} (driver {driver}, XDP in {attached} mode) answering for {}",
         iface.name,
         join(&addresses)
     );
@@ -403,14 +403,4 @@ fn random_u16() -> u16 {
 
 fn join(addrs: &[IpAddr]) -> String {
     addrs.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(", ")
-}
-
-/// Converts the CLI's XDP mode name.
-pub fn parse_xdp_mode(s: &str) -> Result<XdpMode, String> {
-    match s {
-        "auto" => Ok(XdpMode::Auto),
-        "native" | "drv" => Ok(XdpMode::Native),
-        "skb" | "generic" => Ok(XdpMode::Skb),
-        _ => Err(format!("unknown XDP mode {s:?}: use auto, native or skb")),
-    }
 }

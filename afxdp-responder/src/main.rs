@@ -86,7 +86,7 @@ struct RunArgs {
 
     /// How to attach the XDP program: auto (native if the driver supports it, else skb), native
     /// (driver mode), or skb (generic mode, slower, works everywhere).
-    #[arg(long, default_value = "auto", value_name = "MODE", value_parser = app::parse_xdp_mode)]
+    #[arg(long, default_value = "auto", value_name = "MODE")]
     xdp_mode: XdpMode,
 
     /// Only answer for these addresses (repeatable). Default: every unicast address of the
