@@ -36,6 +36,11 @@ pub const TPID_8021AD: u16 = 0x88a8;
 /// The pre-standard QinQ TPID some switches still use.
 pub const TPID_QINQ_LEGACY: u16 = 0x9100;
 
+/// Length of the Ethernet II header (two MACs and the EtherType).
+pub const HEADER_LEN: usize = field::HEADER_LEN;
+/// Length of a VLAN tag (TPID, TCI): the bytes a tag adds to a frame.
+pub const VLAN_TAG_LEN: usize = field::TAG_LEN;
+
 /// True for the TPIDs that announce a VLAN tag.
 pub const fn is_vlan_tpid(ethertype: u16) -> bool {
     matches!(ethertype, TPID_8021Q | TPID_8021AD | TPID_QINQ_LEGACY)
@@ -63,7 +68,7 @@ mod field {
 
 /// A read/write view of an Ethernet II header at the start of a buffer.
 ///
-/// Contract: [`Frame::new_checked`] accepts buffers of at least [`Frame::HEADER_LEN`] bytes, and
+/// Contract: [`Frame::new_checked`] accepts buffers of at least [`HEADER_LEN`] bytes, and
 /// then no accessor panics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Frame<T: AsRef<[u8]>> {
@@ -71,9 +76,6 @@ pub struct Frame<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Frame<T> {
-    /// Length of the Ethernet II header (two MACs and the EtherType).
-    pub const HEADER_LEN: usize = field::HEADER_LEN;
-
     /// Wraps `buffer` if it holds a whole Ethernet header.
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
         if buffer.as_ref().len() < field::HEADER_LEN {
@@ -132,7 +134,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
 
 /// A read/write view of the 4 bytes of a VLAN tag that follow its TPID.
 ///
-/// Contract: [`VlanTag::new_checked`] accepts buffers of at least [`VlanTag::LEN`] bytes, and then
+/// Contract: [`VlanTag::new_checked`] accepts buffers of at least 4 bytes, and then
 /// no accessor panics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VlanTag<T: AsRef<[u8]>> {
@@ -140,9 +142,6 @@ pub struct VlanTag<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> VlanTag<T> {
-    /// Length of the tag after its TPID (TCI and the inner EtherType).
-    pub const LEN: usize = field::TAG_LEN;
-
     /// Wraps `buffer` if it holds the TCI and the inner EtherType.
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
         if buffer.as_ref().len() < field::TAG_LEN {

@@ -27,6 +27,9 @@ pub const ECHO_REQUEST_V6: u8 = 128;
 /// ICMPv6 echo reply type.
 pub const ECHO_REPLY_V6: u8 = 129;
 
+/// Length of the echo header (type, code, checksum, identifier, sequence).
+pub const HEADER_LEN: usize = field::HEADER_LEN;
+
 mod field {
     use crate::packet::Field;
 
@@ -41,7 +44,7 @@ mod field {
 /// A read/write view of a whole ICMP or ICMPv6 echo message: the buffer is the message, from the
 /// type byte to the last data byte, and nothing after it.
 ///
-/// Contract: [`EchoPacket::new_checked`] accepts buffers of at least [`EchoPacket::HEADER_LEN`]
+/// Contract: [`EchoPacket::new_checked`] accepts buffers of at least [`HEADER_LEN`]
 /// bytes, and then no accessor panics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EchoPacket<T: AsRef<[u8]>> {
@@ -49,9 +52,6 @@ pub struct EchoPacket<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> EchoPacket<T> {
-    /// Length of the echo header (type, code, checksum, identifier, sequence).
-    pub const HEADER_LEN: usize = field::HEADER_LEN;
-
     /// Wraps `buffer` (the whole message) if it holds the 8-byte echo header.
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
         if buffer.as_ref().len() < field::HEADER_LEN {

@@ -28,6 +28,9 @@ use super::{Error, read, read_u16, write_u16};
 /// The IP protocol number of ICMP.
 pub const PROTOCOL_ICMP: u8 = 1;
 
+/// Length of the header without options.
+pub const HEADER_LEN: usize = field::HEADER_LEN;
+
 mod field {
     use crate::packet::Field;
 
@@ -61,9 +64,6 @@ pub struct Packet<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Length of the header without options.
-    pub const HEADER_LEN: usize = field::HEADER_LEN;
-
     /// Wraps `buffer` after checking the lengths (the version is not checked).
     ///
     /// [`Error::Truncated`]: fewer than 20 bytes. [`Error::Length`]: IHL below 5, total length

@@ -37,6 +37,9 @@ pub const fn is_extension_header(next_header: u8) -> bool {
     )
 }
 
+/// Length of the fixed header.
+pub const HEADER_LEN: usize = field::HEADER_LEN;
+
 mod field {
     use crate::packet::Field;
 
@@ -61,9 +64,6 @@ pub struct Packet<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Length of the fixed header.
-    pub const HEADER_LEN: usize = field::HEADER_LEN;
-
     /// Wraps `buffer` after checking the lengths (the version is not checked).
     ///
     /// [`Error::Truncated`]: fewer than 40 bytes. [`Error::Length`]: the payload length reaches
