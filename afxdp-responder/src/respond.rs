@@ -1,11 +1,77 @@
-//! TEMPORARY stub with the agreed API (replaced by the real implementation on merge).
-#![allow(missing_docs)]
+//! The reply policy: turn an echo request frame into its echo reply, in place.
+//!
+//! [`Responder::respond`] is the whole protocol logic of the responder. It is pure (no I/O, no
+//! allocation, no clock), safe, and never panics on any input, so it is tested on byte fixtures,
+//! property-tested against `etherparse`, fuzzed and benchmarked on its own. The worker calls it on
+//! each received frame and sends `frame[..len]` back when the verdict is [`Verdict::Reply`].
+//!
+//! # What the reply looks like
+//!
+//! The reply should be indistinguishable from the one the Linux kernel sends (net/ipv4/icmp.c,
+//! net/ipv6/icmp.c; see the parity table in DESIGN.md):
+//!
+//! * Ethernet: source and destination MAC swapped; a single VLAN tag (802.1Q or 802.1ad, priority
+//!   tags included) is kept as it is.
+//! * IPv4: addresses swapped, TTL from the [`ReplyPolicy`], DF clear, a fresh identification
+//!   (per [`Responder`] counter), TOS copied, header checksum valid.
+//! * IPv6: addresses swapped, hop limit from the [`ReplyPolicy`], traffic class and flow label
+//!   kept.
+//! * ICMP: type 8 → 0 (ICMPv6: 128 → 129); code, identifier, sequence and data unchanged.
+//!   Linux copies the request's code into the reply whatever it is (it copies the whole echo
+//!   header and changes only the type), so a request with a non-zero code is answered too.
+//! * Length: the Ethernet header (and tag) plus the IP packet as its length field says; Ethernet
+//!   trailer padding after the IP packet is not echoed. The reply is never longer than the
+//!   request.
+//!
+//! Anything else is dropped with a [`DropReason`] that says why. Frames the XDP program should
+//! never have redirected (ARP, IP options, fragments, broadcasts…) are among them: the responder
+//! checks for itself instead of trusting its input.
+//!
+//! # Why the request's checksums are verified
+//!
+//! The reply's checksums are *updated* from the request's, not computed anew (see below). An update
+//! carries any error along: a request corrupted on the way in would produce a reply whose checksum
+//! is wrong by exactly the same amount, and the corrupted data would be echoed back as if it were
+//! what the sender sent. The kernel drops such requests (IcmpInCsumErrors), and so do we: the
+//! ICMP checksum is verified over the whole message (for ICMPv6 with the pseudo-header of addresses,
+//! length and next header), and the IPv4 header checksum over the header. This sum over the
+//! payload is the only part of the work that grows with the packet size.
+//!
+//! # Updating the checksums (RFC 1624)
+//!
+//! A few 16-bit words change between request and reply. For each, the checksum `HC` becomes
+//! `HC' = ~(~HC + ~m + m')` in one's-complement arithmetic, where `m` is the old word and `m'` the
+//! new one ([`checksum::update`]). Swapping the source and destination addresses needs no update
+//! at all: the sum does not depend on the order of its words, and both addresses stay in the
+//! summed data (for ICMPv6 in the pseudo-header). So an IPv4 reply updates the header checksum for
+//! three words (identification, flags/fragment offset, TTL/protocol) and the ICMP checksum for one
+//! (type/code); an ICMPv6 reply updates the ICMPv6 checksum for type/code only.
+//!
+//! # Order of the checks
+//!
+//! The checks run in the order of the [`DropReason`] variants, and the first one that fails names
+//! the drop. Nothing in the frame is written before every check has passed: a dropped frame is
+//! left exactly as it came.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::packet::checksum::{self, Sum};
+use crate::packet::ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6, Frame, VlanTag};
+use crate::packet::icmp::{self, EchoPacket};
+use crate::packet::{self, ipv4, ipv6};
+
+/// Host parameters the reply takes from the host (Linux: `net.ipv4.ip_default_ttl`, the
+/// interface's IPv6 `hop_limit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplyPolicy {
+    /// TTL of IPv4 replies.
     pub ipv4_ttl: u8,
+    /// Hop limit of IPv6 replies.
     pub ipv6_hop_limit: u8,
 }
+
 impl Default for ReplyPolicy {
+    /// Linux's defaults: TTL 64 and hop limit 64.
     fn default() -> Self {
         ReplyPolicy {
             ipv4_ttl: 64,
@@ -13,42 +79,983 @@ impl Default for ReplyPolicy {
         }
     }
 }
+
+/// Per-worker responder state (the IPv4 identification generator). One per worker thread.
 #[derive(Debug)]
 pub struct Responder {
     policy: ReplyPolicy,
+    /// The identification the next IPv4 reply gets.
+    next_ipv4_ident: u16,
 }
-impl Responder {
-    pub fn new(policy: ReplyPolicy, _seed: u16) -> Self {
-        Responder { policy }
-    }
-    pub fn policy(&self) -> ReplyPolicy {
-        self.policy
-    }
-    pub fn respond(&mut self, _frame: &mut [u8]) -> Verdict {
-        Verdict::Drop(DropReason::Truncated)
-    }
-}
+
+/// What to do with a received frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    Reply { len: usize },
+    /// Send `frame[..len]` back (len <= frame.len(); trailer padding after the IP packet is cut).
+    Reply {
+        /// Length of the reply, from the start of the frame.
+        len: usize,
+    },
+    /// Do not answer; the frame was left unchanged.
     Drop(DropReason),
 }
+
+/// Why a frame was not answered. The variants are listed in the order the checks run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum DropReason {
+    /// The frame ends before a header the reply needs is complete: Ethernet (14 bytes), a VLAN tag,
+    /// the first byte of the IP header, the IPv4 (20) or IPv6 (40) fixed header, or the 8-byte
+    /// echo header inside the IP packet.
     Truncated,
+    /// More than one VLAN tag (QinQ); one 802.1Q or 802.1ad tag, VLAN 0 included, is answered.
+    Vlan,
+    /// The EtherType (after one VLAN tag) is neither IPv4 nor IPv6: ARP, LLDP, …
+    NotIp,
+    /// The IP version field contradicts the EtherType (not 4 under 0x0800, not 6 under 0x86dd).
+    IpVersion,
+    /// The IP length fields are inconsistent: IPv4 IHL below 5, total length below the header
+    /// length or beyond the end of the frame; IPv6 payload length beyond the end of the frame.
+    IpLength,
+    /// The IPv4 header checksum is wrong (the kernel drops these too).
+    IpChecksum,
+    /// A MAC or IP address is not a unicast one: a group (multicast, broadcast) source or
+    /// destination MAC; an IPv4 source or destination in 0.0.0.0/8, 127.0.0.0/8, 224.0.0.0/4 or
+    /// 255.255.255.255; an IPv6 source or destination that is unspecified (::), loopback (::1),
+    /// multicast (ff00::/8) or IPv4-mapped (::ffff:0:0/96). The kernel applies its own rules to
+    /// these (broadcast echo, martians); the responder never answers them.
+    NotUnicast,
+    /// IPv4 options (IHL > 5) or an IPv6 extension header other than a fragment header: the
+    /// kernel handles these.
+    IpOptions,
+    /// An IPv4 fragment (more-fragments set or a non-zero offset) or an IPv6 fragment header:
+    /// only the kernel can reassemble.
+    Fragment,
+    /// The IP payload is not ICMP (IPv4) or ICMPv6 (IPv6).
+    NotIcmp,
+    /// An ICMP message other than an echo request (type 8, ICMPv6 type 128). Any code is answered,
+    /// as Linux does.
+    NotEchoRequest,
+    /// The ICMP or ICMPv6 checksum of the request is wrong (Linux: `IcmpInCsumErrors`).
     IcmpChecksum,
 }
+
 impl DropReason {
-    pub const ALL: [DropReason; 2] = [DropReason::Truncated, DropReason::IcmpChecksum];
-    pub const COUNT: usize = 2;
-    pub fn as_str(self) -> &'static str {
+    /// Every reason, in the order of the checks (and of [`DropReason::index`]).
+    pub const ALL: [DropReason; 12] = [
+        DropReason::Truncated,
+        DropReason::Vlan,
+        DropReason::NotIp,
+        DropReason::IpVersion,
+        DropReason::IpLength,
+        DropReason::IpChecksum,
+        DropReason::NotUnicast,
+        DropReason::IpOptions,
+        DropReason::Fragment,
+        DropReason::NotIcmp,
+        DropReason::NotEchoRequest,
+        DropReason::IcmpChecksum,
+    ];
+
+    /// The number of reasons: the size of a per-reason counter array.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// A short kebab-case label for statistics, e.g. `"icmp-checksum"`.
+    pub const fn as_str(self) -> &'static str {
         match self {
             DropReason::Truncated => "truncated",
+            DropReason::Vlan => "vlan",
+            DropReason::NotIp => "not-ip",
+            DropReason::IpVersion => "ip-version",
+            DropReason::IpLength => "ip-length",
+            DropReason::IpChecksum => "ip-checksum",
+            DropReason::NotUnicast => "not-unicast",
+            DropReason::IpOptions => "ip-options",
+            DropReason::Fragment => "fragment",
+            DropReason::NotIcmp => "not-icmp",
+            DropReason::NotEchoRequest => "not-echo-request",
             DropReason::IcmpChecksum => "icmp-checksum",
         }
     }
-    pub fn index(self) -> usize {
+
+    /// The position of this reason in [`DropReason::ALL`]: an index into a counter array.
+    pub const fn index(self) -> usize {
         self as usize
+    }
+}
+
+impl core::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A view refused the IP header: too short for the fixed part, or bad length fields.
+fn ip_error(error: packet::Error) -> DropReason {
+    match error {
+        packet::Error::Truncated => DropReason::Truncated,
+        packet::Error::Length => DropReason::IpLength,
+    }
+}
+
+/// True for an IPv4 address a reply may come from or go to (see [`DropReason::NotUnicast`]).
+fn is_unicast_ipv4(addr: Ipv4Addr) -> bool {
+    !(addr.octets()[0] == 0 || addr.is_loopback() || addr.is_multicast() || addr.is_broadcast())
+}
+
+/// True for an IPv6 address a reply may come from or go to (see [`DropReason::NotUnicast`]).
+fn is_unicast_ipv6(addr: Ipv6Addr) -> bool {
+    !(addr.is_unspecified()
+        || addr.is_loopback()
+        || addr.is_multicast()
+        || addr.to_ipv4_mapped().is_some())
+}
+
+/// The IP version a frame carries, as found by [`parse_link`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ip {
+    V4,
+    V6,
+}
+
+/// What the link layer of a request says.
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    /// Bytes before the IP header: 14, or 18 with a VLAN tag.
+    header_len: usize,
+    ip: Ip,
+    /// Both MAC addresses are unicast.
+    unicast: bool,
+}
+
+/// Reads the Ethernet header and at most one VLAN tag, and checks that an IP header of the
+/// announced version starts after them.
+fn parse_link(frame: &[u8]) -> Result<Link, DropReason> {
+    let eth = Frame::new_checked(frame).map_err(|_| DropReason::Truncated)?;
+    let unicast =
+        ethernet::is_unicast_mac(&eth.src_addr()) && ethernet::is_unicast_mac(&eth.dst_addr());
+    let mut header_len = ethernet::HEADER_LEN;
+    let mut ethertype = eth.ethertype();
+    if ethernet::is_vlan_tpid(ethertype) {
+        let tag = VlanTag::new_checked(eth.payload()).map_err(|_| DropReason::Truncated)?;
+        ethertype = tag.ethertype();
+        header_len += ethernet::VLAN_TAG_LEN;
+        if ethernet::is_vlan_tpid(ethertype) {
+            return Err(DropReason::Vlan);
+        }
+    }
+    let version = frame.get(header_len).map(|first| first >> 4);
+    let ip = match (ethertype, version) {
+        (ETHERTYPE_IPV4, Some(4)) => Ip::V4,
+        (ETHERTYPE_IPV6, Some(6)) => Ip::V6,
+        (ETHERTYPE_IPV4 | ETHERTYPE_IPV6, Some(_)) => return Err(DropReason::IpVersion),
+        (ETHERTYPE_IPV4 | ETHERTYPE_IPV6, None) => return Err(DropReason::Truncated),
+        _ => return Err(DropReason::NotIp),
+    };
+    Ok(Link {
+        header_len,
+        ip,
+        unicast,
+    })
+}
+
+impl Responder {
+    /// A responder that replies with `policy`, numbering IPv4 replies from `ip_id_seed`.
+    ///
+    /// Give each worker a different seed (e.g. random, or random plus the queue id), so that two
+    /// workers answering the same client do not issue the same identification sequence.
+    pub fn new(policy: ReplyPolicy, ip_id_seed: u16) -> Self {
+        Responder {
+            policy,
+            next_ipv4_ident: ip_id_seed,
+        }
+    }
+
+    /// The host parameters this responder replies with.
+    pub fn policy(&self) -> ReplyPolicy {
+        self.policy
+    }
+
+    /// Rewrites an echo request frame into its reply in place.
+    ///
+    /// On [`Verdict::Reply`], `frame[..len]` is the reply, ready to send back on the interface the
+    /// request came from. On [`Verdict::Drop`], the frame is unchanged. Never panics, never writes
+    /// outside `frame`, never needs more room than the request had.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use afxdp_responder::packet::{icmp, ipv4};
+    /// use afxdp_responder::respond::{ReplyPolicy, Responder, Verdict};
+    ///
+    /// // An echo request from 198.18.0.2 to 198.18.0.1 (identifier 0x1234, sequence 1, no data).
+    /// #[rustfmt::skip]
+    /// let mut frame = [
+    ///     0x02, 0, 0, 0, 0, 0x01,  0x02, 0, 0, 0, 0, 0x02,  0x08, 0x00, // to us, from the client, IPv4
+    ///     0x45, 0, 0, 28,  0, 1, 0x40, 0,  57, 1, 0, 0,                  // DF, TTL 57, ICMP, checksum below
+    ///     198, 18, 0, 2,  198, 18, 0, 1,                                 // source, destination
+    ///     8, 0, 0, 0,  0x12, 0x34, 0, 1,                                 // echo request, checksum below
+    /// ];
+    /// let mut ip = ipv4::Packet::new_checked(&mut frame[14..]).unwrap();
+    /// ip.fill_checksum();
+    /// icmp::EchoPacket::new_checked(ip.payload_mut()).unwrap().fill_checksum_v4();
+    ///
+    /// let mut responder = Responder::new(ReplyPolicy::default(), 0x8000);
+    /// assert_eq!(responder.respond(&mut frame), Verdict::Reply { len: 42 });
+    ///
+    /// assert_eq!(frame[..6], [0x02, 0, 0, 0, 0, 0x02]); // back to the client's MAC
+    /// let ip = ipv4::Packet::new_checked(&frame[14..]).unwrap();
+    /// assert_eq!(ip.dst_addr(), std::net::Ipv4Addr::new(198, 18, 0, 2));
+    /// assert_eq!((ip.ttl(), ip.dont_frag(), ip.ident()), (64, false, 0x8000));
+    /// assert!(ip.verify_checksum());
+    /// let reply = icmp::EchoPacket::new_checked(ip.payload()).unwrap();
+    /// assert_eq!((reply.msg_type(), reply.identifier(), reply.sequence()), (0, 0x1234, 1));
+    /// assert!(reply.verify_checksum_v4());
+    /// ```
+    pub fn respond(&mut self, frame: &mut [u8]) -> Verdict {
+        match self.reply(frame) {
+            Ok(len) => Verdict::Reply { len },
+            Err(reason) => Verdict::Drop(reason),
+        }
+    }
+
+    /// [`Responder::respond`] with `?`: the reply length, or why there is none.
+    fn reply(&mut self, frame: &mut [u8]) -> Result<usize, DropReason> {
+        let link = parse_link(frame)?;
+        let (link_header, packet) = frame.split_at_mut(link.header_len);
+        let mut eth = Frame::new_checked(link_header).map_err(|_| DropReason::Truncated)?;
+        let ip_len = match link.ip {
+            Ip::V4 => self.reply_ipv4(packet, link.unicast)?,
+            Ip::V6 => self.reply_ipv6(packet, link.unicast)?,
+        };
+        // The IP layer has been rewritten: the verdict is Reply, nothing can fail any more.
+        let (src, dst) = (eth.src_addr(), eth.dst_addr());
+        eth.set_src_addr(dst);
+        eth.set_dst_addr(src);
+        Ok(link.header_len + ip_len)
+    }
+
+    /// Checks an IPv4 echo request and rewrites it into the reply; returns the IP packet length.
+    fn reply_ipv4(&mut self, packet: &mut [u8], macs_unicast: bool) -> Result<usize, DropReason> {
+        let mut ip = ipv4::Packet::new_checked(packet).map_err(ip_error)?;
+        if !ip.verify_checksum() {
+            return Err(DropReason::IpChecksum);
+        }
+        if !(macs_unicast && is_unicast_ipv4(ip.src_addr()) && is_unicast_ipv4(ip.dst_addr())) {
+            return Err(DropReason::NotUnicast);
+        }
+        if ip.header_len() != ipv4::HEADER_LEN {
+            return Err(DropReason::IpOptions);
+        }
+        if ip.is_fragment() {
+            return Err(DropReason::Fragment);
+        }
+        if ip.protocol() != ipv4::PROTOCOL_ICMP {
+            return Err(DropReason::NotIcmp);
+        }
+
+        let mut echo =
+            EchoPacket::new_checked(ip.payload_mut()).map_err(|_| DropReason::Truncated)?;
+        if echo.msg_type() != icmp::ECHO_REQUEST_V4 {
+            return Err(DropReason::NotEchoRequest);
+        }
+        if !echo.verify_checksum_v4() {
+            return Err(DropReason::IcmpChecksum);
+        }
+
+        // Every check passed: rewrite. ICMP first: type 8 -> 0, the code stays.
+        let reply_word = u16::from_be_bytes([icmp::ECHO_REPLY_V4, echo.code()]);
+        let mut echo_checksum =
+            checksum::update(echo.checksum(), echo.type_code_word(), reply_word);
+        echo.set_msg_type(icmp::ECHO_REPLY_V4);
+        if echo_checksum == 0x0000 && is_all_zero(&echo) {
+            // The one message eqn. 3 gets wrong: all zeros sums to +0, whose checksum is 0xffff
+            // (see `checksum::update`). Reached by identifier 0, sequence 0, all-zero data.
+            echo_checksum = 0xffff;
+        }
+        echo.set_checksum(echo_checksum);
+
+        // Then the IP header, updating its checksum word by word as the fields change.
+        let mut header_checksum = ip.checksum();
+        let ident = self.next_ipv4_ident(ip.ident());
+        header_checksum = checksum::update(header_checksum, ip.ident(), ident);
+        ip.set_ident(ident);
+        // Not a fragment (checked above), so clearing DF leaves the whole word zero.
+        header_checksum = checksum::update(header_checksum, ip.flags_frag_word(), 0);
+        ip.set_flags_frag_word(0);
+        let ttl_protocol = u16::from_be_bytes([self.policy.ipv4_ttl, ipv4::PROTOCOL_ICMP]);
+        header_checksum = checksum::update(header_checksum, ip.ttl_protocol_word(), ttl_protocol);
+        ip.set_ttl(self.policy.ipv4_ttl);
+        ip.set_checksum(header_checksum);
+        // Swapping the addresses leaves the checksum as it is (the same words, in another order).
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        ip.set_src_addr(dst);
+        ip.set_dst_addr(src);
+        Ok(usize::from(ip.total_len()))
+    }
+
+    /// Checks an IPv6 echo request and rewrites it into the reply; returns the IP packet length.
+    fn reply_ipv6(&mut self, packet: &mut [u8], macs_unicast: bool) -> Result<usize, DropReason> {
+        let mut ip = ipv6::Packet::new_checked(packet).map_err(ip_error)?;
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        if !(macs_unicast && is_unicast_ipv6(src) && is_unicast_ipv6(dst)) {
+            return Err(DropReason::NotUnicast);
+        }
+        match ip.next_header() {
+            ipv6::NEXT_HEADER_ICMPV6 => {}
+            ipv6::NEXT_HEADER_FRAGMENT => return Err(DropReason::Fragment),
+            other if ipv6::is_extension_header(other) => return Err(DropReason::IpOptions),
+            _ => return Err(DropReason::NotIcmp),
+        }
+        let pseudo_header: Sum = ip.pseudo_header_sum();
+        let ip_len = ipv6::HEADER_LEN + usize::from(ip.payload_len());
+
+        let mut echo =
+            EchoPacket::new_checked(ip.payload_mut()).map_err(|_| DropReason::Truncated)?;
+        if echo.msg_type() != icmp::ECHO_REQUEST_V6 {
+            return Err(DropReason::NotEchoRequest);
+        }
+        if !echo.verify_checksum_v6(pseudo_header) {
+            return Err(DropReason::IcmpChecksum);
+        }
+
+        // Every check passed: rewrite. The pseudo-header's sum does not change (same addresses,
+        // swapped; same length and next header), so only the type word needs an update. The
+        // message is never all zeros here: the pseudo-header's next header (58) is in the sum.
+        let reply_word = u16::from_be_bytes([icmp::ECHO_REPLY_V6, echo.code()]);
+        let echo_checksum = checksum::update(echo.checksum(), echo.type_code_word(), reply_word);
+        echo.set_msg_type(icmp::ECHO_REPLY_V6);
+        echo.set_checksum(echo_checksum);
+
+        ip.set_src_addr(dst);
+        ip.set_dst_addr(src);
+        ip.set_hop_limit(self.policy.ipv6_hop_limit);
+        Ok(ip_len)
+    }
+
+    /// The identification of the next IPv4 reply: a counter, stepping over the request's own
+    /// identification so that a reply never carries it (which makes "fresh" testable).
+    fn next_ipv4_ident(&mut self, request_ident: u16) -> u16 {
+        let mut ident = self.next_ipv4_ident;
+        if ident == request_ident {
+            ident = ident.wrapping_add(1);
+        }
+        self.next_ipv4_ident = ident.wrapping_add(1);
+        ident
+    }
+}
+
+/// True when an ICMP message is all zeros apart from its checksum field.
+fn is_all_zero<T: AsRef<[u8]>>(echo: &EchoPacket<T>) -> bool {
+    echo.type_code_word() == 0
+        && echo.identifier() == 0
+        && echo.sequence() == 0
+        && echo.data().iter().all(|&byte| byte == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::fixtures::{ECHO_REPLY_V4, ECHO_REPLY_V6, ECHO_REQUEST_V4, ECHO_REQUEST_V6};
+    use std::collections::HashSet;
+
+    /// The IPv4 identification seed the fixture replies were made with.
+    const SEED: u16 = 0x8001;
+    /// Where the IP header starts in an untagged frame.
+    const L3: usize = 14;
+
+    /// Runs `frame` through a fresh responder, and checks that a dropped frame was left unchanged.
+    fn run(frame: &mut [u8]) -> Verdict {
+        let before = frame.to_vec();
+        let verdict = Responder::new(ReplyPolicy::default(), SEED).respond(frame);
+        if let Verdict::Drop(reason) = verdict {
+            assert_eq!(frame, &before[..], "dropped ({reason}) but modified");
+        }
+        verdict
+    }
+
+    /// A copy of an untagged fixture frame changed by `edit`.
+    fn edited(fixture: &[u8], edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        let mut frame = fixture.to_vec();
+        edit(&mut frame);
+        frame
+    }
+
+    /// `frame` with a VLAN tag inserted after the MAC addresses.
+    fn with_tag(frame: &[u8], tpid: u16, tci: u16) -> Vec<u8> {
+        let mut tagged = frame[..12].to_vec();
+        tagged.extend_from_slice(&tpid.to_be_bytes());
+        tagged.extend_from_slice(&tci.to_be_bytes());
+        tagged.extend_from_slice(&frame[12..]);
+        tagged
+    }
+
+    /// Recomputes the IPv4 header checksum of an untagged frame from scratch (raw bytes, so it
+    /// also works when a test broke the length fields on purpose).
+    fn fix_ipv4_header(frame: &mut [u8]) {
+        let header_len = usize::from(frame[L3] & 0x0f) * 4;
+        frame[L3 + 10..L3 + 12].fill(0);
+        let sum = checksum::checksum(&frame[L3..L3 + header_len]);
+        frame[L3 + 10..L3 + 12].copy_from_slice(&sum.to_be_bytes());
+    }
+
+    /// Recomputes the ICMP checksum of an untagged IPv4 frame from scratch.
+    fn fix_icmpv4(frame: &mut [u8]) {
+        let mut ip = ipv4::Packet::new_checked(&mut frame[L3..]).unwrap();
+        EchoPacket::new_checked(ip.payload_mut())
+            .unwrap()
+            .fill_checksum_v4();
+    }
+
+    /// Recomputes the ICMPv6 checksum of an untagged IPv6 frame from scratch.
+    fn fix_icmpv6(frame: &mut [u8]) {
+        let mut ip = ipv6::Packet::new_checked(&mut frame[L3..]).unwrap();
+        let pseudo_header = ip.pseudo_header_sum();
+        EchoPacket::new_checked(ip.payload_mut())
+            .unwrap()
+            .fill_checksum_v6(pseudo_header);
+    }
+
+    #[test]
+    fn ipv4_request_gives_the_exact_reply() {
+        let mut frame = ECHO_REQUEST_V4;
+        assert_eq!(run(&mut frame), Verdict::Reply { len: 98 });
+        assert_eq!(frame, ECHO_REPLY_V4);
+    }
+
+    #[test]
+    fn ipv6_request_gives_the_exact_reply() {
+        let mut frame = ECHO_REQUEST_V6;
+        assert_eq!(run(&mut frame), Verdict::Reply { len: 118 });
+        assert_eq!(frame, ECHO_REPLY_V6);
+    }
+
+    #[test]
+    fn ipv4_reply_field_by_field() {
+        let mut frame = ECHO_REQUEST_V4;
+        run(&mut frame);
+        let eth = Frame::new_checked(&frame[..]).unwrap();
+        assert_eq!(eth.dst_addr(), ECHO_REQUEST_V4[6..12]);
+        assert_eq!(eth.src_addr(), ECHO_REQUEST_V4[0..6]);
+        let ip = ipv4::Packet::new_checked(&frame[L3..]).unwrap();
+        assert_eq!(ip.src_addr(), Ipv4Addr::new(198, 18, 0, 1));
+        assert_eq!(ip.dst_addr(), Ipv4Addr::new(198, 18, 0, 2));
+        assert_eq!(ip.ttl(), 64, "host TTL, not the request's 61");
+        assert!(!ip.dont_frag());
+        assert_eq!(ip.ident(), SEED);
+        assert_eq!(ip.tos(), 0xb8, "TOS copied");
+        assert_eq!(ip.total_len(), 84);
+        assert!(ip.verify_checksum());
+        let echo = EchoPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!((echo.msg_type(), echo.code()), (icmp::ECHO_REPLY_V4, 0));
+        assert_eq!((echo.identifier(), echo.sequence()), (0x04d2, 1));
+        assert_eq!(echo.data(), &ECHO_REQUEST_V4[42..]);
+        assert!(echo.verify_checksum_v4());
+    }
+
+    #[test]
+    fn ipv6_reply_field_by_field() {
+        let mut frame = ECHO_REQUEST_V6;
+        run(&mut frame);
+        let ip = ipv6::Packet::new_checked(&frame[L3..]).unwrap();
+        assert_eq!(
+            ip.src_addr(),
+            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)
+        );
+        assert_eq!(
+            ip.dst_addr(),
+            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2)
+        );
+        assert_eq!(ip.hop_limit(), 64, "host hop limit, not the request's 57");
+        assert_eq!((ip.traffic_class(), ip.flow_label()), (0x28, 0x9b3e1));
+        let echo = EchoPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!((echo.msg_type(), echo.code()), (icmp::ECHO_REPLY_V6, 0));
+        assert_eq!((echo.identifier(), echo.sequence()), (0x1c2b, 7));
+        assert!(echo.verify_checksum_v6(ip.pseudo_header_sum()));
+    }
+
+    #[test]
+    fn policy_sets_ttl_and_hop_limit() {
+        let policy = ReplyPolicy {
+            ipv4_ttl: 255,
+            ipv6_hop_limit: 1,
+        };
+        let mut responder = Responder::new(policy, 7);
+        assert_eq!(responder.policy(), policy);
+
+        let mut frame = ECHO_REQUEST_V4;
+        assert_eq!(responder.respond(&mut frame), Verdict::Reply { len: 98 });
+        let ip = ipv4::Packet::new_checked(&frame[L3..]).unwrap();
+        assert_eq!(ip.ttl(), 255);
+        assert!(ip.verify_checksum());
+
+        let mut frame = ECHO_REQUEST_V6;
+        assert_eq!(responder.respond(&mut frame), Verdict::Reply { len: 118 });
+        assert_eq!(
+            ipv6::Packet::new_checked(&frame[L3..]).unwrap().hop_limit(),
+            1
+        );
+    }
+
+    #[test]
+    fn identification_counts_up_and_skips_the_requests() {
+        // The request's identification is 0x3c1d.
+        let mut responder = Responder::new(ReplyPolicy::default(), 0x3c1c);
+        let mut idents = Vec::new();
+        for _ in 0..3 {
+            let mut frame = ECHO_REQUEST_V4;
+            assert!(matches!(
+                responder.respond(&mut frame),
+                Verdict::Reply { .. }
+            ));
+            let ip = ipv4::Packet::new_checked(&frame[L3..]).unwrap();
+            assert!(ip.verify_checksum());
+            idents.push(ip.ident());
+        }
+        assert_eq!(idents, [0x3c1c, 0x3c1e, 0x3c1f]);
+
+        // And it wraps around.
+        let mut responder = Responder::new(ReplyPolicy::default(), 0xffff);
+        let mut idents = Vec::new();
+        for _ in 0..2 {
+            let mut frame = ECHO_REQUEST_V4;
+            responder.respond(&mut frame);
+            idents.push(ipv4::Packet::new_checked(&frame[L3..]).unwrap().ident());
+        }
+        assert_eq!(idents, [0xffff, 0x0000]);
+    }
+
+    /// A minimal IPv4 request (no data) padded to Ethernet's 60-byte minimum.
+    fn padded_ipv4_request() -> Vec<u8> {
+        let mut frame = ECHO_REQUEST_V4[..42].to_vec();
+        frame[L3 + 2..L3 + 4].copy_from_slice(&28u16.to_be_bytes());
+        fix_ipv4_header(&mut frame);
+        frame.resize(60, 0xee);
+        fix_icmpv4(&mut frame);
+        frame
+    }
+
+    #[test]
+    fn trailer_padding_is_not_echoed() {
+        let mut frame = padded_ipv4_request();
+        assert_eq!(run(&mut frame), Verdict::Reply { len: 42 });
+        assert_eq!(
+            frame[42..],
+            [0xee; 18],
+            "the padding is neither sent nor touched"
+        );
+        let ip = ipv4::Packet::new_checked(&frame[L3..42]).unwrap();
+        assert!(ip.verify_checksum());
+        assert!(
+            EchoPacket::new_checked(ip.payload())
+                .unwrap()
+                .verify_checksum_v4()
+        );
+
+        let mut frame = ECHO_REQUEST_V6.to_vec();
+        frame.extend_from_slice(&[0xee; 5]);
+        assert_eq!(run(&mut frame), Verdict::Reply { len: 118 });
+        assert_eq!(frame[..118], ECHO_REPLY_V6);
+    }
+
+    #[test]
+    fn one_vlan_tag_is_kept() {
+        let tags = [
+            (ethernet::TPID_8021Q, 5 << 13 | 100), // VLAN 100, priority 5
+            (ethernet::TPID_8021Q, 3 << 13),       // priority tag (VLAN 0)
+            (ethernet::TPID_8021AD, 7),            // a single service tag
+        ];
+        for (tpid, tci) in tags {
+            for (request, reply) in [
+                (&ECHO_REQUEST_V4[..], &ECHO_REPLY_V4[..]),
+                (&ECHO_REQUEST_V6[..], &ECHO_REPLY_V6[..]),
+            ] {
+                let mut frame = with_tag(request, tpid, tci);
+                let len = frame.len();
+                assert_eq!(
+                    run(&mut frame),
+                    Verdict::Reply { len },
+                    "{tpid:#x} {tci:#x}"
+                );
+                assert_eq!(frame, with_tag(reply, tpid, tci));
+            }
+        }
+    }
+
+    #[test]
+    fn any_echo_code_is_answered_and_copied() {
+        let mut frame = edited(&ECHO_REQUEST_V4, |f| {
+            f[L3 + 21] = 3;
+            fix_icmpv4(f);
+        });
+        assert_eq!(run(&mut frame), Verdict::Reply { len: 98 });
+        let ip = ipv4::Packet::new_checked(&frame[L3..]).unwrap();
+        let echo = EchoPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!((echo.msg_type(), echo.code()), (icmp::ECHO_REPLY_V4, 3));
+        assert!(echo.verify_checksum_v4());
+
+        let mut frame = edited(&ECHO_REQUEST_V6, |f| {
+            f[L3 + 41] = 0xff;
+            fix_icmpv6(f);
+        });
+        assert_eq!(run(&mut frame), Verdict::Reply { len: 118 });
+        let ip = ipv6::Packet::new_checked(&frame[L3..]).unwrap();
+        let echo = EchoPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!((echo.msg_type(), echo.code()), (icmp::ECHO_REPLY_V6, 0xff));
+        assert!(echo.verify_checksum_v6(ip.pseudo_header_sum()));
+    }
+
+    #[test]
+    fn an_all_zero_reply_gets_checksum_ffff() {
+        // Identifier 0, sequence 0, 16 zero bytes of data: the reply message is all zeros.
+        let mut frame = ECHO_REQUEST_V4[..58].to_vec();
+        frame[L3 + 2..L3 + 4].copy_from_slice(&44u16.to_be_bytes());
+        frame[L3 + 24..].fill(0);
+        fix_ipv4_header(&mut frame);
+        fix_icmpv4(&mut frame);
+        assert_eq!(frame[L3 + 22..L3 + 24], [0xf7, 0xff]);
+
+        assert_eq!(run(&mut frame), Verdict::Reply { len: 58 });
+        let ip = ipv4::Packet::new_checked(&frame[L3..]).unwrap();
+        let echo = EchoPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!(
+            echo.checksum(),
+            0xffff,
+            "what a recomputation gives, and receivers accept"
+        );
+        assert!(echo.verify_checksum_v4());
+    }
+
+    /// One crafted frame for each way a frame can fail, IPv4 and IPv6 where both apply.
+    fn drop_cases() -> Vec<(&'static str, Vec<u8>, DropReason)> {
+        use DropReason::*;
+        let v4 = |edit: fn(&mut Vec<u8>)| edited(&ECHO_REQUEST_V4, edit);
+        let v6 = |edit: fn(&mut Vec<u8>)| edited(&ECHO_REQUEST_V6, edit);
+        let tagged = with_tag(&ECHO_REQUEST_V4, ethernet::TPID_8021Q, 100);
+        vec![
+            ("empty frame", Vec::new(), Truncated),
+            (
+                "cut in the Ethernet header",
+                ECHO_REQUEST_V4[..13].to_vec(),
+                Truncated,
+            ),
+            ("cut in the VLAN tag", tagged[..17].to_vec(), Truncated),
+            (
+                "nothing after the Ethernet header",
+                ECHO_REQUEST_V4[..14].to_vec(),
+                Truncated,
+            ),
+            (
+                "cut in the IPv4 header",
+                ECHO_REQUEST_V4[..33].to_vec(),
+                Truncated,
+            ),
+            (
+                "cut in the IPv6 header",
+                ECHO_REQUEST_V6[..53].to_vec(),
+                Truncated,
+            ),
+            (
+                "IPv4 packet too short for the echo header",
+                v4(|f| {
+                    f.truncate(L3 + 24);
+                    f[L3 + 2..L3 + 4].copy_from_slice(&24u16.to_be_bytes());
+                    fix_ipv4_header(f);
+                }),
+                Truncated,
+            ),
+            (
+                "IPv6 payload too short for the echo header",
+                v6(|f| {
+                    f.truncate(L3 + 47);
+                    f[L3 + 4..L3 + 6].copy_from_slice(&7u16.to_be_bytes());
+                }),
+                Truncated,
+            ),
+            ("QinQ", with_tag(&tagged, ethernet::TPID_8021AD, 7), Vlan),
+            (
+                "legacy QinQ TPID inside a tag",
+                with_tag(
+                    &with_tag(&ECHO_REQUEST_V4, 0x9100, 1),
+                    ethernet::TPID_8021Q,
+                    2,
+                ),
+                Vlan,
+            ),
+            (
+                "ARP",
+                v4(|f| f[12..14].copy_from_slice(&[0x08, 0x06])),
+                NotIp,
+            ),
+            (
+                "LLDP",
+                v6(|f| f[12..14].copy_from_slice(&[0x88, 0xcc])),
+                NotIp,
+            ),
+            (
+                "ARP in a VLAN",
+                edited(&tagged, |f| f[16..18].copy_from_slice(&[0x08, 0x06])),
+                NotIp,
+            ),
+            (
+                "IPv6 under the IPv4 EtherType",
+                v6(|f| f[12..14].copy_from_slice(&[0x08, 0x00])),
+                IpVersion,
+            ),
+            (
+                "IPv4 under the IPv6 EtherType",
+                v4(|f| f[12..14].copy_from_slice(&[0x86, 0xdd])),
+                IpVersion,
+            ),
+            ("IPv4 version 5", v4(|f| f[L3] = 0x55), IpVersion),
+            (
+                "IPv4 total length beyond the frame",
+                v4(|f| {
+                    f[L3 + 3] = 85;
+                    fix_ipv4_header(f);
+                }),
+                IpLength,
+            ),
+            (
+                "IPv4 IHL below 5",
+                v4(|f| {
+                    f[L3] = 0x44;
+                    fix_ipv4_header(f);
+                }),
+                IpLength,
+            ),
+            (
+                "IPv4 total length below the header",
+                v4(|f| {
+                    f[L3 + 3] = 19;
+                    fix_ipv4_header(f);
+                }),
+                IpLength,
+            ),
+            (
+                "IPv6 payload length beyond the frame",
+                v6(|f| f[L3 + 5] = 65),
+                IpLength,
+            ),
+            (
+                "IPv4 TTL changed in transit",
+                v4(|f| f[L3 + 8] -= 1),
+                IpChecksum,
+            ),
+            (
+                "IPv4 header checksum off by one",
+                v4(|f| f[L3 + 11] ^= 1),
+                IpChecksum,
+            ),
+            (
+                "broadcast destination MAC",
+                v4(|f| f[..6].fill(0xff)),
+                NotUnicast,
+            ),
+            (
+                "multicast source MAC",
+                v6(|f| f[6..12].copy_from_slice(&[0x33, 0x33, 0, 0, 0, 1])),
+                NotUnicast,
+            ),
+            (
+                "IPv4 limited broadcast destination",
+                v4(|f| {
+                    f[L3 + 16..L3 + 20].fill(0xff);
+                    fix_ipv4_header(f);
+                }),
+                NotUnicast,
+            ),
+            (
+                "IPv4 multicast destination",
+                v4(|f| {
+                    f[L3 + 16..L3 + 20].copy_from_slice(&[224, 0, 0, 1]);
+                    fix_ipv4_header(f);
+                }),
+                NotUnicast,
+            ),
+            (
+                "IPv4 loopback source",
+                v4(|f| {
+                    f[L3 + 12..L3 + 16].copy_from_slice(&[127, 0, 0, 1]);
+                    fix_ipv4_header(f);
+                }),
+                NotUnicast,
+            ),
+            (
+                "IPv4 unspecified source",
+                v4(|f| {
+                    f[L3 + 12..L3 + 16].fill(0);
+                    fix_ipv4_header(f);
+                }),
+                NotUnicast,
+            ),
+            (
+                "IPv6 all-nodes destination",
+                v6(|f| {
+                    f[L3 + 24..L3 + 40]
+                        .copy_from_slice(&Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1).octets())
+                }),
+                NotUnicast,
+            ),
+            (
+                "IPv6 unspecified source",
+                v6(|f| f[L3 + 8..L3 + 24].fill(0)),
+                NotUnicast,
+            ),
+            (
+                "IPv6 loopback source",
+                v6(|f| f[L3 + 8..L3 + 24].copy_from_slice(&Ipv6Addr::LOCALHOST.octets())),
+                NotUnicast,
+            ),
+            (
+                "IPv4-mapped IPv6 source",
+                v6(|f| {
+                    let mapped = Ipv4Addr::new(198, 18, 0, 2).to_ipv6_mapped();
+                    f[L3 + 8..L3 + 24].copy_from_slice(&mapped.octets());
+                }),
+                NotUnicast,
+            ),
+            (
+                "IPv4 options",
+                v4(|f| {
+                    // IHL 6: four option bytes (three NOPs and an end of list) before the ICMP.
+                    f.splice(L3 + 20..L3 + 20, [1, 1, 1, 0]);
+                    f[L3] = 0x46;
+                    f[L3 + 3] += 4;
+                    fix_ipv4_header(f);
+                }),
+                IpOptions,
+            ),
+            ("IPv6 hop-by-hop options", v6(|f| f[L3 + 6] = 0), IpOptions),
+            (
+                "IPv6 destination options",
+                v6(|f| f[L3 + 6] = 60),
+                IpOptions,
+            ),
+            (
+                "IPv4 first fragment",
+                v4(|f| {
+                    f[L3 + 6] = 0x20; // MF
+                    fix_ipv4_header(f);
+                }),
+                Fragment,
+            ),
+            (
+                "IPv4 last fragment",
+                v4(|f| {
+                    f[L3 + 6..L3 + 8].copy_from_slice(&185u16.to_be_bytes()); // offset 1480
+                    fix_ipv4_header(f);
+                }),
+                Fragment,
+            ),
+            ("IPv6 fragment header", v6(|f| f[L3 + 6] = 44), Fragment),
+            (
+                "IPv4 UDP",
+                v4(|f| {
+                    f[L3 + 9] = 17;
+                    fix_ipv4_header(f);
+                }),
+                NotIcmp,
+            ),
+            ("IPv6 UDP", v6(|f| f[L3 + 6] = 17), NotIcmp),
+            ("IPv6 no next header", v6(|f| f[L3 + 6] = 59), NotIcmp),
+            (
+                "ICMP echo reply",
+                v4(|f| {
+                    f[L3 + 20] = icmp::ECHO_REPLY_V4;
+                    fix_icmpv4(f);
+                }),
+                NotEchoRequest,
+            ),
+            (
+                "ICMP timestamp request",
+                v4(|f| {
+                    f[L3 + 20] = 13;
+                    fix_icmpv4(f);
+                }),
+                NotEchoRequest,
+            ),
+            (
+                "ICMPv6 echo reply",
+                v6(|f| {
+                    f[L3 + 40] = icmp::ECHO_REPLY_V6;
+                    fix_icmpv6(f);
+                }),
+                NotEchoRequest,
+            ),
+            (
+                "ICMPv6 neighbour solicitation",
+                v6(|f| {
+                    f[L3 + 40] = 135;
+                    fix_icmpv6(f);
+                }),
+                NotEchoRequest,
+            ),
+            (
+                "ICMP data changed in transit",
+                v4(|f| f[97] ^= 0x40),
+                IcmpChecksum,
+            ),
+            (
+                "ICMP checksum off by one",
+                v4(|f| f[L3 + 23] ^= 1),
+                IcmpChecksum,
+            ),
+            (
+                "ICMPv6 data changed in transit",
+                v6(|f| f[117] ^= 0x01),
+                IcmpChecksum,
+            ),
+            (
+                "IPv6 source changed (pseudo-header)",
+                v6(|f| f[L3 + 23] = 3),
+                IcmpChecksum,
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_drop_reason_is_reached_and_leaves_the_frame_alone() {
+        let mut reached = HashSet::new();
+        for (name, mut frame, expected) in drop_cases() {
+            assert_eq!(run(&mut frame), Verdict::Drop(expected), "{name}");
+            reached.insert(expected);
+        }
+        for reason in DropReason::ALL {
+            assert!(reached.contains(&reason), "no test frame reaches {reason}");
+        }
+    }
+
+    #[test]
+    fn every_cut_of_a_request_is_dropped() {
+        for request in [&ECHO_REQUEST_V4[..], &ECHO_REQUEST_V6[..]] {
+            for len in 0..request.len() {
+                let mut frame = request[..len].to_vec();
+                let verdict = run(&mut frame);
+                assert!(
+                    matches!(
+                        verdict,
+                        Verdict::Drop(DropReason::Truncated | DropReason::IpLength)
+                    ),
+                    "{len}: {verdict:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn drop_reason_table_is_consistent() {
+        assert_eq!(DropReason::COUNT, DropReason::ALL.len());
+        let mut labels = HashSet::new();
+        for (i, reason) in DropReason::ALL.into_iter().enumerate() {
+            assert_eq!(reason.index(), i);
+            let label = reason.as_str();
+            assert!(labels.insert(label), "duplicate label {label}");
+            assert!(
+                label.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+                "{label} is not kebab-case"
+            );
+            assert_eq!(reason.to_string(), label);
+        }
     }
 }
