@@ -5,14 +5,16 @@
 //! ```text
 //! ip netns add R; ip netns add C
 //! # in both: no DAD, no router solicitations, no RA: IPv6 is quiet and usable at once
-//! echo 0 > /proc/sys/net/ipv6/conf/{all,default}/{accept_dad,router_solicitations,accept_ra}
+//! echo 0 > /proc/sys/net/ipv6/conf/{all,default}/{accept_dad,dad_transmits,router_solicitations,accept_ra}
 //! ip link add r address 02:af:00:00:00:01 numrxqueues 2 numtxqueues 2 netns R \
 //!    type veth peer name c address 02:af:00:00:00:02 numrxqueues 2 numtxqueues 2 netns C
 //! ip -n R addr add 198.18.0.1/24 dev r; ip -n R addr add 2001:db8:0:1::1/64 dev r nodad
 //! ip -n C addr add 198.18.0.2/24 dev c; ip -n C addr add 2001:db8:0:1::2/64 dev c nodad
 //! ip -n R neigh replace 198.18.0.2 lladdr 02:af:00:00:00:02 dev r nud permanent   # and v6, and C
 //! ip netns exec R ethtool -K r gro on tso off       # per-queue RX counters, see rx_queue_packets
+//! echo 1 > /proc/sys/net/ipv6/conf/r/mldv2_unsolicited_report_interval   # (and mldv1_): MLD ends fast
 //! ip -n R link set lo up; ip -n R link set r up     # and C
+//! # then wait until neither end has sent ICMP/ICMPv6 for 100 ms (the MLD reports are over)
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -26,7 +28,7 @@ use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
 use super::exec::{netns_exec, run_ok, tool};
-use super::{LabError, require_root};
+use super::{LabError, Nstat, require_root};
 
 /// Which end of a [`NetnsPair`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -171,6 +173,12 @@ pub fn mac_string(mac: [u8; 6]) -> String {
     mac.map(|b| format!("{b:02x}")).join(":")
 }
 
+/// How long both ends must stay silent before [`NetnsPair::create`] returns.
+const QUIET: Duration = Duration::from_millis(100);
+
+/// The longest [`NetnsPair::create`] waits for IPv6 start-up chatter to end.
+const SETTLE_MAX: Duration = Duration::from_secs(3);
+
 /// Distinguishes the pairs of one process; with the pid it makes every name unique on the machine.
 static NEXT_PAIR: AtomicU32 = AtomicU32::new(0);
 
@@ -227,6 +235,7 @@ impl NetnsPair {
         for side in [Side::Responder, Side::Client] {
             pair.wait_carrier(side, Duration::from_secs(3))?;
         }
+        pair.settle()?;
         Ok(pair)
     }
 
@@ -444,6 +453,22 @@ impl NetnsPair {
             Side::Responder => Side::Client,
             Side::Client => Side::Responder,
         };
+        // MLD reports for the new addresses' groups cannot be turned off; squeeze their repeats from
+        // up to 1 s (10 s for MLDv1) apart into a few ms, so `settle` sees them end quickly. This
+        // knob is not inherited from `default`: set it on the device.
+        let writes: Vec<(String, String)> = [
+            "mldv1_unsolicited_report_interval",
+            "mldv2_unsolicited_report_interval",
+        ]
+        .iter()
+        .map(|knob| {
+            (
+                format!("/proc/sys/net/ipv6/conf/{dev}/{knob}"),
+                "1".to_string(),
+            )
+        })
+        .collect();
+        self.write_files(side, "shortening the MLD report interval", &writes)?;
         let v4 = format!("{}/{}", self.ipv4(side), self.cfg.v4_prefix);
         let v6 = format!("{}/{}", self.ipv6(side), self.cfg.v6_prefix);
         self.ip_cmd(
@@ -510,6 +535,31 @@ impl NetnsPair {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Waits until neither end has sent an ICMP or ICMPv6 message for [`QUIET`]: after link-up the
+    /// kernel announces the new addresses' multicast groups (MLD reports, a few ms apart thanks to
+    /// the interval set in `configure`), and a test counting frames per queue must not see them.
+    /// Gives up silently after [`SETTLE_MAX`]: the lab works, it is only noisier.
+    fn settle(&self) -> Result<(), LabError> {
+        let started = Instant::now();
+        let mut last = None;
+        let mut quiet_since = Instant::now();
+        while started.elapsed() < SETTLE_MAX {
+            let mut sent = 0;
+            for side in [Side::Responder, Side::Client] {
+                let stat = Nstat::read(self, side)?;
+                sent += stat.counter("Icmp6OutMsgs")? + stat.counter("IcmpOutMsgs")?;
+            }
+            if last != Some(sent) {
+                last = Some(sent);
+                quiet_since = Instant::now();
+            } else if sent > 0 && quiet_since.elapsed() >= QUIET {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
     }
 
     /// Kills whatever still runs inside `ns` (a leaked responder or tcpdump would keep it alive).
