@@ -303,10 +303,11 @@ impl Background {
     /// Sends SIGINT (a clean stop: tcpdump flushes, a responder detaches), waits up to `grace`, then
     /// kills; returns everything it printed.
     pub fn stop(mut self, grace: Duration) -> Result<Finished, LabError> {
-        if self.is_running() {
-            let pid = Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(i32::MAX));
+        if self.is_running()
+            && let Ok(pid) = i32::try_from(self.child.id())
+        {
             // The child is ours and not yet reaped, so the pid cannot have been reused.
-            let _ = signal::kill(pid, Signal::SIGINT);
+            let _ = signal::kill(Pid::from_raw(pid), Signal::SIGINT);
         }
         let status = match wait_until(&mut self.child, Instant::now() + grace)? {
             Some(status) => status,

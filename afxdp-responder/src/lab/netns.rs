@@ -8,11 +8,11 @@
 //! echo 0 > /proc/sys/net/ipv6/conf/{all,default}/{accept_dad,dad_transmits,router_solicitations,accept_ra}
 //! ip link add r address 02:af:00:00:00:01 numrxqueues 2 numtxqueues 2 netns R \
 //!    type veth peer name c address 02:af:00:00:00:02 numrxqueues 2 numtxqueues 2 netns C
+//! echo 1 > /proc/sys/net/ipv6/conf/r/mldv2_unsolicited_report_interval   # (and mldv1_): MLD ends fast
 //! ip -n R addr add 198.18.0.1/24 dev r; ip -n R addr add 2001:db8:0:1::1/64 dev r nodad
 //! ip -n C addr add 198.18.0.2/24 dev c; ip -n C addr add 2001:db8:0:1::2/64 dev c nodad
 //! ip -n R neigh replace 198.18.0.2 lladdr 02:af:00:00:00:02 dev r nud permanent   # and v6, and C
 //! ip netns exec R ethtool -K r gro on tso off       # per-queue RX counters, see rx_queue_packets
-//! echo 1 > /proc/sys/net/ipv6/conf/r/mldv2_unsolicited_report_interval   # (and mldv1_): MLD ends fast
 //! ip -n R link set lo up; ip -n R link set r up     # and C
 //! # then wait until neither end has sent ICMP/ICMPv6 for 100 ms (the MLD reports are over)
 //! ```
@@ -37,6 +37,16 @@ pub enum Side {
     Responder,
     /// The namespace where `ping`, `tcpdump` and `nstat` run.
     Client,
+}
+
+impl Side {
+    /// The other end.
+    pub fn peer(self) -> Side {
+        match self {
+            Side::Responder => Side::Client,
+            Side::Client => Side::Responder,
+        }
+    }
 }
 
 /// IP version of an address or a client.
@@ -449,10 +459,7 @@ impl NetnsPair {
 
     fn configure(&self, side: Side) -> Result<(), LabError> {
         let (ns, dev) = (self.ns(side), self.ifname(side));
-        let other = match side {
-            Side::Responder => Side::Client,
-            Side::Client => Side::Responder,
-        };
+        let other = side.peer();
         // MLD reports for the new addresses' groups cannot be turned off; squeeze their repeats from
         // up to 1 s (10 s for MLDv1) apart into a few ms, so `settle` sees them end quickly. This
         // knob is not inherited from `default`: set it on the device.

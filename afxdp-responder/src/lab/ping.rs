@@ -311,11 +311,9 @@ pub fn ping_command(pair: &NetnsPair, spec: &PingSpec) -> Result<Command, LabErr
         Some(cpu) => pair.command_pinned(spec.from, cpu, &ping)?,
         None => pair.command_in(spec.from, &ping),
     };
-    let to = match spec.from {
-        Side::Client => Side::Responder,
-        Side::Responder => Side::Client,
-    };
-    let target = spec.target.unwrap_or_else(|| pair.addr(to, spec.family));
+    let target = spec
+        .target
+        .unwrap_or_else(|| pair.addr(spec.from.peer(), spec.family));
     cmd.arg(match spec.family {
         Family::V4 => "-4",
         Family::V6 => "-6",
