@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The two set-up commands of the README:
+#   ./run.sh demo [ARGS...]   install what is missing, build, run the network-namespace demo
+#   ./run.sh test             install what is missing, then formatting, lints and every test
+# Both need root: the lab creates network namespaces and attaches XDP programs.
+set -euo pipefail
+
+cd "$(dirname "$(readlink -f "$0")")"
+
+# Debian/Ubuntu packages: the BPF toolchain for build.rs, and the tools the lab drives.
+PACKAGES=(clang llvm libbpf-dev iproute2 iputils-ping tcpdump ethtool)
+
+usage() {
+    cat <<'EOF'
+usage: ./run.sh COMMAND [ARGS...]
+
+  demo [ARGS...]  build in release mode and run `afxdp-responder lab demo ARGS...`: a responder in
+                  one network namespace, clients in another (198.18.0.0/15, 2001:db8::/32 only)
+  test            cargo fmt --check, cargo clippy -D warnings, then all tests (unit tests in parallel,
+                  namespace integration tests one at a time)
+  help            this text
+
+Both demo and test need root and install missing packages with apt-get:
+  clang llvm libbpf-dev iproute2 iputils-ping tcpdump ethtool
+EOF
+}
+
+die() {
+    echo "run.sh: $*" >&2
+    exit 1
+}
+
+need_root() { # $1: "the demo needs" / "the tests need", $2: the subcommand to repeat with sudo
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "$1 root (network namespaces, XDP): run sudo ./run.sh $2" >&2
+        exit 1
+    fi
+}
+
+install_packages() {
+    local missing=() pkg
+    if command -v dpkg >/dev/null; then
+        for pkg in "${PACKAGES[@]}"; do
+            dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+        done
+    else
+        # Not Debian: check the commands and the one header instead, and say what to install.
+        local cmd
+        for cmd in clang ip ping tcpdump ethtool; do
+            command -v "$cmd" >/dev/null || missing+=("$cmd")
+        done
+        [ -e /usr/include/bpf/bpf_helpers.h ] || missing+=("libbpf headers")
+        [ ${#missing[@]} -eq 0 ] || die "missing: ${missing[*]}; install them with your package manager"
+        return 0
+    fi
+    [ ${#missing[@]} -eq 0 ] && return 0
+    command -v apt-get >/dev/null || die "missing packages: ${missing[*]} (and no apt-get to install them)"
+    echo "run.sh: installing ${missing[*]}" >&2
+    apt-get update -qq || die "apt-get update failed: check the network or the apt sources"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
+        die "could not install ${missing[*]} with apt-get"
+}
+
+need_cargo() {
+    if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
+        PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs)"
+}
+
+need_rust_components() {
+    local missing=()
+    cargo fmt --version >/dev/null 2>&1 || missing+=(rustfmt)
+    cargo clippy --version >/dev/null 2>&1 || missing+=(clippy)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    command -v rustup >/dev/null || die "${missing[*]} missing and no rustup to install them"
+    echo "run.sh: installing ${missing[*]} with rustup" >&2
+    rustup component add "${missing[@]}" ||
+        die "rustup could not install ${missing[*]} (offline?): run rustup component add ${missing[*]}"
+}
+
+cmd_demo() {
+    need_root "the demo needs" demo
+    install_packages
+    need_cargo
+    cargo build --release --locked
+    exec "${CARGO_TARGET_DIR:-target}/release/afxdp-responder" lab demo "$@"
+}
+
+cmd_test() {
+    need_root "the tests need" test
+    install_packages
+    need_cargo
+    need_rust_components
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+    # Pure tests (unit, benches in test mode) share nothing with the kernel: run them in parallel.
+    cargo test --workspace --locked --lib --bins --examples --benches
+    cargo test --workspace --locked --doc
+    # Integration tests build namespaces, attach XDP and pin threads to the 2 CPUs: one at a time, so
+    # timing-sensitive ones do not compete. Cargo's usual summary closes the run.
+    cargo test --workspace --locked --test '*' -- --test-threads=1
+}
+
+case "${1:-help}" in
+demo)
+    shift
+    cmd_demo "$@"
+    ;;
+test)
+    shift
+    [ $# -eq 0 ] || die "test takes no arguments"
+    cmd_test
+    ;;
+help | -h | --help)
+    usage
+    ;;
+*)
+    usage >&2
+    exit 2
+    ;;
+esac
