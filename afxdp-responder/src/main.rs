@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use afxdp_responder::app;
 use afxdp_responder::config::{self, Config, IdList, ModeRequest};
+use afxdp_responder::lab;
 use afxdp_responder::loader::XdpMode;
 use afxdp_responder::xsk::XskConfig;
 use clap::{Args, Parser, Subcommand};
@@ -60,7 +61,7 @@ enum Command {
 enum LabCommand {
     /// Runs the responder in one namespace and real `ping` from the other, prints what happened,
     /// and removes everything it created.
-    Demo,
+    Demo(lab::demo::DemoArgs),
 }
 
 #[derive(Debug, Args)]
@@ -222,8 +223,11 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Lab {
-            command: LabCommand::Demo,
-        }) => fail("lab demo: not yet"),
+            command: LabCommand::Demo(args),
+        }) => match lab::demo::run(&args) {
+            Ok(code) => code,
+            Err(e) => fail(one_line(&e)),
+        },
         None => run_responder(cli.run),
     }
 }

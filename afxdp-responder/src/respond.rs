@@ -205,10 +205,7 @@ fn is_unicast_ipv4(addr: Ipv4Addr) -> bool {
 
 /// True for an IPv6 address a reply may come from or go to (see [`DropReason::NotUnicast`]).
 fn is_unicast_ipv6(addr: Ipv6Addr) -> bool {
-    !(addr.is_unspecified()
-        || addr.is_loopback()
-        || addr.is_multicast()
-        || addr.to_ipv4_mapped().is_some())
+    !(addr.is_unspecified() || addr.is_loopback() || addr.is_multicast() || addr.to_ipv4_mapped().is_some())
 }
 
 /// The IP version a frame carries, as found by [`parse_link`].
@@ -232,8 +229,7 @@ struct Link {
 /// announced version starts after them.
 fn parse_link(frame: &[u8]) -> Result<Link, DropReason> {
     let eth = Frame::new_checked(frame).map_err(|_| DropReason::Truncated)?;
-    let unicast =
-        ethernet::is_unicast_mac(&eth.src_addr()) && ethernet::is_unicast_mac(&eth.dst_addr());
+    let unicast = ethernet::is_unicast_mac(&eth.src_addr()) && ethernet::is_unicast_mac(&eth.dst_addr());
     let mut header_len = ethernet::HEADER_LEN;
     let mut ethertype = eth.ethertype();
     if ethernet::is_vlan_tpid(ethertype) {
@@ -354,8 +350,7 @@ impl Responder {
             return Err(DropReason::NotIcmp);
         }
 
-        let mut echo =
-            EchoPacket::new_checked(ip.payload_mut()).map_err(|_| DropReason::Truncated)?;
+        let mut echo = EchoPacket::new_checked(ip.payload_mut()).map_err(|_| DropReason::Truncated)?;
         if echo.msg_type() != icmp::ECHO_REQUEST_V4 {
             return Err(DropReason::NotEchoRequest);
         }
@@ -365,8 +360,7 @@ impl Responder {
 
         // Every check passed: rewrite. ICMP first: type 8 -> 0, the code stays.
         let reply_word = u16::from_be_bytes([icmp::ECHO_REPLY_V4, echo.code()]);
-        let mut echo_checksum =
-            checksum::update(echo.checksum(), echo.type_code_word(), reply_word);
+        let mut echo_checksum = checksum::update(echo.checksum(), echo.type_code_word(), reply_word);
         echo.set_msg_type(icmp::ECHO_REPLY_V4);
         if echo_checksum == 0x0000 && is_all_zero(&echo) {
             // The one message eqn. 3 gets wrong: all zeros sums to +0, whose checksum is 0xffff
@@ -410,8 +404,7 @@ impl Responder {
         let pseudo_header: Sum = ip.pseudo_header_sum();
         let ip_len = ipv6::HEADER_LEN + usize::from(ip.payload_len());
 
-        let mut echo =
-            EchoPacket::new_checked(ip.payload_mut()).map_err(|_| DropReason::Truncated)?;
+        let mut echo = EchoPacket::new_checked(ip.payload_mut()).map_err(|_| DropReason::Truncated)?;
         if echo.msg_type() != icmp::ECHO_REQUEST_V6 {
             return Err(DropReason::NotEchoRequest);
         }
@@ -502,9 +495,7 @@ mod tests {
     /// Recomputes the ICMP checksum of an untagged IPv4 frame from scratch.
     fn fix_icmpv4(frame: &mut [u8]) {
         let mut ip = ipv4::Packet::new_checked(&mut frame[L3..]).unwrap();
-        EchoPacket::new_checked(ip.payload_mut())
-            .unwrap()
-            .fill_checksum_v4();
+        EchoPacket::new_checked(ip.payload_mut()).unwrap().fill_checksum_v4();
     }
 
     /// Recomputes the ICMPv6 checksum of an untagged IPv6 frame from scratch.
@@ -558,14 +549,8 @@ mod tests {
         let mut frame = ECHO_REQUEST_V6;
         run(&mut frame);
         let ip = ipv6::Packet::new_checked(&frame[L3..]).unwrap();
-        assert_eq!(
-            ip.src_addr(),
-            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)
-        );
-        assert_eq!(
-            ip.dst_addr(),
-            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2)
-        );
+        assert_eq!(ip.src_addr(), Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
+        assert_eq!(ip.dst_addr(), Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2));
         assert_eq!(ip.hop_limit(), 64, "host hop limit, not the request's 57");
         assert_eq!((ip.traffic_class(), ip.flow_label()), (0x28, 0x9b3e1));
         let echo = EchoPacket::new_checked(ip.payload()).unwrap();
@@ -591,10 +576,7 @@ mod tests {
 
         let mut frame = ECHO_REQUEST_V6;
         assert_eq!(responder.respond(&mut frame), Verdict::Reply { len: 118 });
-        assert_eq!(
-            ipv6::Packet::new_checked(&frame[L3..]).unwrap().hop_limit(),
-            1
-        );
+        assert_eq!(ipv6::Packet::new_checked(&frame[L3..]).unwrap().hop_limit(), 1);
     }
 
     #[test]
@@ -604,10 +586,7 @@ mod tests {
         let mut idents = Vec::new();
         for _ in 0..3 {
             let mut frame = ECHO_REQUEST_V4;
-            assert!(matches!(
-                responder.respond(&mut frame),
-                Verdict::Reply { .. }
-            ));
+            assert!(matches!(responder.respond(&mut frame), Verdict::Reply { .. }));
             let ip = ipv4::Packet::new_checked(&frame[L3..]).unwrap();
             assert!(ip.verify_checksum());
             idents.push(ip.ident());
@@ -639,18 +618,10 @@ mod tests {
     fn trailer_padding_is_not_echoed() {
         let mut frame = padded_ipv4_request();
         assert_eq!(run(&mut frame), Verdict::Reply { len: 42 });
-        assert_eq!(
-            frame[42..],
-            [0xee; 18],
-            "the padding is neither sent nor touched"
-        );
+        assert_eq!(frame[42..], [0xee; 18], "the padding is neither sent nor touched");
         let ip = ipv4::Packet::new_checked(&frame[L3..42]).unwrap();
         assert!(ip.verify_checksum());
-        assert!(
-            EchoPacket::new_checked(ip.payload())
-                .unwrap()
-                .verify_checksum_v4()
-        );
+        assert!(EchoPacket::new_checked(ip.payload()).unwrap().verify_checksum_v4());
 
         let mut frame = ECHO_REQUEST_V6.to_vec();
         frame.extend_from_slice(&[0xee; 5]);
@@ -672,11 +643,7 @@ mod tests {
             ] {
                 let mut frame = with_tag(request, tpid, tci);
                 let len = frame.len();
-                assert_eq!(
-                    run(&mut frame),
-                    Verdict::Reply { len },
-                    "{tpid:#x} {tci:#x}"
-                );
+                assert_eq!(run(&mut frame), Verdict::Reply { len }, "{tpid:#x} {tci:#x}");
                 assert_eq!(frame, with_tag(reply, tpid, tci));
             }
         }
@@ -734,27 +701,15 @@ mod tests {
         let tagged = with_tag(&ECHO_REQUEST_V4, ethernet::TPID_8021Q, 100);
         vec![
             ("empty frame", Vec::new(), Truncated),
-            (
-                "cut in the Ethernet header",
-                ECHO_REQUEST_V4[..13].to_vec(),
-                Truncated,
-            ),
+            ("cut in the Ethernet header", ECHO_REQUEST_V4[..13].to_vec(), Truncated),
             ("cut in the VLAN tag", tagged[..17].to_vec(), Truncated),
             (
                 "nothing after the Ethernet header",
                 ECHO_REQUEST_V4[..14].to_vec(),
                 Truncated,
             ),
-            (
-                "cut in the IPv4 header",
-                ECHO_REQUEST_V4[..33].to_vec(),
-                Truncated,
-            ),
-            (
-                "cut in the IPv6 header",
-                ECHO_REQUEST_V6[..53].to_vec(),
-                Truncated,
-            ),
+            ("cut in the IPv4 header", ECHO_REQUEST_V4[..33].to_vec(), Truncated),
+            ("cut in the IPv6 header", ECHO_REQUEST_V6[..53].to_vec(), Truncated),
             (
                 "IPv4 packet too short for the echo header",
                 v4(|f| {
@@ -775,23 +730,11 @@ mod tests {
             ("QinQ", with_tag(&tagged, ethernet::TPID_8021AD, 7), Vlan),
             (
                 "legacy QinQ TPID inside a tag",
-                with_tag(
-                    &with_tag(&ECHO_REQUEST_V4, 0x9100, 1),
-                    ethernet::TPID_8021Q,
-                    2,
-                ),
+                with_tag(&with_tag(&ECHO_REQUEST_V4, 0x9100, 1), ethernet::TPID_8021Q, 2),
                 Vlan,
             ),
-            (
-                "ARP",
-                v4(|f| f[12..14].copy_from_slice(&[0x08, 0x06])),
-                NotIp,
-            ),
-            (
-                "LLDP",
-                v6(|f| f[12..14].copy_from_slice(&[0x88, 0xcc])),
-                NotIp,
-            ),
+            ("ARP", v4(|f| f[12..14].copy_from_slice(&[0x08, 0x06])), NotIp),
+            ("LLDP", v6(|f| f[12..14].copy_from_slice(&[0x88, 0xcc])), NotIp),
             (
                 "ARP in a VLAN",
                 edited(&tagged, |f| f[16..18].copy_from_slice(&[0x08, 0x06])),
@@ -832,26 +775,10 @@ mod tests {
                 }),
                 IpLength,
             ),
-            (
-                "IPv6 payload length beyond the frame",
-                v6(|f| f[L3 + 5] = 65),
-                IpLength,
-            ),
-            (
-                "IPv4 TTL changed in transit",
-                v4(|f| f[L3 + 8] -= 1),
-                IpChecksum,
-            ),
-            (
-                "IPv4 header checksum off by one",
-                v4(|f| f[L3 + 11] ^= 1),
-                IpChecksum,
-            ),
-            (
-                "broadcast destination MAC",
-                v4(|f| f[..6].fill(0xff)),
-                NotUnicast,
-            ),
+            ("IPv6 payload length beyond the frame", v6(|f| f[L3 + 5] = 65), IpLength),
+            ("IPv4 TTL changed in transit", v4(|f| f[L3 + 8] -= 1), IpChecksum),
+            ("IPv4 header checksum off by one", v4(|f| f[L3 + 11] ^= 1), IpChecksum),
+            ("broadcast destination MAC", v4(|f| f[..6].fill(0xff)), NotUnicast),
             (
                 "multicast source MAC",
                 v6(|f| f[6..12].copy_from_slice(&[0x33, 0x33, 0, 0, 0, 1])),
@@ -891,10 +818,7 @@ mod tests {
             ),
             (
                 "IPv6 all-nodes destination",
-                v6(|f| {
-                    f[L3 + 24..L3 + 40]
-                        .copy_from_slice(&Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1).octets())
-                }),
+                v6(|f| f[L3 + 24..L3 + 40].copy_from_slice(&Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1).octets())),
                 NotUnicast,
             ),
             (
@@ -927,11 +851,7 @@ mod tests {
                 IpOptions,
             ),
             ("IPv6 hop-by-hop options", v6(|f| f[L3 + 6] = 0), IpOptions),
-            (
-                "IPv6 destination options",
-                v6(|f| f[L3 + 6] = 60),
-                IpOptions,
-            ),
+            ("IPv6 destination options", v6(|f| f[L3 + 6] = 60), IpOptions),
             (
                 "IPv4 first fragment",
                 v4(|f| {
@@ -991,21 +911,9 @@ mod tests {
                 }),
                 NotEchoRequest,
             ),
-            (
-                "ICMP data changed in transit",
-                v4(|f| f[97] ^= 0x40),
-                IcmpChecksum,
-            ),
-            (
-                "ICMP checksum off by one",
-                v4(|f| f[L3 + 23] ^= 1),
-                IcmpChecksum,
-            ),
-            (
-                "ICMPv6 data changed in transit",
-                v6(|f| f[117] ^= 0x01),
-                IcmpChecksum,
-            ),
+            ("ICMP data changed in transit", v4(|f| f[97] ^= 0x40), IcmpChecksum),
+            ("ICMP checksum off by one", v4(|f| f[L3 + 23] ^= 1), IcmpChecksum),
+            ("ICMPv6 data changed in transit", v6(|f| f[117] ^= 0x01), IcmpChecksum),
             (
                 "IPv6 source changed (pseudo-header)",
                 v6(|f| f[L3 + 23] = 3),
@@ -1033,10 +941,7 @@ mod tests {
                 let mut frame = request[..len].to_vec();
                 let verdict = run(&mut frame);
                 assert!(
-                    matches!(
-                        verdict,
-                        Verdict::Drop(DropReason::Truncated | DropReason::IpLength)
-                    ),
+                    matches!(verdict, Verdict::Drop(DropReason::Truncated | DropReason::IpLength)),
                     "{len}: {verdict:?}"
                 );
             }

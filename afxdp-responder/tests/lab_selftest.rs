@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use afxdp_responder::lab::{
-    Background, Capture, Family, LabConfig, LabError, NetnsPair, Nstat, PingSpec, Side,
-    allowed_cpus, ping, require_root,
+    Background, Capture, Family, LabConfig, LabError, NetnsPair, Nstat, PingSpec, Side, allowed_cpus, ping,
+    require_root,
 };
 
 fn root() {
@@ -58,10 +58,7 @@ fn interfaces_everywhere() -> BTreeSet<String> {
     collect(ip(&["-o", "link", "show"]));
     for ns in namespaces() {
         // A namespace may vanish between the listing and this look: ignore failures.
-        if let Ok(out) = Command::new("ip")
-            .args(["-n", &ns, "-o", "link", "show"])
-            .output()
-        {
+        if let Ok(out) = Command::new("ip").args(["-n", &ns, "-o", "link", "show"]).output() {
             collect(String::from_utf8_lossy(&out.stdout).into_owned());
         }
     }
@@ -97,10 +94,7 @@ fn pair_is_created_and_removed_on_drop() {
     let names = names_of(&pair);
     let namespaces = namespaces();
     for ns in &names.namespaces {
-        assert!(
-            namespaces.contains(ns),
-            "namespace {ns} missing from `ip netns list`"
-        );
+        assert!(namespaces.contains(ns), "namespace {ns} missing from `ip netns list`");
     }
     let resp = ip(&[
         "-n",
@@ -115,21 +109,10 @@ fn pair_is_created_and_removed_on_drop() {
         resp.contains("LOWER_UP") && resp.contains("02:af:00:00:00:01"),
         "{resp}"
     );
-    let client = ip(&[
-        "-n",
-        pair.client_ns(),
-        "-o",
-        "addr",
-        "show",
-        "dev",
-        pair.client_if(),
-    ]);
+    let client = ip(&["-n", pair.client_ns(), "-o", "addr", "show", "dev", pair.client_if()]);
     assert!(client.contains("198.18.0.2/24"), "{client}");
     assert!(client.contains("2001:db8:0:1::2/64"), "{client}");
-    assert!(
-        !client.contains("tentative"),
-        "IPv6 must be usable at once: {client}"
-    );
+    assert!(!client.contains("tentative"), "IPv6 must be usable at once: {client}");
     drop(pair);
     assert_gone(&names);
 }
@@ -201,12 +184,8 @@ fn kernel_answers(family: Family) {
         .pattern("a55a");
     let report = ping(&pair, &spec).unwrap();
     let text = capture.stop().unwrap();
-    let client = Nstat::read(&pair, Side::Client)
-        .unwrap()
-        .since(&client_before);
-    let responder = Nstat::read(&pair, Side::Responder)
-        .unwrap()
-        .since(&responder_before);
+    let client = Nstat::read(&pair, Side::Client).unwrap().since(&client_before);
+    let responder = Nstat::read(&pair, Side::Responder).unwrap().since(&responder_before);
 
     assert_eq!(
         (report.transmitted, report.received),
@@ -224,12 +203,7 @@ fn kernel_answers(family: Family) {
         "{:?}",
         client.non_zero()
     );
-    assert_eq!(
-        client.counter(csum_errors).unwrap(),
-        0,
-        "{:?}",
-        client.non_zero()
-    );
+    assert_eq!(client.counter(csum_errors).unwrap(), 0, "{:?}", client.non_zero());
     let (in_echos, out_replies) = match family {
         Family::V4 => ("IcmpInEchos", "IcmpOutEchoReps"),
         Family::V6 => ("Icmp6InEchos", "Icmp6OutEchoReplies"),

@@ -31,14 +31,7 @@ impl Capture {
         let mut cmd = pair.command_in(side, &tool("tcpdump")?.to_string_lossy());
         // -n: no name lookups; -l: line-buffered; --immediate-mode: hand each frame over at once
         // (TPACKET_V3 otherwise batches them and an interrupt can lose the last block).
-        cmd.args([
-            "-i",
-            pair.ifname(side),
-            "-n",
-            "-vvv",
-            "-l",
-            "--immediate-mode",
-        ]);
+        cmd.args(["-i", pair.ifname(side), "-n", "-vvv", "-l", "--immediate-mode"]);
         cmd.arg(filter);
         let mut process = Background::spawn(cmd)?;
         process.wait_for_line("listening on", START_TIMEOUT)?;
@@ -125,8 +118,7 @@ impl CaptureText {
             .map(String::as_str)
             .filter(|p| {
                 let p = p.to_ascii_lowercase();
-                (p.contains("wrong") || p.contains("bad "))
-                    && (p.contains("cksum") || p.contains("checksum"))
+                (p.contains("wrong") || p.contains("bad ")) && (p.contains("cksum") || p.contains("checksum"))
             })
             .collect()
     }
@@ -142,10 +134,7 @@ impl CaptureText {
 /// The number after `key` in tcpdump's header summary, e.g. `(tos 0x0, ttl 64, id 1, ...)` → 64.
 fn header_value(packet: &str, key: &str) -> Option<u8> {
     let start = packet.find(key)? + key.len();
-    let digits: String = packet[start..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
+    let digits: String = packet[start..].chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
 }
 

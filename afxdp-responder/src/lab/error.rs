@@ -6,9 +6,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
     /// The process is not root; namespaces, veth and XDP need it.
-    #[error(
-        "the lab needs root (network namespaces, veth, XDP): run it as root, e.g. sudo ./run.sh test"
-    )]
+    #[error("the lab needs root (network namespaces, veth, XDP): run it as root, e.g. sudo ./run.sh test")]
     NotRoot,
 
     /// A command-line tool the lab drives is not installed.

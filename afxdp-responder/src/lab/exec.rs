@@ -55,10 +55,7 @@ pub(crate) fn tool(name: &'static str) -> Result<PathBuf, LabError> {
         .iter()
         .find(|(tool, _)| *tool == name)
         .map_or("it", |(_, pkg)| pkg);
-    Err(LabError::ToolMissing {
-        tool: name,
-        package,
-    })
+    Err(LabError::ToolMissing { tool: name, package })
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -70,9 +67,7 @@ fn is_executable(path: &Path) -> bool {
 /// Builds `ip netns exec NS PROGRAM` with a fixed locale, so tool output parses the same everywhere.
 pub(crate) fn netns_exec(ip: &Path, ns: &str, program: impl AsRef<OsStr>) -> Command {
     let mut cmd = Command::new(ip);
-    cmd.args(["netns", "exec", ns])
-        .arg(program)
-        .env("LC_ALL", "C");
+    cmd.args(["netns", "exec", ns]).arg(program).env("LC_ALL", "C");
     cmd
 }
 
@@ -99,12 +94,10 @@ pub(crate) struct ChildGuard(Child);
 impl ChildGuard {
     /// Spawns `cmd`; the error names the command line.
     pub(crate) fn spawn(cmd: &mut Command) -> Result<Self, LabError> {
-        cmd.spawn()
-            .map(ChildGuard)
-            .map_err(|source| LabError::Spawn {
-                command: describe(cmd),
-                source,
-            })
+        cmd.spawn().map(ChildGuard).map_err(|source| LabError::Spawn {
+            command: describe(cmd),
+            source,
+        })
     }
 }
 
@@ -142,10 +135,7 @@ pub(crate) fn drain(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<Stri
 }
 
 /// Waits for `child` until `deadline`; `None` means it is still running.
-pub(crate) fn wait_until(
-    child: &mut Child,
-    deadline: Instant,
-) -> Result<Option<ExitStatus>, LabError> {
+pub(crate) fn wait_until(child: &mut Child, deadline: Instant) -> Result<Option<ExitStatus>, LabError> {
     loop {
         match child.try_wait() {
             Ok(Some(status)) => return Ok(Some(status)),
@@ -165,9 +155,7 @@ pub(crate) fn wait_until(
 ///
 /// A non-zero exit is not an error here (ping exits 1 when replies are missing); see [`run_ok`].
 pub(crate) fn run(mut cmd: Command, what: &str, timeout: Duration) -> Result<Output, LabError> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = ChildGuard::spawn(&mut cmd)?;
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
@@ -233,9 +221,7 @@ pub struct Finished {
 impl Background {
     /// Starts `cmd` with no stdin and both outputs captured line by line.
     pub fn spawn(mut cmd: Command) -> Result<Self, LabError> {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = ChildGuard::spawn(&mut cmd)?;
         let (tx, lines) = mpsc::channel();
         forward_lines(child.stdout.take(), Stream::Stdout, tx.clone());
@@ -281,18 +267,21 @@ impl Background {
                     });
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    let status =
-                        wait_until(&mut self.child, Instant::now() + Duration::from_secs(1))?;
+                    let status = wait_until(&mut self.child, Instant::now() + Duration::from_secs(1))?;
                     return Err(LabError::CommandFailed {
                         what: format!("waiting for {needle:?} in the output"),
                         command: self.command.clone(),
-                        status: status
-                            .map_or("(still running, outputs closed)".into(), |s| s.to_string()),
+                        status: status.map_or("(still running, outputs closed)".into(), |s| s.to_string()),
                         stderr: tail(&self.stderr),
                     });
                 }
             }
         }
+    }
+
+    /// Everything read from its stdout so far (lines consumed by [`Background::wait_for_line`]).
+    pub fn stdout_so_far(&self) -> &str {
+        &self.stdout
     }
 
     /// Returns `true` while the process has not exited.
@@ -345,11 +334,7 @@ impl Background {
 }
 
 /// Sends each line of `pipe` to `tx` from its own thread, until the pipe closes.
-fn forward_lines(
-    pipe: Option<impl Read + Send + 'static>,
-    stream: Stream,
-    tx: Sender<(Stream, String)>,
-) {
+fn forward_lines(pipe: Option<impl Read + Send + 'static>, stream: Stream, tx: Sender<(Stream, String)>) {
     let Some(pipe) = pipe else { return };
     thread::spawn(move || {
         for line in BufReader::new(pipe).lines() {
@@ -363,18 +348,10 @@ fn forward_lines(
 
 /// The last few non-empty lines of a tool's stderr, on one line.
 pub(crate) fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     let start = lines.len().saturating_sub(4);
     let tail = lines[start..].join(" | ");
-    if tail.is_empty() {
-        "(no output)".into()
-    } else {
-        tail
-    }
+    if tail.is_empty() { "(no output)".into() } else { tail }
 }
 
 #[cfg(test)]
@@ -411,10 +388,7 @@ mod tests {
     #[test]
     fn a_missing_tool_names_its_package() {
         let err = tool("ethtool-that-does-not-exist").unwrap_err().to_string();
-        assert!(
-            err.starts_with("`ethtool-that-does-not-exist` not found"),
-            "{err}"
-        );
+        assert!(err.starts_with("`ethtool-that-does-not-exist` not found"), "{err}");
         assert!(err.contains("./run.sh installs it"), "{err}");
     }
 

@@ -29,11 +29,13 @@
 //! `./run.sh` installs them.
 
 mod capture;
+pub mod demo;
 mod error;
 mod exec;
 mod netns;
 mod nstat;
 mod ping;
+mod responder;
 
 pub use capture::{Capture, CaptureText, ICMP_FILTER};
 pub use error::{LabError, require_root};
@@ -41,3 +43,4 @@ pub use exec::{Background, Finished};
 pub use netns::{Family, LabConfig, NetnsPair, Side, allowed_cpus, mac_string};
 pub use nstat::Nstat;
 pub use ping::{MAX_COUNT, MAX_DEADLINE, PingReport, PingSpec, RttStats, ping, ping_command};
+pub use responder::{QueueTotals, READY_MARKER, ResponderExit, ResponderProcess};

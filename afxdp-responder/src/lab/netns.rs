@@ -112,10 +112,7 @@ impl LabConfig {
     pub fn validate(&self) -> Result<(), LabError> {
         let bad = |msg: String| Err(LabError::Config(msg));
         if !(1..=MAX_QUEUES).contains(&self.queues) {
-            return bad(format!(
-                "queues = {}: must be 1..={MAX_QUEUES}",
-                self.queues
-            ));
+            return bad(format!("queues = {}: must be 1..={MAX_QUEUES}", self.queues));
         }
         if !(15..=30).contains(&self.v4_prefix) {
             return bad(format!("v4_prefix = {}: must be 15..=30", self.v4_prefix));
@@ -329,12 +326,7 @@ impl NetnsPair {
     }
 
     /// `ip netns exec NS taskset -c CPU program`: like [`Self::command_in`], pinned to one CPU.
-    pub fn command_pinned(
-        &self,
-        side: Side,
-        cpu: usize,
-        program: &str,
-    ) -> Result<Command, LabError> {
+    pub fn command_pinned(&self, side: Side, cpu: usize, program: &str) -> Result<Command, LabError> {
         let mut cmd = netns_exec(&self.ip, self.ns(side), tool("taskset")?);
         cmd.args(["-c", &cpu.to_string(), program]);
         Ok(cmd)
@@ -365,18 +357,12 @@ impl NetnsPair {
         };
         let writes: Vec<(String, String)> = (0..queues)
             .map(|q| {
-                let mask = cpus
-                    .get(q as usize)
-                    .map_or_else(|| "0".to_string(), |&c| cpu_mask(c));
+                let mask = cpus.get(q as usize).map_or_else(|| "0".to_string(), |&c| cpu_mask(c));
                 let path = format!("/sys/class/net/{}/queues/tx-{q}/xps_cpus", self.client_if);
                 (path, mask)
             })
             .collect();
-        self.write_files(
-            Side::Client,
-            "setting the client's XPS map (TX queue per CPU)",
-            &writes,
-        )?;
+        self.write_files(Side::Client, "setting the client's XPS map (TX queue per CPU)", &writes)?;
         Ok(cpu)
     }
 
@@ -401,14 +387,8 @@ impl NetnsPair {
 
     /// Writes `value` to each `path` from inside `side`'s namespace (sysfs shows a namespace's devices
     /// only to processes that mounted it there, which `ip netns exec` does).
-    fn write_files(
-        &self,
-        side: Side,
-        what: &str,
-        writes: &[(String, String)],
-    ) -> Result<(), LabError> {
-        const SCRIPT: &str =
-            r#"while [ $# -gt 1 ]; do printf '%s\n' "$2" > "$1" || exit 1; shift 2; done"#;
+    fn write_files(&self, side: Side, what: &str, writes: &[(String, String)]) -> Result<(), LabError> {
+        const SCRIPT: &str = r#"while [ $# -gt 1 ]; do printf '%s\n' "$2" > "$1" || exit 1; shift 2; done"#;
         let mut cmd = netns_exec(&self.ip, self.ns(side), "sh");
         cmd.args(["-c", SCRIPT, "lab-write"]);
         for (path, value) in writes {
@@ -422,31 +402,16 @@ impl NetnsPair {
     fn quiet_ipv6(&self, side: Side) -> Result<(), LabError> {
         let mut writes = Vec::new();
         for scope in ["all", "default"] {
-            for knob in [
-                "accept_dad",
-                "dad_transmits",
-                "router_solicitations",
-                "accept_ra",
-            ] {
-                writes.push((
-                    format!("/proc/sys/net/ipv6/conf/{scope}/{knob}"),
-                    "0".to_string(),
-                ));
+            for knob in ["accept_dad", "dad_transmits", "router_solicitations", "accept_ra"] {
+                writes.push((format!("/proc/sys/net/ipv6/conf/{scope}/{knob}"), "0".to_string()));
             }
         }
-        self.write_files(
-            side,
-            "turning off IPv6 DAD and router solicitations",
-            &writes,
-        )
+        self.write_files(side, "turning off IPv6 DAD and router solicitations", &writes)
     }
 
     fn add_veth(&self) -> Result<(), LabError> {
         let q = self.cfg.queues.to_string();
-        let (rmac, cmac) = (
-            mac_string(self.cfg.responder_mac),
-            mac_string(self.cfg.client_mac),
-        );
+        let (rmac, cmac) = (mac_string(self.cfg.responder_mac), mac_string(self.cfg.client_mac));
         #[rustfmt::skip]
         let args = [
             "link", "add", &self.responder_if, "address", &rmac,
@@ -463,25 +428,14 @@ impl NetnsPair {
         // MLD reports for the new addresses' groups cannot be turned off; squeeze their repeats from
         // up to 1 s (10 s for MLDv1) apart into a few ms, so `settle` sees them end quickly. This
         // knob is not inherited from `default`: set it on the device.
-        let writes: Vec<(String, String)> = [
-            "mldv1_unsolicited_report_interval",
-            "mldv2_unsolicited_report_interval",
-        ]
-        .iter()
-        .map(|knob| {
-            (
-                format!("/proc/sys/net/ipv6/conf/{dev}/{knob}"),
-                "1".to_string(),
-            )
-        })
-        .collect();
+        let writes: Vec<(String, String)> = ["mldv1_unsolicited_report_interval", "mldv2_unsolicited_report_interval"]
+            .iter()
+            .map(|knob| (format!("/proc/sys/net/ipv6/conf/{dev}/{knob}"), "1".to_string()))
+            .collect();
         self.write_files(side, "shortening the MLD report interval", &writes)?;
         let v4 = format!("{}/{}", self.ipv4(side), self.cfg.v4_prefix);
         let v6 = format!("{}/{}", self.ipv6(side), self.cfg.v6_prefix);
-        self.ip_cmd(
-            "adding the IPv4 address",
-            &["-n", ns, "addr", "add", &v4, "dev", dev],
-        )?;
+        self.ip_cmd("adding the IPv4 address", &["-n", ns, "addr", "add", &v4, "dev", dev])?;
         // `nodad`: usable at once, never "tentative".
         self.ip_cmd(
             "adding the IPv6 address",
@@ -500,14 +454,8 @@ impl NetnsPair {
             cmd.args(["-K", dev, "gro", "on", "tso", "off"]);
             run_ok(cmd, "turning GRO on and TSO off (per-queue RX counters)")?;
         }
-        self.ip_cmd(
-            "bringing up loopback",
-            &["-n", ns, "link", "set", "lo", "up"],
-        )?;
-        self.ip_cmd(
-            "bringing up the veth",
-            &["-n", ns, "link", "set", dev, "up"],
-        )?;
+        self.ip_cmd("bringing up loopback", &["-n", ns, "link", "set", "lo", "up"])?;
+        self.ip_cmd("bringing up the veth", &["-n", ns, "link", "set", dev, "up"])?;
         Ok(())
     }
 
@@ -516,15 +464,7 @@ impl NetnsPair {
         loop {
             let out = self.ip_cmd(
                 "reading the link state",
-                &[
-                    "-n",
-                    self.ns(side),
-                    "-o",
-                    "link",
-                    "show",
-                    "dev",
-                    self.ifname(side),
-                ],
+                &["-n", self.ns(side), "-o", "link", "show", "dev", self.ifname(side)],
             )?;
             if out.contains("LOWER_UP") {
                 return Ok(());
@@ -532,11 +472,7 @@ impl NetnsPair {
             if Instant::now() >= deadline {
                 return Err(LabError::Timeout {
                     what: format!("waiting for carrier on {}", self.ifname(side)),
-                    command: format!(
-                        "ip -n {} link show dev {}",
-                        self.ns(side),
-                        self.ifname(side)
-                    ),
+                    command: format!("ip -n {} link show dev {}", self.ns(side), self.ifname(side)),
                     timeout,
                 });
             }
@@ -571,8 +507,7 @@ impl NetnsPair {
 
     /// Kills whatever still runs inside `ns` (a leaked responder or tcpdump would keep it alive).
     fn kill_leftovers(&self, ns: &str) {
-        let Ok(out) = self.ip_cmd("listing processes in the namespace", &["netns", "pids", ns])
-        else {
+        let Ok(out) = self.ip_cmd("listing processes in the namespace", &["netns", "pids", ns]) else {
             return;
         };
         for pid in out.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
@@ -667,22 +602,12 @@ mod tests {
             client_v4: Ipv4Addr::new(192, 168, 0, 2),
             ..LabConfig::default()
         };
-        assert!(
-            cfg.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("198.18.0.0/15")
-        );
+        assert!(cfg.validate().unwrap_err().to_string().contains("198.18.0.0/15"));
         let cfg = LabConfig {
             responder_v6: "2001:db9::1".parse().unwrap(),
             ..LabConfig::default()
         };
-        assert!(
-            cfg.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("2001:db8::/32")
-        );
+        assert!(cfg.validate().unwrap_err().to_string().contains("2001:db8::/32"));
     }
 
     #[test]

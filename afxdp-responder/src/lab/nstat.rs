@@ -47,11 +47,7 @@ impl Nstat {
                         if names.len() != words.len() {
                             return Err(LabError::Parse {
                                 what: "/proc/net/snmp",
-                                detail: format!(
-                                    "{prefix}: {} names but {} values",
-                                    names.len(),
-                                    words.len()
-                                ),
+                                detail: format!("{prefix}: {} names but {} values", names.len(), words.len()),
                             });
                         }
                         for (name, value) in names.iter().zip(words) {
@@ -69,10 +65,7 @@ impl Nstat {
             }
         }
         let stat = Nstat { counters };
-        if let Some(missing) = REQUIRED
-            .iter()
-            .find(|name| !stat.counters.contains_key(**name))
-        {
+        if let Some(missing) = REQUIRED.iter().find(|name| !stat.counters.contains_key(**name)) {
             return Err(LabError::Parse {
                 what: "/proc/net/snmp and /proc/net/snmp6",
                 detail: format!("no {missing} counter (is IPv6 enabled?)"),
@@ -156,11 +149,7 @@ Icmp6InEchoReplies              \t4
     #[test]
     fn since_gives_growth() {
         let before = Nstat::parse(&format!("{SNMP}{SNMP6}")).unwrap();
-        let after = Nstat::parse(&format!(
-            "{}{SNMP6}",
-            SNMP.replace("7 1 1 5 0 0", "9 1 1 7 0 0")
-        ))
-        .unwrap();
+        let after = Nstat::parse(&format!("{}{SNMP6}", SNMP.replace("7 1 1 5 0 0", "9 1 1 7 0 0"))).unwrap();
         let delta = after.since(&before);
         assert_eq!(delta.get("IcmpInEchoReps"), Some(2));
         assert_eq!(delta.get("IcmpInMsgs"), Some(2));

@@ -132,19 +132,12 @@ impl PingSpec {
     fn validate(&self) -> Result<(), LabError> {
         let bad = |msg: String| Err(LabError::Config(msg));
         if !(1..=MAX_COUNT).contains(&self.count) {
-            return bad(format!(
-                "ping count {}: must be 1..={MAX_COUNT}",
-                self.count
-            ));
+            return bad(format!("ping count {}: must be 1..={MAX_COUNT}", self.count));
         }
         if let Some(pattern) = &self.pattern
-            && (pattern.is_empty()
-                || pattern.len() > 32
-                || !pattern.chars().all(|c| c.is_ascii_hexdigit()))
+            && (pattern.is_empty() || pattern.len() > 32 || !pattern.chars().all(|c| c.is_ascii_hexdigit()))
         {
-            return bad(format!(
-                "ping pattern {pattern:?}: must be 1 to 32 hex digits"
-            ));
+            return bad(format!("ping pattern {pattern:?}: must be 1 to 32 hex digits"));
         }
         if let Some(target) = self.target {
             let allowed = match target {
@@ -311,9 +304,7 @@ pub fn ping_command(pair: &NetnsPair, spec: &PingSpec) -> Result<Command, LabErr
         Some(cpu) => pair.command_pinned(spec.from, cpu, &ping)?,
         None => pair.command_in(spec.from, &ping),
     };
-    let target = spec
-        .target
-        .unwrap_or_else(|| pair.addr(spec.from.peer(), spec.family));
+    let target = spec.target.unwrap_or_else(|| pair.addr(spec.from.peer(), spec.family));
     cmd.arg(match spec.family {
         Family::V4 => "-4",
         Family::V6 => "-6",
@@ -351,11 +342,7 @@ pub fn ping(pair: &NetnsPair, spec: &PingSpec) -> Result<PingReport, LabError> {
     let cmd = ping_command(pair, spec)?;
     let command = describe(&cmd);
     // ping stops itself at -w; the extra time only matters if it hangs anyway.
-    let output = run(
-        cmd,
-        "ping",
-        spec.effective_deadline() + Duration::from_secs(5),
-    )?;
+    let output = run(cmd, "ping", spec.effective_deadline() + Duration::from_secs(5))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let mut report = PingReport::parse(&stdout).map_err(|err| LabError::CommandFailed {
         what: "ping".into(),
@@ -406,10 +393,7 @@ PING 2001:db8:0:1::1(2001:db8:0:1::1) 56 data bytes
 rtt min/avg/max/mdev = 0.087/0.088/0.090/0.001 ms, ipg/ewma 1.234/0.088 ms
 ";
         let r = PingReport::parse(out).unwrap();
-        assert_eq!(
-            (r.transmitted, r.received, r.duplicates, r.errors),
-            (3, 1, 1, 2)
-        );
+        assert_eq!((r.transmitted, r.received, r.duplicates, r.errors), (3, 1, 1, 2));
         assert_eq!(r.lost(), 2);
         assert_eq!(r.ttls_seen, BTreeSet::from([64]));
         assert!(r.rtt.is_some());
@@ -453,12 +437,7 @@ rtt min/avg/max/mdev = 0.087/0.088/0.090/0.001 ms, ipg/ewma 1.234/0.088 ms
     #[test]
     fn specs_outside_the_rules_are_refused() {
         assert!(PingSpec::new(Family::V4, 0).validate().is_err());
-        assert!(
-            PingSpec::new(Family::V4, 1)
-                .pattern("xyz")
-                .validate()
-                .is_err()
-        );
+        assert!(PingSpec::new(Family::V4, 1).pattern("xyz").validate().is_err());
         assert!(
             PingSpec::new(Family::V4, 1)
                 .pattern(&"ab".repeat(17))

@@ -152,18 +152,9 @@ mod tests {
         assert_eq!(Sum::new().add_bytes(&data).fold(), 0xddf2);
         assert_eq!(checksum(&data), 0x220d);
         // The same words added one by one, and split across calls at an even boundary.
-        let by_words = Sum::new()
-            .add_u16(0x0001)
-            .add_u16(0xf203)
-            .add_u32(0xf4f5_f6f7);
+        let by_words = Sum::new().add_u16(0x0001).add_u16(0xf203).add_u32(0xf4f5_f6f7);
         assert_eq!(by_words.fold(), 0xddf2);
-        assert_eq!(
-            Sum::new()
-                .add_bytes(&data[..2])
-                .add_bytes(&data[2..])
-                .fold(),
-            0xddf2
-        );
+        assert_eq!(Sum::new().add_bytes(&data[..2]).add_bytes(&data[2..]).fold(), 0xddf2);
     }
 
     #[test]
@@ -171,8 +162,8 @@ mod tests {
         // A classic textbook header (45 00 0073 0000 4000 4011 b861 c0a80001 c0a800c7):
         // checksum b861; the sum over the whole header including it is ffff.
         let header = [
-            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8,
-            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8,
+            0x00, 0xc7,
         ];
         assert!(Sum::new().add_bytes(&header).is_valid());
         let mut zeroed = header;
@@ -188,10 +179,7 @@ mod tests {
         assert_eq!(Sum::new().add_bytes(&[0xab]).fold(), 0xab00);
         assert_eq!(Sum::new().add_bytes(&[0x12, 0x34, 0x56]).fold(), 0x6834);
         // Carries wrap around: ffff + 0001 = 0001 (not 0000) in one's complement.
-        assert_eq!(
-            Sum::new().add_bytes(&[0xff, 0xff, 0x00, 0x01]).fold(),
-            0x0001
-        );
+        assert_eq!(Sum::new().add_bytes(&[0xff, 0xff, 0x00, 0x01]).fold(), 0x0001);
         // Many all-ones words never overflow the accumulator and fold to ffff.
         assert_eq!(Sum::new().add_bytes(&[0xff; 9000]).fold(), 0xffff);
     }
@@ -227,11 +215,7 @@ mod tests {
                 let at = word * 2;
                 let old = u16::from_be_bytes([message[at], message[at + 1]]);
                 message[at..at + 2].copy_from_slice(&new.to_be_bytes());
-                assert_eq!(
-                    update(hc, old, new),
-                    checksum(&message),
-                    "word {word} -> {new:#x}"
-                );
+                assert_eq!(update(hc, old, new), checksum(&message), "word {word} -> {new:#x}");
             }
         }
     }

@@ -221,12 +221,7 @@ mod tests {
     #[test]
     fn short_buffers_are_refused() {
         assert_eq!(Frame::new_checked(&TAGGED[..13]), Err(Error::Truncated));
-        assert!(
-            Frame::new_checked(&TAGGED[..14])
-                .unwrap()
-                .payload()
-                .is_empty()
-        );
+        assert!(Frame::new_checked(&TAGGED[..14]).unwrap().payload().is_empty());
         assert_eq!(VlanTag::new_checked(&TAGGED[14..17]), Err(Error::Truncated));
     }
 

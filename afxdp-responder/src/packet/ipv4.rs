@@ -329,9 +329,7 @@ mod tests {
         let mut bytes = [0u8; 84];
         bytes[20..].copy_from_slice(&request()[20..]); // the ICMP message, built in icmp.rs
         {
-            let mut p = Packet {
-                buffer: &mut bytes[..],
-            };
+            let mut p = Packet { buffer: &mut bytes[..] };
             p.set_version(4);
             p.set_header_len(20);
             p.set_tos(0xb8);

@@ -31,10 +31,7 @@ pub const NEXT_HEADER_FRAGMENT: u8 = 44;
 /// Extension Header Types" registry: hop-by-hop, routing, fragment, ESP, AH, destination
 /// options, mobility, HIP, shim6, and the two experimental values).
 pub const fn is_extension_header(next_header: u8) -> bool {
-    matches!(
-        next_header,
-        0 | 43 | 44 | 50 | 51 | 60 | 135 | 139 | 140 | 253 | 254
-    )
+    matches!(next_header, 0 | 43 | 44 | 50 | 51 | 60 | 135 | 139 | 140 | 253 | 254)
 }
 
 /// Length of the fixed header.
@@ -244,9 +241,7 @@ mod tests {
         let mut bytes = [0u8; 104];
         bytes[40..].copy_from_slice(&request()[40..]); // the ICMPv6 message, built in icmp.rs
         {
-            let mut p = Packet {
-                buffer: &mut bytes[..],
-            };
+            let mut p = Packet { buffer: &mut bytes[..] };
             p.set_version(6);
             p.set_traffic_class(0x28);
             p.set_flow_label(0x9b3e1);
@@ -265,10 +260,7 @@ mod tests {
         assert_eq!(Packet::new_checked(&request()[..103]), Err(Error::Length));
         let mut padded = request().to_vec();
         padded.extend_from_slice(&[0xee; 3]);
-        assert_eq!(
-            Packet::new_checked(&padded[..]).unwrap().payload().len(),
-            64
-        );
+        assert_eq!(Packet::new_checked(&padded[..]).unwrap().payload().len(), 64);
     }
 
     #[test]

@@ -1,0 +1,221 @@
+//! `afxdp-responder lab demo`: the responder in one network namespace, real `ping` from the
+//! other, checked the way a sceptical user would check it, and everything removed afterwards.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::{
+    Capture, Family, LabConfig, LabError, NetnsPair, Nstat, PingSpec, ResponderProcess, Side, ping, require_root,
+};
+
+/// Options of `lab demo`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Queues of the veth pair; the responder serves all of them and each ping flow is steered
+    /// to one queue (at most one queue per CPU).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub queues: u32,
+    /// Pings per flow.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub count: u32,
+    /// AF_XDP mode for the responder (veth supports copy only; auto falls back to it).
+    #[arg(long, default_value = "auto")]
+    pub mode: String,
+    /// How the responder attaches its XDP program: auto, native or skb.
+    #[arg(long, default_value = "auto")]
+    pub xdp_mode: String,
+}
+
+/// Ping payload sizes the demo tries: empty, ping's default, and near the MTU.
+const SIZES: [u16; 3] = [0, 56, 1400];
+
+/// Runs the demo; returns success only if every check passed.
+pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
+    require_root()?;
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // Ctrl-C must not kill the demo before it removes what it created: it only sets a flag.
+        let _ = signal_hook::flag::register(sig, Arc::clone(&interrupted));
+    }
+    let exe = std::env::current_exe().map_err(|source| LabError::Io {
+        what: "finding our own binary".into(),
+        source,
+    })?;
+
+    let cfg = LabConfig {
+        queues: args.queues,
+        ..LabConfig::default()
+    };
+    let pair = NetnsPair::create(&cfg)?;
+    println!(
+        "1. Created two network namespaces joined by a veth pair with {} queues:",
+        args.queues
+    );
+    for side in [Side::Responder, Side::Client] {
+        println!(
+            "   {:<9} namespace {:<20} interface {:<16} {} and {}",
+            if side == Side::Responder { "responder" } else { "client" },
+            pair.ns(side),
+            pair.ifname(side),
+            pair.ipv4(side),
+            pair.ipv6(side)
+        );
+    }
+
+    let last_queue = (args.queues - 1).to_string();
+    let queues = if args.queues == 1 {
+        "0".to_string()
+    } else {
+        format!("0-{last_queue}")
+    };
+    let responder_args = [
+        "--queues",
+        &queues,
+        "--mode",
+        &args.mode,
+        "--xdp-mode",
+        &args.xdp_mode,
+        "--stats-interval",
+        "0",
+    ];
+    println!(
+        "2. Starting afxdp-responder --iface {} {} in the responder namespace:",
+        pair.responder_if(),
+        responder_args.join(" ")
+    );
+    let responder = ResponderProcess::start(&pair, &exe, &responder_args)?;
+    for line in responder.startup_output().lines() {
+        println!("   | {}", line.trim());
+    }
+
+    let before = Nstat::read(&pair, Side::Client)?;
+    let capture = Capture::start_icmp(&pair)?;
+    println!("3. Pinging from the client namespace with the real ping (one flow per queue and size):");
+    let mut sent = 0u64;
+    let mut received = 0u64;
+    let mut ttls = std::collections::BTreeSet::new();
+    'outer: for family in [Family::V4, Family::V6] {
+        for size in SIZES {
+            for queue in 0..args.queues {
+                if interrupted.load(Ordering::Relaxed) {
+                    break 'outer;
+                }
+                let cpu = pair.steer_client_queue(queue)?;
+                let mut spec = PingSpec::new(family, args.count)
+                    .size(size)
+                    .interval(Duration::from_millis(50))
+                    .pinned_cpu(cpu);
+                if size >= 16 {
+                    spec = spec.pattern("a5c3");
+                }
+                let report = ping(&pair, &spec)?;
+                sent += report.transmitted;
+                received += report.received;
+                ttls.extend(report.ttls_seen.iter().copied());
+                let (name, limit) = match family {
+                    Family::V4 => ("IPv4", "TTL"),
+                    Family::V6 => ("IPv6", "hop limit"),
+                };
+                let ttl_seen: Vec<String> = report.ttls_seen.iter().map(u8::to_string).collect();
+                let rtt = report
+                    .rtt
+                    .map(|r| format!(", rtt avg {:.3} ms", r.avg.as_secs_f64() * 1e3))
+                    .unwrap_or_default();
+                println!(
+                    "   {name} to {}, {size:>4}-byte payload, queue {queue}: {}/{} replies{}{}",
+                    pair.addr(Side::Responder, family),
+                    report.received,
+                    report.transmitted,
+                    if ttl_seen.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {limit} {}", ttl_seen.join("/"))
+                    },
+                    rtt
+                );
+            }
+        }
+    }
+    let text = capture.stop()?;
+    let delta = Nstat::read(&pair, Side::Client)?.since(&before);
+    let exit = responder.stop()?;
+
+    if interrupted.load(Ordering::Relaxed) {
+        println!("Interrupted: removing the namespaces and the veth pair.");
+        drop(pair);
+        return Ok(ExitCode::from(130));
+    }
+
+    let v4_replies = delta.counter("IcmpInEchoReps")?;
+    let v6_replies = delta.counter("Icmp6InEchoReplies")?;
+    let csum_errors = delta.counter("IcmpInCsumErrors")? + delta.counter("Icmp6InCsumErrors")?;
+    let bad = text.bad_checksum_packets();
+    println!("4. Checked on the client side, without trusting ping:");
+    println!(
+        "   kernel counters: IcmpInEchoReps +{v4_replies}, Icmp6InEchoReplies +{v6_replies}, checksum errors +{csum_errors}"
+    );
+    println!(
+        "   tcpdump -vvv: {} echo replies, {} with a wrong checksum",
+        text.echo_reply_count(),
+        bad.len()
+    );
+
+    println!("5. Stopped the responder (SIGINT); it detached and reported:");
+    for q in &exit.queues {
+        println!(
+            "   queue {} ({} mode): {} requests received, {} replies sent, {} dropped; {}",
+            q.queue, q.mode, q.rx, q.tx, q.dropped, q.frames
+        );
+    }
+    let (_, replies_sent, _) = exit.totals();
+
+    let mut problems = Vec::new();
+    if received != sent {
+        problems.push(format!("{} of {sent} pings got no reply", sent - received));
+    }
+    if v4_replies + v6_replies != sent {
+        problems.push(format!(
+            "the client kernel counted {} replies for {sent} pings",
+            v4_replies + v6_replies
+        ));
+    }
+    if csum_errors > 0 || !bad.is_empty() {
+        problems.push(format!(
+            "{} replies with a wrong checksum",
+            csum_errors.max(bad.len() as u64)
+        ));
+    }
+    if replies_sent != sent {
+        problems.push(format!(
+            "the responder sent {replies_sent} replies for {sent} pings (the rest came from the kernel?)"
+        ));
+    }
+    if exit.queues.iter().any(|q| q.tx == 0) {
+        problems.push("a queue answered nothing (queue steering did not work?)".into());
+    }
+    if !exit.queues.iter().all(|q| q.frames_accounted()) {
+        problems.push("some UMEM frames were not accounted for".into());
+    }
+    if !exit.finished.status.success() {
+        problems.push(format!(
+            "the responder exited with {}: {}",
+            exit.finished.status,
+            exit.finished.stderr.trim()
+        ));
+    }
+    drop(pair);
+    let ttl_text: Vec<String> = ttls.iter().map(u8::to_string).collect();
+    if problems.is_empty() {
+        println!(
+            "Result: all {sent} pings answered by afxdp-responder over AF_XDP ({} mode), TTL/hop limit {} as the kernel sets it, 0 checksum errors, every frame accounted for. Namespaces removed.",
+            exit.queues.first().map_or("?", |q| q.mode.as_str()),
+            ttl_text.join("/")
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("Result: FAILED: {}. Namespaces removed.", problems.join("; "));
+        Ok(ExitCode::FAILURE)
+    }
+}

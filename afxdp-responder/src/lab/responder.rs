@@ -1,0 +1,180 @@
+//! The real responder binary, run inside the lab's responder namespace, and the totals it prints
+//! when it stops (parsed back, so the demo and the tests can check them).
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::{Background, Finished, LabError, NetnsPair, Side};
+
+/// The line the responder prints once every queue is being served.
+pub const READY_MARKER: &str = "SIGTERM stops";
+
+/// A responder process running in the pair's responder namespace.
+#[derive(Debug)]
+pub struct ResponderProcess {
+    process: Background,
+    startup: String,
+}
+
+impl ResponderProcess {
+    /// Starts `exe --iface <responder_if> <args...>` in the responder namespace and waits (at most
+    /// 20 s) until it serves every queue. Fails with its error message if it exits instead.
+    pub fn start(pair: &NetnsPair, exe: &Path, args: &[&str]) -> Result<Self, LabError> {
+        let mut cmd = pair.command_in(Side::Responder, &exe.to_string_lossy());
+        cmd.arg("--iface").arg(pair.responder_if()).args(args);
+        let mut process = Background::spawn(cmd)?;
+        process.wait_for_line(READY_MARKER, Duration::from_secs(20))?;
+        let startup = process.stdout_so_far().to_string();
+        Ok(ResponderProcess { process, startup })
+    }
+
+    /// What it printed while starting (interface, XDP mode, mode per queue, TTL).
+    pub fn startup_output(&self) -> &str {
+        &self.startup
+    }
+
+    /// Process id of the responder.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.process.is_running()
+    }
+
+    /// Stops it with SIGINT (killing it after 10 s) and parses what it printed.
+    pub fn stop(self) -> Result<ResponderExit, LabError> {
+        let finished = self.process.stop(Duration::from_secs(10))?;
+        Ok(ResponderExit::parse(finished))
+    }
+}
+
+/// Per-queue totals from the responder's exit report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueTotals {
+    /// Queue id.
+    pub queue: u32,
+    /// Mode the socket was bound in (`copy` or `zero-copy`).
+    pub mode: String,
+    /// Frames received.
+    pub rx: u64,
+    /// Replies sent.
+    pub tx: u64,
+    /// Frames not answered.
+    pub dropped: u64,
+    /// The frame census line (`4096 frames = ... : all accounted for`).
+    pub frames: String,
+}
+
+impl QueueTotals {
+    /// Whether the census says every frame was accounted for.
+    pub fn frames_accounted(&self) -> bool {
+        self.frames.ends_with("all accounted for")
+    }
+}
+
+/// What the responder printed and how it ended.
+#[derive(Debug, Clone)]
+pub struct ResponderExit {
+    /// Exit status, stdout and stderr.
+    pub finished: Finished,
+    /// Per-queue totals, in the order printed.
+    pub queues: Vec<QueueTotals>,
+    /// "redirected N" from the XDP program's counters, if printed.
+    pub redirected: Option<u64>,
+}
+
+impl ResponderExit {
+    /// Parses the exit report (lines `queue N (MODE mode): rx A tx B dropped C` and
+    /// `queue N frames: ...`).
+    pub fn parse(finished: Finished) -> Self {
+        let mut queues: Vec<QueueTotals> = Vec::new();
+        let mut redirected = None;
+        for line in finished.stdout.lines() {
+            if let Some(rest) = line.strip_prefix("queue ") {
+                let Some((q, rest)) = rest.split_once(' ') else {
+                    continue;
+                };
+                let Ok(queue) = q.parse::<u32>() else { continue };
+                if let Some(census) = rest.strip_prefix("frames: ") {
+                    if let Some(t) = queues.iter_mut().find(|t| t.queue == queue) {
+                        t.frames = census.to_string();
+                    }
+                } else if let Some(rest) = rest.strip_prefix('(') {
+                    let mode = rest.split(" mode").next().unwrap_or("").to_string();
+                    let num = |key: &str| -> u64 {
+                        let key = format!(" {key} ");
+                        rest.split_once(&key)
+                            .and_then(|(_, v)| v.split(|c: char| !c.is_ascii_digit()).next())
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0)
+                    };
+                    queues.push(QueueTotals {
+                        queue,
+                        mode,
+                        rx: num("rx"),
+                        tx: num("tx"),
+                        dropped: num("dropped"),
+                        frames: String::new(),
+                    });
+                }
+            } else if let Some(rest) = line.split_once("redirected ").map(|(_, r)| r) {
+                redirected = rest
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .and_then(|v| v.parse().ok());
+            }
+        }
+        ResponderExit {
+            finished,
+            queues,
+            redirected,
+        }
+    }
+
+    /// Totals over all queues: (rx, tx, dropped).
+    pub fn totals(&self) -> (u64, u64, u64) {
+        self.queues
+            .iter()
+            .fold((0, 0, 0), |(r, t, d), q| (r + q.rx, t + q.tx, d + q.dropped))
+    }
+
+    /// The totals of one queue.
+    pub fn queue(&self, queue: u32) -> Option<&QueueTotals> {
+        self.queues.iter().find(|q| q.queue == queue)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn parses_the_exit_report() {
+        let stdout = "\
+afxdp-responder: va (driver veth, XDP in native mode) answering for 198.18.0.1
+  queue 0: cpu 0, copy mode
+replies use TTL 64 and hop limit 64; Ctrl-C (SIGINT) or SIGTERM stops
+stopped: XDP program detached from va
+queue 0 (copy mode): rx 5 tx 4 dropped 1 [icmp-checksum 1]
+queue 0 frames: 4096 frames = 4096 fill + 0 rx + 0 tx + 0 completion: all accounted for
+queue 1 (copy mode): rx 3 tx 3 dropped 0
+queue 1 frames: 4096 frames = 4095 fill + 0 rx + 0 tx + 0 completion + 1 unaccounted
+total: rx 8 tx 7 dropped 1; XDP program: redirected 8, passed to the kernel 2, no socket 0
+";
+        let exit = ResponderExit::parse(Finished {
+            status: std::process::ExitStatus::from_raw(0),
+            stdout: stdout.into(),
+            stderr: String::new(),
+        });
+        assert_eq!(exit.queues.len(), 2);
+        let q0 = exit.queue(0).unwrap();
+        assert_eq!((q0.mode.as_str(), q0.rx, q0.tx, q0.dropped), ("copy", 5, 4, 1));
+        assert!(q0.frames_accounted());
+        assert!(!exit.queue(1).unwrap().frames_accounted());
+        assert_eq!(exit.totals(), (8, 7, 1));
+        assert_eq!(exit.redirected, Some(8));
+    }
+}
