@@ -20,8 +20,9 @@ use std::{
 };
 
 use afxdp_responder::loader::{
-    AttachedMode, LoaderError, RedirectCounters, RedirectProgram, XDP_PASS, XdpMode, xdp_action_name,
+    AttachedMode, LoaderError, RedirectCounters, RedirectProgram, XDP_PASS, XDP_REDIRECT, XdpMode, xdp_action_name,
 };
+use afxdp_responder::xsk::{BindMode, Xsk, XskConfig};
 use etherparse::{PacketBuilder, VlanId};
 
 /// The responder's interface.
@@ -207,11 +208,42 @@ fn owned_echo_request_without_socket_passes_and_counts_no_socket() {
     );
 }
 
-// TODO(xsk): once `crate::xsk` lands, add `owned_echo_request_with_bound_socket_redirects`:
-// bind an AF_XDP socket to queue 0 of a veth inside a test netns, register it with
-// `program.register_socket(0, socket.as_fd())`, and expect `test_run(request_v4(), 0)` (and
-// v6) to return XDP_REDIRECT with the `redirected` counter rising; then `unregister_socket(0)`
-// and expect XDP_PASS + no_socket again. Until then the redirect path is proven by no_socket.
+#[test]
+fn owned_echo_request_with_a_bound_socket_redirects() {
+    require_root();
+    let ns = veth_pair();
+    let _inside = ns.enter();
+    let ifindex = nix::net::if_::if_nametoindex("afxr-a").expect("veth inside the netns");
+    let cfg = XskConfig {
+        fill_size: 64,
+        comp_size: 64,
+        rx_size: 64,
+        tx_size: 64,
+        ..XskConfig::default()
+    };
+    let socket = Xsk::open("afxr-a", ifindex, 0, &cfg, BindMode::Copy).expect("bind an AF_XDP socket to queue 0");
+
+    let mut program = load();
+    program
+        .register_socket(0, socket.fd())
+        .expect("register the socket in the XSKMAP");
+    for (frame, what) in [
+        (request_v4(), "IPv4 echo request"),
+        (request_v6(), "ICMPv6 echo request"),
+    ] {
+        let (action, counted) = run(&program, &frame);
+        assert_eq!(xdp_action_name(action), xdp_action_name(XDP_REDIRECT), "{what}");
+        assert_eq!(counted, Counted::Redirected, "{what}");
+    }
+    // A bound socket changes nothing for frames that are not ours.
+    let mut reply = request_v4();
+    reply[ETH_LEN + 20] = 0; // ICMP type 0: echo reply
+    assert_eq!(run(&program, &reply), (XDP_PASS, Counted::Passed));
+
+    // Without the socket the same request falls back to the kernel again.
+    program.unregister_socket(0).unwrap();
+    assert_eq!(run(&program, &request_v4()), (XDP_PASS, Counted::NoSocket));
+}
 
 #[test]
 fn padded_and_dont_fragment_requests_are_still_answered() {
