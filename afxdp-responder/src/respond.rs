@@ -117,6 +117,10 @@ pub enum DropReason {
     /// The IP length fields are inconsistent: IPv4 IHL below 5, total length below the header
     /// length or beyond the end of the frame; IPv6 payload length beyond the end of the frame.
     IpLength,
+    /// IPv4 options (IHL > 5) or an IPv6 extension header other than a fragment header: the
+    /// kernel handles these. (Checked before the IPv4 header checksum, so that the checksum is
+    /// summed over exactly the 20 bytes of a header without options.)
+    IpOptions,
     /// The IPv4 header checksum is wrong (the kernel drops these too).
     IpChecksum,
     /// A MAC or IP address is not a unicast one: a group (multicast, broadcast) source or
@@ -125,9 +129,6 @@ pub enum DropReason {
     /// multicast (ff00::/8) or IPv4-mapped (::ffff:0:0/96). The kernel applies its own rules to
     /// these (broadcast echo, martians); the responder never answers them.
     NotUnicast,
-    /// IPv4 options (IHL > 5) or an IPv6 extension header other than a fragment header: the
-    /// kernel handles these.
-    IpOptions,
     /// An IPv4 fragment (more-fragments set or a non-zero offset) or an IPv6 fragment header:
     /// only the kernel can reassemble.
     Fragment,
@@ -148,9 +149,9 @@ impl DropReason {
         DropReason::NotIp,
         DropReason::IpVersion,
         DropReason::IpLength,
+        DropReason::IpOptions,
         DropReason::IpChecksum,
         DropReason::NotUnicast,
-        DropReason::IpOptions,
         DropReason::Fragment,
         DropReason::NotIcmp,
         DropReason::NotEchoRequest,
@@ -168,9 +169,9 @@ impl DropReason {
             DropReason::NotIp => "not-ip",
             DropReason::IpVersion => "ip-version",
             DropReason::IpLength => "ip-length",
+            DropReason::IpOptions => "ip-options",
             DropReason::IpChecksum => "ip-checksum",
             DropReason::NotUnicast => "not-unicast",
-            DropReason::IpOptions => "ip-options",
             DropReason::Fragment => "fragment",
             DropReason::NotIcmp => "not-icmp",
             DropReason::NotEchoRequest => "not-echo-request",
@@ -338,14 +339,14 @@ impl Responder {
     /// Checks an IPv4 echo request and rewrites it into the reply; returns the IP packet length.
     fn reply_ipv4(&mut self, packet: &mut [u8], macs_unicast: bool) -> Result<usize, DropReason> {
         let mut ip = ipv4::Packet::new_checked(packet).map_err(ip_error)?;
+        if ip.header_len() != ipv4::HEADER_LEN {
+            return Err(DropReason::IpOptions);
+        }
         if !ip.verify_checksum() {
             return Err(DropReason::IpChecksum);
         }
         if !(macs_unicast && is_unicast_ipv4(ip.src_addr()) && is_unicast_ipv4(ip.dst_addr())) {
             return Err(DropReason::NotUnicast);
-        }
-        if ip.header_len() != ipv4::HEADER_LEN {
-            return Err(DropReason::IpOptions);
         }
         if ip.is_fragment() {
             return Err(DropReason::Fragment);
@@ -397,14 +398,17 @@ impl Responder {
     /// Checks an IPv6 echo request and rewrites it into the reply; returns the IP packet length.
     fn reply_ipv6(&mut self, packet: &mut [u8], macs_unicast: bool) -> Result<usize, DropReason> {
         let mut ip = ipv6::Packet::new_checked(packet).map_err(ip_error)?;
+        let next_header = ip.next_header();
+        if ipv6::is_extension_header(next_header) && next_header != ipv6::NEXT_HEADER_FRAGMENT {
+            return Err(DropReason::IpOptions);
+        }
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
         if !(macs_unicast && is_unicast_ipv6(src) && is_unicast_ipv6(dst)) {
             return Err(DropReason::NotUnicast);
         }
-        match ip.next_header() {
+        match next_header {
             ipv6::NEXT_HEADER_ICMPV6 => {}
             ipv6::NEXT_HEADER_FRAGMENT => return Err(DropReason::Fragment),
-            other if ipv6::is_extension_header(other) => return Err(DropReason::IpOptions),
             _ => return Err(DropReason::NotIcmp),
         }
         let pseudo_header: Sum = ip.pseudo_header_sum();
