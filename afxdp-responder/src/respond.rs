@@ -2,7 +2,7 @@
 //!
 //! [`Responder::respond`] is the whole protocol logic of the responder. It is pure (no I/O, no
 //! allocation, no clock), safe, and never panics on any input, so it is tested on byte fixtures,
-//! property-tested against `etherparse`, fuzzed and benchmarked on its own. The worker calls it on
+//! property-tested against `etherparse`, fuzzable and benchmarked on its own. The worker calls it on
 //! each received frame and sends `frame[..len]` back when the verdict is [`Verdict::Reply`].
 //!
 //! # What the reply looks like
@@ -11,11 +11,13 @@
 //! net/ipv6/icmp.c; see the parity table in DESIGN.md):
 //!
 //! * Ethernet: source and destination MAC swapped; a single VLAN tag (802.1Q or 802.1ad, priority
-//!   tags included) is kept as it is.
+//!   tags included) is kept as it is. (Linux answers a priority-tagged request untagged, as the
+//!   tag is consumed on the way in; stripping it here would mean moving the whole packet.)
 //! * IPv4: addresses swapped, TTL from the [`ReplyPolicy`], DF clear, a fresh identification
 //!   (per [`Responder`] counter), TOS copied, header checksum valid.
 //! * IPv6: addresses swapped, hop limit from the [`ReplyPolicy`], traffic class and flow label
-//!   kept.
+//!   kept. (Linux copies the flow label only when `net.ipv6.flowlabel_reflect` has bit 2 set; by
+//!   default it sends a label of its own. Keeping the request's keeps the reply on its flow.)
 //! * ICMP: type 8 → 0 (ICMPv6: 128 → 129); code, identifier, sequence and data unchanged.
 //!   Linux copies the request's code into the reply whatever it is (it copies the whole echo
 //!   header and changes only the type), so a request with a non-zero code is answered too.

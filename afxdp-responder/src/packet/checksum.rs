@@ -118,7 +118,8 @@ pub fn checksum(data: &[u8]) -> u16 {
 
 /// Updates checksum `hc` for one 16-bit word changing from `old` to `new` (RFC 1624 eqn. 3).
 ///
-/// The result equals a full recomputation whenever the updated message is not all zeros. An
+/// Given a correct `hc` for the old message, the result equals a full recomputation whenever the
+/// updated message is not all zeros. An
 /// all-zero message sums to `0x0000`, its recomputed checksum is `0xffff`; this function returns
 /// `0x0000` for it instead, which receivers reject (the sum over data and checksum is then
 /// `0x0000`, not `0xffff`). Only a caller that can produce an all-zero message needs to care:
