@@ -2,7 +2,7 @@
 //!
 //! [`Responder::respond`] is the whole protocol logic of the responder. It is pure (no I/O, no
 //! allocation, no clock), safe, and never panics on any input, so it is tested on byte fixtures,
-//! property-tested against `etherparse`, fuzzed and benchmarked on its own. The worker calls it on
+//! property-tested against `etherparse`, fuzzable and benchmarked on its own. The worker calls it on
 //! each received frame and sends `frame[..len]` back when the verdict is [`Verdict::Reply`].
 //!
 //! # What the reply looks like
@@ -11,11 +11,13 @@
 //! net/ipv6/icmp.c; see the parity table in DESIGN.md):
 //!
 //! * Ethernet: source and destination MAC swapped; a single VLAN tag (802.1Q or 802.1ad, priority
-//!   tags included) is kept as it is.
+//!   tags included) is kept as it is. (Linux answers a priority-tagged request untagged, as the
+//!   tag is consumed on the way in; stripping it here would mean moving the whole packet.)
 //! * IPv4: addresses swapped, TTL from the [`ReplyPolicy`], DF clear, a fresh identification
 //!   (per [`Responder`] counter), TOS copied, header checksum valid.
 //! * IPv6: addresses swapped, hop limit from the [`ReplyPolicy`], traffic class and flow label
-//!   kept.
+//!   kept. (Linux copies the flow label only when `net.ipv6.flowlabel_reflect` has bit 2 set; by
+//!   default it sends a label of its own. Keeping the request's keeps the reply on its flow.)
 //! * ICMP: type 8 → 0 (ICMPv6: 128 → 129); code, identifier, sequence and data unchanged.
 //!   Linux copies the request's code into the reply whatever it is (it copies the whole echo
 //!   header and changes only the type), so a request with a non-zero code is answered too.
@@ -117,6 +119,10 @@ pub enum DropReason {
     /// The IP length fields are inconsistent: IPv4 IHL below 5, total length below the header
     /// length or beyond the end of the frame; IPv6 payload length beyond the end of the frame.
     IpLength,
+    /// IPv4 options (IHL > 5) or an IPv6 extension header other than a fragment header: the
+    /// kernel handles these. (Checked before the IPv4 header checksum, so that the checksum is
+    /// summed over exactly the 20 bytes of a header without options.)
+    IpOptions,
     /// The IPv4 header checksum is wrong (the kernel drops these too).
     IpChecksum,
     /// A MAC or IP address is not a unicast one: a group (multicast, broadcast) source or
@@ -125,9 +131,6 @@ pub enum DropReason {
     /// multicast (ff00::/8) or IPv4-mapped (::ffff:0:0/96). The kernel applies its own rules to
     /// these (broadcast echo, martians); the responder never answers them.
     NotUnicast,
-    /// IPv4 options (IHL > 5) or an IPv6 extension header other than a fragment header: the
-    /// kernel handles these.
-    IpOptions,
     /// An IPv4 fragment (more-fragments set or a non-zero offset) or an IPv6 fragment header:
     /// only the kernel can reassemble.
     Fragment,
@@ -148,9 +151,9 @@ impl DropReason {
         DropReason::NotIp,
         DropReason::IpVersion,
         DropReason::IpLength,
+        DropReason::IpOptions,
         DropReason::IpChecksum,
         DropReason::NotUnicast,
-        DropReason::IpOptions,
         DropReason::Fragment,
         DropReason::NotIcmp,
         DropReason::NotEchoRequest,
@@ -168,9 +171,9 @@ impl DropReason {
             DropReason::NotIp => "not-ip",
             DropReason::IpVersion => "ip-version",
             DropReason::IpLength => "ip-length",
+            DropReason::IpOptions => "ip-options",
             DropReason::IpChecksum => "ip-checksum",
             DropReason::NotUnicast => "not-unicast",
-            DropReason::IpOptions => "ip-options",
             DropReason::Fragment => "fragment",
             DropReason::NotIcmp => "not-icmp",
             DropReason::NotEchoRequest => "not-echo-request",
@@ -334,14 +337,14 @@ impl Responder {
     /// Checks an IPv4 echo request and rewrites it into the reply; returns the IP packet length.
     fn reply_ipv4(&mut self, packet: &mut [u8], macs_unicast: bool) -> Result<usize, DropReason> {
         let mut ip = ipv4::Packet::new_checked(packet).map_err(ip_error)?;
+        if ip.header_len() != ipv4::HEADER_LEN {
+            return Err(DropReason::IpOptions);
+        }
         if !ip.verify_checksum() {
             return Err(DropReason::IpChecksum);
         }
         if !(macs_unicast && is_unicast_ipv4(ip.src_addr()) && is_unicast_ipv4(ip.dst_addr())) {
             return Err(DropReason::NotUnicast);
-        }
-        if ip.header_len() != ipv4::HEADER_LEN {
-            return Err(DropReason::IpOptions);
         }
         if ip.is_fragment() {
             return Err(DropReason::Fragment);
@@ -391,14 +394,17 @@ impl Responder {
     /// Checks an IPv6 echo request and rewrites it into the reply; returns the IP packet length.
     fn reply_ipv6(&mut self, packet: &mut [u8], macs_unicast: bool) -> Result<usize, DropReason> {
         let mut ip = ipv6::Packet::new_checked(packet).map_err(ip_error)?;
+        let next_header = ip.next_header();
+        if ipv6::is_extension_header(next_header) && next_header != ipv6::NEXT_HEADER_FRAGMENT {
+            return Err(DropReason::IpOptions);
+        }
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
         if !(macs_unicast && is_unicast_ipv6(src) && is_unicast_ipv6(dst)) {
             return Err(DropReason::NotUnicast);
         }
-        match ip.next_header() {
+        match next_header {
             ipv6::NEXT_HEADER_ICMPV6 => {}
             ipv6::NEXT_HEADER_FRAGMENT => return Err(DropReason::Fragment),
-            other if ipv6::is_extension_header(other) => return Err(DropReason::IpOptions),
             _ => return Err(DropReason::NotIcmp),
         }
         let pseudo_header: Sum = ip.pseudo_header_sum();

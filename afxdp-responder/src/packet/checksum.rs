@@ -59,13 +59,15 @@ impl Sum {
             even += u64::from(u32::from_ne_bytes([a, b, c, d]));
             odd += u64::from(u32::from_ne_bytes([e, f, g, h]));
         }
-        // The last 0..=7 bytes: zero-padded to 8, which adds nothing but the padding RFC 1071 asks
-        // for at an odd end.
-        let mut last = [0u8; 8];
-        last[..tail.len()].copy_from_slice(tail);
-        let [a, b, c, d, e, f, g, h] = last;
-        even += u64::from(u32::from_ne_bytes([a, b, c, d]));
-        odd += u64::from(u32::from_ne_bytes([e, f, g, h]));
+        // The last 0..=7 bytes, as 16-bit words; an odd last byte is the high-order byte of a
+        // word whose low-order byte is zero (in memory order: the byte, then a zero).
+        let (words, odd_byte) = tail.as_chunks::<2>();
+        for word in words {
+            even += u64::from(u16::from_ne_bytes(*word));
+        }
+        if let [last] = odd_byte {
+            odd += u64::from(u16::from_ne_bytes([*last, 0]));
+        }
         Sum(even + odd)
     }
 
@@ -85,11 +87,13 @@ impl Sum {
     /// Folds the carries back in (end-around carry) and returns the 16-bit sum as a big-endian value.
     #[inline]
     pub const fn fold(self) -> u16 {
-        let mut sum = self.0;
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        // `sum` now holds native-order bytes: read them back as they would lie on the wire.
+        // Each step adds the high half to the low half. Two steps take 64 bits to at most
+        // 0xffff_ffff, two more take that to at most 0xffff: no branch, whatever the input.
+        let sum = (self.0 & 0xffff_ffff) + (self.0 >> 32);
+        let sum = (sum & 0xffff_ffff) + (sum >> 32);
+        let sum = (sum & 0xffff) + (sum >> 16);
+        let sum = (sum & 0xffff) + (sum >> 16);
+        // `sum` holds native-order bytes: read them back as they would lie on the wire.
         u16::from_be_bytes((sum as u16).to_ne_bytes())
     }
 
@@ -114,7 +118,8 @@ pub fn checksum(data: &[u8]) -> u16 {
 
 /// Updates checksum `hc` for one 16-bit word changing from `old` to `new` (RFC 1624 eqn. 3).
 ///
-/// The result equals a full recomputation whenever the updated message is not all zeros. An
+/// Given a correct `hc` for the old message, the result equals a full recomputation whenever the
+/// updated message is not all zeros. An
 /// all-zero message sums to `0x0000`, its recomputed checksum is `0xffff`; this function returns
 /// `0x0000` for it instead, which receivers reject (the sum over data and checksum is then
 /// `0x0000`, not `0xffff`). Only a caller that can produce an all-zero message needs to care:
@@ -169,6 +174,14 @@ mod tests {
         let mut zeroed = header;
         zeroed[10..12].fill(0);
         assert_eq!(checksum(&zeroed), 0xb861);
+    }
+
+    #[test]
+    fn fold_extremes() {
+        // 2^16 is 1 in one's complement, so 2^32 is 1 too; all ones folds to all ones (-0).
+        assert_eq!(Sum(u64::MAX).fold(), 0xffff);
+        assert_eq!(Sum(1 << 32).fold(), u16::from_be_bytes(1u16.to_ne_bytes()));
+        assert_eq!(Sum(0x1_0000).fold(), u16::from_be_bytes(1u16.to_ne_bytes()));
     }
 
     #[test]
