@@ -46,17 +46,12 @@ fn ipv6_request(ip_len: usize) -> Vec<u8> {
 fn respond(c: &mut Criterion) {
     let mut group = c.benchmark_group("respond");
     for ip_len in [64usize, 1500] {
-        for (name, template) in [
-            ("ipv4", ipv4_request(ip_len)),
-            ("ipv6", ipv6_request(ip_len)),
-        ] {
+        for (name, template) in [("ipv4", ipv4_request(ip_len)), ("ipv6", ipv6_request(ip_len))] {
             let mut responder = Responder::new(ReplyPolicy::default(), 1);
             let mut buffer = template.clone();
             assert_eq!(
                 responder.respond(&mut buffer),
-                Verdict::Reply {
-                    len: template.len()
-                },
+                Verdict::Reply { len: template.len() },
                 "the template must be answered"
             );
             group.throughput(Throughput::Bytes(ip_len as u64));

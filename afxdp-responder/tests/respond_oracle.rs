@@ -10,9 +10,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use afxdp_responder::respond::{DropReason, ReplyPolicy, Responder, Verdict};
 use etherparse::{
-    EtherType, IcmpEchoHeader, Icmpv4Type, Icmpv6Slice, Icmpv6Type, IpDscp, IpEcn, IpHeaders,
-    IpNumber, Ipv4Header, Ipv6FlowLabel, Ipv6Header, LinkExtHeader, LinkHeader, NetHeaders,
-    PacketBuilder, PacketHeaders, SingleVlanHeader, TransportHeader, VlanHeader, VlanId, VlanPcp,
+    EtherType, IcmpEchoHeader, Icmpv4Type, Icmpv6Slice, Icmpv6Type, IpDscp, IpEcn, IpHeaders, IpNumber, Ipv4Header,
+    Ipv6FlowLabel, Ipv6Header, LinkExtHeader, LinkHeader, NetHeaders, PacketBuilder, PacketHeaders, SingleVlanHeader,
+    TransportHeader, VlanHeader, VlanId, VlanPcp,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -92,8 +92,7 @@ impl Request {
                 dont_frag,
             } => {
                 let mut header =
-                    Ipv4Header::new(0, ttl, IpNumber::ICMP, src.octets(), dst.octets())
-                        .expect("an empty payload fits");
+                    Ipv4Header::new(0, ttl, IpNumber::ICMP, src.octets(), dst.octets()).expect("an empty payload fits");
                 header.dscp = IpDscp::try_new(dscp).unwrap();
                 header.ecn = IpEcn::try_new(ecn).unwrap();
                 header.identification = ident;
@@ -161,11 +160,9 @@ fn unicast_mac() -> impl Strategy<Value = [u8; 6]> {
 }
 
 fn unicast_ipv4() -> impl Strategy<Value = Ipv4Addr> {
-    any::<[u8; 4]>()
-        .prop_map(Ipv4Addr::from)
-        .prop_filter("unicast", |a| {
-            !(a.octets()[0] == 0 || a.is_loopback() || a.is_multicast() || a.is_broadcast())
-        })
+    any::<[u8; 4]>().prop_map(Ipv4Addr::from).prop_filter("unicast", |a| {
+        !(a.octets()[0] == 0 || a.is_loopback() || a.is_multicast() || a.is_broadcast())
+    })
 }
 
 fn unicast_ipv6() -> impl Strategy<Value = Ipv6Addr> {
@@ -228,12 +225,7 @@ fn tag() -> impl Strategy<Value = Tag> {
         any::<bool>(),
         prop_oneof![Just(0u16), 1u16..4095],
     )
-        .prop_map(|(tpid, pcp, dei, vid)| Tag {
-            tpid,
-            pcp,
-            dei,
-            vid,
-        })
+        .prop_map(|(tpid, pcp, dei, vid)| Tag { tpid, pcp, dei, vid })
 }
 
 fn ip() -> impl Strategy<Value = Ip> {
@@ -255,20 +247,15 @@ fn ip() -> impl Strategy<Value = Ip> {
             ident,
             dont_frag,
         });
-    let v6 = (
-        unicast_ipv6(),
-        unicast_ipv6(),
-        any::<u8>(),
-        any::<u8>(),
-        0u32..1 << 20,
-    )
-        .prop_map(|(src, dst, hop_limit, traffic_class, flow_label)| Ip::V6 {
+    let v6 = (unicast_ipv6(), unicast_ipv6(), any::<u8>(), any::<u8>(), 0u32..1 << 20).prop_map(
+        |(src, dst, hop_limit, traffic_class, flow_label)| Ip::V6 {
             src,
             dst,
             hop_limit,
             traffic_class,
             flow_label,
-        });
+        },
+    );
     prop_oneof![v4, v6]
 }
 
@@ -332,16 +319,8 @@ fn parse_valid_reply(reply: &[u8]) -> Result<PacketHeaders<'_>, TestCaseError> {
     match (&headers.net, &headers.transport) {
         (Some(NetHeaders::Ipv4(ip, exts)), Some(TransportHeader::Icmpv4(icmp))) => {
             prop_assert!(exts.auth.is_none());
-            prop_assert_eq!(
-                ip.header_checksum,
-                ip.calc_header_checksum(),
-                "IPv4 header checksum"
-            );
-            prop_assert_eq!(
-                icmp.checksum,
-                icmp.icmp_type.calc_checksum(payload),
-                "ICMP checksum"
-            );
+            prop_assert_eq!(ip.header_checksum, ip.calc_header_checksum(), "IPv4 header checksum");
+            prop_assert_eq!(icmp.checksum, icmp.icmp_type.calc_checksum(payload), "ICMP checksum");
         }
         (Some(NetHeaders::Ipv6(ip, _)), Some(TransportHeader::Icmpv6(icmp))) => {
             let expected = icmp
@@ -359,12 +338,7 @@ fn parse_valid_reply(reply: &[u8]) -> Result<PacketHeaders<'_>, TestCaseError> {
 }
 
 /// Checks `reply` field by field against the request it answers.
-fn check_reply(
-    request: &Request,
-    policy: ReplyPolicy,
-    seed: u16,
-    reply: &[u8],
-) -> Result<(), TestCaseError> {
+fn check_reply(request: &Request, policy: ReplyPolicy, seed: u16, reply: &[u8]) -> Result<(), TestCaseError> {
     let headers = parse_valid_reply(reply)?;
 
     // Ethernet: back to the sender, the VLAN tag kept as it was.
@@ -470,11 +444,7 @@ fn check_reply(
             )));
         }
     }
-    prop_assert_eq!(
-        headers.payload.slice(),
-        &request.data[..],
-        "data echoed whole"
-    );
+    prop_assert_eq!(headers.payload.slice(), &request.data[..], "data echoed whole");
     Ok(())
 }
 
