@@ -8,6 +8,7 @@
 //! | [`respond`] | `respond(frame) -> Verdict`: the whole reply policy, pure and safe |
 //! | [`xsk`] | the AF_XDP layer: UMEM, rings, socket; the only module with `unsafe` |
 //! | [`loader`] | the XDP redirect program: load (aya), maps, attach with a bpf_link |
+//! | [`flood`] | the load generator: echo requests from AF_XDP TX rings, every reply verified |
 //! | [`iface`] | facts about a network interface: index, MAC, addresses, queues, TTL |
 //! | [`app`] | the responder as a whole: start-up, workers, live stats, orderly shutdown |
 //! | [`config`] | the validated configuration handed to every worker |
@@ -17,6 +18,7 @@
 
 pub mod app;
 pub mod config;
+pub mod flood;
 pub mod iface;
 pub mod lab;
 pub mod loader;
