@@ -323,8 +323,9 @@ impl Template {
             }
             _ => return Err(FloodError::Config("--src and --dst must be of the same family".into())),
         }
-        for i in layout.payload() + STAMP_LEN..f.len() {
-            f[i] = filler(i);
+        let start = layout.payload() + STAMP_LEN;
+        for (i, byte) in f.iter_mut().enumerate().skip(start) {
+            *byte = filler(i);
         }
         Ok(Template {
             layout,
@@ -745,7 +746,7 @@ fn sender(
             for i in 0..n {
                 let addr = free.pop().expect("reserved no more than the free frames");
                 let gseq = r.sent;
-                let bad = cfg.bad_checksum_every > 0 && (gseq + 1) % cfg.bad_checksum_every == 0;
+                let bad = cfg.bad_checksum_every > 0 && (gseq + 1).is_multiple_of(cfg.bad_checksum_every);
                 let frame = xsk.umem.frame_mut(addr, frame_len).expect("TX frame inside the UMEM");
                 let ts = base.elapsed().as_nanos() as u64;
                 template.write_request(frame, ident, gseq, ts, bad);
