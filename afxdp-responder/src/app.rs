@@ -239,7 +239,9 @@ fn start_workers(
                     fd,
                 }));
                 let responder = Responder::new(policy, random_u16() ^ queue as u16);
-                Worker::new(xsk, responder, cfg.batch, cfg.busy_poll).run(&stop, &counters)
+                Worker::new(xsk, responder, cfg.batch, cfg.busy_poll)
+                    .with_frame_checks(cfg.check_frames)
+                    .run(&stop, &counters)
             })
             .expect("spawning a worker thread");
         pending.push((queue, shared, handle));
@@ -360,6 +362,18 @@ fn print_totals(reports: &[WorkerReport], redirect: &RedirectCounters, iface: &s
             }
         );
         let _ = writeln!(out, "queue {} frames: {}", r.queue, r.census);
+        let k = &r.kernel;
+        let _ = writeln!(
+            out,
+            "queue {} kernel drops: {} (ring-full {}, fill-empty {}, rx-invalid {}, tx-invalid {}, other {})",
+            r.queue,
+            k.dropped(),
+            k.rx_ring_full,
+            k.rx_fill_ring_empty,
+            k.rx_invalid_descs,
+            k.tx_invalid_descs,
+            k.rx_dropped
+        );
         total.rx += c.rx;
         total.tx += c.tx;
         total.bad_descriptors += c.bad_descriptors;
@@ -385,6 +399,7 @@ fn empty_report(queue: u32) -> WorkerReport {
         mode: BindMode::Copy,
         counters: Counters::default(),
         census: Default::default(),
+        kernel: KernelStats::default(),
     }
 }
 

@@ -117,6 +117,8 @@ pub struct Config {
     pub hop_limit: Option<u8>,
     /// Live statistics interval; `None` disables them.
     pub stats_interval: Option<Duration>,
+    /// Check the UMEM frame accounting after every loop turn (tests).
+    pub check_frames: bool,
 }
 
 impl Config {
@@ -223,6 +225,7 @@ mod tests {
             ttl: None,
             hop_limit: None,
             stats_interval: None,
+            check_frames: false,
         }
     }
 

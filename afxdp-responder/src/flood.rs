@@ -140,6 +140,9 @@ pub struct FloodReport {
     pub wrong: u64,
     /// Valid requests without a correct reply.
     pub lost: u64,
+    /// Replies the generator's own kernel dropped before its sockets saw them (RX ring full,
+    /// fill ring empty: `XDP_STATISTICS`), part of `lost`.
+    pub kernel_dropped: u64,
     /// Seconds from the first request to the last.
     pub duration_s: f64,
     /// Round-trip times of correct replies, in microseconds: p50, p99, p99.9, max.
@@ -192,7 +195,7 @@ impl FloodReport {
         let [p50, p99, p999, max] = self.latency_us;
         format!(
             concat!(
-                "{{\"sent\":{},\"sent_invalid\":{},\"replies\":{},\"correct\":{},\"wrong\":{},\"lost\":{},",
+                "{{\"sent\":{},\"sent_invalid\":{},\"replies\":{},\"correct\":{},\"wrong\":{},\"lost\":{},\"kernel_dropped\":{},",
                 "\"duration_s\":{:.6},\"sent_per_s\":{:.1},\"replies_per_s\":{:.1},\"answered_pct\":{:.4},",
                 "\"correct_pct\":{:.4},\"mode\":\"{}\",",
                 "\"latency_us\":{{\"p50\":{:.2},\"p99\":{:.2},\"p999\":{:.2},\"max\":{:.2}}}}}"
@@ -203,6 +206,7 @@ impl FloodReport {
             self.correct,
             self.wrong,
             self.lost,
+            self.kernel_dropped,
             self.duration_s,
             self.sent_per_s(),
             self.replies_per_s(),
@@ -234,12 +238,13 @@ impl FloodReport {
         );
         let _ = writeln!(
             s,
-            "correct {} ({:.3} % of replies), wrong {}, lost {} ({:.3} % answered)",
+            "correct {} ({:.3} % of replies), wrong {}, lost {} ({:.3} % answered; {} dropped by this side's kernel)",
             self.correct,
             self.correct_pct(),
             self.wrong,
             self.lost,
-            self.answered_pct()
+            self.answered_pct(),
+            self.kernel_dropped
         );
         let [p50, p99, p999, max] = self.latency_us;
         let _ = write!(
@@ -507,6 +512,7 @@ struct ThreadResult {
     histogram: Vec<u64>,
     max_ns: u64,
     mode: BindMode,
+    kernel_dropped: u64,
 }
 
 /// Runs a flood and returns what it measured. `stop` ends it early (Ctrl-C).
@@ -635,6 +641,7 @@ pub fn run(cfg: &FloodConfig, stop: &AtomicBool, out: &mut dyn Write) -> Result<
         report.replies += r.replies;
         report.correct += r.correct;
         report.wrong += r.wrong;
+        report.kernel_dropped += r.kernel_dropped;
         report.mode = r.mode.to_string();
         for (h, v) in histogram.iter_mut().zip(&r.histogram) {
             *h += v;
@@ -708,6 +715,7 @@ fn sender(
         histogram: vec![0; BUCKETS + 1],
         max_ns: 0,
         mode: xsk.mode(),
+        kernel_dropped: 0,
     };
     let start = Instant::now();
     let end = start + cfg.duration;
@@ -774,10 +782,10 @@ fn sender(
             kicks += 1;
         }
 
-        // Receive and verify.
-        let got = xsk.rx.peek(BATCH);
-        let room = xsk.fill.reserve(got);
-        debug_assert_eq!(room, got);
+        // Receive and verify, no more than the fill ring can take back right now (the kernel
+        // publishes its fill consumer index lazily).
+        let room = xsk.fill.reserve(BATCH);
+        let got = xsk.rx.peek(room);
         let now_ns = base.elapsed().as_nanos() as u64;
         for i in 0..got {
             let desc = xsk.rx.read(i);
@@ -797,7 +805,7 @@ fn sender(
             }
             xsk.fill.write(i, desc.addr - desc.addr % u64::from(frame_size));
         }
-        xsk.fill.submit(room);
+        xsk.fill.submit(got);
         xsk.rx.release(got);
 
         if got == 0 && sent_now == 0 {
@@ -805,6 +813,7 @@ fn sender(
             xsk.poll_rx(if rate.is_some() || drain_until.is_some() { 1 } else { 0 })?;
         }
     }
+    r.kernel_dropped = xsk.statistics().map(|s| crate::stats::KernelStats::from(s).dropped())?;
     Ok(r)
 }
 

@@ -241,6 +241,11 @@ struct RunArgs {
     /// Frames taken from the RX ring per batch.
     #[arg(long, default_value = "64", value_name = "N")]
     batch: u32,
+
+    /// Check after every loop turn that every UMEM frame is on a ring or in flight, and stop
+    /// with an error if not (for tests and debugging; a little slower).
+    #[arg(long)]
+    check_frames: bool,
 }
 
 impl RunArgs {
@@ -277,6 +282,7 @@ impl RunArgs {
             ttl: self.ttl,
             hop_limit: self.hop_limit,
             stats_interval: (self.stats_interval > 0.0).then(|| Duration::from_secs_f64(self.stats_interval)),
+            check_frames: self.check_frames,
         };
         cfg.validate()?;
         Ok(cfg)

@@ -50,6 +50,10 @@ impl ResponderProcess {
     }
 }
 
+fn leading_number(s: &str) -> Option<u64> {
+    s.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
 /// Per-queue totals from the responder's exit report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueTotals {
@@ -63,6 +67,10 @@ pub struct QueueTotals {
     pub tx: u64,
     /// Frames not answered.
     pub dropped: u64,
+    /// Drops by reason (`icmp-checksum`, ...), as printed.
+    pub drop_reasons: Vec<(String, u64)>,
+    /// Frames the kernel dropped before the worker saw them (XDP_STATISTICS).
+    pub kernel_dropped: u64,
     /// The frame census line (`4096 frames = ... : all accounted for`).
     pub frames: String,
 }
@@ -101,6 +109,10 @@ impl ResponderExit {
                     if let Some(t) = queues.iter_mut().find(|t| t.queue == queue) {
                         t.frames = census.to_string();
                     }
+                } else if let Some(k) = rest.strip_prefix("kernel drops: ") {
+                    if let Some(t) = queues.iter_mut().find(|t| t.queue == queue) {
+                        t.kernel_dropped = leading_number(k).unwrap_or(0);
+                    }
                 } else if let Some(rest) = rest.strip_prefix('(') {
                     let mode = rest.split(" mode").next().unwrap_or("").to_string();
                     let num = |key: &str| -> u64 {
@@ -110,12 +122,24 @@ impl ResponderExit {
                             .and_then(|v| v.parse().ok())
                             .unwrap_or(0)
                     };
+                    let drop_reasons = rest
+                        .split_once('[')
+                        .and_then(|(_, r)| r.split_once(']'))
+                        .map(|(list, _)| {
+                            list.split(", ")
+                                .filter_map(|item| item.rsplit_once(' '))
+                                .filter_map(|(name, n)| Some((name.to_string(), n.parse().ok()?)))
+                                .collect()
+                        })
+                        .unwrap_or_default();
                     queues.push(QueueTotals {
                         queue,
                         mode,
                         rx: num("rx"),
                         tx: num("tx"),
                         dropped: num("dropped"),
+                        drop_reasons,
+                        kernel_dropped: 0,
                         frames: String::new(),
                     });
                 }
@@ -160,6 +184,7 @@ replies use TTL 64 and hop limit 64; Ctrl-C (SIGINT) or SIGTERM stops
 stopped: XDP program detached from va
 queue 0 (copy mode): rx 5 tx 4 dropped 1 [icmp-checksum 1]
 queue 0 frames: 4096 frames = 4096 fill + 0 rx + 0 tx + 0 completion: all accounted for
+queue 0 kernel drops: 7 (ring-full 7, fill-empty 0, rx-invalid 0, tx-invalid 0, other 0)
 queue 1 (copy mode): rx 3 tx 3 dropped 0
 queue 1 frames: 4096 frames = 4095 fill + 0 rx + 0 tx + 0 completion + 1 unaccounted
 total: rx 8 tx 7 dropped 1; XDP program: redirected 8, passed to the kernel 2, no socket 0
@@ -173,6 +198,9 @@ total: rx 8 tx 7 dropped 1; XDP program: redirected 8, passed to the kernel 2, n
         let q0 = exit.queue(0).unwrap();
         assert_eq!((q0.mode.as_str(), q0.rx, q0.tx, q0.dropped), ("copy", 5, 4, 1));
         assert!(q0.frames_accounted());
+        assert_eq!(q0.drop_reasons, vec![("icmp-checksum".to_string(), 1)]);
+        assert_eq!(q0.kernel_dropped, 7);
+        assert!(exit.queue(1).unwrap().drop_reasons.is_empty());
         assert!(!exit.queue(1).unwrap().frames_accounted());
         assert_eq!(exit.totals(), (8, 7, 1));
         assert_eq!(exit.redirected, Some(8));

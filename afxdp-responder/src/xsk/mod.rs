@@ -294,6 +294,7 @@ pub struct Xsk {
     queue: u32,
     need_wakeup: bool,
     tx_frames: u32,
+    tx_budget: u32,
 }
 
 impl Xsk {
@@ -316,6 +317,12 @@ impl Xsk {
         ] {
             sys::set_ring_size(fd.as_fd(), kind, size).map_err(setup)?;
         }
+        // Copy mode sends at most 32 frames per sendto() unless told otherwise (Linux 6.17+):
+        // allow half the TX ring, so one kick usually drains a whole batch.
+        let tx_budget = match sys::set_max_tx_budget(fd.as_fd(), (cfg.tx_size / 2).max(32)) {
+            Ok(true) => (cfg.tx_size / 2).max(32),
+            _ => 32,
+        };
         let mut fill = ProducerRing::map(fd.as_fd(), RingKind::Fill, cfg.fill_size).map_err(setup)?;
         let comp = ConsumerRing::map(fd.as_fd(), RingKind::Completion, cfg.comp_size).map_err(setup)?;
         let rx = ConsumerRing::map(fd.as_fd(), RingKind::Rx, cfg.rx_size).map_err(setup)?;
@@ -369,6 +376,7 @@ impl Xsk {
             queue,
             need_wakeup: cfg.need_wakeup,
             tx_frames: cfg.tx_frames,
+            tx_budget,
         })
     }
 
@@ -407,6 +415,11 @@ impl Xsk {
     pub fn tx_frame_addrs(&self) -> impl Iterator<Item = u64> + '_ {
         let first = self.umem.frame_count() - self.tx_frames;
         (first..self.umem.frame_count()).map(|i| self.umem.frame_addr(i))
+    }
+
+    /// Frames one TX kick sends at most in copy mode (32, or more where the kernel allows).
+    pub fn tx_budget(&self) -> u32 {
+        self.tx_budget
     }
 
     /// Whether the socket was bound with `XDP_USE_NEED_WAKEUP`.
