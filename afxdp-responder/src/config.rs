@@ -117,6 +117,8 @@ pub struct Config {
     pub hop_limit: Option<u8>,
     /// Live statistics interval; `None` disables them.
     pub stats_interval: Option<Duration>,
+    /// Which engine handles the requests (AF_XDP workers, in-kernel XDP_TX, or drop).
+    pub engine: crate::engine::Engine,
 }
 
 impl Config {
@@ -223,6 +225,7 @@ mod tests {
             ttl: None,
             hop_limit: None,
             stats_interval: None,
+            engine: crate::engine::Engine::AfXdp,
         }
     }
 

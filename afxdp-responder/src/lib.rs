@@ -9,6 +9,7 @@
 //! | [`xsk`] | the AF_XDP layer: UMEM, rings, socket; the only module with `unsafe` |
 //! | [`loader`] | the XDP redirect program: load (aya), maps, attach with a bpf_link |
 //! | [`iface`] | facts about a network interface: index, MAC, addresses, queues, TTL |
+//! | [`engine`] | `--engine afxdp\|xdp-tx\|drop`: the engines, and the run loop of the in-kernel ones |
 //! | [`app`] | the responder as a whole: start-up, workers, live stats, orderly shutdown |
 //! | [`config`] | the validated configuration handed to every worker |
 //! | [`worker`] | one pinned thread per queue: the RX → respond → TX loop |
@@ -17,6 +18,7 @@
 
 pub mod app;
 pub mod config;
+pub mod engine;
 pub mod iface;
 pub mod lab;
 pub mod loader;
