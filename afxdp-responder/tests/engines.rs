@@ -511,6 +511,54 @@ fn drop_engine_drops_owned_echo_requests_and_passes_everything_else() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The engines see the same requests
+// ---------------------------------------------------------------------------------------------
+
+/// One frame of every kind the filter decides on.
+fn frames_of_every_kind() -> Vec<(&'static str, Vec<u8>)> {
+    let mut frames = vec![
+        ("IPv4 request", echo_v4(OUR_V4, 1, 1, &payload(56))),
+        ("ICMPv6 request", echo_v6(OUR_V6, 1, 1, &payload(56))),
+        ("IPv4, other host", echo_v4(OTHER_V4, 1, 1, &payload(8))),
+        ("IPv6, other host", echo_v6(OTHER_V6, 1, 1, &payload(8))),
+    ];
+    let mut reply = echo_v4(OUR_V4, 1, 1, &payload(8));
+    reply[ETH_LEN + 20] = 0;
+    frames.push(("IPv4 echo reply", reply));
+    let mut options = echo_v4(OUR_V4, 1, 1, &payload(8));
+    options[ETH_LEN] = 0x46; // IHL 6
+    frames.push(("IPv4 with IHL 6", options));
+    let mut ext = echo_v6(OUR_V6, 1, 1, &payload(8));
+    ext[ETH_LEN + 6] = 0; // next header: hop-by-hop
+    frames.push(("IPv6 extension header", ext));
+    let mut other_mac = echo_v6(OUR_V6, 1, 1, &payload(8));
+    other_mac[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x99]);
+    frames.push(("another host's MAC", other_mac));
+    let mut loopback_source = echo_v4(OUR_V4, 1, 1, &payload(8));
+    loopback_source[ETH_LEN + 12..ETH_LEN + 16].copy_from_slice(&[127, 0, 0, 1]);
+    fix_ipv4_header_checksum(&mut loopback_source, ETH_LEN);
+    frames.push(("loopback source", loopback_source));
+    frames
+}
+
+#[test]
+fn all_engines_handle_exactly_the_same_frames() {
+    let afxdp = load(Engine::AfXdp);
+    let tx = load(Engine::XdpTx);
+    let drop = load(Engine::Drop);
+    for (what, frame) in frames_of_every_kind() {
+        // With no socket registered, an owned request takes the redirect path and counts no_socket.
+        let (_, _, redirect) = run(&afxdp, &frame);
+        let (tx_action, _, _) = run(&tx, &frame);
+        let (drop_action, _, _) = run(&drop, &frame);
+        let owned = redirect.no_socket == 1;
+        assert_eq!(tx_action == XDP_TX, owned, "{what}: xdp-tx and afxdp disagree");
+        assert_eq!(drop_action == XDP_DROP, owned, "{what}: drop and afxdp disagree");
+        assert_eq!(owned, what.ends_with("request"), "{what}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The real binary in a namespace pair
 // ---------------------------------------------------------------------------------------------
 
