@@ -55,8 +55,9 @@
  * Counters: COUNTER_HANDLED = replied, COUNTER_PASSED = passed to the
  * kernel, COUNTER_BAD_CHECKSUM = dropped for a wrong checksum.
  *
- * On veth, an XDP_TX frame reaches the peer only if the peer has an XDP
- * program attached too (any, XDP_PASS is enough); real NICs need nothing.
+ * On veth in native mode, an XDP_TX frame reaches the peer only if the peer
+ * has an XDP program attached too (any, XDP_PASS is enough); generic (skb)
+ * mode and real NICs need nothing.
  */
 
 #include "echo_filter.h"

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::iface::Interface;
-use crate::loader::{EngineCounters, EngineProgram, LoaderError};
+use crate::loader::{AttachedMode, EngineCounters, EngineProgram, LoaderError};
 use crate::respond::ReplyPolicy;
 use crate::stats::human_rate;
 
@@ -167,11 +167,11 @@ pub fn run_in_kernel(
         },
         addrs.join(", ")
     );
-    if engine == Engine::XdpTx && driver == "veth" {
+    if engine == Engine::XdpTx && driver == "veth" && attached == AttachedMode::Native {
         let _ = writeln!(
             out,
-            "note: on veth, XDP_TX replies reach the peer only if the peer has an XDP program attached \
-             (an XDP_PASS one is enough)"
+            "note: on veth, native XDP_TX replies reach the peer only if the peer has an XDP program \
+             attached (an XDP_PASS one is enough); --xdp-mode skb needs none"
         );
     }
     match engine {

@@ -774,3 +774,36 @@ fn the_xdp_pass_helper_attaches_and_detaches() {
     pass.detach().unwrap();
     assert!(!show().contains("prog/xdp"), "{}", show());
 }
+
+#[test]
+fn xdp_tx_in_skb_mode_needs_no_program_on_the_peer() {
+    // Generic XDP transmits XDP_TX frames through the device's normal transmit path, which a
+    // veth delivers to its peer like any other frame.
+    let pair = pair();
+    let args = ["--engine", "xdp-tx", "--xdp-mode", "skb", "--stats-interval", "0"];
+    let responder = ResponderProcess::start(&pair, Path::new(EXE), &args).expect("starting the responder");
+    assert!(
+        responder.startup_output().contains("XDP in skb mode"),
+        "{}",
+        responder.startup_output()
+    );
+    let before = Nstat::read(&pair, Side::Client).unwrap();
+    for family in [Family::V4, Family::V6] {
+        let report = ping(&pair, &PingSpec::new(family, 3).interval(Duration::from_millis(20))).unwrap();
+        assert_eq!(report.received, 3, "{}", report.raw);
+    }
+    let delta = Nstat::read(&pair, Side::Client).unwrap().since(&before);
+    let exit = stop(responder);
+    assert_eq!(delta.counter("IcmpInEchoReps").unwrap(), 3);
+    assert_eq!(delta.counter("Icmp6InEchoReplies").unwrap(), 3);
+    assert_eq!(
+        delta.counter("IcmpInCsumErrors").unwrap() + delta.counter("Icmp6InCsumErrors").unwrap(),
+        0
+    );
+    assert_eq!(
+        exit.total.expect("a total: line").handled,
+        6,
+        "{}",
+        exit.finished.stdout
+    );
+}
