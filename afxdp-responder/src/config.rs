@@ -119,6 +119,8 @@ pub struct Config {
     pub stats_interval: Option<Duration>,
     /// Check the UMEM frame accounting after every loop turn (tests).
     pub check_frames: bool,
+    /// Which engine handles the requests (AF_XDP workers, in-kernel XDP_TX, or drop).
+    pub engine: crate::engine::Engine,
 }
 
 impl Config {
@@ -226,6 +228,7 @@ mod tests {
             hop_limit: None,
             stats_interval: None,
             check_frames: false,
+            engine: crate::engine::Engine::AfXdp,
         }
     }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use afxdp_responder::app;
 use afxdp_responder::config::{self, Config, IdList, ModeRequest};
+use afxdp_responder::engine::Engine;
 use afxdp_responder::lab;
 use afxdp_responder::loader::XdpMode;
 use afxdp_responder::xsk::XskConfig;
@@ -30,6 +31,7 @@ Needs root (or CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, CAP_PERFMON and CAP_IPC_LOCK
 Examples:
   afxdp-responder --iface eth0 --queues 0-3
   afxdp-responder --iface eth0 --queues 0 --mode copy --stats-interval 0
+  afxdp-responder --iface eth0 --engine xdp-tx     (answer in the kernel, for comparison)
   afxdp-responder lab demo";
 
 #[derive(Debug, Parser)]
@@ -183,6 +185,12 @@ struct RunArgs {
     #[arg(long, value_name = "LIST")]
     cpus: Option<IdList>,
 
+    /// Engine: afxdp (AF_XDP sockets, user-space workers), xdp-tx (the XDP program answers in
+    /// the kernel with XDP_TX; no workers) or drop (the XDP program drops the requests and
+    /// counts them). All three see the same requests and report the same counters.
+    #[arg(long, default_value = "afxdp", value_name = "ENGINE")]
+    engine: Engine,
+
     /// AF_XDP mode: auto (zero-copy if the driver supports it, else copy), zero-copy, or copy.
     #[arg(long, default_value = "auto", value_name = "MODE")]
     mode: ModeRequest,
@@ -283,6 +291,7 @@ impl RunArgs {
             hop_limit: self.hop_limit,
             stats_interval: (self.stats_interval > 0.0).then(|| Duration::from_secs_f64(self.stats_interval)),
             check_frames: self.check_frames,
+            engine: self.engine,
         };
         cfg.validate()?;
         Ok(cfg)
