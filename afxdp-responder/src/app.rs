@@ -49,9 +49,21 @@ pub enum AppError {
     /// A socket could not be set up.
     #[error(transparent)]
     Xsk(#[from] XskError),
+    /// A socket could not be set up for lack of a capability or of locked memory.
+    #[error("{source}: {needs}")]
+    Privilege {
+        /// What the process lacks, and what to do.
+        needs: String,
+        /// The failed set-up.
+        #[source]
+        source: XskError,
+    },
     /// A worker failed while running.
     #[error("worker failed: {0} (is the interface still there and up?)")]
     Worker(#[from] WorkerError),
+    /// The interface disappeared while running (deleted, or moved to another namespace).
+    #[error("{0} was removed while the responder was running (the kernel unbound its AF_XDP sockets): stopped")]
+    InterfaceGone(String),
     /// A worker thread panicked (a bug: please report it).
     #[error("worker for queue {0} panicked (a bug: please report it with the output above)")]
     WorkerPanicked(u32),
@@ -140,7 +152,7 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut dyn Write) -> Result<RunSu
         policy.ipv4_ttl, policy.ipv6_hop_limit
     );
 
-    let failure = monitor(cfg, stop, &running, out);
+    let failure = monitor(cfg, &iface, stop, &running, out);
 
     // Detach first: from here on the kernel answers pings itself again.
     let redirect = program.counters().unwrap_or_default();
@@ -151,10 +163,19 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut dyn Write) -> Result<RunSu
     workers_stop.store(true, Ordering::Relaxed);
 
     let mut reports = Vec::new();
+    let mut kernel_stats = Vec::new();
     let mut first_error = failure;
     for r in running {
-        match r.handle.join() {
-            Ok(Ok(report)) => reports.push(report),
+        let joined = r.handle.join();
+        // Read after the worker stopped (our duplicate keeps the socket open): final values.
+        let kernel = xsk::sys::statistics(r.fd.as_fd())
+            .map(KernelStats::from)
+            .unwrap_or_default();
+        match joined {
+            Ok(Ok(report)) => {
+                reports.push(report);
+                kernel_stats.push(kernel);
+            }
             Ok(Err(e)) => {
                 first_error.get_or_insert(AppError::Worker(e));
             }
@@ -163,7 +184,7 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut dyn Write) -> Result<RunSu
             }
         }
     }
-    print_totals(&reports, &redirect, &iface.name, out);
+    print_totals(&reports, &kernel_stats, &redirect, &iface.name, out);
     match first_error {
         Some(e) => Err(e),
         None => Ok(RunSummary { reports, redirect }),
@@ -262,7 +283,7 @@ fn start_workers(
         for (_, _, h) in pending {
             let _ = h.join();
         }
-        return Err(e.into());
+        return Err(explain_xsk_error(e, cfg));
     }
 
     let mut running = Vec::new();
@@ -299,13 +320,58 @@ fn start_workers(
     Ok(running)
 }
 
-/// Waits for `stop`, printing live statistics; returns early if a worker dies.
-fn monitor(cfg: &Config, stop: &AtomicBool, running: &[Running], out: &mut dyn Write) -> Option<AppError> {
+/// Says which capability (or locked-memory limit) a failed socket set-up lacks.
+fn explain_xsk_error(e: XskError, cfg: &Config) -> AppError {
+    let XskError::Setup { source, .. } = &e else {
+        return e.into();
+    };
+    let umem_kib = u64::from(cfg.xsk.frame_size) * u64::from(cfg.xsk.fill_size) / 1024;
+    let umem = if umem_kib >= 1024 {
+        format!("{} MiB", umem_kib / 1024)
+    } else {
+        format!("{umem_kib} KiB")
+    };
+    let needs = match (source.call, source.errno()) {
+        ("socket(AF_XDP)", Some(libc::EPERM | libc::EACCES)) => {
+            "creating AF_XDP sockets needs CAP_NET_RAW: run as root or add CAP_NET_RAW".to_string()
+        }
+        ("setsockopt(XDP_UMEM_REG)", Some(libc::ENOBUFS | libc::EPERM)) => format!(
+            "registering the {umem} UMEM needs CAP_IPC_LOCK, or a locked-memory limit (ulimit -l) \
+             of at least {umem}: run as root or add CAP_IPC_LOCK"
+        ),
+        _ => return e.into(),
+    };
+    AppError::Privilege { needs, source: e }
+}
+
+/// Whether the interface is gone: the kernel unbinds every AF_XDP socket of an interface that is
+/// unregistered and sets its socket error to `ENETDOWN` (`poll()` does not report it, so the
+/// workers would sleep on forever); a plain link down does neither.
+fn interface_gone(iface: &Interface, running: &[Running]) -> bool {
+    use nix::sys::socket::{getsockopt, sockopt::SocketError};
+    let unbound = running
+        .iter()
+        .any(|r| getsockopt(&r.fd, SocketError).is_ok_and(|e| e == libc::ENETDOWN));
+    unbound || nix::net::if_::if_nametoindex(iface.name.as_str()).ok() != Some(iface.index)
+}
+
+/// Waits for `stop`, printing live statistics; returns early if a worker dies or the interface
+/// disappears.
+fn monitor(
+    cfg: &Config,
+    iface: &Interface,
+    stop: &AtomicBool,
+    running: &[Running],
+    out: &mut dyn Write,
+) -> Option<AppError> {
     let started = Instant::now();
     let mut last_print = started;
     let mut last: Vec<Counters> = running.iter().map(|r| r.shared.snapshot()).collect();
     while !stop.load(Ordering::Relaxed) {
         thread::sleep(Duration::from_millis(50));
+        if interface_gone(iface, running) {
+            return Some(AppError::InterfaceGone(iface.name.clone()));
+        }
         if let Some(r) = running.iter().find(|r| r.handle.is_finished()) {
             // The worker ended on its own: an error (reported when it is joined).
             let _ = writeln!(out, "queue {} stopped unexpectedly", r.queue);
@@ -339,10 +405,16 @@ fn monitor(cfg: &Config, stop: &AtomicBool, running: &[Running], out: &mut dyn W
     None
 }
 
-fn print_totals(reports: &[WorkerReport], redirect: &RedirectCounters, iface: &str, out: &mut dyn Write) {
+fn print_totals(
+    reports: &[WorkerReport],
+    kernel_stats: &[KernelStats],
+    redirect: &RedirectCounters,
+    iface: &str,
+    out: &mut dyn Write,
+) {
     let _ = writeln!(out, "stopped: XDP program detached from {iface}");
     let mut total = Counters::default();
-    for r in reports {
+    for (r, kernel) in reports.iter().zip(kernel_stats) {
         let c = &r.counters;
         let reasons = c.drop_summary();
         let _ = writeln!(
@@ -360,6 +432,19 @@ fn print_totals(reports: &[WorkerReport], redirect: &RedirectCounters, iface: &s
             }
         );
         let _ = writeln!(out, "queue {} frames: {}", r.queue, r.census);
+        // Frames the kernel could not put on the RX ring never reached the worker: only
+        // XDP_STATISTICS knows them (redirected = rx + kernel-dropped).
+        let _ = writeln!(
+            out,
+            "queue {} kernel (XDP_STATISTICS): kernel-dropped {} [ring-full {}, fill-empty {}, other {}], \
+             tx-invalid {}",
+            r.queue,
+            kernel.dropped(),
+            kernel.rx_ring_full,
+            kernel.rx_fill_ring_empty,
+            kernel.rx_dropped + kernel.rx_invalid_descs,
+            kernel.tx_invalid_descs
+        );
         total.rx += c.rx;
         total.tx += c.tx;
         total.bad_descriptors += c.bad_descriptors;
