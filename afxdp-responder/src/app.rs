@@ -152,7 +152,12 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut dyn Write) -> Result<RunSu
         policy.ipv4_ttl, policy.ipv6_hop_limit
     );
 
-    let failure = monitor(cfg, &iface, stop, &running, out);
+    let mut owned = OwnedAddresses {
+        follow: cfg.addresses.is_empty(),
+        current: addresses.clone(),
+        checked: Instant::now(),
+    };
+    let failure = monitor(cfg, &iface, &mut owned, &mut program, stop, &running, out);
 
     // Detach first: from here on the kernel answers pings itself again.
     let redirect = program.counters().unwrap_or_default();
@@ -355,11 +360,52 @@ fn interface_gone(iface: &Interface, running: &[Running]) -> bool {
     unbound || nix::net::if_::if_nametoindex(iface.name.as_str()).ok() != Some(iface.index)
 }
 
+/// The addresses answered for. Without `--address` they follow the interface's own, as the
+/// kernel's answers do: e.g. Linux flushes an interface's IPv6 addresses when it goes down
+/// (unless `keep_addr_on_down`), and a ping to a removed address must no longer be answered.
+struct OwnedAddresses {
+    follow: bool,
+    current: Vec<IpAddr>,
+    checked: Instant,
+}
+
+/// How often the interface's addresses are compared with the answered ones.
+const ADDRESS_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+
+impl OwnedAddresses {
+    /// Brings the XDP program's address map in line with the interface's addresses.
+    fn refresh(&mut self, iface: &Interface, program: &mut RedirectProgram, out: &mut dyn Write) {
+        if !self.follow || self.checked.elapsed() < ADDRESS_CHECK_INTERVAL {
+            return;
+        }
+        self.checked = Instant::now();
+        let Ok(now) = iface.addresses() else { return };
+        if now.len() == self.current.len() && now.iter().all(|a| self.current.contains(a)) {
+            return;
+        }
+        for gone in self.current.iter().filter(|a| !now.contains(a)) {
+            let _ = program.remove_address(0, *gone);
+        }
+        for new in now.iter().filter(|a| !self.current.contains(a)) {
+            let _ = program.add_address(0, *new);
+        }
+        let _ = writeln!(
+            out,
+            "addresses of {} changed: answering for {}",
+            iface.name,
+            if now.is_empty() { "none".to_string() } else { join(&now) }
+        );
+        self.current = now;
+    }
+}
+
 /// Waits for `stop`, printing live statistics; returns early if a worker dies or the interface
 /// disappears.
 fn monitor(
     cfg: &Config,
     iface: &Interface,
+    owned: &mut OwnedAddresses,
+    program: &mut RedirectProgram,
     stop: &AtomicBool,
     running: &[Running],
     out: &mut dyn Write,
@@ -372,6 +418,7 @@ fn monitor(
         if interface_gone(iface, running) {
             return Some(AppError::InterfaceGone(iface.name.clone()));
         }
+        owned.refresh(iface, program, out);
         if let Some(r) = running.iter().find(|r| r.handle.is_finished()) {
             // The worker ended on its own: an error (reported when it is joined).
             let _ = writeln!(out, "queue {} stopped unexpectedly", r.queue);
