@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 
 # Debian/Ubuntu packages: the BPF toolchain for build.rs, and the tools the lab drives.
-PACKAGES=(clang llvm libbpf-dev iproute2 iputils-ping tcpdump ethtool)
+PACKAGES=(clang llvm libbpf-dev iproute2 iputils-ping tcpdump ethtool python3 python3-pip)
 
 usage() {
     cat <<'EOF'
@@ -21,7 +21,8 @@ usage: ./run.sh COMMAND [ARGS...]
   help            this text
 
 Both demo and test need root and install missing packages with apt-get:
-  clang llvm libbpf-dev iproute2 iputils-ping tcpdump ethtool
+  clang llvm libbpf-dev iproute2 iputils-ping tcpdump ethtool python3 python3-pip
+and test installs scapy (PyPI) for the kernel parity test's packet crafting when python3 lacks it.
 EOF
 }
 
@@ -46,7 +47,7 @@ install_packages() {
     else
         # Not Debian: check the commands and the one header instead, and say what to install.
         local cmd
-        for cmd in clang ip ping tcpdump ethtool; do
+        for cmd in clang ip ping tcpdump ethtool python3; do
             command -v "$cmd" >/dev/null || missing+=("$cmd")
         done
         [ -e /usr/include/bpf/bpf_helpers.h ] || missing+=("libbpf headers")
@@ -59,6 +60,14 @@ install_packages() {
     apt-get update -qq || die "apt-get update failed: check the network or the apt sources"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
         die "could not install ${missing[*]} with apt-get"
+}
+
+need_scapy() { # tests/parity.rs crafts its frames with scapy, run by the python3 on PATH
+    python3 -c 'import scapy' 2>/dev/null && return 0
+    echo "run.sh: installing scapy with pip (for the kernel parity test)" >&2
+    python3 -m pip install --quiet scapy 2>/dev/null ||
+        python3 -m pip install --quiet --break-system-packages scapy ||
+        die "could not install scapy: run python3 -m pip install scapy"
 }
 
 need_cargo() {
@@ -90,6 +99,7 @@ cmd_demo() {
 cmd_test() {
     need_root "the tests need" test
     install_packages
+    need_scapy
     need_cargo
     need_rust_components
     cargo fmt --all --check

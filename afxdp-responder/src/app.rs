@@ -50,9 +50,21 @@ pub enum AppError {
     /// A socket could not be set up.
     #[error(transparent)]
     Xsk(#[from] XskError),
+    /// A socket could not be set up for lack of a capability or of locked memory.
+    #[error("{source}: {needs}")]
+    Privilege {
+        /// What the process lacks, and what to do.
+        needs: String,
+        /// The failed set-up.
+        #[source]
+        source: XskError,
+    },
     /// A worker failed while running.
     #[error("worker failed: {0} (is the interface still there and up?)")]
     Worker(#[from] WorkerError),
+    /// The interface disappeared while running (deleted, or moved to another namespace).
+    #[error("{0} was removed while the responder was running (the kernel unbound its AF_XDP sockets): stopped")]
+    InterfaceGone(String),
     /// A worker thread panicked (a bug: please report it).
     #[error("worker for queue {0} panicked (a bug: please report it with the output above)")]
     WorkerPanicked(u32),
@@ -153,7 +165,12 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut dyn Write) -> Result<RunSu
         policy.ipv4_ttl, policy.ipv6_hop_limit
     );
 
-    let failure = monitor(cfg, stop, &running, out);
+    let mut owned = OwnedAddresses {
+        follow: cfg.addresses.is_empty(),
+        current: addresses.clone(),
+        checked: Instant::now(),
+    };
+    let failure = monitor(cfg, &iface, &mut owned, &mut program, stop, &running, out);
 
     // Detach first: from here on the kernel answers pings itself again.
     let counters = program.engine_counters().unwrap_or_default();
@@ -282,7 +299,7 @@ fn start_workers(
         for (_, _, h) in pending {
             let _ = h.join();
         }
-        return Err(e.into());
+        return Err(explain_xsk_error(e, cfg));
     }
 
     let mut running = Vec::new();
@@ -319,13 +336,100 @@ fn start_workers(
     Ok(running)
 }
 
-/// Waits for `stop`, printing live statistics; returns early if a worker dies.
-fn monitor(cfg: &Config, stop: &AtomicBool, running: &[Running], out: &mut dyn Write) -> Option<AppError> {
+/// Says which capability (or locked-memory limit) a failed socket set-up lacks.
+fn explain_xsk_error(e: XskError, cfg: &Config) -> AppError {
+    let XskError::Setup { source, .. } = &e else {
+        return e.into();
+    };
+    let umem_kib = u64::from(cfg.xsk.frame_size) * u64::from(cfg.xsk.fill_size) / 1024;
+    let umem = if umem_kib >= 1024 {
+        format!("{} MiB", umem_kib / 1024)
+    } else {
+        format!("{umem_kib} KiB")
+    };
+    let needs = match (source.call, source.errno()) {
+        ("socket(AF_XDP)", Some(libc::EPERM | libc::EACCES)) => {
+            "creating AF_XDP sockets needs CAP_NET_RAW: run as root or add CAP_NET_RAW".to_string()
+        }
+        ("setsockopt(XDP_UMEM_REG)", Some(libc::ENOBUFS | libc::EPERM)) => format!(
+            "registering the {umem} UMEM needs CAP_IPC_LOCK, or a locked-memory limit (ulimit -l) \
+             of at least {umem}: run as root or add CAP_IPC_LOCK"
+        ),
+        _ => return e.into(),
+    };
+    AppError::Privilege { needs, source: e }
+}
+
+/// Whether the interface is gone: the kernel unbinds every AF_XDP socket of an interface that is
+/// unregistered and sets its socket error to `ENETDOWN` (`poll()` does not report it, so the
+/// workers would sleep on forever); a plain link down does neither.
+fn interface_gone(iface: &Interface, running: &[Running]) -> bool {
+    use nix::sys::socket::{getsockopt, sockopt::SocketError};
+    let unbound = running
+        .iter()
+        .any(|r| getsockopt(&r.fd, SocketError).is_ok_and(|e| e == libc::ENETDOWN));
+    unbound || nix::net::if_::if_nametoindex(iface.name.as_str()).ok() != Some(iface.index)
+}
+
+/// The addresses answered for. Without `--address` they follow the interface's own, as the
+/// kernel's answers do: e.g. Linux flushes an interface's IPv6 addresses when it goes down
+/// (unless `keep_addr_on_down`), and a ping to a removed address must no longer be answered.
+struct OwnedAddresses {
+    follow: bool,
+    current: Vec<IpAddr>,
+    checked: Instant,
+}
+
+/// How often the interface's addresses are compared with the answered ones.
+const ADDRESS_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+
+impl OwnedAddresses {
+    /// Brings the XDP program's address map in line with the interface's addresses.
+    fn refresh(&mut self, iface: &Interface, program: &mut RedirectProgram, out: &mut dyn Write) {
+        if !self.follow || self.checked.elapsed() < ADDRESS_CHECK_INTERVAL {
+            return;
+        }
+        self.checked = Instant::now();
+        let Ok(now) = iface.addresses() else { return };
+        if now.len() == self.current.len() && now.iter().all(|a| self.current.contains(a)) {
+            return;
+        }
+        for gone in self.current.iter().filter(|a| !now.contains(a)) {
+            let _ = program.remove_address(0, *gone);
+        }
+        for new in now.iter().filter(|a| !self.current.contains(a)) {
+            let _ = program.add_address(0, *new);
+        }
+        let _ = writeln!(
+            out,
+            "addresses of {} changed: answering for {}",
+            iface.name,
+            if now.is_empty() { "none".to_string() } else { join(&now) }
+        );
+        self.current = now;
+    }
+}
+
+/// Waits for `stop`, printing live statistics; returns early if a worker dies or the interface
+/// disappears.
+fn monitor(
+    cfg: &Config,
+    iface: &Interface,
+    owned: &mut OwnedAddresses,
+    program: &mut RedirectProgram,
+    stop: &AtomicBool,
+    running: &[Running],
+    out: &mut dyn Write,
+) -> Option<AppError> {
     let started = Instant::now();
     let mut last_print = started;
     let mut last: Vec<Counters> = running.iter().map(|r| r.shared.snapshot()).collect();
     while !stop.load(Ordering::Relaxed) {
         thread::sleep(Duration::from_millis(50));
+        if interface_gone(iface, running) {
+            return Some(AppError::InterfaceGone(iface.name.clone()));
+        }
+        owned.refresh(iface, program, out);
         if let Some(r) = running.iter().find(|r| r.handle.is_finished()) {
             // The worker ended on its own: an error (reported when it is joined).
             let _ = writeln!(out, "queue {} stopped unexpectedly", r.queue);
@@ -380,6 +484,8 @@ fn print_totals(reports: &[WorkerReport], counters: &EngineCounters, iface: &str
             }
         );
         let _ = writeln!(out, "queue {} frames: {}", r.queue, r.census);
+        // Frames the kernel could not put on the RX ring never reached the worker: only
+        // XDP_STATISTICS knows them (redirected = rx + kernel drops).
         let k = &r.kernel;
         let _ = writeln!(
             out,

@@ -298,6 +298,9 @@ pub struct ExistingXdpProgram {
     /// Id of the bpf_link that holds it, if it is held by a link (then `ip link set … off`
     /// cannot remove it; the process owning the link must close it).
     pub link_id: Option<u32>,
+    /// The process holding that bpf_link, as `process PID (COMM)`, if one was found in
+    /// `/proc/*/fdinfo` (e.g. another afxdp-responder on the same interface).
+    pub holder: Option<Box<str>>,
 }
 
 impl fmt::Display for ExistingXdpProgram {
@@ -315,6 +318,9 @@ impl fmt::Display for ExistingXdpProgram {
         if let Some(link) = self.link_id {
             write!(f, ", held by bpf_link id {link}")?;
         }
+        if let Some(holder) = &self.holder {
+            write!(f, " of {holder}")?;
+        }
         Ok(())
     }
 }
@@ -324,13 +330,17 @@ impl ExistingXdpProgram {
     fn remedy(&self, ifname: &str) -> String {
         match self.link_id {
             Some(link) => format!(
-                "stop the process that owns bpf_link {link} (`bpftool link show id {link}` \
-                 names it), or remove the link's pin in /sys/fs/bpf if it is pinned; \
-                 `ip link set dev {ifname} {} off` cannot remove a link",
+                "stop {} (`bpftool link show id {link}` names it), or remove the link's pin in \
+                 /sys/fs/bpf if it is pinned; neither `ip link set dev {ifname} {} off` nor \
+                 --force can remove a link",
+                self.holder
+                    .as_deref()
+                    .map_or_else(|| format!("the process that owns bpf_link {link}"), str::to_owned),
                 self.mode
             ),
             None => format!(
-                "remove it with `ip link set dev {ifname} {} off` if nothing needs it",
+                "remove it with `ip link set dev {ifname} {} off` if nothing needs it, or run \
+                 with --force to replace it",
                 self.mode
             ),
         }
@@ -371,6 +381,18 @@ pub enum LoaderError {
         /// The underlying aya error (for a verifier rejection it carries the verifier log).
         #[source]
         source: Box<ProgramError>,
+    },
+    /// A step on the program was refused for lack of privileges. (Without the verifier log:
+    /// the program is fine, the process lacks a capability.)
+    #[error("{action} failed: {source}; {needs}")]
+    Permission {
+        /// What was being done.
+        action: String,
+        /// Which capabilities it needs.
+        needs: &'static str,
+        /// EPERM or EACCES.
+        #[source]
+        source: io::Error,
     },
     /// A map operation failed.
     #[error("{action} in map `{map}` failed{hint}")]
@@ -500,6 +522,16 @@ pub enum LoaderError {
         /// [`TEST_RUN_MIN_FRAME`].
         min: usize,
     },
+    /// `--force` could not remove the program attached with netlink.
+    #[error("--force: could not detach {existing} from {ifname}: {detail}")]
+    ForceFailed {
+        /// The interface.
+        ifname: String,
+        /// What is attached.
+        existing: Box<ExistingXdpProgram>,
+        /// What went wrong.
+        detail: String,
+    },
     /// A test run on a queue other than 0 without an interface.
     #[error(
         "BPF_PROG_TEST_RUN without an interface runs on loopback, which has only RX queue 0: \
@@ -519,7 +551,8 @@ fn hint_for(error: &(dyn std::error::Error + 'static)) -> &'static str {
         if let Some(io) = e.downcast_ref::<io::Error>() {
             return match io.raw_os_error() {
                 Some(libc::EPERM) | Some(libc::EACCES) => {
-                    ": permission denied; run as root (or with CAP_BPF and CAP_NET_ADMIN)"
+                    ": permission denied; run as root (or with CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, \
+                     CAP_NET_RAW and CAP_IPC_LOCK)"
                 }
                 Some(libc::EOPNOTSUPP) => ": not supported by this interface's driver or kernel",
                 Some(libc::ENOMEM) => ": out of memory for BPF objects (check the memory cgroup limit)",
@@ -1086,6 +1119,20 @@ impl PassProgram {
 }
 
 fn program_error(action: String, source: ProgramError) -> LoaderError {
+    if let Some(errno @ (libc::EPERM | libc::EACCES)) = errno_of(&source) {
+        // The verifier allows this program's packet-pointer arithmetic only to CAP_PERFMON
+        // ("pointer arithmetic ... prohibited for !root"); everything else needs CAP_BPF.
+        let needs = if source.to_string().contains("!root") {
+            "the verifier accepts this program only with CAP_PERFMON (or CAP_SYS_ADMIN): run as root or add CAP_PERFMON"
+        } else {
+            "loading XDP programs needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN): run as root or add them"
+        };
+        return LoaderError::Permission {
+            action,
+            needs,
+            source: io::Error::from_raw_os_error(errno),
+        };
+    }
     LoaderError::Program {
         action,
         hint: hint_for(&source),
@@ -1236,7 +1283,64 @@ fn existing_xdp_program(ifname: &str) -> Option<ExistingXdpProgram> {
         .flatten()
         .find(|info| info.program_id() == existing.id && matches!(info.link_type(), Ok(LinkType::Xdp)))
         .map(|info| info.id());
+    existing.holder = existing.link_id.and_then(link_holder);
     Some(existing)
+}
+
+/// The process that holds bpf_link `link_id` open: the first `/proc/PID/fdinfo/FD` that says
+/// `link_id:\t<link_id>`, as `process PID (COMM)`. `None` if no process holds it (a pinned link)
+/// or `/proc` cannot be read.
+fn link_holder(link_id: u32) -> Option<Box<str>> {
+    let wanted = format!("link_id:\t{link_id}");
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fdinfo")) else {
+            continue;
+        };
+        let holds = fds
+            .flatten()
+            .any(|fd| std::fs::read_to_string(fd.path()).is_ok_and(|info| info.lines().any(|line| line == wanted)));
+        if holds {
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            return Some(format!("process {pid} ({})", comm.trim()).into());
+        }
+    }
+    None
+}
+
+/// `--force`: detaches an XDP program that another tool attached to `ifname` with netlink
+/// (`ip link set … xdp obj …`, libxdp in legacy mode), so that ours can be attached. Returns what
+/// was detached (`None` if nothing was attached). The kernel unloads the detached program unless
+/// something else still holds it (a pin or an open descriptor); it is not re-attached when the
+/// responder exits. A program held by a bpf_link is refused with [`LoaderError::AlreadyAttached`]:
+/// only its owner can release it.
+pub fn detach_netlink_program(ifname: &str) -> Result<Option<ExistingXdpProgram>, LoaderError> {
+    let Some(existing) = existing_xdp_program(ifname) else {
+        return Ok(None);
+    };
+    if existing.link_id.is_some() {
+        return Err(already_attached(ifname, Some(existing)));
+    }
+    let failed = |detail: String| LoaderError::ForceFailed {
+        ifname: ifname.to_owned(),
+        existing: Box::new(existing.clone()),
+        detail,
+    };
+    let output = Command::new("ip")
+        .args(["link", "set", "dev", ifname, existing.mode, "off"])
+        .env("LC_ALL", "C")
+        .output()
+        .map_err(|e| failed(format!("running `ip`: {e}")))?;
+    if !output.status.success() {
+        return Err(failed(String::from_utf8_lossy(&output.stderr).trim().to_owned()));
+    }
+    if let Some(still) = existing_xdp_program(ifname) {
+        return Err(failed(format!("{still} is still attached")));
+    }
+    Ok(Some(existing))
 }
 
 /// Parses the XDP part of `ip link show` output (iproute2 ≥ 4.x):
@@ -1279,6 +1383,7 @@ fn parse_ip_link_xdp(text: &str) -> Option<ExistingXdpProgram> {
             id,
             name: value_of("name").map(str::to_owned),
             link_id: None,
+            holder: None,
         });
     }
     None
@@ -1354,6 +1459,7 @@ mod tests {
                 id: 101,
                 name: Some("redirect_echo".into()),
                 link_id: None,
+                holder: None,
             })
         );
         let native = "2: vb@va: <UP> mtu 1500 xdp qdisc noqueue\n    link/ether \
@@ -1374,20 +1480,24 @@ mod tests {
             id: 101,
             name: Some("xdp_pass".into()),
             link_id: None,
+            holder: None,
         };
         let err = already_attached("veth0", Some(existing.clone()));
         assert_eq!(
             err.to_string(),
             "interface veth0 already has an XDP program attached (program id 101 `xdp_pass` \
              in generic/skb mode); afxdp-responder does not replace it: remove it with \
-             `ip link set dev veth0 xdpgeneric off` if nothing needs it"
+             `ip link set dev veth0 xdpgeneric off` if nothing needs it, or run with --force to \
+             replace it"
         );
         let linked = ExistingXdpProgram {
             link_id: Some(9),
+            holder: Some("process 4242 (afxdp-responder)".into()),
             ..existing
         };
         let text = already_attached("veth0", Some(linked)).to_string();
-        assert!(text.contains("held by bpf_link id 9"), "{text}");
+        assert!(text.contains("held by bpf_link id 9 of process 4242"), "{text}");
+        assert!(text.contains("stop process 4242 (afxdp-responder)"), "{text}");
         assert!(text.contains("bpftool link show id 9"), "{text}");
     }
 }

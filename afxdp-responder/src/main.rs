@@ -254,6 +254,12 @@ struct RunArgs {
     /// with an error if not (for tests and debugging; a little slower).
     #[arg(long)]
     check_frames: bool,
+    /// Replace an XDP program that another tool attached to the interface with netlink (`ip link
+    /// set ... xdp obj ...`): it is detached first (the kernel unloads it unless something else
+    /// holds it) and is not re-attached at exit. A program held by a bpf_link, such as another
+    /// running afxdp-responder, is never replaced: stop its owner.
+    #[arg(long)]
+    force: bool,
 }
 
 impl RunArgs {
@@ -352,10 +358,21 @@ fn main() -> ExitCode {
 }
 
 fn run_responder(args: RunArgs) -> ExitCode {
+    let force = args.force;
     let cfg = match args.into_config() {
         Ok(cfg) => cfg,
         Err(msg) => return fail(msg),
     };
+    if force {
+        match afxdp_responder::loader::detach_netlink_program(&cfg.iface) {
+            Ok(Some(old)) => println!(
+                "afxdp-responder: --force: detached {old} from {}; it is not re-attached at exit",
+                cfg.iface
+            ),
+            Ok(None) => {}
+            Err(e) => return fail(one_line(&e)),
+        }
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second signal while stopping exits at once.

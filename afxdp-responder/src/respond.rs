@@ -10,9 +10,10 @@
 //! The reply should be indistinguishable from the one the Linux kernel sends (net/ipv4/icmp.c,
 //! net/ipv6/icmp.c; see the parity table in DESIGN.md):
 //!
-//! * Ethernet: source and destination MAC swapped; a single VLAN tag (802.1Q or 802.1ad, priority
-//!   tags included) is kept as it is. (Linux answers a priority-tagged request untagged, as the
-//!   tag is consumed on the way in; stripping it here would mean moving the whole packet.)
+//! * Ethernet: source and destination MAC swapped; a single VLAN tag (802.1Q or 802.1ad) is kept
+//!   as it is, except a priority tag (VLAN id 0), which is removed: Linux consumes a priority tag
+//!   on the way in and answers untagged (see `tests/parity.rs`). Removing it moves the IP packet
+//!   4 bytes towards the start of the frame, which only priority-tagged requests pay for.
 //! * IPv4: addresses swapped, TTL from the [`ReplyPolicy`], DF clear, a fresh identification
 //!   (per [`Responder`] counter), TOS copied, header checksum valid.
 //! * IPv6: addresses swapped, hop limit from the [`ReplyPolicy`], traffic class and flow label
@@ -223,6 +224,8 @@ enum Ip {
 struct Link {
     /// Bytes before the IP header: 14, or 18 with a VLAN tag.
     header_len: usize,
+    /// The VLAN tag is a priority tag (VLAN id 0): the reply goes out untagged, like Linux's.
+    priority_tag: bool,
     ip: Ip,
     /// Both MAC addresses are unicast.
     unicast: bool,
@@ -235,9 +238,11 @@ fn parse_link(frame: &[u8]) -> Result<Link, DropReason> {
     let unicast = ethernet::is_unicast_mac(&eth.src_addr()) && ethernet::is_unicast_mac(&eth.dst_addr());
     let mut header_len = ethernet::HEADER_LEN;
     let mut ethertype = eth.ethertype();
+    let mut priority_tag = false;
     if ethernet::is_vlan_tpid(ethertype) {
         let tag = VlanTag::new_checked(eth.payload()).map_err(|_| DropReason::Truncated)?;
         ethertype = tag.ethertype();
+        priority_tag = tag.vlan_id() == 0;
         header_len += ethernet::VLAN_TAG_LEN;
         if ethernet::is_vlan_tpid(ethertype) {
             return Err(DropReason::Vlan);
@@ -253,6 +258,7 @@ fn parse_link(frame: &[u8]) -> Result<Link, DropReason> {
     };
     Ok(Link {
         header_len,
+        priority_tag,
         ip,
         unicast,
     })
@@ -331,6 +337,16 @@ impl Responder {
         let (src, dst) = (eth.src_addr(), eth.dst_addr());
         eth.set_src_addr(dst);
         eth.set_dst_addr(src);
+        if link.priority_tag {
+            // Drop the 4-byte tag: the inner EtherType and the IP packet move over the TPID and
+            // TCI. (`ip_len` fits: the IP layer checked it against the frame.)
+            let end = link.header_len + ip_len;
+            frame.copy_within(
+                ethernet::HEADER_LEN + ethernet::VLAN_TAG_LEN - 2..end,
+                ethernet::HEADER_LEN - 2,
+            );
+            return Ok(ethernet::HEADER_LEN + ip_len);
+        }
         Ok(link.header_len + ip_len)
     }
 
@@ -639,7 +655,6 @@ mod tests {
     fn one_vlan_tag_is_kept() {
         let tags = [
             (ethernet::TPID_8021Q, 5 << 13 | 100), // VLAN 100, priority 5
-            (ethernet::TPID_8021Q, 3 << 13),       // priority tag (VLAN 0)
             (ethernet::TPID_8021AD, 7),            // a single service tag
         ];
         for (tpid, tci) in tags {
@@ -651,6 +666,28 @@ mod tests {
                 let len = frame.len();
                 assert_eq!(run(&mut frame), Verdict::Reply { len }, "{tpid:#x} {tci:#x}");
                 assert_eq!(frame, with_tag(reply, tpid, tci));
+            }
+        }
+    }
+
+    #[test]
+    fn a_priority_tag_is_removed_like_linux_does() {
+        for (tpid, tci) in [
+            (ethernet::TPID_8021Q, 3 << 13),
+            (ethernet::TPID_8021AD, 7 << 13 | 1 << 12),
+        ] {
+            for (request, reply) in [
+                (&ECHO_REQUEST_V4[..], &ECHO_REPLY_V4[..]),
+                (&ECHO_REQUEST_V6[..], &ECHO_REPLY_V6[..]),
+            ] {
+                let mut frame = with_tag(request, tpid, tci);
+                frame.extend_from_slice(&[0xee; 3]); // trailer padding, not echoed
+                assert_eq!(
+                    run(&mut frame),
+                    Verdict::Reply { len: reply.len() },
+                    "{tpid:#x} {tci:#x}"
+                );
+                assert_eq!(frame[..reply.len()], *reply);
             }
         }
     }

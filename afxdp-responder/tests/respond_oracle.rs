@@ -70,6 +70,14 @@ impl Request {
         if self.tag.is_some() { 18 } else { 14 }
     }
 
+    /// Bytes before the IP header in the reply: a priority tag (VLAN 0) is removed, as Linux does.
+    fn reply_link_len(&self) -> usize {
+        match &self.tag {
+            Some(tag) if tag.vid == 0 => 14,
+            _ => self.link_len(),
+        }
+    }
+
     /// The length of the IP packet.
     fn ip_len(&self) -> usize {
         let header = match self.ip {
@@ -341,7 +349,7 @@ fn parse_valid_reply(reply: &[u8]) -> Result<PacketHeaders<'_>, TestCaseError> {
 fn check_reply(request: &Request, policy: ReplyPolicy, seed: u16, reply: &[u8]) -> Result<(), TestCaseError> {
     let headers = parse_valid_reply(reply)?;
 
-    // Ethernet: back to the sender, the VLAN tag kept as it was.
+    // Ethernet: back to the sender, the VLAN tag kept as it was (a priority tag removed).
     match &headers.link {
         Some(LinkHeader::Ethernet2(eth)) => {
             prop_assert_eq!(eth.source, request.dst_mac);
@@ -350,6 +358,7 @@ fn check_reply(request: &Request, policy: ReplyPolicy, seed: u16, reply: &[u8]) 
         other => return Err(TestCaseError::fail(format!("link: {other:?}"))),
     }
     match &request.tag {
+        Some(tag) if tag.vid == 0 => prop_assert!(headers.link_exts.is_empty(), "priority tag removed"),
         Some(tag) => {
             prop_assert_eq!(headers.link_exts.len(), 1);
             let LinkExtHeader::Vlan(vlan) = &headers.link_exts[0] else {
@@ -470,7 +479,7 @@ proptest! {
         let original = frame.clone();
         let mut responder = Responder::new(policy, seed);
         let verdict = respond_checked(&mut responder, &mut frame)?;
-        let len = request.link_len() + request.ip_len();
+        let len = request.reply_link_len() + request.ip_len();
         prop_assert_eq!(verdict, Verdict::Reply { len }, "trailer cut, nothing else");
         prop_assert_eq!(&frame[len..], &original[len..], "trailer left alone");
         check_reply(&request, policy, seed, &frame[..len])?;

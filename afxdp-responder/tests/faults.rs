@@ -1,0 +1,493 @@
+//! Faults the responder must survive, or refuse cleanly: the interface going down and up or
+//! disappearing, a second instance, another XDP program, a hostile start-up environment, and a
+//! flood larger than its rings. Each test is bounded in time and leaves nothing behind (the lab
+//! removes its namespaces; every test also checks that no XDP program stays attached).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use afxdp_responder::lab::{
+    Background, Family, LabConfig, NetnsPair, PingReport, PingSpec, ResponderProcess, Side, ping, ping_command,
+    require_root,
+};
+
+const EXE: &str = env!("CARGO_BIN_EXE_afxdp-responder");
+
+fn pair(queues: u32) -> NetnsPair {
+    if let Err(e) = require_root() {
+        panic!("these tests need root (run ./run.sh test): {e}");
+    }
+    NetnsPair::create(&LabConfig {
+        queues,
+        ..LabConfig::default()
+    })
+    .expect("creating the namespace pair")
+}
+
+fn start(pair: &NetnsPair, args: &[&str]) -> ResponderProcess {
+    ResponderProcess::start(pair, Path::new(EXE), args).expect("starting the responder")
+}
+
+/// Runs `ip ARGS` in the responder's namespace and returns stdout; panics if it fails.
+fn ip(pair: &NetnsPair, args: &[&str]) -> String {
+    let out = pair.command_in(Side::Responder, "ip").args(args).output().expect("ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `ip -d link show` of the responder's interface (to see whether XDP is attached).
+fn link_details(pair: &NetnsPair) -> String {
+    ip(pair, &["-d", "link", "show", "dev", pair.responder_if()])
+}
+
+fn assert_nothing_attached(pair: &NetnsPair) {
+    let details = link_details(pair);
+    assert!(!details.contains("prog/xdp"), "XDP left attached: {details}");
+}
+
+/// Waits until the responder's veth end has its carrier back.
+fn wait_carrier(pair: &NetnsPair) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !ip(pair, &["-o", "link", "show", "dev", pair.responder_if()]).contains("LOWER_UP") {
+        assert!(Instant::now() < deadline, "no carrier after link up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A background `ping` from the client; [`finish`] waits for its summary.
+fn ping_in_background(pair: &NetnsPair, spec: &PingSpec) -> Background {
+    Background::spawn(ping_command(pair, spec).expect("ping command")).expect("starting ping")
+}
+
+fn finish(mut ping: Background, timeout: Duration) -> PingReport {
+    ping.wait_for_line("packets transmitted", timeout)
+        .expect("ping finished");
+    let finished = ping.stop(Duration::from_secs(2)).expect("ping stopped");
+    PingReport::parse(&finished.stdout).expect("ping output")
+}
+
+/// Waits (bounded) for a responder process to end on its own.
+fn wait_exit(responder: &mut ResponderProcess, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while responder.is_running() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+#[test]
+fn interface_down_and_up_while_pings_flow_is_survived() {
+    let pair = pair(1);
+    let mut responder = start(&pair, &["--stats-interval", "0"]);
+    let flowing = ping_in_background(
+        &pair,
+        &PingSpec::new(Family::V4, 60)
+            .interval(Duration::from_millis(50))
+            .deadline(Duration::from_secs(10)),
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    ip(&pair, &["link", "set", "dev", pair.responder_if(), "down"]);
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        responder.is_running(),
+        "the responder must survive the interface going down"
+    );
+    ip(&pair, &["link", "set", "dev", pair.responder_if(), "up"]);
+    wait_carrier(&pair);
+    let during = finish(flowing, Duration::from_secs(15));
+    assert!(
+        responder.is_running(),
+        "the responder must survive the interface coming back"
+    );
+    assert!(during.received > 0, "{}", during.raw);
+    std::thread::sleep(Duration::from_millis(400)); // one address check
+    let after_v4 = ping(
+        &pair,
+        &PingSpec::new(Family::V4, 10).interval(Duration::from_millis(20)),
+    )
+    .unwrap();
+    assert_eq!(after_v4.received, 10, "{}", after_v4.raw);
+
+    // Linux flushed the IPv6 address on the way down (keep_addr_on_down is off): like the kernel,
+    // the responder no longer answers for it, and answers again once it is back.
+    let v6 = format!("{}/{}", pair.ipv6(Side::Responder), pair.config().v6_prefix);
+    let had_v6 = ip(&pair, &["-6", "addr", "show", "dev", pair.responder_if()]).contains(&v6);
+    assert!(
+        !had_v6,
+        "the kernel keeps IPv6 addresses over down/up here: the test needs adapting"
+    );
+    let gone_v6 = ping(
+        &pair,
+        &PingSpec::new(Family::V6, 3)
+            .interval(Duration::from_millis(20))
+            .deadline(Duration::from_secs(2)),
+    )
+    .unwrap();
+    assert_eq!(gone_v6.received, 0, "answered for a removed address: {}", gone_v6.raw);
+    ip(&pair, &["addr", "add", &v6, "dev", pair.responder_if(), "nodad"]);
+    std::thread::sleep(Duration::from_millis(400));
+    let back_v6 = ping(
+        &pair,
+        &PingSpec::new(Family::V6, 10).interval(Duration::from_millis(20)),
+    )
+    .unwrap();
+    assert_eq!(back_v6.received, 10, "{}", back_v6.raw);
+
+    let exit = responder.stop().unwrap();
+    assert!(exit.finished.status.success(), "{}", exit.finished.stderr);
+    let answered = during.received + after_v4.received + back_v6.received;
+    assert_eq!(exit.totals(), (answered, answered, 0), "{}", exit.finished.stdout);
+    assert!(
+        exit.finished.stdout.contains("addresses of"),
+        "the address change is reported: {}",
+        exit.finished.stdout
+    );
+    for q in &exit.queues {
+        assert!(q.frames_accounted(), "queue {}: {}", q.queue, q.frames);
+    }
+    assert_nothing_attached(&pair);
+}
+
+#[test]
+fn interface_deleted_while_running_exits_with_one_line() {
+    let pair = pair(1);
+    let mut responder = start(&pair, &["--stats-interval", "0"]);
+    let report = ping(&pair, &PingSpec::new(Family::V4, 3).interval(Duration::from_millis(20))).unwrap();
+    assert_eq!(report.received, 3, "{}", report.raw);
+    ip(&pair, &["link", "del", "dev", pair.responder_if()]);
+    assert!(
+        wait_exit(&mut responder, Duration::from_secs(5)),
+        "the responder must notice that its interface is gone"
+    );
+    let exit = responder.stop().unwrap();
+    let stderr = exit.finished.stderr.trim();
+    println!("{stderr}");
+    assert_eq!(exit.finished.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains(pair.responder_if()) && stderr.contains("was removed"),
+        "{stderr}"
+    );
+    // It still accounted for its work and its frames on the way out.
+    assert_eq!(exit.totals().1, 3, "{}", exit.finished.stdout);
+    for q in &exit.queues {
+        assert!(q.frames_accounted(), "queue {}: {}", q.queue, q.frames);
+    }
+    let left = Command::new("ip")
+        .args(["netns", "pids", pair.responder_ns()])
+        .output()
+        .unwrap();
+    let left = String::from_utf8_lossy(&left.stdout);
+    assert!(left.trim().is_empty(), "processes left in the namespace: {left}");
+}
+
+/// Runs the responder binary in the responder namespace with `args`, bounded by `timeout(1)`
+/// (a start that is not refused would otherwise run forever); returns (exit code, stderr, stdout).
+fn run_bounded(pair: &NetnsPair, prefix: &[&str], exe: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut cmd = pair.command_in(Side::Responder, "timeout");
+    cmd.args(["-s", "INT", "20"]).args(prefix).arg(exe).args(args);
+    let out = cmd.output().expect("running the responder");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Asserts a refused start: exit code 1, one line on stderr that contains every `needle`.
+fn assert_refused(what: &str, (code, stderr, _): &(Option<i32>, String, String), needles: &[&str]) {
+    println!("{what}: {stderr}");
+    assert_eq!(*code, Some(1), "{what}: exit code; stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{what}: one line, got: {stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "{what}: {needle:?} missing from: {stderr}");
+    }
+}
+
+#[test]
+fn a_second_instance_on_the_same_interface_is_refused_naming_the_first() {
+    let pair = pair(1);
+    let first = start(&pair, &["--stats-interval", "0"]);
+    let second = run_bounded(
+        &pair,
+        &[],
+        EXE,
+        &["--iface", pair.responder_if(), "--stats-interval", "0"],
+    );
+    let pid = format!("process {} (afxdp-respond", first.pid());
+    assert_refused(
+        "second instance",
+        &second,
+        &["already has an XDP program", &pid, "stop process"],
+    );
+    // The first one was not disturbed.
+    let report = ping(&pair, &PingSpec::new(Family::V4, 3).interval(Duration::from_millis(20))).unwrap();
+    assert_eq!(report.received, 3, "{}", report.raw);
+    let exit = first.stop().unwrap();
+    assert!(exit.finished.status.success(), "{}", exit.finished.stderr);
+    assert_eq!(exit.totals(), (3, 3, 0), "{}", exit.finished.stdout);
+    assert_nothing_attached(&pair);
+}
+
+/// The id of the program `ip -d link show` reports on the responder's interface.
+fn attached_program_id(pair: &NetnsPair) -> Option<String> {
+    let details = link_details(pair);
+    let mut words = details.split_whitespace().skip_while(|w| !w.starts_with("prog/xdp"));
+    words.by_ref().position(|w| w == "id")?;
+    words.next().map(str::to_string)
+}
+
+#[test]
+fn another_xdp_program_is_refused_with_the_remedy_and_force_replaces_it() {
+    let pair = pair(1);
+    // A program attached the old way, with netlink, as `ip` and many tools do.
+    let object = concat!(env!("OUT_DIR"), "/redirect.o");
+    ip(
+        &pair,
+        &[
+            "link",
+            "set",
+            "dev",
+            pair.responder_if(),
+            "xdpgeneric",
+            "obj",
+            object,
+            "sec",
+            "xdp",
+        ],
+    );
+    let foreign = attached_program_id(&pair).expect("the foreign program is attached");
+
+    let refused = run_bounded(
+        &pair,
+        &[],
+        EXE,
+        &["--iface", pair.responder_if(), "--stats-interval", "0"],
+    );
+    let remedy = format!("ip link set dev {} xdpgeneric off", pair.responder_if());
+    assert_refused(
+        "foreign program",
+        &refused,
+        &[&format!("program id {foreign}"), &remedy, "--force"],
+    );
+    assert_eq!(attached_program_id(&pair), Some(foreign.clone()), "left as it was");
+
+    // --force: detach it, attach ours, answer.
+    let responder = start(&pair, &["--force", "--stats-interval", "0"]);
+    assert!(
+        responder
+            .startup_output()
+            .contains(&format!("--force: detached program id {foreign}")),
+        "{}",
+        responder.startup_output()
+    );
+    assert_ne!(attached_program_id(&pair), Some(foreign));
+    let report = ping(&pair, &PingSpec::new(Family::V4, 3).interval(Duration::from_millis(20))).unwrap();
+    assert_eq!(report.received, 3, "{}", report.raw);
+    let exit = responder.stop().unwrap();
+    assert!(exit.finished.status.success(), "{}", exit.finished.stderr);
+    assert_eq!(
+        exit.totals(),
+        (3, 3, 0),
+        "answered by the responder: {}",
+        exit.finished.stdout
+    );
+    // The replaced program is gone for good: not re-attached at exit.
+    assert_nothing_attached(&pair);
+}
+
+#[test]
+fn force_does_not_take_over_another_responder() {
+    let pair = pair(1);
+    let first = start(&pair, &["--stats-interval", "0"]);
+    let second = run_bounded(
+        &pair,
+        &[],
+        EXE,
+        &["--iface", pair.responder_if(), "--force", "--stats-interval", "0"],
+    );
+    assert_refused(
+        "--force against a bpf_link",
+        &second,
+        &[&format!("process {}", first.pid()), "--force can"],
+    );
+    assert!(first.stop().unwrap().finished.status.success());
+    assert_nothing_attached(&pair);
+}
+
+/// A copy of the responder binary that any user may run (the build directory may be private).
+struct PublicCopy {
+    dir: std::path::PathBuf,
+}
+
+impl PublicCopy {
+    fn new() -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("afxr-faults-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::copy(EXE, dir.join("afxdp-responder")).unwrap();
+        std::fs::set_permissions(dir.join("afxdp-responder"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        PublicCopy { dir }
+    }
+
+    fn exe(&self) -> String {
+        self.dir.join("afxdp-responder").to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for PublicCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn a_hostile_start_up_environment_gives_one_line_and_a_non_zero_exit() {
+    // (Queues beyond the device's and an interface that does not exist: responder_netns.rs,
+    // bad_start_up_input_gives_one_line_and_a_non_zero_exit.)
+    let pair = pair(1);
+    let copy = PublicCopy::new();
+    let exe = copy.exe();
+    let iface = ["--iface", pair.responder_if(), "--stats-interval", "0"];
+
+    let nobody = run_bounded(
+        &pair,
+        &["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"],
+        &exe,
+        &iface,
+    );
+    assert_refused("user nobody", &nobody, &["permission denied", "CAP_BPF"]);
+
+    let drop_caps = |caps: &str| {
+        let inh = format!("--inh-caps={caps}");
+        let bounding = format!("--bounding-set={caps}");
+        run_bounded(&pair, &["setpriv", &inh, &bounding], &exe, &iface)
+    };
+    assert_refused("without CAP_NET_RAW", &drop_caps("-net_raw"), &["CAP_NET_RAW"]);
+    assert_refused(
+        "without CAP_PERFMON",
+        &drop_caps("-perfmon,-sys_admin"),
+        &["CAP_PERFMON"],
+    );
+    let no_ipc_lock = run_bounded(
+        &pair,
+        &[
+            "prlimit",
+            "--memlock=65536",
+            "setpriv",
+            "--inh-caps=-ipc_lock",
+            "--bounding-set=-ipc_lock",
+        ],
+        &exe,
+        &iface,
+    );
+    assert_refused(
+        "without CAP_IPC_LOCK, memlock 64 KiB",
+        &no_ipc_lock,
+        &["CAP_IPC_LOCK", "ulimit -l", "16 MiB"],
+    );
+    assert_nothing_attached(&pair);
+
+    // Root with a tiny locked-memory limit: not needed (CAP_IPC_LOCK, memcg accounting), so it
+    // runs and answers.
+    let mut cmd = pair.command_in(Side::Responder, "prlimit");
+    cmd.args(["--memlock=65536", &exe]).args(iface);
+    let mut process = Background::spawn(cmd).unwrap();
+    process
+        .wait_for_line(afxdp_responder::lab::READY_MARKER, Duration::from_secs(20))
+        .expect("starts with memlock 64 KiB");
+    let report = ping(&pair, &PingSpec::new(Family::V4, 3).interval(Duration::from_millis(20))).unwrap();
+    let finished = process.stop(Duration::from_secs(10)).unwrap();
+    assert_eq!(report.received, 3, "{}", report.raw);
+    assert!(finished.status.success(), "{}", finished.stderr);
+    let exit = afxdp_responder::lab::ResponderExit::parse(finished);
+    assert_eq!(exit.totals(), (3, 3, 0), "{}", exit.finished.stdout);
+    assert!(
+        exit.finished.stderr.lines().all(|l| l.contains("warning")),
+        "at most a warning: {}",
+        exit.finished.stderr
+    );
+
+    // An interface without any address: nothing to answer for.
+    ip(&pair, &["addr", "flush", "dev", pair.responder_if()]);
+    let bare = run_bounded(&pair, &[], &exe, &iface);
+    assert_refused(
+        "no addresses",
+        &bare,
+        &["has no IPv4 or IPv6 unicast address", "ip addr add"],
+    );
+    assert_nothing_attached(&pair);
+}
+
+/// The `N` of the exit report's `queue Q kernel drops: N (...)` line (XDP_STATISTICS).
+fn kernel_dropped(stdout: &str, queue: u32) -> Option<u64> {
+    let prefix = format!("queue {queue} kernel drops: ");
+    let line = stdout.lines().find_map(|l| l.strip_prefix(&prefix))?;
+    line.split_whitespace().next()?.parse().ok()
+}
+
+#[test]
+fn a_flood_larger_than_the_rings_is_counted_and_survived() {
+    let pair = pair(1);
+    #[rustfmt::skip]
+    let tiny = [
+        "--stats-interval", "1", "--rx-size", "64", "--fill-size", "128", "--comp-size", "64",
+        "--tx-size", "64", "--batch", "16",
+    ];
+    let responder = start(&pair, &tiny);
+    // Three flood pings with 500 requests in flight each: 1500 frames at once against a
+    // 64-slot RX ring. Bounded: 20000 requests and 10 s each.
+    let target = pair.ipv4(Side::Responder).to_string();
+    let floods: Vec<Background> = (0..3)
+        .map(|_| {
+            let mut cmd = pair.command_in(Side::Client, "ping");
+            cmd.args(["-4", "-n", "-q", "-f", "-l", "500", "-c", "20000", "-w", "10", &target]);
+            Background::spawn(cmd).expect("flood ping")
+        })
+        .collect();
+    let mut lost = 0;
+    for flood in floods {
+        let report = finish(flood, Duration::from_secs(20));
+        lost += report.lost();
+    }
+    // Recovered: ordinary pings are all answered again.
+    let after = ping(
+        &pair,
+        &PingSpec::new(Family::V4, 10).interval(Duration::from_millis(20)),
+    )
+    .unwrap();
+    let exit = responder.stop().unwrap();
+    let stdout = &exit.finished.stdout;
+    assert!(exit.finished.status.success(), "{}", exit.finished.stderr);
+    assert_eq!(after.received, 10, "{}", after.raw);
+
+    println!("{stdout}");
+    let dropped = kernel_dropped(stdout, 0).unwrap_or_else(|| panic!("no kernel line: {stdout}"));
+    assert!(dropped > 0, "the flood must overflow the rings: {stdout}");
+    assert!(lost > 0, "the clients saw losses");
+    assert!(stdout.contains("kernel drops: "), "{stdout}");
+    let (rx, tx, app_dropped) = exit.totals();
+    assert_eq!(
+        (tx, app_dropped),
+        (rx, 0),
+        "whatever reached the ring was answered: {stdout}"
+    );
+    assert_eq!(
+        exit.redirected,
+        Some(rx + dropped),
+        "every redirected frame was either answered or counted by the kernel: {stdout}"
+    );
+    for q in &exit.queues {
+        assert!(q.frames_accounted(), "queue {}: {}", q.queue, q.frames);
+    }
+    assert_nothing_attached(&pair);
+}
