@@ -25,6 +25,16 @@ use crate::respond::{Responder, Verdict};
 use crate::stats::{Counters, KernelStats, SharedCounters};
 use crate::xsk::{BindMode, FrameCensus, SyscallError, Xsk, xdp_desc};
 
+/// How long an idle worker spins on its rings before it sleeps in `poll()` (experiment knob:
+/// `AFXDP_SPIN_US`).
+fn spin_before_sleep() -> Duration {
+    static SPIN: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *SPIN.get_or_init(|| {
+        let us = std::env::var("AFXDP_SPIN_US").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+        Duration::from_micros(us)
+    })
+}
+
 /// How long `poll()` sleeps before the worker checks whether it should stop.
 const POLL_TIMEOUT_MS: i32 = 100;
 
@@ -274,6 +284,20 @@ impl Worker {
             }
             std::hint::spin_loop();
             return Ok(());
+        }
+        // Under load the RX ring is often empty only for a few microseconds: spin briefly
+        // before sleeping, which saves a sleep/wake-up pair per batch (a large share of the
+        // cost per reply). An idle worker spins once for `spin` after its last packet, then
+        // sleeps in poll(): idle CPU stays near zero.
+        let spin = spin_before_sleep();
+        if !spin.is_zero() {
+            let until = Instant::now() + spin;
+            while Instant::now() < until {
+                if self.xsk.rx.available(1) > 0 || self.xsk.comp.available(1) > 0 {
+                    return Ok(());
+                }
+                std::hint::spin_loop();
+            }
         }
         self.counters.polls += 1;
         self.xsk.poll_rx(POLL_TIMEOUT_MS)?;
