@@ -11,6 +11,7 @@
 //! | [`iface`] | facts about a network interface: index, MAC, addresses, queues, TTL |
 //! | [`app`] | the responder as a whole: start-up, workers, live stats, orderly shutdown |
 //! | [`config`] | the validated configuration handed to every worker |
+//! | [`privileges`] | dropping every capability once set-up is done |
 //! | [`worker`] | one pinned thread per queue: the RX → respond → TX loop |
 //! | [`stats`] | per-queue counters and the live statistics line |
 //! | [`lab`] | network-namespace pairs for the demo and the tests |
@@ -21,6 +22,7 @@ pub mod iface;
 pub mod lab;
 pub mod loader;
 pub mod packet;
+pub mod privileges;
 pub mod respond;
 pub mod stats;
 pub mod worker;
