@@ -57,6 +57,10 @@ fuzz_target!(|input: &[u8]| {
     if changed.iter().all(|&b| b == 0) {
         assert_eq!(updated, 0x0000, "the documented all-zero exception");
     } else {
-        assert_eq!(updated, internet_checksum(0, &changed), "update of word {at} {old_word:#06x} -> {new_word:#06x}");
+        assert_eq!(
+            updated,
+            internet_checksum(0, &changed),
+            "update of word {at} {old_word:#06x} -> {new_word:#06x}"
+        );
     }
 });

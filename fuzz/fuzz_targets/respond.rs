@@ -53,14 +53,22 @@ fuzz_target!(|input: &[u8]| {
             panic!("answered (len {len}) a frame the model drops");
         }
         (Verdict::Reply { len }, Some(reply)) => {
-            assert!(len <= input.len(), "reply of {len} bytes from a {}-byte frame", input.len());
+            assert!(
+                len <= input.len(),
+                "reply of {len} bytes from a {}-byte frame",
+                input.len()
+            );
             assert_eq!(&frame[len..], &input[len..], "bytes after the reply were changed");
             assert_eq!(&frame[..len], &reply[..], "reply differs from the model's");
 
             // Fed back in (on a fresh copy), a reply is never answered.
             let mut again = frame[..len].to_vec();
             let verdict = responder.respond(&mut again);
-            assert_eq!(verdict, Verdict::Drop(DropReason::NotEchoRequest), "a reply was answered");
+            assert_eq!(
+                verdict,
+                Verdict::Drop(DropReason::NotEchoRequest),
+                "a reply was answered"
+            );
             assert_eq!(again, &frame[..len]);
         }
     }
