@@ -38,7 +38,7 @@ fuzz_target!(|input: &[u8]| {
     );
     // A message is valid once its checksum is appended (even-length data only: the checksum must
     // sit on a word boundary).
-    if data.len() % 2 == 0 {
+    if data.len().is_multiple_of(2) {
         let stored = checksum::checksum(data);
         assert!(Sum::new().add_bytes(data).add_u16(stored).is_valid());
     }
