@@ -17,7 +17,8 @@ usage: ./run.sh COMMAND [ARGS...]
   demo [ARGS...]  build in release mode and run `afxdp-responder lab demo ARGS...`: a responder in
                   one network namespace, clients in another (198.18.0.0/15, 2001:db8::/32 only)
   test            cargo fmt --check, cargo clippy -D warnings, then all tests (unit tests in parallel,
-                  namespace integration tests one at a time)
+                  a bounded fuzz run, namespace integration tests one at a time);
+                  FUZZ_SECONDS=N fuzzes respond() for N seconds (default 60; 0 skips)
   help            this text
 
 Both demo and test need root and install missing packages with apt-get:
@@ -88,6 +89,47 @@ need_rust_components() {
         die "rustup could not install ${missing[*]} (offline?): run rustup component add ${missing[*]}"
 }
 
+need_cargo_fuzz() {
+    command -v cargo-fuzz >/dev/null && return 0
+    echo "run.sh: installing cargo-fuzz (cargo install cargo-fuzz --locked)" >&2
+    cargo install cargo-fuzz --locked ||
+        die "could not install cargo-fuzz (offline?): run cargo install cargo-fuzz --locked, or set FUZZ_SECONDS=0"
+}
+
+# Bounded libFuzzer runs of fuzz/ (FUZZ_SECONDS for `respond`, a quarter of it for `checksum`; 0 skips).
+# `-s none` builds with coverage instrumentation but no sanitizer: stable Rust is enough (the code under
+# test is safe Rust, so AddressSanitizer, which needs nightly, would add little). New inputs go to a
+# scratch directory, the committed seeds in fuzz/corpus/ stay as they are; a crash is saved under
+# fuzz/artifacts/ and fails the run.
+run_fuzz() {
+    local seconds="${FUZZ_SECONDS:-60}"
+    [[ "$seconds" =~ ^[0-9]+$ ]] || die "FUZZ_SECONDS must be a number of seconds, not '$seconds'"
+    if [ "$seconds" -eq 0 ]; then
+        echo "run.sh: fuzzing skipped (FUZZ_SECONDS=0)" >&2
+        return 0
+    fi
+    need_cargo_fuzz
+    # libfuzzer-sys compiles libFuzzer (C++): without a `c++`, use the clang++ the BPF build needs anyway.
+    command -v c++ >/dev/null || export CXX="${CXX:-clang++}"
+    local target_dir="${CARGO_TARGET_DIR:-$PWD/target}/fuzz" scratch target secs max_len
+    scratch="$(mktemp -d)"
+    for target in respond checksum; do
+        if [ "$target" = respond ]; then secs="$seconds" max_len=2048; else secs=$(((seconds + 3) / 4)) max_len=4096; fi
+        mkdir -p "$scratch/$target"
+        echo "run.sh: fuzzing $target for ${secs}s" >&2
+        if ! cargo fuzz run -s none --target-dir "$target_dir" "$target" "$scratch/$target" "fuzz/corpus/$target" -- \
+            -max_total_time="$secs" -max_len="$max_len" -print_final_stats=1 >"$scratch/$target.log" 2>&1; then
+            tail -n 40 "$scratch/$target.log" >&2
+            rm -rf "$scratch"
+            die "fuzz target $target failed: the crashing input is under fuzz/artifacts/$target/"
+        fi
+        grep -E '^#[0-9]+[[:space:]]+DONE|^stat::(number_of_executed_units|average_exec_per_sec)' "$scratch/$target.log" |
+            sed "s/^/fuzz $target: /"
+        echo "fuzz $target: 0 crashes in ${secs}s"
+    done
+    rm -rf "$scratch"
+}
+
 cmd_demo() {
     need_root "the demo needs" demo
     install_packages
@@ -103,10 +145,12 @@ cmd_test() {
     need_cargo
     need_rust_components
     cargo fmt --all --check
+    cargo fmt --manifest-path fuzz/Cargo.toml --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
     # Pure tests (unit, benches in test mode) share nothing with the kernel: run them in parallel.
     cargo test --workspace --locked --lib --bins --examples --benches
     cargo test --workspace --locked --doc
+    run_fuzz
     # Integration tests build namespaces, attach XDP and pin threads to the 2 CPUs: one at a time, so
     # timing-sensitive ones do not compete. Cargo's usual summary closes the run.
     cargo test --workspace --locked --test '*' -- --test-threads=1

@@ -17,6 +17,7 @@ use crate::config::{Config, ModeRequest};
 use crate::engine::{self, Engine};
 use crate::iface::{IfaceError, Interface};
 use crate::loader::{EngineCounters, LoaderError, RedirectCounters, RedirectProgram};
+use crate::privileges;
 use crate::respond::{ReplyPolicy, Responder};
 use crate::stats::{self, Counters, KernelStats, Rates, SharedCounters};
 use crate::worker::{Worker, WorkerError, WorkerReport};
@@ -159,6 +160,9 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut dyn Write) -> Result<RunSu
             return Err(e);
         }
     };
+    // Every worker dropped its own capabilities before it reported ready; the sockets are
+    // registered: nothing from here on (data path, statistics, shutdown) needs a capability.
+    let _ = writeln!(out, "{}", privileges::setup_line(&privileges::drop_after_setup()));
     let _ = writeln!(
         out,
         "replies use TTL {} and hop limit {}; Ctrl-C (SIGINT) or SIGTERM stops",
@@ -265,6 +269,9 @@ fn start_workers(
                     }
                 };
                 let mode = xsk.mode();
+                // Capabilities are per thread: this one needs none from here on (the main thread
+                // registers the socket and checks that the drop took effect).
+                let _ = privileges::drop_all_capabilities();
                 let _ = ready_tx.send(Ok(Ready {
                     queue,
                     cpu,

@@ -13,6 +13,7 @@
 //! | [`engine`] | `--engine afxdp\|xdp-tx\|drop`: the engines, and the run loop of the in-kernel ones |
 //! | [`app`] | the responder as a whole: start-up, workers, live stats, orderly shutdown |
 //! | [`config`] | the validated configuration handed to every worker |
+//! | [`privileges`] | dropping every capability once set-up is done |
 //! | [`worker`] | one pinned thread per queue: the RX → respond → TX loop |
 //! | [`stats`] | per-queue counters and the live statistics line |
 //! | [`lab`] | network-namespace pairs for the demo and the tests |
@@ -25,6 +26,7 @@ pub mod iface;
 pub mod lab;
 pub mod loader;
 pub mod packet;
+pub mod privileges;
 pub mod respond;
 pub mod stats;
 pub mod worker;

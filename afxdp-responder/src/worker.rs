@@ -30,7 +30,10 @@ use crate::xsk::{BindMode, FrameCensus, SyscallError, Xsk, xdp_desc};
 fn spin_before_sleep() -> Duration {
     static SPIN: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
     *SPIN.get_or_init(|| {
-        let us = std::env::var("AFXDP_SPIN_US").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+        let us = std::env::var("AFXDP_SPIN_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(50);
         Duration::from_micros(us)
     })
 }
