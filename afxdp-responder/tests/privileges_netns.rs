@@ -227,7 +227,7 @@ fn without_any_one_of_the_units_capabilities_it_does_not_start() {
                 let e = e.to_string();
                 let step = match missing.as_str() {
                     "CAP_BPF" => "failed to create map", // whichever map comes first
-                    "CAP_PERFMON" => "pointer arithmetic",
+                    "CAP_PERFMON" => "only with CAP_PERFMON",
                     "CAP_NET_ADMIN" => "failed to create map `xsks`",
                     "CAP_NET_RAW" => "socket(AF_XDP): Operation not permitted",
                     "CAP_IPC_LOCK" => "setsockopt(XDP_UMEM_REG): No buffer space available",
