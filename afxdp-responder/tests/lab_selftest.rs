@@ -139,6 +139,14 @@ fn processes_left_in_the_namespace_are_killed_on_drop() {
         .stdin(Stdio::null())
         .spawn()
         .expect("spawning sleep in the namespace");
+    // Wait until `ip netns exec` has entered the namespace and exec'd `sleep`: a process that is
+    // still on its way in cannot be found there yet.
+    let comm = format!("/proc/{}/comm", leftover.id());
+    let entered = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(&comm).map(|c| c.trim() != "sleep").unwrap_or(true) {
+        assert!(Instant::now() < entered, "sleep never started in the namespace");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let names = names_of(&pair);
     drop(pair);
     let deadline = Instant::now() + Duration::from_secs(5);
