@@ -92,7 +92,8 @@ fn link_layer(frame: &[u8]) -> Option<(usize, u16)> {
 }
 
 /// The reply the responder must send for `frame`, built from scratch, or `None` if it must not
-/// answer. The reply is `frame` up to the end of the IP packet with MACs and addresses swapped,
+/// answer. The reply is `frame` up to the end of the IP packet (without a priority tag, which
+/// Linux does not echo) with MACs and addresses swapped,
 /// the echo type changed, TTL / hop limit from `policy`, for IPv4 DF cleared and the
 /// identification `policy.ident_seed` (plus one if that is the request's), checksums recomputed.
 pub fn expected_reply(frame: &[u8], policy: Policy) -> Option<Vec<u8>> {
@@ -105,6 +106,10 @@ pub fn expected_reply(frame: &[u8], policy: Policy) -> Option<Vec<u8>> {
     let (dst, src) = (frame[0..6].to_vec(), frame[6..12].to_vec());
     reply[0..6].copy_from_slice(&src);
     reply[6..12].copy_from_slice(&dst);
+    if l3 == 18 && be16(frame, 14) & 0x0fff == 0 {
+        // A priority tag (VLAN id 0) is removed, as Linux answers such a request untagged.
+        reply.drain(12..16);
+    }
     Some(reply)
 }
 
