@@ -143,7 +143,10 @@ fn processes_left_in_the_namespace_are_killed_on_drop() {
     // still on its way in cannot be found there yet.
     let comm = format!("/proc/{}/comm", leftover.id());
     let entered = Instant::now() + Duration::from_secs(5);
-    while std::fs::read_to_string(&comm).map(|c| c.trim() != "sleep").unwrap_or(true) {
+    while std::fs::read_to_string(&comm)
+        .map(|c| c.trim() != "sleep")
+        .unwrap_or(true)
+    {
         assert!(Instant::now() < entered, "sleep never started in the namespace");
         std::thread::sleep(Duration::from_millis(5));
     }
