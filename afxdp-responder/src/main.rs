@@ -30,7 +30,8 @@ Needs root (or CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, CAP_PERFMON and CAP_IPC_LOCK
 Examples:
   afxdp-responder --iface eth0 --queues 0-3
   afxdp-responder --iface eth0 --queues 0 --mode copy --stats-interval 0
-  afxdp-responder lab demo";
+  afxdp-responder lab demo
+  afxdp-responder bench --quick";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,6 +56,9 @@ enum Command {
         #[command(subcommand)]
         command: LabCommand,
     },
+    /// The bench lab: every engine and mode against the same loads in a namespace pair; writes a
+    /// table (Markdown, JSON) and a plot (SVG).
+    Bench(lab::bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -227,6 +231,10 @@ fn main() -> ExitCode {
         }) => match lab::demo::run(&args) {
             Ok(code) => code,
             Err(e) => fail(one_line(&e)),
+        },
+        Some(Command::Bench(args)) => match std::env::current_exe() {
+            Ok(exe) => lab::bench::run(&args, &exe).unwrap_or_else(|e| fail(one_line(&e))),
+            Err(e) => fail(format!("cannot find our own binary: {e}")),
         },
         None => run_responder(cli.run),
     }
