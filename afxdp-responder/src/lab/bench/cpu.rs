@@ -77,6 +77,26 @@ impl ProcessCpu {
     }
 }
 
+/// Nanoseconds on CPU of every live thread of `pid`, summed (first field of
+/// `/proc/<pid>/task/*/schedstat`): far finer than the 10 ms ticks of `utime`/`stime`, for the idle
+/// check. Threads that already ended are not included.
+pub fn schedstat_ns(pid: u32) -> Result<u64, LabError> {
+    let dir = format!("/proc/{pid}/task");
+    let entries = std::fs::read_dir(&dir).map_err(|source| LabError::Io {
+        what: format!("listing {dir}"),
+        source,
+    })?;
+    let mut total = 0;
+    for entry in entries.flatten() {
+        if let Ok(text) = std::fs::read_to_string(entry.path().join("schedstat"))
+            && let Some(ns) = text.split_whitespace().next().and_then(|v| v.parse::<u64>().ok())
+        {
+            total += ns;
+        }
+    }
+    Ok(total)
+}
+
 /// `(comm, utime + stime)` in ticks from the text of `/proc/<pid>/stat` (or a task's).
 ///
 /// The command name is in parentheses and may itself hold spaces and parentheses: everything up to
@@ -182,5 +202,6 @@ mod tests {
         let me = ProcessCpu::read(std::process::id()).unwrap();
         assert!(me.total_s >= 0.0);
         assert!(!me.threads.is_empty());
+        assert!(schedstat_ns(std::process::id()).unwrap() > 0);
     }
 }

@@ -322,8 +322,13 @@ fn ping_stand_in(pair: &NetnsPair, load: &Load) -> Result<Measured, LabError> {
     let before = Nstat::read(pair, Side::Client)?;
     let mut pings = Vec::new();
     for queue in 0..load.queues {
-        let cpu = pair.steer_client_queue(queue)?;
-        let mut cmd = pair.command_pinned(Side::Client, cpu, &ping.to_string_lossy())?;
+        // One queue: nothing to steer (a single-queue device has no XPS map to write).
+        let mut cmd = if load.queues == 1 {
+            pair.command_in(Side::Client, &ping.to_string_lossy())
+        } else {
+            let cpu = pair.steer_client_queue(queue)?;
+            pair.command_pinned(Side::Client, cpu, &ping.to_string_lossy())?
+        };
         cmd.arg(match load.family {
             Family::V4 => "-4",
             Family::V6 => "-6",

@@ -290,8 +290,10 @@ impl Row {
 pub struct IdleCheck {
     /// Seconds measured.
     pub seconds: f64,
-    /// CPU seconds used in that time.
+    /// CPU seconds used in that time (utime + stime, 10 ms ticks).
     pub cpu_s: f64,
+    /// CPU seconds used in that time by the live threads, from schedstat (nanoseconds).
+    pub schedstat_cpu_s: f64,
     /// In percent of one core.
     pub pct_of_core: f64,
     /// Under the 1 % bar.
