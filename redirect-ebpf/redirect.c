@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR MIT)
 /*
- * redirect.c - the XDP half of afxdp-responder.
+ * redirect.c - the XDP half of afxdp-responder (--engine afxdp, the default).
  *
  * Runs for every frame that arrives on the interface, before the kernel has
  * allocated anything for it. It decides one thing: is this frame an ICMP
@@ -11,67 +11,18 @@
  * extension headers, broadcast pings - gets XDP_PASS and continues into the
  * kernel's network stack as if this program were not there.
  *
- * Accepted (all must hold, otherwise XDP_PASS):
- *   Ethernet  destination MAC == the interface's MAC (config map),
- *             source MAC unicast; at most one 802.1Q / 802.1ad tag
- *   IPv4      version 4, IHL 5 (no options), not a fragment,
- *             protocol ICMP, type 8 (echo request), unicast source,
- *             destination in owned_addrs for this frame's VLAN
- *   IPv6      version 6, next header 58 (ICMPv6, no extension headers),
- *             type 128 (echo request), unicast source,
- *             destination in owned_addrs for this frame's VLAN
- *
- * Every read from the packet is preceded by a bounds check against
- * data_end: the verifier rejects the program otherwise, and it is what keeps
- * a truncated frame from being read past its end.
+ * The question itself ("an owned echo request?") is find_owned_echo() in
+ * echo_filter.h, shared with the other engines (echo_tx.c, echo_drop.c), so
+ * all of them see exactly the same requests.
  *
  * Maps (layouts in redirect.h):
  *   xsks         XSKMAP, RX queue index -> AF_XDP socket
  *   owned_addrs  HASH, (vlan id, IPv6 or v4-mapped address) -> reserved
- *   config       ARRAY[1], the interface MAC
- *   counters     PERCPU_ARRAY[3], redirected / no_socket / passed
+ *   config       ARRAY[1], the interface MAC (TTL / hop limit unused here)
+ *   counters     PERCPU_ARRAY, redirected / no_socket / passed (/ unused)
  */
 
-#include <linux/bpf.h>
-#include <linux/if_ether.h>
-#include <linux/in.h>
-#include <linux/ip.h>
-#include <linux/ipv6.h>
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_endian.h>
-
-#include "redirect.h"
-
-/*
- * <linux/icmp.h> and <linux/icmpv6.h> drag in headers that do not build for
- * -target bpf, and <linux/if_vlan.h> is kernel-internal. We need only a few
- * bytes of each, so we define them here.
- */
-
-/* One 802.1Q / 802.1ad tag, the 4 bytes after the two MAC addresses. */
-struct vlan_hdr {
-	__be16 tci;	    /* priority (3 bits), DEI (1), VLAN id (12) */
-	__be16 encap_proto; /* EtherType of what follows the tag */
-};
-#define VLAN_VID_MASK 0x0fff
-
-/* The first 4 bytes of an ICMPv4 or ICMPv6 message: the same layout. */
-struct icmp_common {
-	__u8 type;
-	__u8 code;
-	__be16 checksum;
-};
-#define ICMP_ECHO 8	     /* ICMPv4 echo request */
-#define ICMPV6_ECHO_REQUEST 128 /* ICMPv6 echo request */
-/* identifier and sequence number follow: an echo message is >= 8 bytes */
-#define ICMP_ECHO_HDR_LEN 8
-
-#define IP_MF 0x2000	 /* "more fragments" flag in frag_off */
-#define IP_OFFSET 0x1fff /* fragment offset mask in frag_off */
-
-/* ------------------------------------------------------------------------
- * Maps
- * ------------------------------------------------------------------------ */
+#include "echo_filter.h"
 
 /* RX queue index -> AF_XDP socket. The loader puts a socket at index q
  * once the socket is bound to queue q of this interface. */
@@ -82,227 +33,16 @@ struct {
 	__type(value, __u32);
 } xsks SEC(".maps");
 
-/* The addresses we answer for, per VLAN. See struct owned_key. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, OWNED_ADDRS_MAX_ENTRIES);
-	__type(key, struct owned_key);
-	__type(value, __u32);
-} owned_addrs SEC(".maps");
-
-/* One entry: the interface's MAC. See struct redirect_config. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct redirect_config);
-} config SEC(".maps");
-
-/* Per-CPU counters: every CPU increments its own slot without atomics;
- * user space adds the slots up. See enum redirect_counter. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, COUNTER_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} counters SEC(".maps");
-
-/* ------------------------------------------------------------------------
- * Helpers
- * ------------------------------------------------------------------------ */
-
-static __always_inline void count(__u32 index)
-{
-	__u64 *value = bpf_map_lookup_elem(&counters, &index);
-
-	/* The verifier insists on the NULL check even though an array lookup
-	 * with an index below max_entries cannot fail. */
-	if (value)
-		*value += 1;
-}
-
-/* Is there room for `len` bytes at `pos` before the end of the frame?
- * Written as a comparison of packet pointers, the form the verifier
- * understands: after it returns true, reads in [pos, pos + len) are allowed. */
-#define HAS_ROOM(pos, len, data_end) ((void *)(pos) + (len) <= (data_end))
-
-static __always_inline int mac_equal(const __u8 *a, const __u8 *b)
-{
-	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] &&
-	       a[3] == b[3] && a[4] == b[4] && a[5] == b[5];
-}
-
-/* An IPv4 source we may reply to: not 0.0.0.0/8 ("this network"),
- * 127.0.0.0/8 (loopback), 224.0.0.0/4 (multicast), 240.0.0.0/4 (reserved,
- * which includes the limited broadcast 255.255.255.255). */
-static __always_inline int ipv4_source_is_unicast(__be32 saddr)
-{
-	__u32 addr = bpf_ntohl(saddr);
-	__u8 first = addr >> 24;
-
-	return first != 0 && first != 127 && first < 224;
-}
-
-/* An IPv6 source we may reply to: not :: (unspecified), ::1 (loopback),
- * ff00::/8 (multicast) or ::ffff:0:0/96 (v4-mapped, never valid on the wire). */
-static __always_inline int ipv6_source_is_unicast(const struct in6_addr *saddr)
-{
-	const __u32 *w = saddr->in6_u.u6_addr32; /* network byte order */
-
-	if (saddr->in6_u.u6_addr8[0] == 0xff)
-		return 0; /* multicast */
-	if (w[0] == 0 && w[1] == 0) {
-		if (w[2] == 0 && (w[3] == 0 || w[3] == bpf_htonl(1)))
-			return 0; /* :: or ::1 */
-		if (w[2] == bpf_htonl(0x0000ffff))
-			return 0; /* ::ffff:a.b.c.d */
-	}
-	return 1;
-}
-
-/* ------------------------------------------------------------------------
- * The checks per network protocol. Each returns 1 when the packet starting at
- * `l3` is an echo request we answer, and fills in the owned_addrs key.
- * ------------------------------------------------------------------------ */
-
-static __always_inline int ipv4_is_owned_echo(void *l3, void *data_end,
-					      struct owned_key *key)
-{
-	struct iphdr *ip = l3;
-	struct icmp_common *icmp;
-	__u16 tot_len;
-
-	if (!HAS_ROOM(ip, sizeof(*ip), data_end))
-		return 0;
-	/* IHL is in 32-bit words: 5 means a 20-byte header without options.
-	 * Options are rare and have rules of their own (record route,
-	 * timestamps...); the kernel handles them. */
-	if (ip->version != 4 || ip->ihl != 5)
-		return 0;
-	/* A fragment (more to come, or not the first piece) cannot be
-	 * answered before reassembly, which the kernel does. DF is fine. */
-	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
-		return 0;
-	if (ip->protocol != IPPROTO_ICMP)
-		return 0;
-	/* The IP total length must cover an echo header and fit in the frame
-	 * (a frame may be longer: Ethernet pads short frames to 60 bytes). */
-	tot_len = bpf_ntohs(ip->tot_len);
-	if (tot_len < sizeof(*ip) + ICMP_ECHO_HDR_LEN)
-		return 0;
-	if (!HAS_ROOM(ip, tot_len, data_end))
-		return 0;
-
-	icmp = (void *)(ip + 1);
-	if (!HAS_ROOM(icmp, ICMP_ECHO_HDR_LEN, data_end))
-		return 0;
-	if (icmp->type != ICMP_ECHO)
-		return 0;
-	if (!ipv4_source_is_unicast(ip->saddr))
-		return 0;
-
-	/* ::ffff:a.b.c.d - bytes 0..10 are already zero (the caller zeroed
-	 * the key), 10..12 are 0xff, 12..16 the address as on the wire. */
-	key->addr[10] = 0xff;
-	key->addr[11] = 0xff;
-	__builtin_memcpy(&key->addr[12], &ip->daddr, 4);
-	return 1;
-}
-
-static __always_inline int ipv6_is_owned_echo(void *l3, void *data_end,
-					      struct owned_key *key)
-{
-	struct ipv6hdr *ip6 = l3;
-	struct icmp_common *icmp;
-	__u16 payload_len;
-
-	if (!HAS_ROOM(ip6, sizeof(*ip6), data_end))
-		return 0;
-	if (ip6->version != 6)
-		return 0;
-	/* ICMPv6 must follow the fixed header directly. Extension headers
-	 * (hop-by-hop, routing, fragment...) go to the kernel. */
-	if (ip6->nexthdr != IPPROTO_ICMPV6)
-		return 0;
-	payload_len = bpf_ntohs(ip6->payload_len);
-	if (payload_len < ICMP_ECHO_HDR_LEN)
-		return 0;
-	if (!HAS_ROOM(ip6 + 1, payload_len, data_end))
-		return 0;
-
-	icmp = (void *)(ip6 + 1);
-	if (!HAS_ROOM(icmp, ICMP_ECHO_HDR_LEN, data_end))
-		return 0;
-	if (icmp->type != ICMPV6_ECHO_REQUEST)
-		return 0;
-	if (!ipv6_source_is_unicast(&ip6->saddr))
-		return 0;
-
-	__builtin_memcpy(key->addr, &ip6->daddr, 16);
-	return 1;
-}
-
-/* ------------------------------------------------------------------------
- * The program
- * ------------------------------------------------------------------------ */
-
 SEC("xdp")
 int redirect_echo(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	const struct redirect_config *cfg;
-	struct owned_key key;
-	void *l3;
-	__u16 proto;
-	__u32 zero = 0;
-	int is_echo;
+	struct echo_request req;
 	long action;
 
-	/* The whole key is hashed, padding included: start from zeros. */
-	__builtin_memset(&key, 0, sizeof(key));
-
-	/* Ethernet: sent to us, from a unicast sender. */
-	if (!HAS_ROOM(eth, sizeof(*eth), data_end))
-		goto pass;
-	cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!cfg)
-		goto pass;
-	if (!mac_equal(eth->h_dest, cfg->mac))
-		goto pass; /* broadcast, multicast, or another host's frame */
-	if (eth->h_source[0] & 0x01)
-		goto pass; /* group bit set: a multicast source is invalid */
-
-	proto = eth->h_proto;
-	l3 = eth + 1;
-
-	/* At most one VLAN tag. Its VLAN id selects which owned addresses
-	 * apply; VLAN id 0 (a priority tag) counts as untagged. */
-	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
-		struct vlan_hdr *vlan = l3;
-
-		if (!HAS_ROOM(vlan, sizeof(*vlan), data_end))
-			goto pass;
-		key.vlan_id = bpf_ntohs(vlan->tci) & VLAN_VID_MASK;
-		proto = vlan->encap_proto;
-		l3 = vlan + 1;
-		if (proto == bpf_htons(ETH_P_8021Q) ||
-		    proto == bpf_htons(ETH_P_8021AD))
-			goto pass; /* a second tag (QinQ): not ours */
+	if (!find_owned_echo(ctx, &req)) {
+		count(COUNTER_PASSED);
+		return XDP_PASS;
 	}
-
-	if (proto == bpf_htons(ETH_P_IP))
-		is_echo = ipv4_is_owned_echo(l3, data_end, &key);
-	else if (proto == bpf_htons(ETH_P_IPV6))
-		is_echo = ipv6_is_owned_echo(l3, data_end, &key);
-	else
-		goto pass; /* ARP and everything else */
-
-	if (!is_echo)
-		goto pass;
-	if (!bpf_map_lookup_elem(&owned_addrs, &key))
-		goto pass; /* not one of our addresses (on this VLAN) */
 
 	/*
 	 * Hand the frame to the AF_XDP socket of the queue it arrived on. An
@@ -314,10 +54,6 @@ int redirect_echo(struct xdp_md *ctx)
 	action = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
 	count(action == XDP_REDIRECT ? COUNTER_REDIRECTED : COUNTER_NO_SOCKET);
 	return action;
-
-pass:
-	count(COUNTER_PASSED);
-	return XDP_PASS;
 }
 
 /* GPL-compatible, so that the program may call GPL-only helpers. */

@@ -19,16 +19,23 @@
 /*
  * Value of the `config` map (BPF_MAP_TYPE_ARRAY, one entry, key 0).
  *
- *   offset 0..6  mac  the MAC address of the interface the program is
- *                     attached to; only frames sent to it are answered
- *   offset 6..8  pad  zero
+ *   offset 0..6  mac        the MAC address of the interface the program is
+ *                           attached to; only frames sent to it are answered
+ *   offset 6     ttl        IPv4 TTL of the replies the xdp-tx engine
+ *                           (echo_tx.c) builds: the host default
+ *                           (net.ipv4.ip_default_ttl), as the kernel uses
+ *   offset 7     hop_limit  IPv6 hop limit of those replies: the
+ *                           interface's hop_limit
  *
- * An all-zero MAC (the state before the loader fills the map) matches no
- * real frame, so an unconfigured program passes everything to the kernel.
+ * The redirect and drop programs read only `mac` (the loader writes the
+ * two other bytes all the same). An all-zero MAC (the state before the
+ * loader fills the map) matches no real frame, so an unconfigured program
+ * passes everything to the kernel.
  */
 struct redirect_config {
 	__u8 mac[6];
-	__u8 pad[2];
+	__u8 ttl;
+	__u8 hop_limit;
 };
 
 /*
@@ -52,18 +59,27 @@ struct owned_key {
 
 /*
  * Indexes into the `counters` map (BPF_MAP_TYPE_PERCPU_ARRAY, __u64 values,
- * one slot per CPU; user space sums them).
+ * one slot per CPU; user space sums them). Every engine program has the same
+ * four slots, so user space reads them all the same way; a slot an engine
+ * never uses stays 0.
  */
 enum redirect_counter {
-	/* an owned echo request went to the AF_XDP socket of its RX queue */
-	COUNTER_REDIRECTED = 0,
-	/* an owned echo request arrived on a queue with no socket in `xsks`:
-	 * bpf_redirect_map() returned its fallback, XDP_PASS */
+	/* an owned echo request was handled by the engine:
+	 *   redirect.c  went to the AF_XDP socket of its RX queue
+	 *   echo_tx.c   answered in place with XDP_TX
+	 *   echo_drop.c dropped with XDP_DROP */
+	COUNTER_HANDLED = 0,
+	COUNTER_REDIRECTED = COUNTER_HANDLED,
+	/* redirect.c: an owned echo request arrived on a queue with no socket
+	 * in `xsks`: bpf_redirect_map() returned its fallback, XDP_PASS */
 	COUNTER_NO_SOCKET = 1,
 	/* anything else (not an echo request for an owned address, or a form
 	 * we leave to the kernel): XDP_PASS */
 	COUNTER_PASSED = 2,
-	COUNTER_MAX = 3,
+	/* echo_tx.c: an owned echo request with a wrong IPv4 header or ICMP
+	 * checksum, dropped (XDP_DROP) as the kernel drops it */
+	COUNTER_BAD_CHECKSUM = 3,
+	COUNTER_MAX = 4,
 };
 
 /* Capacity of the maps the loader fills. */

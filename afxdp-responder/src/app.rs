@@ -14,8 +14,9 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, ModeRequest};
+use crate::engine::{self, Engine};
 use crate::iface::{IfaceError, Interface};
-use crate::loader::{LoaderError, RedirectCounters, RedirectProgram};
+use crate::loader::{EngineCounters, LoaderError, RedirectCounters, RedirectProgram};
 use crate::respond::{ReplyPolicy, Responder};
 use crate::stats::{self, Counters, KernelStats, Rates, SharedCounters};
 use crate::worker::{Worker, WorkerError, WorkerReport};
@@ -64,6 +65,8 @@ pub struct RunSummary {
     pub reports: Vec<WorkerReport>,
     /// The XDP program's counters at the end.
     pub redirect: RedirectCounters,
+    /// The same counters, in the shape every engine shares.
+    pub engine: EngineCounters,
 }
 
 /// What a worker thread tells the main thread once its socket is ready.
@@ -116,6 +119,16 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut dyn Write) -> Result<RunSu
         },
     };
 
+    if !cfg.engine.uses_afxdp() {
+        // xdp-tx and drop: the XDP program does everything; no sockets, no workers.
+        let counters = engine::run_in_kernel(cfg, &iface, &addresses, policy, stop, out)?;
+        return Ok(RunSummary {
+            reports: Vec::new(),
+            redirect: counters.into(),
+            engine: counters,
+        });
+    }
+
     let mut program = RedirectProgram::load(iface.mac, &addresses)?;
     let attached = program.attach(&iface.name, cfg.xdp_mode)?;
     let driver = xsk::driver_name(&iface.name).unwrap_or_else(|_| "unknown".into());
@@ -143,7 +156,8 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut dyn Write) -> Result<RunSu
     let failure = monitor(cfg, stop, &running, out);
 
     // Detach first: from here on the kernel answers pings itself again.
-    let redirect = program.counters().unwrap_or_default();
+    let counters = program.engine_counters().unwrap_or_default();
+    let redirect = RedirectCounters::from(counters);
     for r in &running {
         let _ = program.unregister_socket(r.queue);
     }
@@ -163,10 +177,14 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut dyn Write) -> Result<RunSu
             }
         }
     }
-    print_totals(&reports, &redirect, &iface.name, out);
+    print_totals(&reports, &counters, &iface.name, out);
     match first_error {
         Some(e) => Err(e),
-        None => Ok(RunSummary { reports, redirect }),
+        None => Ok(RunSummary {
+            reports,
+            redirect,
+            engine: counters,
+        }),
     }
 }
 
@@ -239,7 +257,9 @@ fn start_workers(
                     fd,
                 }));
                 let responder = Responder::new(policy, random_u16() ^ queue as u16);
-                Worker::new(xsk, responder, cfg.batch, cfg.busy_poll).run(&stop, &counters)
+                Worker::new(xsk, responder, cfg.batch, cfg.busy_poll)
+                    .with_frame_checks(cfg.check_frames)
+                    .run(&stop, &counters)
             })
             .expect("spawning a worker thread");
         pending.push((queue, shared, handle));
@@ -339,7 +359,7 @@ fn monitor(cfg: &Config, stop: &AtomicBool, running: &[Running], out: &mut dyn W
     None
 }
 
-fn print_totals(reports: &[WorkerReport], redirect: &RedirectCounters, iface: &str, out: &mut dyn Write) {
+fn print_totals(reports: &[WorkerReport], counters: &EngineCounters, iface: &str, out: &mut dyn Write) {
     let _ = writeln!(out, "stopped: XDP program detached from {iface}");
     let mut total = Counters::default();
     for r in reports {
@@ -360,6 +380,18 @@ fn print_totals(reports: &[WorkerReport], redirect: &RedirectCounters, iface: &s
             }
         );
         let _ = writeln!(out, "queue {} frames: {}", r.queue, r.census);
+        let k = &r.kernel;
+        let _ = writeln!(
+            out,
+            "queue {} kernel drops: {} (ring-full {}, fill-empty {}, rx-invalid {}, tx-invalid {}, other {})",
+            r.queue,
+            k.dropped(),
+            k.rx_ring_full,
+            k.rx_fill_ring_empty,
+            k.rx_invalid_descs,
+            k.tx_invalid_descs,
+            k.rx_dropped
+        );
         total.rx += c.rx;
         total.tx += c.tx;
         total.bad_descriptors += c.bad_descriptors;
@@ -367,16 +399,8 @@ fn print_totals(reports: &[WorkerReport], redirect: &RedirectCounters, iface: &s
             *t += d;
         }
     }
-    let _ = writeln!(
-        out,
-        "total: rx {} tx {} dropped {}; XDP program: redirected {}, passed to the kernel {}, no socket {}",
-        total.rx,
-        total.tx,
-        total.dropped(),
-        redirect.redirected,
-        redirect.passed,
-        redirect.no_socket
-    );
+    let line = engine::total_line(Engine::AfXdp, total.rx, total.tx, total.dropped(), counters);
+    let _ = writeln!(out, "{line}");
 }
 
 fn empty_report(queue: u32) -> WorkerReport {
@@ -385,6 +409,7 @@ fn empty_report(queue: u32) -> WorkerReport {
         mode: BindMode::Copy,
         counters: Counters::default(),
         census: Default::default(),
+        kernel: KernelStats::default(),
     }
 }
 

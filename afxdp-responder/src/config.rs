@@ -117,6 +117,10 @@ pub struct Config {
     pub hop_limit: Option<u8>,
     /// Live statistics interval; `None` disables them.
     pub stats_interval: Option<Duration>,
+    /// Check the UMEM frame accounting after every loop turn (tests).
+    pub check_frames: bool,
+    /// Which engine handles the requests (AF_XDP workers, in-kernel XDP_TX, or drop).
+    pub engine: crate::engine::Engine,
 }
 
 impl Config {
@@ -223,6 +227,8 @@ mod tests {
             ttl: None,
             hop_limit: None,
             stats_interval: None,
+            check_frames: false,
+            engine: crate::engine::Engine::AfXdp,
         }
     }
 

@@ -8,7 +8,9 @@
 //! | [`respond`] | `respond(frame) -> Verdict`: the whole reply policy, pure and safe |
 //! | [`xsk`] | the AF_XDP layer: UMEM, rings, socket; the only module with `unsafe` |
 //! | [`loader`] | the XDP redirect program: load (aya), maps, attach with a bpf_link |
+//! | [`flood`] | the load generator: echo requests from AF_XDP TX rings, every reply verified |
 //! | [`iface`] | facts about a network interface: index, MAC, addresses, queues, TTL |
+//! | [`engine`] | `--engine afxdp\|xdp-tx\|drop`: the engines, and the run loop of the in-kernel ones |
 //! | [`app`] | the responder as a whole: start-up, workers, live stats, orderly shutdown |
 //! | [`config`] | the validated configuration handed to every worker |
 //! | [`worker`] | one pinned thread per queue: the RX → respond → TX loop |
@@ -17,6 +19,8 @@
 
 pub mod app;
 pub mod config;
+pub mod engine;
+pub mod flood;
 pub mod iface;
 pub mod lab;
 pub mod loader;

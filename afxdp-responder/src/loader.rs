@@ -1,4 +1,11 @@
-//! The XDP redirect program: load it with aya, fill its maps, attach it with a bpf_link.
+//! The XDP programs of the engines: load one with aya, fill its maps, attach it with a bpf_link.
+//!
+//! [`EngineProgram::load_engine`] loads the program of any [`Engine`]: `redirect.c` (AF_XDP,
+//! the default, described below), `echo_tx.c` (answers in the kernel with `XDP_TX`) or
+//! `echo_drop.c` (drops). They share one filter (`redirect-ebpf/echo_filter.h`) and the maps
+//! `owned_addrs`, `config` and `counters`, so loading, map filling, attaching and counting are
+//! the same code for all three; only the redirect program has the `xsks` map.
+//! [`RedirectProgram`] is the name the AF_XDP path has always used for it.
 //!
 //! # The program
 //!
@@ -23,8 +30,9 @@
 //! |---|---|---|---|
 //! | `xsks` | `XSKMAP`, [`XSKS_MAX_ENTRIES`] | `u32` RX queue index | AF_XDP socket fd (write only) |
 //! | `owned_addrs` | `HASH`, [`OWNED_ADDRS_MAX_ENTRIES`] | 20 bytes, see below | `u32`, reserved, 0 |
-//! | `config` | `ARRAY`, 1 entry | `u32` 0 | 8 bytes: `mac[6]`, 2 zero bytes |
-//! | `counters` | `PERCPU_ARRAY`, 3 entries | `u32` index | `u64` per CPU |
+//! | `config` | `ARRAY`, 1 entry | `u32` 0 | 8 bytes: `mac[6]`, `ttl`, `hop_limit` |
+//! | `counters` | `PERCPU_ARRAY`, 4 entries | `u32` index | `u64` per CPU |
+//! | `ip_ids` | `PERCPU_ARRAY`, 1 entry (xdp-tx only) | `u32` 0 | `u32` next IPv4 id per CPU |
 //!
 //! The `owned_addrs` key is `struct { u16 vlan_id; u16 pad; u8 addr[16]; }`:
 //!
@@ -34,7 +42,9 @@
 //! | 2..4 | `pad` | zero (the kernel hashes every key byte) |
 //! | 4..20 | `addr` | IPv6 address as on the wire; IPv4 `a.b.c.d` as `::ffff:a.b.c.d` |
 //!
-//! The counter indexes are 0 = redirected, 1 = no socket, 2 = passed ([`RedirectCounters`]).
+//! The counter indexes are 0 = handled (redirected / replied / dropped), 1 = no socket, 2 =
+//! passed, 3 = bad checksum ([`EngineCounters`]). `ttl` and `hop_limit` are what the xdp-tx
+//! engine writes into its replies; the other programs ignore them.
 //!
 //! # Lifetime
 //!
@@ -59,6 +69,9 @@
 
 use std::{error::Error as _, fmt, io, net::IpAddr, os::fd::BorrowedFd, process::Command, str::FromStr};
 
+use crate::engine::Engine;
+use crate::respond::ReplyPolicy;
+
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{Array, HashMap, MapData, MapError, PerCpuArray, XskMap},
@@ -68,12 +81,22 @@ use aya::{
     },
 };
 
-/// The compiled `redirect-ebpf/redirect.c`, aligned for the ELF parser.
-fn redirect_object() -> &'static [u8] {
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/redirect.o"))
+/// The compiled program of `engine` (`redirect-ebpf/*.c`), aligned for the ELF parser.
+fn engine_object(engine: Engine) -> &'static [u8] {
+    match engine {
+        Engine::AfXdp => aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/redirect.o")),
+        Engine::XdpTx => aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/echo_tx.o")),
+        Engine::Drop => aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/echo_drop.o")),
+    }
 }
 
-/// Name of the XDP function in `redirect.c` (also the program name the kernel shows).
+/// The compiled `redirect-ebpf/xdp_pass.c`: passes every frame ([`PassProgram`]).
+fn pass_object() -> &'static [u8] {
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdp_pass.o"))
+}
+
+/// Name of the XDP function in `redirect.c` (also the program name the kernel shows). The other
+/// engines' names are [`Engine::program_name`].
 pub const PROGRAM_NAME: &str = "redirect_echo";
 
 /// Entries in the `xsks` XSKMAP: RX queues `0..XSKS_MAX_ENTRIES` can have a socket.
@@ -110,9 +133,10 @@ const MAP_XSKS: &str = "xsks";
 const MAP_OWNED_ADDRS: &str = "owned_addrs";
 const MAP_CONFIG: &str = "config";
 const MAP_COUNTERS: &str = "counters";
-const COUNTER_REDIRECTED: u32 = 0;
+const COUNTER_HANDLED: u32 = 0;
 const COUNTER_NO_SOCKET: u32 = 1;
 const COUNTER_PASSED: u32 = 2;
+const COUNTER_BAD_CHECKSUM: u32 = 3;
 
 /// `struct owned_key` from redirect.h, as bytes.
 type OwnedKey = [u8; 20];
@@ -231,6 +255,34 @@ pub struct RedirectCounters {
     /// Frames that are not an owned echo request (or not in a form we answer), passed to the
     /// kernel.
     pub passed: u64,
+}
+
+impl From<EngineCounters> for RedirectCounters {
+    fn from(c: EngineCounters) -> Self {
+        RedirectCounters {
+            redirected: c.handled,
+            no_socket: c.no_socket,
+            passed: c.passed,
+        }
+    }
+}
+
+/// The counters of any engine's program, summed over all CPUs, since it was loaded: the one
+/// shape in which every engine reports, so that they can be compared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineCounters {
+    /// Owned echo requests the engine handled: redirected to an AF_XDP socket (afxdp), answered
+    /// with `XDP_TX` (xdp-tx), dropped (drop).
+    pub handled: u64,
+    /// Frames that are not an owned echo request (or not in a form the engine handles), passed
+    /// to the kernel.
+    pub passed: u64,
+    /// afxdp only: owned echo requests that arrived on a queue with no socket in `xsks`, passed
+    /// to the kernel instead.
+    pub no_socket: u64,
+    /// xdp-tx only: owned echo requests with a wrong IPv4 header or ICMP checksum, dropped as
+    /// the kernel drops them. (The afxdp engine's workers count these themselves.)
+    pub bad_checksum: u64,
 }
 
 /// An XDP program that was already attached to an interface, as `ip link` reports it.
@@ -431,6 +483,12 @@ pub enum LoaderError {
         /// [`XSKS_MAX_ENTRIES`].
         max: u32,
     },
+    /// A socket operation on an engine that has no `xsks` map.
+    #[error("the {engine} engine has no AF_XDP sockets: only the afxdp engine's program redirects to sockets")]
+    NoSockets {
+        /// The engine loaded.
+        engine: Engine,
+    },
     /// A frame `BPF_PROG_TEST_RUN` cannot run.
     #[error(
         "BPF_PROG_TEST_RUN needs an XDP test frame of at least {min} bytes (an Ethernet \
@@ -502,37 +560,58 @@ struct Attachment {
     link: XdpLink,
 }
 
-/// The redirect program, loaded, maps filled, not yet attached.
+/// The AF_XDP engine's program (`redirect.c`): [`EngineProgram`] loaded with
+/// [`EngineProgram::load`].
+pub type RedirectProgram = EngineProgram;
+
+/// One engine's XDP program, loaded, maps filled, not yet attached.
 ///
 /// Dropping it detaches the program (if attached) and releases the program and its maps; the
 /// kernel frees them once no socket or link refers to them any more.
-pub struct RedirectProgram {
+pub struct EngineProgram {
     // Declared first so it is dropped first: detach before the program goes away.
     attachment: Option<Attachment>,
     native_fallback: Option<String>,
-    xsks: XskMap<MapData>,
+    engine: Engine,
+    /// The afxdp engine's XSKMAP; `None` for the in-kernel engines.
+    xsks: Option<XskMap<MapData>>,
     owned_addrs: HashMap<MapData, OwnedKey, u32>,
     counters: PerCpuArray<MapData, u64>,
     ebpf: Ebpf,
 }
 
-impl fmt::Debug for RedirectProgram {
+impl fmt::Debug for EngineProgram {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedirectProgram")
-            .field("program", &PROGRAM_NAME)
+        f.debug_struct("EngineProgram")
+            .field("program", &self.engine.program_name())
             .field("attachment", &self.attachment)
             .field("native_fallback", &self.native_fallback)
             .finish_non_exhaustive()
     }
 }
 
-impl RedirectProgram {
-    /// Loads the program into the kernel and fills its maps: `config` with `mac`, `owned_addrs`
-    /// with every address of `owned` on VLAN 0 (untagged and priority-tagged frames).
+impl EngineProgram {
+    /// Loads the AF_XDP engine's redirect program into the kernel and fills its maps: `config`
+    /// with `mac`, `owned_addrs` with every address of `owned` on VLAN 0 (untagged and
+    /// priority-tagged frames). The same as [`EngineProgram::load_engine`] with
+    /// [`Engine::AfXdp`].
     ///
     /// Needs root (CAP_BPF and CAP_NET_ADMIN). The program is verified here, so a verifier
     /// rejection shows up as an error of this call, with the verifier log.
     pub fn load(mac: [u8; 6], owned: &[IpAddr]) -> Result<Self, LoaderError> {
+        Self::load_engine(Engine::AfXdp, mac, owned, ReplyPolicy::default())
+    }
+
+    /// Loads the program of `engine` and fills its maps: `config` with `mac` and the reply TTL
+    /// and hop limit of `policy` (used by [`Engine::XdpTx`]; give the host's, see
+    /// [`crate::iface::Interface::ipv4_default_ttl`]), `owned_addrs` with every address of
+    /// `owned` on VLAN 0.
+    pub fn load_engine(
+        engine: Engine,
+        mac: [u8; 6],
+        owned: &[IpAddr],
+        policy: ReplyPolicy,
+    ) -> Result<Self, LoaderError> {
         if mac[0] & 0x01 != 0 || mac == [0; 6] {
             return Err(LoaderError::InvalidMac { mac: format_mac(mac) });
         }
@@ -546,46 +625,48 @@ impl RedirectProgram {
             validate_owned(addr)?;
         }
 
+        let name = engine.program_name();
         let mut ebpf = EbpfLoader::new()
-            .load(redirect_object())
+            .load(engine_object(engine))
             .map_err(|source| LoaderError::Object {
                 hint: hint_for(&source),
                 source: Box::new(source),
             })?;
 
         let program: &mut Xdp = ebpf
-            .program_mut(PROGRAM_NAME)
-            .ok_or(LoaderError::Missing {
-                kind: "program",
-                name: PROGRAM_NAME,
-            })?
+            .program_mut(name)
+            .ok_or(LoaderError::Missing { kind: "program", name })?
             .try_into()
-            .map_err(|source| program_error(format!("using `{PROGRAM_NAME}` as XDP"), source))?;
+            .map_err(|source| program_error(format!("using `{name}` as XDP"), source))?;
         program
             .load()
-            .map_err(|source| program_error(format!("loading `{PROGRAM_NAME}` into the kernel (verifier)"), source))?;
+            .map_err(|source| program_error(format!("loading `{name}` into the kernel (verifier)"), source))?;
 
-        let xsks: XskMap<MapData> = take_map(&mut ebpf, MAP_XSKS)?;
+        let xsks = if engine.uses_afxdp() {
+            let xsks: XskMap<MapData> = take_map(&mut ebpf, MAP_XSKS)?;
+            if xsks.len() != XSKS_MAX_ENTRIES {
+                return Err(LoaderError::Missing {
+                    kind: "64-entry XSKMAP",
+                    name: MAP_XSKS,
+                });
+            }
+            Some(xsks)
+        } else {
+            None
+        };
         let owned_addrs: HashMap<MapData, OwnedKey, u32> = take_map(&mut ebpf, MAP_OWNED_ADDRS)?;
         let counters: PerCpuArray<MapData, u64> = take_map(&mut ebpf, MAP_COUNTERS)?;
         let mut config: Array<MapData, ConfigValue> = take_map(&mut ebpf, MAP_CONFIG)?;
-        if xsks.len() != XSKS_MAX_ENTRIES {
-            return Err(LoaderError::Missing {
-                kind: "64-entry XSKMAP",
-                name: MAP_XSKS,
-            });
-        }
 
-        let mut value: ConfigValue = [0; 8];
-        value[..6].copy_from_slice(&mac);
         config
-            .set(0, value, 0)
-            .map_err(|source| map_error(MAP_CONFIG, "setting the interface MAC".into(), source))?;
+            .set(0, config_value(mac, policy), 0)
+            .map_err(|source| map_error(MAP_CONFIG, "setting the interface MAC and reply TTL".into(), source))?;
         // `config` may be dropped: the loaded program holds its own reference to the map.
 
         let mut this = Self {
             attachment: None,
             native_fallback: None,
+            engine,
             xsks,
             owned_addrs,
             counters,
@@ -613,6 +694,11 @@ impl RedirectProgram {
         self.owned_addrs
             .remove(&key)
             .map_err(|source| map_error(MAP_OWNED_ADDRS, format!("removing {addr} on VLAN {vlan_id}"), source))
+    }
+
+    /// The engine whose program this is.
+    pub fn engine(&self) -> Engine {
+        self.engine
     }
 
     /// The kernel's id of the loaded program (what `ip link` and `bpftool prog` show).
@@ -750,7 +836,9 @@ impl RedirectProgram {
     /// socket until [`RedirectProgram::unregister_socket`] or until the program is dropped.
     pub fn register_socket(&mut self, queue_id: u32, socket_fd: BorrowedFd<'_>) -> Result<(), LoaderError> {
         check_queue(queue_id)?;
-        self.xsks.set(queue_id, socket_fd, 0).map_err(|source| {
+        let engine = self.engine;
+        let xsks = self.xsks.as_mut().ok_or(LoaderError::NoSockets { engine })?;
+        xsks.set(queue_id, socket_fd, 0).map_err(|source| {
             let hint = if errno_of(&source) == Some(libc::EOPNOTSUPP) {
                 ": the fd must be an AF_XDP socket that is already bound (bind()) with an RX ring"
             } else {
@@ -768,7 +856,9 @@ impl RedirectProgram {
     /// Removes the socket of RX queue `queue_id`; requests on that queue go to the kernel.
     pub fn unregister_socket(&mut self, queue_id: u32) -> Result<(), LoaderError> {
         check_queue(queue_id)?;
-        self.xsks.unset(queue_id).map_err(|source| {
+        let engine = self.engine;
+        let xsks = self.xsks.as_mut().ok_or(LoaderError::NoSockets { engine })?;
+        xsks.unset(queue_id).map_err(|source| {
             map_error(
                 MAP_XSKS,
                 format!("unregistering the socket of queue {queue_id}"),
@@ -777,8 +867,14 @@ impl RedirectProgram {
         })
     }
 
-    /// The counters, summed over all CPUs.
+    /// The counters, summed over all CPUs, in the redirect program's terms (`redirected` is
+    /// the engine's [`EngineCounters::handled`]).
     pub fn counters(&self) -> Result<RedirectCounters, LoaderError> {
+        self.engine_counters().map(RedirectCounters::from)
+    }
+
+    /// The counters, summed over all CPUs, in the shape every engine shares.
+    pub fn engine_counters(&self) -> Result<EngineCounters, LoaderError> {
         let read = |index: u32, name: &str| -> Result<u64, LoaderError> {
             let values = self
                 .counters
@@ -786,10 +882,11 @@ impl RedirectProgram {
                 .map_err(|source| map_error(MAP_COUNTERS, format!("reading counter {name}"), source))?;
             Ok(values.iter().copied().fold(0u64, u64::wrapping_add))
         };
-        Ok(RedirectCounters {
-            redirected: read(COUNTER_REDIRECTED, "redirected")?,
-            no_socket: read(COUNTER_NO_SOCKET, "no_socket")?,
+        Ok(EngineCounters {
+            handled: read(COUNTER_HANDLED, "handled")?,
             passed: read(COUNTER_PASSED, "passed")?,
+            no_socket: read(COUNTER_NO_SOCKET, "no_socket")?,
+            bad_checksum: read(COUNTER_BAD_CHECKSUM, "bad_checksum")?,
         })
     }
 
@@ -816,7 +913,25 @@ impl RedirectProgram {
         self.run(frame, Some((ifindex, rx_queue_index)))
     }
 
+    /// Like [`EngineProgram::test_run`] (queue 0), and also returns the frame as the program
+    /// left it: for [`Engine::XdpTx`] the reply it would send.
+    pub fn test_run_with_output(&self, frame: &[u8]) -> Result<(u32, Vec<u8>), LoaderError> {
+        let mut out = vec![0u8; frame.len() + 256];
+        let (action, len) = self.run_raw(frame, None, Some(&mut out))?;
+        out.truncate(len);
+        Ok((action, out))
+    }
+
     fn run(&self, frame: &[u8], ingress: Option<(u32, u32)>) -> Result<u32, LoaderError> {
+        self.run_raw(frame, ingress, None).map(|(action, _)| action)
+    }
+
+    fn run_raw(
+        &self,
+        frame: &[u8],
+        ingress: Option<(u32, u32)>,
+        data_out: Option<&mut [u8]>,
+    ) -> Result<(u32, usize), LoaderError> {
         if frame.len() < TEST_RUN_MIN_FRAME {
             return Err(LoaderError::TestRunFrameTooShort {
                 len: frame.len(),
@@ -838,6 +953,7 @@ impl RedirectProgram {
         let mut opts = TestRunOptions::new();
         opts.data_in = Some(frame);
         opts.ctx_in = ctx_in;
+        opts.data_out = data_out;
         let result = self.xdp()?.test_run(opts).map_err(|source| {
             let hint = if errno_of(&source) == Some(libc::EINVAL) && ingress.is_some() {
                 ": the RX queue index must be below the interface's RX queue count"
@@ -852,29 +968,120 @@ impl RedirectProgram {
                 source: Box::new(source),
             }
         })?;
-        Ok(result.return_value)
+        Ok((result.return_value, result.data_size_out as usize))
     }
 
     fn xdp(&self) -> Result<&Xdp, LoaderError> {
+        let name = self.engine.program_name();
         self.ebpf
-            .program(PROGRAM_NAME)
-            .ok_or(LoaderError::Missing {
-                kind: "program",
-                name: PROGRAM_NAME,
-            })?
+            .program(name)
+            .ok_or(LoaderError::Missing { kind: "program", name })?
             .try_into()
-            .map_err(|source| program_error(format!("using `{PROGRAM_NAME}` as XDP"), source))
+            .map_err(|source| program_error(format!("using `{name}` as XDP"), source))
     }
 
     fn xdp_mut(&mut self) -> Result<&mut Xdp, LoaderError> {
+        let name = self.engine.program_name();
         self.ebpf
-            .program_mut(PROGRAM_NAME)
-            .ok_or(LoaderError::Missing {
-                kind: "program",
-                name: PROGRAM_NAME,
-            })?
+            .program_mut(name)
+            .ok_or(LoaderError::Missing { kind: "program", name })?
             .try_into()
-            .map_err(|source| program_error(format!("using `{PROGRAM_NAME}` as XDP"), source))
+            .map_err(|source| program_error(format!("using `{name}` as XDP"), source))
+    }
+}
+
+/// `struct redirect_config` (redirect.h) for `mac` and the reply TTL / hop limit of `policy`.
+fn config_value(mac: [u8; 6], policy: ReplyPolicy) -> ConfigValue {
+    let mut value: ConfigValue = [0; 8];
+    value[..6].copy_from_slice(&mac);
+    value[6] = policy.ipv4_ttl;
+    value[7] = policy.ipv6_hop_limit;
+    value
+}
+
+/// `redirect-ebpf/xdp_pass.c`, attached in native mode with a bpf_link: a program that passes
+/// every frame.
+///
+/// On veth, frames that an XDP program sends out of one end (`XDP_TX`, redirects) are delivered
+/// only if the *other* end runs an XDP program too; attaching this one to the peer of an
+/// [`Engine::XdpTx`] responder is all it takes. The lab does that
+/// (`NetnsPair::attach_xdp_pass`). Dropping it detaches the program.
+pub struct PassProgram {
+    // Declared first so it is dropped first: detach before the program goes away.
+    link: Option<XdpLink>,
+    ifname: String,
+    _ebpf: Ebpf,
+}
+
+impl fmt::Debug for PassProgram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PassProgram")
+            .field("ifname", &self.ifname)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PassProgram {
+    /// Name of the XDP function in `xdp_pass.c`.
+    pub const NAME: &'static str = "xdp_pass";
+
+    /// Loads the program and attaches it to `ifname` (in the calling thread's network
+    /// namespace) in native mode with a bpf_link.
+    pub fn attach(ifname: &str) -> Result<Self, LoaderError> {
+        let name = Self::NAME;
+        let ifindex = nix::net::if_::if_nametoindex(ifname).map_err(|source| LoaderError::UnknownInterface {
+            ifname: ifname.to_owned(),
+            source,
+        })?;
+        let mut ebpf = EbpfLoader::new()
+            .load(pass_object())
+            .map_err(|source| LoaderError::Object {
+                hint: hint_for(&source),
+                source: Box::new(source),
+            })?;
+        let program: &mut Xdp = ebpf
+            .program_mut(name)
+            .ok_or(LoaderError::Missing { kind: "program", name })?
+            .try_into()
+            .map_err(|source| program_error(format!("using `{name}` as XDP"), source))?;
+        program
+            .load()
+            .map_err(|source| program_error(format!("loading `{name}` into the kernel"), source))?;
+        let mode = AttachedMode::Native;
+        let link_id = program.attach_to_if_index(ifindex, mode.aya_mode()).map_err(|source| {
+            if matches!(errno_of(&source), Some(libc::EBUSY | libc::EEXIST)) {
+                return already_attached(ifname, existing_xdp_program(ifname));
+            }
+            LoaderError::Attach {
+                ifname: ifname.to_owned(),
+                mode,
+                hint: attach_hint(&source, mode),
+                source: Box::new(source),
+            }
+        })?;
+        let link = program
+            .take_link(link_id)
+            .map_err(|source| program_error("taking ownership of the XDP link".into(), source))?;
+        Ok(PassProgram {
+            link: Some(link),
+            ifname: ifname.to_owned(),
+            _ebpf: ebpf,
+        })
+    }
+
+    /// The interface it is attached to.
+    pub fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
+    /// Detaches the program now (dropping it does the same).
+    pub fn detach(mut self) -> Result<(), LoaderError> {
+        match self.link.take() {
+            Some(link) => link
+                .detach()
+                .map_err(|source| program_error(format!("detaching from {}", self.ifname), source)),
+            None => Ok(()),
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use afxdp_responder::app;
 use afxdp_responder::config::{self, Config, IdList, ModeRequest};
+use afxdp_responder::engine::Engine;
 use afxdp_responder::lab;
 use afxdp_responder::loader::XdpMode;
 use afxdp_responder::xsk::XskConfig;
@@ -30,6 +31,7 @@ Needs root (or CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, CAP_PERFMON and CAP_IPC_LOCK
 Examples:
   afxdp-responder --iface eth0 --queues 0-3
   afxdp-responder --iface eth0 --queues 0 --mode copy --stats-interval 0
+  afxdp-responder --iface eth0 --engine xdp-tx     (answer in the kernel, for comparison)
   afxdp-responder lab demo
   afxdp-responder bench --quick";
 
@@ -51,6 +53,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Load generator: sends ICMP echo requests from AF_XDP TX rings, verifies every reply
+    /// (checksums, addresses, identifier, sequence, payload) and reports rates, losses and
+    /// round-trip percentiles. Bounded by --duration (at most 600 s) and --count.
+    Flood(FloodArgs),
     /// The network-namespace lab: a veth pair between two namespaces, nothing outside them.
     Lab {
         #[command(subcommand)]
@@ -69,6 +75,104 @@ enum LabCommand {
 }
 
 #[derive(Debug, Args)]
+struct FloodArgs {
+    /// Interface to send from.
+    #[arg(long, short = 'i', value_name = "IFACE")]
+    iface: String,
+    /// Address to ping.
+    #[arg(long, value_name = "IP")]
+    dst: IpAddr,
+    /// Source address (default: the interface's address of the same family).
+    #[arg(long, value_name = "IP")]
+    src: Option<IpAddr>,
+    /// MAC address of the target (default: from the kernel's neighbour table).
+    #[arg(long, value_name = "MAC", value_parser = parse_mac_arg)]
+    dst_mac: Option<[u8; 6]>,
+    /// IP packet size in bytes, headers included (IPv4 44..=1500, IPv6 64..=1500).
+    #[arg(long, default_value_t = 64, value_name = "BYTES")]
+    size: usize,
+    /// Requests per second over all queues: `max`, or a number such as 100000 or 100k.
+    #[arg(long, default_value = "max", value_name = "PPS")]
+    rate: afxdp_responder::flood::Rate,
+    /// Seconds to send (then 0.3 s to collect the last replies); at most 600.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    duration: f64,
+    /// Stop after this many requests.
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// TX queues to send on, one thread each (replies are expected on the same queues).
+    #[arg(long, short = 'q', default_value = "0", value_name = "LIST")]
+    queues: IdList,
+    /// CPU of each sending thread (default: the last allowed CPUs, away from a responder's
+    /// defaults).
+    #[arg(long, value_name = "LIST")]
+    cpus: Option<IdList>,
+    /// How to attach the reply capture XDP program: auto, native or skb.
+    #[arg(long, default_value = "auto", value_name = "MODE")]
+    xdp_mode: XdpMode,
+    /// Every N-th request gets a wrong ICMP checksum on purpose (0: never); they must not be
+    /// answered and are not counted as lost.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    bad_checksum_every: u64,
+    /// Print the report as one line of JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_mac_arg(s: &str) -> Result<[u8; 6], String> {
+    afxdp_responder::flood::parse_mac(s)
+        .ok_or_else(|| format!("{s:?} is not a MAC address: use e.g. 02:af:00:00:00:01"))
+}
+
+fn run_flood(args: FloodArgs) -> ExitCode {
+    if !(args.duration.is_finite() && args.duration > 0.0 && args.duration <= 600.0) {
+        return fail(format!(
+            "--duration {} is not valid: use seconds in (0, 600]",
+            args.duration
+        ));
+    }
+    let queues = args.queues.0;
+    let cpus = match args.cpus {
+        Some(list) => list.0.into_iter().map(|c| c as usize).collect(),
+        None => {
+            let mut allowed = config::allowed_cpus();
+            allowed.reverse();
+            config::default_cpus(queues.len(), &allowed)
+        }
+    };
+    let cfg = afxdp_responder::flood::FloodConfig {
+        iface: args.iface,
+        dst: args.dst,
+        src: args.src,
+        dst_mac: args.dst_mac,
+        size: args.size,
+        rate: args.rate,
+        duration: Duration::from_secs_f64(args.duration),
+        count: args.count,
+        queues,
+        cpus,
+        xdp_mode: args.xdp_mode,
+        bad_checksum_every: args.bad_checksum_every,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(signal, Arc::clone(&stop));
+    }
+    let mut stderr = std::io::stderr();
+    match afxdp_responder::flood::run(&cfg, &stop, &mut stderr) {
+        Ok(report) => {
+            if args.json {
+                println!("{}", report.to_json());
+            } else {
+                println!("{}", report.human());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(one_line(&e)),
+    }
+}
+
+#[derive(Debug, Args)]
 struct RunArgs {
     /// Interface to answer on, e.g. eth0.
     #[arg(long, short = 'i', required = true, value_name = "IFACE")]
@@ -84,6 +188,12 @@ struct RunArgs {
     /// process may use for the i-th queue).
     #[arg(long, value_name = "LIST")]
     cpus: Option<IdList>,
+
+    /// Engine: afxdp (AF_XDP sockets, user-space workers), xdp-tx (the XDP program answers in
+    /// the kernel with XDP_TX; no workers) or drop (the XDP program drops the requests and
+    /// counts them). All three see the same requests and report the same counters.
+    #[arg(long, default_value = "afxdp", value_name = "ENGINE")]
+    engine: Engine,
 
     /// AF_XDP mode: auto (zero-copy if the driver supports it, else copy), zero-copy, or copy.
     #[arg(long, default_value = "auto", value_name = "MODE")]
@@ -143,6 +253,11 @@ struct RunArgs {
     /// Frames taken from the RX ring per batch.
     #[arg(long, default_value = "64", value_name = "N")]
     batch: u32,
+
+    /// Check after every loop turn that every UMEM frame is on a ring or in flight, and stop
+    /// with an error if not (for tests and debugging; a little slower).
+    #[arg(long)]
+    check_frames: bool,
 }
 
 impl RunArgs {
@@ -171,6 +286,7 @@ impl RunArgs {
                 rx_size: self.rx_size,
                 tx_size: self.tx_size,
                 need_wakeup: !self.no_need_wakeup,
+                tx_frames: 0,
             },
             batch: self.batch,
             busy_poll: self.busy_poll,
@@ -178,6 +294,8 @@ impl RunArgs {
             ttl: self.ttl,
             hop_limit: self.hop_limit,
             stats_interval: (self.stats_interval > 0.0).then(|| Duration::from_secs_f64(self.stats_interval)),
+            check_frames: self.check_frames,
+            engine: self.engine,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -226,6 +344,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Some(Command::Flood(args)) => run_flood(args),
         Some(Command::Lab {
             command: LabCommand::Demo(args),
         }) => match lab::demo::run(&args) {

@@ -29,6 +29,7 @@ use nix::unistd::Pid;
 
 use super::exec::{netns_exec, run_ok, tool};
 use super::{LabError, Nstat, require_root};
+use crate::loader::PassProgram;
 
 /// Which end of a [`NetnsPair`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -377,6 +378,32 @@ impl NetnsPair {
         cmd.args(["-S", self.ifname(side)]);
         let out = run_ok(cmd, "reading the veth's per-queue counters")?;
         parse_rx_queue_packets(&out, self.cfg.queues)
+    }
+
+    /// Attaches an XDP program that passes every frame to `side`'s veth end (native mode, with a
+    /// bpf_link); it stays attached until the returned [`PassProgram`] is dropped (or the pair is).
+    ///
+    /// Needed on the client end when the responder answers with `XDP_TX` (`--engine xdp-tx`): a
+    /// veth delivers frames that XDP sends out of one end only to a peer that runs XDP itself.
+    /// The calling thread enters `side`'s namespace for the attach and returns to its own.
+    pub fn attach_xdp_pass(&self, side: Side) -> Result<PassProgram, LabError> {
+        use std::os::fd::AsFd;
+        let io = |what: &str, source: std::io::Error| LabError::Io {
+            what: format!("attaching an XDP_PASS program to {}: {what}", self.ifname(side)),
+            source,
+        };
+        let own = std::fs::File::open("/proc/thread-self/ns/net").map_err(|e| io("opening our netns", e))?;
+        let target = std::fs::File::open(format!("/var/run/netns/{}", self.ns(side)))
+            .map_err(|e| io("opening the pair's netns", e))?;
+        let clone_newnet = nix::sched::CloneFlags::CLONE_NEWNET;
+        nix::sched::setns(target.as_fd(), clone_newnet).map_err(|e| io("entering the netns", e.into()))?;
+        let attached = PassProgram::attach(self.ifname(side));
+        let back = nix::sched::setns(own.as_fd(), clone_newnet);
+        if let Err(e) = back {
+            // Without a way back this thread would keep running in the lab's namespace.
+            panic!("cannot return to the original network namespace: {e}");
+        }
+        attached.map_err(|e| io("loading or attaching it", std::io::Error::other(e)))
     }
 
     fn ip_cmd(&self, what: &str, args: &[&str]) -> Result<String, LabError> {

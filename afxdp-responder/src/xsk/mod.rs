@@ -64,6 +64,10 @@ pub struct XskConfig {
     pub tx_size: u32,
     /// Bind with `XDP_USE_NEED_WAKEUP`.
     pub need_wakeup: bool,
+    /// Extra UMEM frames kept off the fill ring, for an application that builds its own packets
+    /// to send (the load generator); see [`Xsk::tx_frame_addrs`]. 0 for the responder, which
+    /// sends replies from the frames it received.
+    pub tx_frames: u32,
 }
 
 impl Default for XskConfig {
@@ -77,6 +81,7 @@ impl Default for XskConfig {
             rx_size: 2048,
             tx_size: 2048,
             need_wakeup: true,
+            tx_frames: 0,
         }
     }
 }
@@ -100,6 +105,9 @@ impl XskConfig {
                 return Err(format!("{name} {v} is not valid: use a power of two from 64 to 65536"));
             }
         }
+        if self.tx_frames > 65536 {
+            return Err(format!("{} TX frames is too many: use at most 65536", self.tx_frames));
+        }
         if self.fill_size < self.rx_size {
             return Err(format!(
                 "--fill-size {} is smaller than --rx-size {}: use a fill ring at least as large (twice is best)",
@@ -109,9 +117,10 @@ impl XskConfig {
         Ok(())
     }
 
-    /// Number of frames in the UMEM (equal to the fill ring size, see [`XskConfig::fill_size`]).
+    /// Number of frames in the UMEM: the fill ring size (see [`XskConfig::fill_size`]) plus
+    /// [`XskConfig::tx_frames`].
     pub fn frame_count(&self) -> u32 {
-        self.fill_size
+        self.fill_size + self.tx_frames
     }
 }
 
@@ -284,6 +293,8 @@ pub struct Xsk {
     mode: BindMode,
     queue: u32,
     need_wakeup: bool,
+    tx_frames: u32,
+    tx_budget: u32,
 }
 
 impl Xsk {
@@ -306,13 +317,19 @@ impl Xsk {
         ] {
             sys::set_ring_size(fd.as_fd(), kind, size).map_err(setup)?;
         }
+        // Copy mode sends at most 32 frames per sendto() unless told otherwise (Linux 6.17+):
+        // allow half the TX ring, so one kick usually drains a whole batch.
+        let tx_budget = match sys::set_max_tx_budget(fd.as_fd(), (cfg.tx_size / 2).max(32)) {
+            Ok(true) => (cfg.tx_size / 2).max(32),
+            _ => 32,
+        };
         let mut fill = ProducerRing::map(fd.as_fd(), RingKind::Fill, cfg.fill_size).map_err(setup)?;
         let comp = ConsumerRing::map(fd.as_fd(), RingKind::Completion, cfg.comp_size).map_err(setup)?;
         let rx = ConsumerRing::map(fd.as_fd(), RingKind::Rx, cfg.rx_size).map_err(setup)?;
         let tx = ProducerRing::map(fd.as_fd(), RingKind::Tx, cfg.tx_size).map_err(setup)?;
 
-        // Every frame goes onto the fill ring before bind, so the first packets find room.
-        let frames = umem.frame_count();
+        // Every receive frame goes onto the fill ring before bind, so the first packets find room.
+        let frames = cfg.fill_size;
         let n = fill.reserve(frames);
         debug_assert_eq!(n, frames, "fill ring sized to hold every frame");
         for i in 0..n {
@@ -358,6 +375,8 @@ impl Xsk {
             mode,
             queue,
             need_wakeup: cfg.need_wakeup,
+            tx_frames: cfg.tx_frames,
+            tx_budget,
         })
     }
 
@@ -389,6 +408,18 @@ impl Xsk {
     /// The queue this socket is bound to.
     pub fn queue(&self) -> u32 {
         self.queue
+    }
+
+    /// Addresses of the [`XskConfig::tx_frames`] frames that were kept off the fill ring: the
+    /// caller owns them (rule 2 of the module docs) until it puts them on the TX ring.
+    pub fn tx_frame_addrs(&self) -> impl Iterator<Item = u64> + '_ {
+        let first = self.umem.frame_count() - self.tx_frames;
+        (first..self.umem.frame_count()).map(|i| self.umem.frame_addr(i))
+    }
+
+    /// Frames one TX kick sends at most in copy mode (32, or more where the kernel allows).
+    pub fn tx_budget(&self) -> u32 {
+        self.tx_budget
     }
 
     /// Whether the socket was bound with `XDP_USE_NEED_WAKEUP`.

@@ -183,6 +183,20 @@ pub fn statistics(fd: BorrowedFd<'_>) -> Result<xdp_statistics, SyscallError> {
     getsockopt(fd, libc::XDP_STATISTICS, "getsockopt(XDP_STATISTICS)")
 }
 
+/// `XDP_MAX_TX_SKB_BUDGET` (Linux 6.17+): how many frames one `sendto()` may transmit in copy
+/// mode (default 32). Not yet in libc.
+pub const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+
+/// Raises the copy-mode TX budget per `sendto()` to `frames` (at least 32, at most half the TX
+/// ring). Returns `Ok(false)` on kernels without the option, which keep 32.
+pub fn set_max_tx_budget(fd: BorrowedFd<'_>, frames: u32) -> Result<bool, SyscallError> {
+    match setsockopt(fd, XDP_MAX_TX_SKB_BUDGET, &frames, "setsockopt(XDP_MAX_TX_SKB_BUDGET)") {
+        Ok(()) => Ok(true),
+        Err(e) if e.errno() == Some(libc::ENOPROTOOPT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Reads `XDP_OPTIONS`: whether the bound socket runs in zero-copy mode.
 pub fn is_zero_copy(fd: BorrowedFd<'_>) -> Result<bool, SyscallError> {
     let opts: xdp_options = getsockopt(fd, libc::XDP_OPTIONS, "getsockopt(XDP_OPTIONS)")?;

@@ -1,0 +1,809 @@
+//! The in-kernel engines (`--engine xdp-tx`, `--engine drop`), checked on the real kernel.
+//!
+//! The first part runs the loaded (not attached) programs on hand-made frames with
+//! `BPF_PROG_TEST_RUN` and checks the verdict, the counters and, for xdp-tx, the reply the
+//! program wrote over the request: parsed by etherparse, with both checksums computed here
+//! independently of the program and of the crate.
+//!
+//! The second part runs the real binary with `--engine xdp-tx` / `--engine drop` in a namespace
+//! pair and pings it from the peer namespace, checking the client kernel's counters, tcpdump on
+//! the client side and the engine's exit report.
+//!
+//! All of this needs root: run `./run.sh test`.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use afxdp_responder::engine::Engine;
+use afxdp_responder::lab::{
+    Capture, Family, LabConfig, NetnsPair, Nstat, PingSpec, ResponderExit, ResponderProcess, Side, ping, require_root,
+};
+use afxdp_responder::loader::{EngineCounters, EngineProgram, XDP_DROP, XDP_PASS, XDP_TX, xdp_action_name};
+use afxdp_responder::respond::ReplyPolicy;
+use etherparse::{LinkExtHeader, LinkHeader, NetHeaders, PacketBuilder, PacketHeaders, VlanId};
+
+const EXE: &str = env!("CARGO_BIN_EXE_afxdp-responder");
+
+const OUR_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
+const PEER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
+const OUR_V4: [u8; 4] = [198, 18, 0, 1];
+const PEER_V4: [u8; 4] = [198, 18, 0, 2];
+const OTHER_V4: [u8; 4] = [198, 18, 0, 3];
+const OUR_V6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+const PEER_V6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+const OTHER_V6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3];
+
+/// TTL and hop limit the loader puts in the config map: not 64, so a reply that kept the
+/// request's value (64) or a default cannot pass for one that took the config's.
+const POLICY: ReplyPolicy = ReplyPolicy {
+    ipv4_ttl: 77,
+    ipv6_hop_limit: 99,
+};
+
+const ETH_LEN: usize = 14;
+
+fn require_root_or_panic() {
+    if require_root().is_err() {
+        panic!("these tests need root (run ./run.sh test)");
+    }
+}
+
+fn load(engine: Engine) -> EngineProgram {
+    require_root_or_panic();
+    let owned = [IpAddr::from(OUR_V4), IpAddr::from(OUR_V6)];
+    EngineProgram::load_engine(engine, OUR_MAC, &owned, POLICY)
+        .unwrap_or_else(|e| panic!("loading the {engine} program: {}", chain(&e)))
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Deterministic payload bytes of length `len` (every byte value appears).
+fn payload(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + 3) as u8).collect()
+}
+
+fn echo_v4(dst: [u8; 4], id: u16, seq: u16, data: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::new();
+    PacketBuilder::ethernet2(PEER_MAC, OUR_MAC)
+        .ipv4(PEER_V4, dst, 64)
+        .icmpv4_echo_request(id, seq)
+        .write(&mut frame, data)
+        .expect("build IPv4 echo request");
+    frame
+}
+
+fn echo_v6(dst: [u8; 16], id: u16, seq: u16, data: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::new();
+    PacketBuilder::ethernet2(PEER_MAC, OUR_MAC)
+        .ipv6(PEER_V6, dst, 64)
+        .icmpv6_echo_request(id, seq)
+        .write(&mut frame, data)
+        .expect("build ICMPv6 echo request");
+    frame
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checksums, computed here (RFC 1071), independent of the program and the crate
+// ---------------------------------------------------------------------------------------------
+
+fn ones_sum(mut acc: u32, bytes: &[u8]) -> u32 {
+    for pair in bytes.chunks(2) {
+        let word = u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
+        acc += u32::from(word);
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc
+}
+
+/// Whether `bytes` (checksum field included) sum to 0xffff, i.e. the checksum is right.
+fn sums_to_ffff(acc: u32, bytes: &[u8]) -> bool {
+    ones_sum(acc, bytes) == 0xffff
+}
+
+/// Rewrites the IPv4 header checksum of the header at `l3` so that the header is valid again.
+fn fix_ipv4_header_checksum(frame: &mut [u8], l3: usize) {
+    frame[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
+    let sum = ones_sum(0, &frame[l3..l3 + 20]) as u16;
+    frame[l3 + 10..l3 + 12].copy_from_slice(&(!sum).to_be_bytes());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running the programs
+// ---------------------------------------------------------------------------------------------
+
+fn counters(program: &EngineProgram) -> EngineCounters {
+    program.engine_counters().expect("reading the counters")
+}
+
+/// Runs `frame` through the program; returns the verdict, the output frame and the counter deltas.
+fn run(program: &EngineProgram, frame: &[u8]) -> (u32, Vec<u8>, EngineCounters) {
+    let before = counters(program);
+    let (action, out) = program.test_run_with_output(frame).expect("BPF_PROG_TEST_RUN");
+    let after = counters(program);
+    let delta = EngineCounters {
+        handled: after.handled - before.handled,
+        passed: after.passed - before.passed,
+        no_socket: after.no_socket - before.no_socket,
+        bad_checksum: after.bad_checksum - before.bad_checksum,
+    };
+    (action, out, delta)
+}
+
+const ONE_HANDLED: EngineCounters = EngineCounters {
+    handled: 1,
+    passed: 0,
+    no_socket: 0,
+    bad_checksum: 0,
+};
+const ONE_PASSED: EngineCounters = EngineCounters {
+    handled: 0,
+    passed: 1,
+    no_socket: 0,
+    bad_checksum: 0,
+};
+const ONE_BAD_CHECKSUM: EngineCounters = EngineCounters {
+    handled: 0,
+    passed: 0,
+    no_socket: 0,
+    bad_checksum: 1,
+};
+
+/// The program passes `frame` to the kernel untouched, and counts it as passed.
+#[track_caller]
+fn assert_passed(program: &EngineProgram, frame: &[u8], what: &str) {
+    let (action, out, delta) = run(program, frame);
+    assert_eq!(xdp_action_name(action), "XDP_PASS", "{what}");
+    assert_eq!(delta, ONE_PASSED, "{what}");
+    assert_eq!(out, frame, "{what}: a passed frame must be left as it came");
+}
+
+/// Checks the reply to an IPv4 echo request in every field the parity table names.
+#[track_caller]
+fn check_ipv4_reply(request: &[u8], reply: &[u8], l3: usize) {
+    let what = format!("IPv4 reply to a {}-byte request", request.len());
+    let headers = PacketHeaders::from_ethernet_slice(reply).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let Some(LinkHeader::Ethernet2(eth)) = &headers.link else {
+        panic!("{what}: no Ethernet header")
+    };
+    assert_eq!(
+        (eth.source, eth.destination),
+        (OUR_MAC, PEER_MAC),
+        "{what}: MACs swapped"
+    );
+    let Some(NetHeaders::Ipv4(ip, _)) = &headers.net else {
+        panic!("{what}: not IPv4")
+    };
+    let req = PacketHeaders::from_ethernet_slice(request).unwrap();
+    let Some(NetHeaders::Ipv4(req_ip, _)) = &req.net else {
+        panic!("request not IPv4")
+    };
+    assert_eq!(
+        (ip.source, ip.destination),
+        (req_ip.destination, req_ip.source),
+        "{what}: addresses"
+    );
+    assert_eq!(ip.time_to_live, POLICY.ipv4_ttl, "{what}: TTL from the config map");
+    assert!(!ip.dont_fragment && !ip.more_fragments, "{what}: DF clear");
+    assert_eq!(ip.fragment_offset.value(), 0, "{what}");
+    assert_eq!((ip.dscp, ip.ecn), (req_ip.dscp, req_ip.ecn), "{what}: TOS kept");
+    assert_eq!(ip.total_len, req_ip.total_len, "{what}");
+    assert!(sums_to_ffff(0, &reply[l3..l3 + 20]), "{what}: IPv4 header checksum");
+
+    let icmp = &reply[l3 + 20..l3 + usize::from(ip.total_len)];
+    let req_icmp = &request[l3 + 20..l3 + usize::from(req_ip.total_len)];
+    assert_eq!((icmp[0], icmp[1]), (0, req_icmp[1]), "{what}: type 0, code kept");
+    assert_eq!(
+        icmp[4..],
+        req_icmp[4..],
+        "{what}: identifier, sequence and data unchanged"
+    );
+    assert!(sums_to_ffff(0, icmp), "{what}: ICMP checksum");
+    assert_eq!(reply.len(), l3 + usize::from(ip.total_len), "{what}: no padding");
+    // A VLAN tag (if any) is kept as it was.
+    assert_eq!(reply[12..l3], request[12..l3], "{what}: EtherType / VLAN tag kept");
+}
+
+/// Checks the reply to an ICMPv6 echo request.
+#[track_caller]
+fn check_ipv6_reply(request: &[u8], reply: &[u8], l3: usize) {
+    let what = format!("ICMPv6 reply to a {}-byte request", request.len());
+    let headers = PacketHeaders::from_ethernet_slice(reply).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let Some(LinkHeader::Ethernet2(eth)) = &headers.link else {
+        panic!("{what}: no Ethernet header")
+    };
+    assert_eq!(
+        (eth.source, eth.destination),
+        (OUR_MAC, PEER_MAC),
+        "{what}: MACs swapped"
+    );
+    let Some(NetHeaders::Ipv6(ip, _)) = &headers.net else {
+        panic!("{what}: not IPv6")
+    };
+    let req = PacketHeaders::from_ethernet_slice(request).unwrap();
+    let Some(NetHeaders::Ipv6(req_ip, _)) = &req.net else {
+        panic!("request not IPv6")
+    };
+    assert_eq!(
+        (ip.source, ip.destination),
+        (req_ip.destination, req_ip.source),
+        "{what}: addresses"
+    );
+    assert_eq!(
+        ip.hop_limit, POLICY.ipv6_hop_limit,
+        "{what}: hop limit from the config map"
+    );
+    assert_eq!(
+        (ip.traffic_class, ip.flow_label, ip.payload_length),
+        (req_ip.traffic_class, req_ip.flow_label, req_ip.payload_length),
+        "{what}: traffic class, flow label, length kept"
+    );
+    let len = usize::from(ip.payload_length);
+    let icmp = &reply[l3 + 40..l3 + 40 + len];
+    let req_icmp = &request[l3 + 40..l3 + 40 + len];
+    assert_eq!((icmp[0], icmp[1]), (129, req_icmp[1]), "{what}: type 129, code kept");
+    assert_eq!(
+        icmp[4..],
+        req_icmp[4..],
+        "{what}: identifier, sequence and data unchanged"
+    );
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&ip.source);
+    pseudo.extend_from_slice(&ip.destination);
+    pseudo.extend_from_slice(&(len as u32).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, 58]);
+    assert!(sums_to_ffff(ones_sum(0, &pseudo), icmp), "{what}: ICMPv6 checksum");
+    assert_eq!(reply.len(), l3 + 40 + len, "{what}: no padding");
+    assert_eq!(reply[12..l3], request[12..l3], "{what}: EtherType / VLAN tag kept");
+}
+
+// Sizes around every piece boundary of the program's checksum loop (256-byte chunks, then 128, 64,
+// 32, 16, 8, 4 and 0..3 bytes), odd sizes, and the largest that fit a 1500-byte MTU.
+const PAYLOAD_SIZES: [usize; 16] = [0, 1, 2, 3, 4, 5, 7, 56, 120, 247, 248, 249, 255, 1000, 1452, 1472];
+
+// ---------------------------------------------------------------------------------------------
+// xdp-tx: BPF_PROG_TEST_RUN
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn xdp_tx_answers_ipv4_echo_requests_of_every_size() {
+    let program = load(Engine::XdpTx);
+    for size in PAYLOAD_SIZES {
+        let request = echo_v4(OUR_V4, 0x1234, size as u16, &payload(size));
+        let (action, reply, delta) = run(&program, &request);
+        assert_eq!(xdp_action_name(action), "XDP_TX", "payload {size}");
+        assert_eq!(delta, ONE_HANDLED, "payload {size}");
+        check_ipv4_reply(&request, &reply, ETH_LEN);
+    }
+}
+
+#[test]
+fn xdp_tx_answers_icmpv6_echo_requests_of_every_size() {
+    let program = load(Engine::XdpTx);
+    for size in PAYLOAD_SIZES {
+        let request = echo_v6(OUR_V6, 0x4321, size as u16, &payload(size));
+        let (action, reply, delta) = run(&program, &request);
+        assert_eq!(xdp_action_name(action), "XDP_TX", "payload {size}");
+        assert_eq!(delta, ONE_HANDLED, "payload {size}");
+        check_ipv6_reply(&request, &reply, ETH_LEN);
+    }
+}
+
+#[test]
+fn xdp_tx_clears_df_keeps_tos_and_gives_fresh_ids() {
+    let program = load(Engine::XdpTx);
+    let mut request = echo_v4(OUR_V4, 7, 1, &payload(56));
+    request[ETH_LEN + 1] = 0xb8; // DSCP EF
+    request[ETH_LEN + 6] |= 0x40; // DF
+    request[ETH_LEN + 4..ETH_LEN + 6].copy_from_slice(&[0xab, 0xcd]); // request id
+    fix_ipv4_header_checksum(&mut request, ETH_LEN);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (action, reply, _) = run(&program, &request);
+        assert_eq!(action, XDP_TX);
+        check_ipv4_reply(&request, &reply, ETH_LEN);
+        assert_eq!(reply[ETH_LEN + 1], 0xb8, "TOS kept");
+        ids.push(u16::from_be_bytes([reply[ETH_LEN + 4], reply[ETH_LEN + 5]]));
+    }
+    // The test runs may land on different CPUs, each with its own counter: the ids need not
+    // be consecutive, but consecutive runs must not repeat one.
+    assert!(ids[0] != ids[1] && ids[1] != ids[2], "fresh IPv4 ids: {ids:?}");
+}
+
+#[test]
+fn xdp_tx_keeps_traffic_class_and_flow_label() {
+    let program = load(Engine::XdpTx);
+    let mut request = echo_v6(OUR_V6, 7, 1, &payload(56));
+    // version 6, traffic class 0xb8, flow label 0x12345 (not in the ICMPv6 checksum).
+    request[ETH_LEN..ETH_LEN + 4].copy_from_slice(&[0x6b, 0x81, 0x23, 0x45]);
+    let (action, reply, _) = run(&program, &request);
+    assert_eq!(action, XDP_TX);
+    check_ipv6_reply(&request, &reply, ETH_LEN);
+    assert_eq!(reply[ETH_LEN..ETH_LEN + 4], [0x6b, 0x81, 0x23, 0x45]);
+}
+
+#[test]
+fn xdp_tx_cuts_ethernet_padding() {
+    let program = load(Engine::XdpTx);
+    let mut request = echo_v4(OUR_V4, 1, 1, &[]);
+    assert_eq!(request.len(), 42);
+    request.resize(60, 0); // what a NIC pads a minimum frame to
+    let (action, reply, _) = run(&program, &request);
+    assert_eq!(action, XDP_TX);
+    assert_eq!(reply.len(), 42, "the reply carries the IP packet only");
+    check_ipv4_reply(&request[..42], &reply, ETH_LEN);
+
+    let mut request = echo_v6(OUR_V6, 1, 1, &[]);
+    assert_eq!(request.len(), 62);
+    request.resize(64, 0xee);
+    let (action, reply, _) = run(&program, &request);
+    assert_eq!(action, XDP_TX);
+    check_ipv6_reply(&request[..62], &reply, ETH_LEN);
+}
+
+#[test]
+fn xdp_tx_answers_on_the_vlan_of_the_address_and_keeps_the_tag() {
+    let mut program = load(Engine::XdpTx);
+    program.add_address(42, IpAddr::from(OTHER_V4)).unwrap();
+    program.add_address(42, IpAddr::from(OTHER_V6)).unwrap();
+    let vlan = VlanId::try_new(42).unwrap();
+    let mut request = Vec::new();
+    PacketBuilder::ethernet2(PEER_MAC, OUR_MAC)
+        .single_vlan(vlan)
+        .ipv4(PEER_V4, OTHER_V4, 64)
+        .icmpv4_echo_request(9, 9)
+        .write(&mut request, &payload(33))
+        .unwrap();
+    let (action, reply, delta) = run(&program, &request);
+    assert_eq!((xdp_action_name(action), delta), ("XDP_TX", ONE_HANDLED));
+    check_ipv4_reply(&request, &reply, ETH_LEN + 4);
+    let headers = PacketHeaders::from_ethernet_slice(&reply).unwrap();
+    assert!(
+        matches!(headers.link_exts.first(), Some(LinkExtHeader::Vlan(v)) if v.vlan_id == vlan),
+        "VLAN tag kept"
+    );
+
+    let mut request = Vec::new();
+    PacketBuilder::ethernet2(PEER_MAC, OUR_MAC)
+        .single_vlan(vlan)
+        .ipv6(PEER_V6, OTHER_V6, 64)
+        .icmpv6_echo_request(9, 9)
+        .write(&mut request, &payload(33))
+        .unwrap();
+    let (action, reply, _) = run(&program, &request);
+    assert_eq!(action, XDP_TX);
+    check_ipv6_reply(&request, &reply, ETH_LEN + 4);
+
+    // The same addresses untagged (VLAN 0) are not ours.
+    assert_passed(
+        &program,
+        &echo_v4(OTHER_V4, 1, 1, &[]),
+        "IPv4 address of VLAN 42, untagged",
+    );
+}
+
+#[test]
+fn xdp_tx_drops_requests_with_a_wrong_checksum_and_counts_them() {
+    let program = load(Engine::XdpTx);
+    for size in [0usize, 1, 56, 1000, 1472] {
+        // One payload (or echo header) byte flipped: the ICMP checksum no longer matches.
+        let mut request = echo_v4(OUR_V4, 1, 1, &payload(size));
+        let last = request.len() - 1;
+        request[last] ^= 0x10;
+        let (action, out, delta) = run(&program, &request);
+        assert_eq!(
+            (xdp_action_name(action), delta),
+            ("XDP_DROP", ONE_BAD_CHECKSUM),
+            "v4 payload {size}"
+        );
+        assert_eq!(out, request, "a dropped frame is left as it came");
+
+        let mut request = echo_v6(OUR_V6, 1, 1, &payload(size));
+        let last = request.len() - 1;
+        request[last] ^= 0x01;
+        let (action, _, delta) = run(&program, &request);
+        assert_eq!(
+            (xdp_action_name(action), delta),
+            ("XDP_DROP", ONE_BAD_CHECKSUM),
+            "v6 payload {size}"
+        );
+    }
+    // A wrong IPv4 header checksum.
+    let mut request = echo_v4(OUR_V4, 1, 1, &payload(8));
+    request[ETH_LEN + 10] ^= 0xff;
+    let (action, _, delta) = run(&program, &request);
+    assert_eq!((action, delta), (XDP_DROP, ONE_BAD_CHECKSUM), "IPv4 header checksum");
+    // ICMPv6 checksum with the wrong pseudo-header: the same message to another owned address.
+    let mut request = echo_v6(OUR_V6, 1, 1, &payload(8));
+    request[ETH_LEN + 24 + 15] = 0x09; // destination ...::9 -> a different pseudo-header sum
+    let mut program = program;
+    program.add_address(0, "2001:db8::9".parse().unwrap()).unwrap();
+    let (action, _, delta) = run(&program, &request);
+    assert_eq!((action, delta), (XDP_DROP, ONE_BAD_CHECKSUM), "ICMPv6 pseudo-header");
+}
+
+#[test]
+fn xdp_tx_passes_what_is_not_an_owned_echo_request() {
+    let program = load(Engine::XdpTx);
+    assert_passed(&program, &echo_v4(OTHER_V4, 1, 1, &payload(8)), "IPv4, not our address");
+    assert_passed(&program, &echo_v6(OTHER_V6, 1, 1, &payload(8)), "IPv6, not our address");
+
+    let mut reply = echo_v4(OUR_V4, 1, 1, &payload(8));
+    reply[ETH_LEN + 20] = 0; // an echo reply
+    assert_passed(&program, &reply, "IPv4 echo reply");
+    let mut reply = echo_v6(OUR_V6, 1, 1, &payload(8));
+    reply[ETH_LEN + 40] = 129;
+    assert_passed(&program, &reply, "ICMPv6 echo reply");
+
+    let mut other_mac = echo_v4(OUR_V4, 1, 1, &payload(8));
+    other_mac[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x99]);
+    assert_passed(&program, &other_mac, "another host's MAC");
+    let mut broadcast = echo_v4([198, 18, 0, 255], 1, 1, &payload(8));
+    broadcast[0..6].copy_from_slice(&[0xff; 6]);
+    assert_passed(&program, &broadcast, "broadcast");
+
+    let mut fragment = echo_v4(OUR_V4, 1, 1, &payload(8));
+    fragment[ETH_LEN + 6] |= 0x20; // MF
+    fix_ipv4_header_checksum(&mut fragment, ETH_LEN);
+    assert_passed(&program, &fragment, "fragment");
+
+    let mut arp = Vec::new();
+    arp.extend_from_slice(&[0xff; 6]);
+    arp.extend_from_slice(&PEER_MAC);
+    arp.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 1]);
+    arp.extend_from_slice(&PEER_MAC);
+    arp.extend_from_slice(&PEER_V4);
+    arp.extend_from_slice(&[0; 6]);
+    arp.extend_from_slice(&OUR_V4);
+    assert_passed(&program, &arp, "ARP");
+
+    // Truncated requests: the IP length says more than the frame has.
+    let request = echo_v4(OUR_V4, 1, 1, &payload(56));
+    for len in [ETH_LEN, ETH_LEN + 19, ETH_LEN + 27, request.len() - 1] {
+        assert_passed(&program, &request[..len], &format!("IPv4 request cut to {len} bytes"));
+    }
+}
+
+#[test]
+fn xdp_tx_counters_add_up_and_socket_calls_are_refused() {
+    let mut program = load(Engine::XdpTx);
+    assert_eq!(program.engine(), Engine::XdpTx);
+    for _ in 0..3 {
+        let (action, _, _) = run(&program, &echo_v4(OUR_V4, 1, 1, &[]));
+        assert_eq!(action, XDP_TX);
+    }
+    let (action, _, _) = run(&program, &echo_v4(OTHER_V4, 1, 1, &[]));
+    assert_eq!(action, XDP_PASS);
+    let c = counters(&program);
+    assert_eq!((c.handled, c.passed, c.no_socket, c.bad_checksum), (3, 1, 0, 0));
+    let err = program.unregister_socket(0).unwrap_err();
+    assert!(err.to_string().contains("no AF_XDP sockets"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// drop: BPF_PROG_TEST_RUN
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn drop_engine_drops_owned_echo_requests_and_passes_everything_else() {
+    let program = load(Engine::Drop);
+    for request in [echo_v4(OUR_V4, 1, 1, &payload(56)), echo_v6(OUR_V6, 1, 1, &payload(56))] {
+        let (action, out, delta) = run(&program, &request);
+        assert_eq!((xdp_action_name(action), delta), ("XDP_DROP", ONE_HANDLED));
+        assert_eq!(out, request);
+    }
+    assert_passed(&program, &echo_v4(OTHER_V4, 1, 1, &[]), "IPv4, not our address");
+    assert_passed(&program, &echo_v6(OTHER_V6, 1, 1, &[]), "IPv6, not our address");
+    let mut reply = echo_v4(OUR_V4, 1, 1, &payload(8));
+    reply[ETH_LEN + 20] = 0;
+    assert_passed(&program, &reply, "IPv4 echo reply");
+    let c = counters(&program);
+    assert_eq!((c.handled, c.passed, c.no_socket, c.bad_checksum), (2, 3, 0, 0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The engines see the same requests
+// ---------------------------------------------------------------------------------------------
+
+/// One frame of every kind the filter decides on.
+fn frames_of_every_kind() -> Vec<(&'static str, Vec<u8>)> {
+    let mut frames = vec![
+        ("IPv4 request", echo_v4(OUR_V4, 1, 1, &payload(56))),
+        ("ICMPv6 request", echo_v6(OUR_V6, 1, 1, &payload(56))),
+        ("IPv4, other host", echo_v4(OTHER_V4, 1, 1, &payload(8))),
+        ("IPv6, other host", echo_v6(OTHER_V6, 1, 1, &payload(8))),
+    ];
+    let mut reply = echo_v4(OUR_V4, 1, 1, &payload(8));
+    reply[ETH_LEN + 20] = 0;
+    frames.push(("IPv4 echo reply", reply));
+    let mut options = echo_v4(OUR_V4, 1, 1, &payload(8));
+    options[ETH_LEN] = 0x46; // IHL 6
+    frames.push(("IPv4 with IHL 6", options));
+    let mut ext = echo_v6(OUR_V6, 1, 1, &payload(8));
+    ext[ETH_LEN + 6] = 0; // next header: hop-by-hop
+    frames.push(("IPv6 extension header", ext));
+    let mut other_mac = echo_v6(OUR_V6, 1, 1, &payload(8));
+    other_mac[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x99]);
+    frames.push(("another host's MAC", other_mac));
+    let mut loopback_source = echo_v4(OUR_V4, 1, 1, &payload(8));
+    loopback_source[ETH_LEN + 12..ETH_LEN + 16].copy_from_slice(&[127, 0, 0, 1]);
+    fix_ipv4_header_checksum(&mut loopback_source, ETH_LEN);
+    frames.push(("loopback source", loopback_source));
+    frames
+}
+
+#[test]
+fn all_engines_handle_exactly_the_same_frames() {
+    let afxdp = load(Engine::AfXdp);
+    let tx = load(Engine::XdpTx);
+    let drop = load(Engine::Drop);
+    for (what, frame) in frames_of_every_kind() {
+        // With no socket registered, an owned request takes the redirect path and counts no_socket.
+        let (_, _, redirect) = run(&afxdp, &frame);
+        let (tx_action, _, _) = run(&tx, &frame);
+        let (drop_action, _, _) = run(&drop, &frame);
+        let owned = redirect.no_socket == 1;
+        assert_eq!(tx_action == XDP_TX, owned, "{what}: xdp-tx and afxdp disagree");
+        assert_eq!(drop_action == XDP_DROP, owned, "{what}: drop and afxdp disagree");
+        assert_eq!(owned, what.ends_with("request"), "{what}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real binary in a namespace pair
+// ---------------------------------------------------------------------------------------------
+
+fn pair() -> NetnsPair {
+    require_root_or_panic();
+    NetnsPair::create(&LabConfig {
+        queues: 1,
+        ..LabConfig::default()
+    })
+    .expect("creating the namespace pair")
+}
+
+fn start(pair: &NetnsPair, engine: Engine) -> ResponderProcess {
+    ResponderProcess::start(
+        pair,
+        Path::new(EXE),
+        &["--engine", engine.name(), "--stats-interval", "0"],
+    )
+    .expect("starting the responder")
+}
+
+fn stop(responder: ResponderProcess) -> ResponderExit {
+    let exit = responder.stop().expect("stopping the responder");
+    assert!(
+        exit.finished.status.success(),
+        "responder failed: {:?}\n{}\n{}",
+        exit.finished.status,
+        exit.finished.stdout,
+        exit.finished.stderr
+    );
+    exit
+}
+
+fn counter_names(family: Family) -> (&'static str, &'static str) {
+    match family {
+        Family::V4 => ("IcmpInEchoReps", "IcmpInCsumErrors"),
+        Family::V6 => ("Icmp6InEchoReplies", "Icmp6InCsumErrors"),
+    }
+}
+
+fn xdp_tx_answers_real_pings(family: Family) {
+    let pair = pair();
+    // XDP_TX out of a veth reaches the peer only if the peer runs XDP too.
+    let _pass = pair.attach_xdp_pass(Side::Client).expect("XDP_PASS on the client end");
+    let responder = start(&pair, Engine::XdpTx);
+    assert!(
+        responder.startup_output().contains("engine xdp-tx"),
+        "{}",
+        responder.startup_output()
+    );
+    let before = Nstat::read(&pair, Side::Client).unwrap();
+    let responder_before = Nstat::read(&pair, Side::Responder).unwrap();
+    let capture = Capture::start_icmp(&pair).unwrap();
+    let count = 5u32;
+    let mut sent = 0u64;
+    for size in [0u16, 56, 1400] {
+        let mut spec = PingSpec::new(family, count)
+            .size(size)
+            .interval(Duration::from_millis(20));
+        if size >= 16 {
+            spec = spec.pattern("a5c3");
+        }
+        let report = ping(&pair, &spec).unwrap();
+        assert_eq!(
+            (report.transmitted, report.received),
+            (u64::from(count), u64::from(count)),
+            "{}",
+            report.raw
+        );
+        assert_eq!(report.corrupted, 0, "{}", report.raw);
+        assert_eq!(report.bad_checksum_lines, 0, "{}", report.raw);
+        if size >= 16 {
+            assert_eq!(
+                report.ttls_seen.iter().copied().collect::<Vec<_>>(),
+                vec![64],
+                "{}",
+                report.raw
+            );
+        }
+        sent += u64::from(count);
+    }
+    let text = capture.stop().unwrap();
+    let delta = Nstat::read(&pair, Side::Client).unwrap().since(&before);
+    let responder_delta = Nstat::read(&pair, Side::Responder).unwrap().since(&responder_before);
+    let exit = stop(responder);
+
+    let (replies, csum_errors) = counter_names(family);
+    assert_eq!(
+        delta.counter(replies).unwrap(),
+        sent,
+        "client kernel counted every reply"
+    );
+    assert_eq!(delta.counter(csum_errors).unwrap(), 0, "no checksum errors");
+    assert!(
+        text.bad_checksum_packets().is_empty(),
+        "tcpdump: {:?}",
+        text.bad_checksum_packets()
+    );
+    assert_eq!(text.echo_reply_count() as u64, sent, "{}", text.raw);
+    assert_eq!(
+        text.reply_ttls().into_iter().collect::<Vec<_>>(),
+        vec![64],
+        "host default TTL"
+    );
+    if family == Family::V4 {
+        for reply in text.echo_replies() {
+            assert!(reply.contains("flags [none]"), "DF must be clear: {reply}");
+        }
+    }
+    // The engine, not the kernel, answered: the responder's kernel saw no echo request.
+    let kernel_requests = match family {
+        Family::V4 => "IcmpInEchos",
+        Family::V6 => "Icmp6InEchos",
+    };
+    assert_eq!(
+        responder_delta.get(kernel_requests).unwrap_or(0),
+        0,
+        "the kernel answered some"
+    );
+    let total = exit.total.expect("a total: line");
+    assert_eq!(total.engine, "xdp-tx", "{}", exit.finished.stdout);
+    assert_eq!(
+        (total.handled, total.tx, total.bad_checksum),
+        (sent, sent, 0),
+        "{}",
+        exit.finished.stdout
+    );
+}
+
+#[test]
+fn xdp_tx_engine_answers_real_ipv4_pings() {
+    xdp_tx_answers_real_pings(Family::V4);
+}
+
+#[test]
+fn xdp_tx_engine_answers_real_ipv6_pings() {
+    xdp_tx_answers_real_pings(Family::V6);
+}
+
+#[test]
+fn drop_engine_silences_pings_until_it_exits() {
+    let pair = pair();
+    let responder = start(&pair, Engine::Drop);
+    let count = 4u32;
+    let mut sent = 0;
+    for family in [Family::V4, Family::V6] {
+        // Without replies, `ping -c N -w S` keeps sending until the deadline: count what it sent.
+        let spec = PingSpec::new(family, count)
+            .interval(Duration::from_millis(200))
+            .deadline(Duration::from_secs(1));
+        let report = ping(&pair, &spec).unwrap();
+        assert_eq!(
+            report.received, 0,
+            "the drop engine let a reply through: {}",
+            report.raw
+        );
+        assert!(report.transmitted >= u64::from(count), "{}", report.raw);
+        sent += report.transmitted;
+    }
+    let exit = stop(responder);
+    let total = exit.total.expect("a total: line");
+    assert_eq!(total.engine, "drop", "{}", exit.finished.stdout);
+    assert_eq!(
+        total.handled, sent,
+        "every request sent was dropped: {}",
+        exit.finished.stdout
+    );
+    assert_eq!((total.rx, total.tx, total.dropped), (total.handled, 0, total.handled));
+
+    // Detached: the kernel answers again.
+    for family in [Family::V4, Family::V6] {
+        let spec = PingSpec::new(family, 2).interval(Duration::from_millis(50));
+        let report = ping(&pair, &spec).unwrap();
+        assert_eq!(
+            report.received, 2,
+            "the kernel must answer after the engine exits: {}",
+            report.raw
+        );
+    }
+}
+
+#[test]
+fn drop_engine_program_is_attached_only_while_it_runs() {
+    let pair = pair();
+    let responder = start(&pair, Engine::Drop);
+    let show = || {
+        let out = pair
+            .command_in(Side::Responder, "ip")
+            .args(["-d", "link", "show", "dev", pair.responder_if()])
+            .output()
+            .expect("ip link show");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(show().contains("drop_echo"), "{}", show());
+    let _ = stop(responder);
+    assert!(!show().contains("prog/xdp"), "{}", show());
+}
+
+#[test]
+fn the_xdp_pass_helper_attaches_and_detaches() {
+    let pair = pair();
+    let pass = pair.attach_xdp_pass(Side::Client).expect("attach");
+    let show = || {
+        let out = pair
+            .command_in(Side::Client, "ip")
+            .args(["-d", "link", "show", "dev", pair.client_if()])
+            .output()
+            .expect("ip link show");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(show().contains("xdp_pass"), "{}", show());
+    assert_eq!(pass.ifname(), pair.client_if());
+    pass.detach().unwrap();
+    assert!(!show().contains("prog/xdp"), "{}", show());
+}
+
+#[test]
+fn xdp_tx_in_skb_mode_needs_no_program_on_the_peer() {
+    // Generic XDP transmits XDP_TX frames through the device's normal transmit path, which a
+    // veth delivers to its peer like any other frame.
+    let pair = pair();
+    let args = ["--engine", "xdp-tx", "--xdp-mode", "skb", "--stats-interval", "0"];
+    let responder = ResponderProcess::start(&pair, Path::new(EXE), &args).expect("starting the responder");
+    assert!(
+        responder.startup_output().contains("XDP in skb mode"),
+        "{}",
+        responder.startup_output()
+    );
+    let before = Nstat::read(&pair, Side::Client).unwrap();
+    for family in [Family::V4, Family::V6] {
+        let report = ping(&pair, &PingSpec::new(family, 3).interval(Duration::from_millis(20))).unwrap();
+        assert_eq!(report.received, 3, "{}", report.raw);
+    }
+    let delta = Nstat::read(&pair, Side::Client).unwrap().since(&before);
+    let exit = stop(responder);
+    assert_eq!(delta.counter("IcmpInEchoReps").unwrap(), 3);
+    assert_eq!(delta.counter("Icmp6InEchoReplies").unwrap(), 3);
+    assert_eq!(
+        delta.counter("IcmpInCsumErrors").unwrap() + delta.counter("Icmp6InCsumErrors").unwrap(),
+        0
+    );
+    assert_eq!(
+        exit.total.expect("a total: line").handled,
+        6,
+        "{}",
+        exit.finished.stdout
+    );
+}

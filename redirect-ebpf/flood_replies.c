@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
+/*
+ * flood_replies.c - the load generator's side of the lab: redirect ICMP
+ * echo REPLIES addressed to the generator into its AF_XDP sockets.
+ *
+ * `afxdp-responder flood` sends echo requests from AF_XDP TX rings and must
+ * see the replies to verify them and measure round-trip times. This program
+ * runs on the generator's interface and sends every echo reply (ICMP type 0,
+ * ICMPv6 type 129) whose destination is in `owned_addrs` to the AF_XDP socket
+ * of the RX queue it arrived on. Everything else goes to the kernel.
+ *
+ * Maps (same layouts as redirect.h, so the same user-space code fills them):
+ *   xsks         XSKMAP, key = RX queue, value = AF_XDP socket
+ *   owned_addrs  HASH, key = { u16 vlan (0), u16 pad, u8 addr[16] } (IPv4
+ *                v4-mapped), value = u32 (0)
+ *   counters     PERCPU_ARRAY of u64: 0 redirected, 1 no socket, 2 passed
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define IPPROTO_ICMP_ 1
+#define IPPROTO_ICMPV6_ 58
+#define ICMP_ECHOREPLY_ 0
+#define ICMPV6_ECHO_REPLY_ 129
+#define IP_MF_ 0x2000
+#define IP_OFFSET_ 0x1fff
+
+struct reply_key {
+	__u16 vlan_id;
+	__u16 pad;
+	__u8 addr[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u32);
+} xsks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16);
+	__type(key, struct reply_key);
+	__type(value, __u32);
+} owned_addrs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 3);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+static __always_inline void count(__u32 slot)
+{
+	__u64 *value = bpf_map_lookup_elem(&counters, &slot);
+
+	if (value)
+		*value += 1;
+}
+
+static __always_inline int pass(void)
+{
+	count(2);
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int flood_replies(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct reply_key key = {};
+	__u8 *l4;
+
+	if ((void *)(eth + 1) > data_end)
+		return pass();
+
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+
+		if ((void *)(ip + 1) > data_end || ip->ihl != 5 || ip->protocol != IPPROTO_ICMP_)
+			return pass();
+		if (ip->frag_off & bpf_htons(IP_MF_ | IP_OFFSET_))
+			return pass();
+		l4 = (__u8 *)(ip + 1);
+		if ((void *)(l4 + 1) > data_end || *l4 != ICMP_ECHOREPLY_)
+			return pass();
+		key.addr[10] = 0xff;
+		key.addr[11] = 0xff;
+		__builtin_memcpy(&key.addr[12], &ip->daddr, 4);
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		if ((void *)(ip6 + 1) > data_end || ip6->nexthdr != IPPROTO_ICMPV6_)
+			return pass();
+		l4 = (__u8 *)(ip6 + 1);
+		if ((void *)(l4 + 1) > data_end || *l4 != ICMPV6_ECHO_REPLY_)
+			return pass();
+		__builtin_memcpy(key.addr, &ip6->daddr, 16);
+	} else {
+		return pass();
+	}
+
+	if (!bpf_map_lookup_elem(&owned_addrs, &key))
+		return pass();
+
+	/* XDP_PASS as the fallback: a reply on a queue without a socket goes to
+	 * the kernel (and counts as lost for the generator). */
+	int action = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+	count(action == XDP_REDIRECT ? 0 : 1);
+	return action;
+}
+
+char _license[] SEC("license") = "Dual MIT/GPL";
