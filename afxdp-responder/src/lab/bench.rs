@@ -34,7 +34,7 @@ use serde::Serialize;
 use self::cpu::{HostCpu, ProcessCpu};
 use self::generator::{Generator, GeneratorChoice, Load, Measured, Rate};
 use self::report::{BenchReport, IdleCheck, Row, RowStatus, Sample, Workload};
-use super::{Family, LabConfig, LabError, NetnsPair, ResponderProcess, require_root};
+use super::{Family, LabConfig, LabError, NetnsPair, ResponderProcess, Side, require_root};
 
 /// Options of `afxdp-responder bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -446,15 +446,10 @@ fn human_duration(d: Duration) -> String {
 }
 
 /// Why `engine` cannot run in this build or with this generator, if it cannot.
-fn unavailable(engine: EngineMode, generator: &Generator, build: &BuildFeatures) -> Option<String> {
+fn unavailable(engine: EngineMode, build: &BuildFeatures) -> Option<String> {
     match engine {
         EngineMode::XdpTx if !build.engines => {
             Some("not available in this build (the responder has no --engine option yet)".into())
-        }
-        // On veth, XDP_TX frames reach the peer only if the peer has an XDP program too. The flood
-        // generator attaches one on the client veth; the ping stand-in does not.
-        EngineMode::XdpTx if !generator.has_client_xdp() => {
-            Some("needs an XDP program on the client veth (flood attaches one; the ping stand-in does not)".into())
         }
         _ => None,
     }
@@ -475,9 +470,20 @@ fn bench_engine(
         println!("bench: {queues} queue(s), {}: skipped: {reason}", engine.label());
         vec![Row::skipped(queues, engine, reason)]
     };
-    if let Some(reason) = unavailable(engine, generator, build) {
+    if let Some(reason) = unavailable(engine, build) {
         return skipped(reason);
     }
+    // On veth, XDP_TX frames reach the peer only if the peer runs XDP too. The flood generator
+    // attaches its own program on the client veth; for the ping stand-in, attach an XDP_PASS one
+    // for as long as this engine runs.
+    let _client_pass = if engine == EngineMode::XdpTx && !generator.has_client_xdp() {
+        match pair.attach_xdp_pass(Side::Client) {
+            Ok(program) => Some(program),
+            Err(err) => return skipped(format!("no XDP_PASS program on the client veth: {}", short_error(&err))),
+        }
+    } else {
+        None
+    };
     let responder = match engine.responder_args(queues, build) {
         None => None,
         Some(args) => {
@@ -730,16 +736,14 @@ mod tests {
     }
 
     #[test]
-    fn xdp_tx_needs_the_engine_option_and_a_client_program() {
+    fn xdp_tx_needs_the_engine_option() {
         let build = BuildFeatures {
             engines: false,
             generator: "ping stand-in".into(),
         };
-        assert!(unavailable(EngineMode::XdpTx, &Generator::PingStandIn, &build).is_some());
+        assert!(unavailable(EngineMode::XdpTx, &build).is_some());
         let build = BuildFeatures { engines: true, ..build };
-        assert!(unavailable(EngineMode::XdpTx, &Generator::PingStandIn, &build).is_some());
-        let flood = Generator::Flood { exe: "x".into() };
-        assert!(unavailable(EngineMode::XdpTx, &flood, &build).is_none());
-        assert!(unavailable(EngineMode::Kernel, &Generator::PingStandIn, &build).is_none());
+        assert!(unavailable(EngineMode::XdpTx, &build).is_none());
+        assert!(unavailable(EngineMode::Kernel, &build).is_none());
     }
 }

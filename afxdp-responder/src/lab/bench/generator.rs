@@ -98,6 +98,10 @@ pub struct Measured {
     pub replies_per_s: f64,
     /// Round-trip latency.
     pub latency: Latency,
+    /// Frames the generator's own kernel side dropped (flood only).
+    pub generator_kernel_dropped: Option<u64>,
+    /// The AF_XDP mode the generator obtained (flood only).
+    pub generator_mode: Option<String>,
 }
 
 /// The one line of JSON that `afxdp-responder flood --json` prints.
@@ -125,6 +129,12 @@ pub struct FloodJson {
     pub correct_pct: f64,
     /// Latency percentiles in microseconds.
     pub latency_us: FloodLatency,
+    /// Frames the generator's side of the kernel dropped (its RX ring full, …), when reported.
+    #[serde(default)]
+    pub kernel_dropped: Option<u64>,
+    /// The AF_XDP mode the generator obtained, when reported.
+    #[serde(default)]
+    pub mode: Option<String>,
 }
 
 /// The `latency_us` object of [`FloodJson`].
@@ -176,6 +186,8 @@ impl FloodJson {
                 max: finite(self.latency_us.max),
                 avg: None,
             },
+            generator_kernel_dropped: self.kernel_dropped,
+            generator_mode: self.mode,
         }
     }
 }

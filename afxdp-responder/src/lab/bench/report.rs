@@ -650,6 +650,7 @@ mod tests {
                     max: Some(rps / 1000.0),
                     avg: None,
                 },
+                ..Measured::default()
             },
             wall_s: 1.2,
             responder_cpu_s: cpu,
