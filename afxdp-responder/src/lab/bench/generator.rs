@@ -284,8 +284,19 @@ pub fn flood_command(pair: &NetnsPair, exe: &Path, load: &Load) -> Command {
         .args(["--rate", &rate])
         .args(["--duration", &format!("{:.3}", load.duration.as_secs_f64())])
         .args(["--count", &load.count_bound().to_string()])
-        .args(["--queues", &queues.join(",")])
-        .arg("--json");
+        .args(["--queues", &queues.join(",")]);
+    if load.queues > 1 {
+        // flood expects each reply on the queue its request left from. Queue q's thread on the
+        // q-th CPU (the CPU of the responder's worker q, and the CPU to which the responder's XPS
+        // map sends TX queue q) keeps it so: veth picks the peer RX queue of an XDP_TX frame by
+        // the CPU number, and the kernel stack replies on the TX queue of the CPU it runs on.
+        let cpus = super::super::allowed_cpus().unwrap_or_default();
+        let cpus: Vec<String> = (0..load.queues as usize)
+            .map(|q| cpus.get(q).copied().unwrap_or(q).to_string())
+            .collect();
+        cmd.args(["--cpus", &cpus.join(",")]);
+    }
+    cmd.arg("--json");
     cmd
 }
 
