@@ -537,7 +537,16 @@ pub fn update_doc(doc: &Path, report: &BenchReport, out_dir: &Path) -> Result<()
         what: format!("reading {}", doc.display()),
         source,
     })?;
-    let (Some(b), Some(e)) = (text.find(BEGIN), text.find(END)) else {
+    // Only markers alone on their line count: the document may quote them in its text.
+    let line_at = |marker: &str| {
+        let mut offset = 0;
+        text.split_inclusive('\n').find_map(|line| {
+            let here = offset;
+            offset += line.len();
+            (line.trim_end() == marker).then_some(here)
+        })
+    };
+    let (Some(b), Some(e)) = (line_at(BEGIN), line_at(END)) else {
         return Err(LabError::Config(format!(
             "{} has no {BEGIN} … {END} section to replace",
             doc.display()
@@ -774,7 +783,7 @@ mod tests {
         let doc = dir.join("benchmarks.md");
         std::fs::write(
             &doc,
-            "# B\nintro\n<!-- bench:begin -->\nold\n<!-- bench:end -->\ntail\n",
+            "# B\nsee `<!-- bench:begin -->` and `<!-- bench:end -->`\n<!-- bench:begin -->\nold\n<!-- bench:end -->\ntail\n",
         )
         .unwrap();
         let plan = Plan {
@@ -792,7 +801,10 @@ mod tests {
         let report = BenchReport::new(&plan, &build, 1000);
         update_doc(&doc, &report, &dir.join("bench-results")).unwrap();
         let text = std::fs::read_to_string(&doc).unwrap();
-        assert!(text.starts_with("# B\nintro\n<!-- bench:begin -->"), "{text}");
+        assert!(
+            text.starts_with("# B\nsee `<!-- bench:begin -->` and `<!-- bench:end -->`\n<!-- bench:begin -->\n"),
+            "{text}"
+        );
         assert!(!text.contains("old"), "{text}");
         assert!(text.contains("](bench-results/latest.svg)"), "{text}");
         assert!(text.ends_with("<!-- bench:end -->\ntail\n"), "{text}");
