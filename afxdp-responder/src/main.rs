@@ -32,7 +32,8 @@ Examples:
   afxdp-responder --iface eth0 --queues 0-3
   afxdp-responder --iface eth0 --queues 0 --mode copy --stats-interval 0
   afxdp-responder --iface eth0 --engine xdp-tx     (answer in the kernel, for comparison)
-  afxdp-responder lab demo";
+  afxdp-responder lab demo
+  afxdp-responder bench --quick";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -61,6 +62,9 @@ enum Command {
         #[command(subcommand)]
         command: LabCommand,
     },
+    /// The bench lab: every engine and mode against the same loads in a namespace pair; writes a
+    /// table (Markdown, JSON) and a plot (SVG).
+    Bench(lab::bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -352,6 +356,10 @@ fn main() -> ExitCode {
         }) => match lab::demo::run(&args) {
             Ok(code) => code,
             Err(e) => fail(one_line(&e)),
+        },
+        Some(Command::Bench(args)) => match std::env::current_exe() {
+            Ok(exe) => lab::bench::run(&args, &exe).unwrap_or_else(|e| fail(one_line(&e))),
+            Err(e) => fail(format!("cannot find our own binary: {e}")),
         },
         None => run_responder(cli.run),
     }

@@ -28,6 +28,7 @@
 //! Tools used: `ip` (iproute2), `ethtool`, `ping` (iputils-ping), `tcpdump`, `taskset` (util-linux);
 //! `./run.sh` installs them.
 
+pub mod bench;
 mod capture;
 pub mod demo;
 mod error;
