@@ -100,6 +100,21 @@ struct Running {
     handle: JoinHandle<Result<WorkerReport, WorkerError>>,
 }
 
+/// Flattens an error and its sources into one line (for the one-line error messages).
+pub fn one_line(err: &dyn std::error::Error) -> String {
+    let mut msg = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = s.source();
+    }
+    msg
+}
+
 /// Runs the responder until `stop` is set (by a signal handler, or a test).
 pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut dyn Write) -> Result<RunSummary, AppError> {
     let iface = Interface::lookup(&cfg.iface)?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use afxdp_responder::app;
+use afxdp_responder::app::{self, one_line};
 use afxdp_responder::config::{self, Config, IdList, ModeRequest};
 use afxdp_responder::engine::Engine;
 use afxdp_responder::lab;
@@ -312,21 +312,6 @@ impl RunArgs {
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("afxdp-responder: {message}");
     ExitCode::FAILURE
-}
-
-/// Flattens an error and its sources into one line.
-fn one_line(err: &dyn std::error::Error) -> String {
-    let mut msg = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        source = s.source();
-    }
-    msg
 }
 
 fn main() -> ExitCode {

@@ -35,6 +35,7 @@ use self::cpu::{HostCpu, ProcessCpu};
 use self::generator::{Generator, GeneratorChoice, Load, Measured, Rate};
 use self::report::{BenchReport, IdleCheck, Row, RowStatus, Sample, Workload};
 use super::{Family, LabConfig, LabError, NetnsPair, ResponderProcess, Side, require_root};
+use crate::app::one_line;
 
 /// Options of `afxdp-responder bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -676,21 +677,6 @@ fn short_error(err: &LabError) -> String {
     } else {
         text
     }
-}
-
-/// An error and its sources on one line.
-fn one_line(err: &dyn std::error::Error) -> String {
-    let mut msg = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        source = s.source();
-    }
-    msg
 }
 
 #[cfg(test)]
