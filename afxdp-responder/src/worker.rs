@@ -11,7 +11,8 @@
 //!    address*; a dropped frame goes back onto the fill ring;
 //! 4. **send**: publish the batch, and kick the kernel when it needs it. In copy mode one kick
 //!    sends at most 32 frames, so the worker kicks until the TX ring is drained;
-//! 5. **wait**: with nothing received, sleep in `poll()` (or spin with `--busy-poll`).
+//! 5. **wait**: with nothing received, spin on the rings for up to 50 µs, then sleep in `poll()`
+//!    (or spin without end with `--busy-poll`).
 //!
 //! Frame accounting: the UMEM has exactly as many frames as the fill ring has slots, and every
 //! frame is always on one of the four rings or, within one loop turn, in the worker's hands.
