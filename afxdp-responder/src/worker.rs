@@ -36,7 +36,7 @@ fn spin_before_sleep() -> Duration {
         let us = std::env::var("AFXDP_SPIN_US")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(50);
+            .unwrap_or(0);
         Duration::from_micros(us)
     })
 }
