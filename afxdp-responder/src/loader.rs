@@ -659,21 +659,7 @@ impl EngineProgram {
         }
 
         let name = engine.program_name();
-        let mut ebpf = EbpfLoader::new()
-            .load(engine_object(engine))
-            .map_err(|source| LoaderError::Object {
-                hint: hint_for(&source),
-                source: Box::new(source),
-            })?;
-
-        let program: &mut Xdp = ebpf
-            .program_mut(name)
-            .ok_or(LoaderError::Missing { kind: "program", name })?
-            .try_into()
-            .map_err(|source| program_error(format!("using `{name}` as XDP"), source))?;
-        program
-            .load()
-            .map_err(|source| program_error(format!("loading `{name}` into the kernel (verifier)"), source))?;
+        let mut ebpf = load_object(engine_object(engine), name)?;
 
         let xsks = if engine.uses_afxdp() {
             let xsks: XskMap<MapData> = take_map(&mut ebpf, MAP_XSKS)?;
@@ -1066,20 +1052,8 @@ impl PassProgram {
             ifname: ifname.to_owned(),
             source,
         })?;
-        let mut ebpf = EbpfLoader::new()
-            .load(pass_object())
-            .map_err(|source| LoaderError::Object {
-                hint: hint_for(&source),
-                source: Box::new(source),
-            })?;
-        let program: &mut Xdp = ebpf
-            .program_mut(name)
-            .ok_or(LoaderError::Missing { kind: "program", name })?
-            .try_into()
-            .map_err(|source| program_error(format!("using `{name}` as XDP"), source))?;
-        program
-            .load()
-            .map_err(|source| program_error(format!("loading `{name}` into the kernel"), source))?;
+        let mut ebpf = load_object(pass_object(), name)?;
+        let program = xdp_program(&mut ebpf, name)?;
         let mode = AttachedMode::Native;
         let link_id = program.attach_to_if_index(ifindex, mode.aya_mode()).map_err(|source| {
             if matches!(errno_of(&source), Some(libc::EBUSY | libc::EEXIST)) {
@@ -1116,6 +1090,26 @@ impl PassProgram {
             None => Ok(()),
         }
     }
+}
+
+/// Loads an embedded object and its XDP program `name` into the kernel (through the verifier).
+fn load_object(object: &[u8], name: &'static str) -> Result<Ebpf, LoaderError> {
+    let mut ebpf = EbpfLoader::new().load(object).map_err(|source| LoaderError::Object {
+        hint: hint_for(&source),
+        source: Box::new(source),
+    })?;
+    xdp_program(&mut ebpf, name)?
+        .load()
+        .map_err(|source| program_error(format!("loading `{name}` into the kernel (verifier)"), source))?;
+    Ok(ebpf)
+}
+
+/// The XDP program `name` of a loaded object.
+fn xdp_program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, LoaderError> {
+    ebpf.program_mut(name)
+        .ok_or(LoaderError::Missing { kind: "program", name })?
+        .try_into()
+        .map_err(|source| program_error(format!("using `{name}` as XDP"), source))
 }
 
 fn program_error(action: String, source: ProgramError) -> LoaderError {
