@@ -296,7 +296,7 @@ fn start_workers(
                     fd,
                 }));
                 let responder = Responder::new(policy, random_u16() ^ queue as u16);
-                Worker::new(xsk, responder, cfg.batch, cfg.busy_poll)
+                Worker::new(xsk, responder, cfg.batch, cfg.wait)
                     .with_frame_checks(cfg.check_frames)
                     .run(&stop, &counters)
             })

@@ -107,8 +107,8 @@ pub struct Config {
     pub xsk: XskConfig,
     /// Frames taken from the RX ring per batch.
     pub batch: u32,
-    /// Spin instead of sleeping in `poll()` when there is no traffic.
-    pub busy_poll: bool,
+    /// How a worker waits when there is no traffic (sleep, adaptive spin, busy poll).
+    pub wait: crate::worker::Wait,
     /// Addresses to answer for; empty means "the interface's own addresses".
     pub addresses: Vec<IpAddr>,
     /// IPv4 TTL of replies; `None` means the host default.
@@ -222,7 +222,7 @@ mod tests {
             xdp_mode: crate::loader::XdpMode::Auto,
             xsk: XskConfig::default(),
             batch: 64,
-            busy_poll: false,
+            wait: crate::worker::Wait::DEFAULT,
             addresses: vec![],
             ttl: None,
             hop_limit: None,

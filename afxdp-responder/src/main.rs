@@ -12,6 +12,7 @@ use afxdp_responder::config::{self, Config, IdList, ModeRequest};
 use afxdp_responder::engine::Engine;
 use afxdp_responder::lab;
 use afxdp_responder::loader::XdpMode;
+use afxdp_responder::worker::{self, Wait};
 use afxdp_responder::xsk::XskConfig;
 use clap::{Args, Parser, Subcommand};
 
@@ -172,6 +173,14 @@ fn run_flood(args: FloodArgs) -> ExitCode {
     }
 }
 
+/// `--wait`: see [`Wait`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum WaitArg {
+    Adaptive,
+    Sleep,
+    Busy,
+}
+
 #[derive(Debug, Args)]
 struct RunArgs {
     /// Interface to answer on, e.g. eth0.
@@ -221,9 +230,21 @@ struct RunArgs {
     #[arg(long, default_value = "1", value_name = "SECONDS")]
     stats_interval: f64,
 
-    /// Spin on the rings instead of sleeping in poll() when idle (lower latency, one busy core
-    /// per queue).
-    #[arg(long)]
+    /// How a worker waits when its RX ring is empty: adaptive (spin up to --spin-window-us
+    /// while packets keep arriving within it, otherwise sleep in poll(); idle costs nothing),
+    /// sleep (always sleep in poll(): least CPU per reply at low rates), or busy (never sleep:
+    /// one busy core per queue, even without traffic).
+    #[arg(long, default_value = "adaptive", value_name = "MODE")]
+    wait: WaitArg,
+
+    /// The longest spin of --wait adaptive, in microseconds (about what a sleep and wake-up
+    /// cost).
+    #[arg(long, value_name = "MICROSECONDS", default_value_t = worker::DEFAULT_SPIN_WINDOW.as_micros() as u64,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    spin_window_us: u64,
+
+    /// Same as --wait busy.
+    #[arg(long, conflicts_with = "wait")]
     busy_poll: bool,
 
     /// Do not bind with XDP_USE_NEED_WAKEUP (the kernel is then kicked after every batch).
@@ -295,7 +316,13 @@ impl RunArgs {
                 tx_frames: 0,
             },
             batch: self.batch,
-            busy_poll: self.busy_poll,
+            wait: match (self.busy_poll, self.wait) {
+                (true, _) | (_, WaitArg::Busy) => Wait::Busy,
+                (_, WaitArg::Sleep) => Wait::Sleep,
+                (_, WaitArg::Adaptive) => Wait::Adaptive {
+                    window: Duration::from_micros(self.spin_window_us),
+                },
+            },
             addresses: self.addresses,
             ttl: self.ttl,
             hop_limit: self.hop_limit,

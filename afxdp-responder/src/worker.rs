@@ -11,7 +11,8 @@
 //!    address*; a dropped frame goes back onto the fill ring;
 //! 4. **send**: publish the batch, and kick the kernel when it needs it. In copy mode one kick
 //!    sends at most 32 frames, so the worker kicks until the TX ring is drained;
-//! 5. **wait**: with nothing received, sleep in `poll()` (or spin with `--busy-poll`).
+//! 5. **wait**: with nothing received, spin briefly while that pays off, else sleep in `poll()`
+//!    ([`Wait`], [`SpinPredictor`]).
 //!
 //! Frame accounting: the UMEM has exactly as many frames as the fill ring has slots, and every
 //! frame is always on one of the four rings or, within one loop turn, in the worker's hands.
@@ -25,20 +26,78 @@ use crate::respond::{Responder, Verdict};
 use crate::stats::{Counters, KernelStats, SharedCounters};
 use crate::xsk::{BindMode, FrameCensus, SyscallError, Xsk, xdp_desc};
 
-/// How long an idle worker spins on its rings before it sleeps in `poll()`: 0 by default, set
-/// with the environment variable `AFXDP_SPIN_US` (an experiment knob). Measured in the bench lab
-/// on this 2-core VM (`bench --queues 1 --engines afxdp-copy-native,kernel --families v4 --sizes 64`,
-/// two runs each): 50 µs answered more at saturation (98 % vs 79–93 %) but cost more CPU per
-/// reply at 100 kpps (9.1–10.7 vs 8.7–9.0 CPU-s per million), with no clear throughput gain.
-fn spin_before_sleep() -> Duration {
-    static SPIN: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-    *SPIN.get_or_init(|| {
-        let us = std::env::var("AFXDP_SPIN_US")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        Duration::from_micros(us)
-    })
+/// How a worker waits when its RX ring is empty.
+///
+/// Sleeping in `poll()` costs almost nothing while idle, but under load every sleep is paid
+/// twice: a wake-up in the kernel's receive path (on the CPU that delivered the packet, often an
+/// IPI to ours) and a context switch here. Spinning costs nothing extra when the next packet is
+/// about to arrive and a whole core when it is not. [`Wait::Adaptive`] takes the middle road.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Sleep in `poll()` as soon as the RX ring is empty.
+    Sleep,
+    /// Spin for up to `window` before sleeping, but only while spinning pays off: after a
+    /// spin that caught a packet, or a sleep that would have been shorter than `window`. See
+    /// [`SpinPredictor`].
+    Adaptive {
+        /// The longest spin; about the cost of one sleep/wake-up pair.
+        window: Duration,
+    },
+    /// Never sleep: spin on the rings (one busy core per queue, even without traffic).
+    Busy,
+}
+
+impl Wait {
+    /// The default: adaptive, with a window of [`DEFAULT_SPIN_WINDOW`].
+    pub const DEFAULT: Wait = Wait::Adaptive {
+        window: DEFAULT_SPIN_WINDOW,
+    };
+}
+
+/// The default window of [`Wait::Adaptive`]. Measured in the bench lab (docs/benchmarks.md).
+pub const DEFAULT_SPIN_WINDOW: Duration = Duration::from_micros(20);
+
+/// Decides, before each wait, whether to spin first: a one-bit predictor that assumes the next
+/// gap between packets looks like the last one.
+///
+/// * A spin that caught a packet within the window: keep spinning.
+/// * A spin that ran out: the traffic paused or thinned; sleep from now on.
+/// * A sleep that lasted less than the window: a spin would have caught that packet for less
+///   than the sleep/wake-up cost; spin next time.
+///
+/// Under dense traffic the worker therefore never sleeps; at low rates (gaps longer than the
+/// window) it sleeps like [`Wait::Sleep`]; when traffic stops it wastes at most one window, so
+/// an idle worker costs what a sleeping one does. (Spinning for as long as a sleep costs is the
+/// classic competitive rule for spin-then-block: it never spends more than twice the optimum.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpinPredictor {
+    window: Duration,
+    spin_next: bool,
+}
+
+impl SpinPredictor {
+    /// A predictor with the given window; it starts by sleeping.
+    pub fn new(window: Duration) -> Self {
+        SpinPredictor {
+            window,
+            spin_next: false,
+        }
+    }
+
+    /// How long to spin before sleeping this time (zero: sleep right away).
+    pub fn spin_for(&self) -> Duration {
+        if self.spin_next { self.window } else { Duration::ZERO }
+    }
+
+    /// A spin ended: `caught` is true when traffic arrived before the window ran out.
+    pub fn spun(&mut self, caught: bool) {
+        self.spin_next = caught;
+    }
+
+    /// A sleep in `poll()` ended after `slept`, with traffic (`woken`) or at its timeout.
+    pub fn slept(&mut self, slept: Duration, woken: bool) {
+        self.spin_next = woken && slept < self.window;
+    }
 }
 
 /// How long `poll()` sleeps before the worker checks whether it should stop.
@@ -79,19 +138,25 @@ pub struct Worker {
     xsk: Xsk,
     responder: Responder,
     batch: u32,
-    busy_poll: bool,
+    wait: Wait,
+    spin: SpinPredictor,
     check_frames: bool,
     counters: Counters,
 }
 
 impl Worker {
     /// A worker answering on `xsk` with `responder`, taking up to `batch` frames per turn.
-    pub fn new(xsk: Xsk, responder: Responder, batch: u32, busy_poll: bool) -> Self {
+    pub fn new(xsk: Xsk, responder: Responder, batch: u32, wait: Wait) -> Self {
+        let window = match wait {
+            Wait::Adaptive { window } => window,
+            Wait::Sleep | Wait::Busy => Duration::ZERO,
+        };
         Worker {
             xsk,
             responder,
             batch,
-            busy_poll,
+            wait,
+            spin: SpinPredictor::new(window),
             check_frames: false,
             counters: Counters::default(),
         }
@@ -279,9 +344,9 @@ impl Worker {
         Ok(())
     }
 
-    /// Step 5: nothing arrived; sleep in `poll()` until something does (or spin).
+    /// Step 5: nothing arrived; wait for traffic as [`Wait`] says.
     fn wait_for_traffic(&mut self) -> Result<(), SyscallError> {
-        if self.busy_poll {
+        if self.wait == Wait::Busy {
             // Busy-poll mode never sleeps; with need_wakeup the kernel may still ask for a
             // nudge to refill its RX side.
             if self.xsk.uses_need_wakeup() && self.xsk.fill.needs_wakeup() {
@@ -291,22 +356,25 @@ impl Worker {
             std::hint::spin_loop();
             return Ok(());
         }
-        // Under load the RX ring is often empty only for a few microseconds: spinning briefly
-        // before sleeping can save a sleep/wake-up pair per batch, at the price of CPU time (off
-        // by default, see `spin_before_sleep`). An idle worker sleeps in poll(): idle CPU stays
-        // near zero.
-        let spin = spin_before_sleep();
+        let spin = self.spin.spin_for();
         if !spin.is_zero() {
             let until = Instant::now() + spin;
-            while Instant::now() < until {
+            loop {
                 if self.xsk.rx.available(1) > 0 || self.xsk.comp.available(1) > 0 {
+                    self.spin.spun(true);
                     return Ok(());
+                }
+                if Instant::now() >= until {
+                    break;
                 }
                 std::hint::spin_loop();
             }
+            self.spin.spun(false);
         }
         self.counters.polls += 1;
-        self.xsk.poll_rx(POLL_TIMEOUT_MS)?;
+        let asleep = Instant::now();
+        let woken = self.xsk.poll_rx(POLL_TIMEOUT_MS)?;
+        self.spin.slept(asleep.elapsed(), woken);
         Ok(())
     }
 
@@ -347,5 +415,27 @@ mod tests {
         assert_eq!(frame_base(256, 4096), 0);
         assert_eq!(frame_base(4096 * 7 + 256, 4096), 4096 * 7);
         assert_eq!(frame_base(2048 * 3 + 2047, 2048), 2048 * 3);
+    }
+
+    #[test]
+    fn the_spin_predictor_spins_only_while_it_pays() {
+        let window = Duration::from_micros(20);
+        let mut p = SpinPredictor::new(window);
+        assert_eq!(p.spin_for(), Duration::ZERO, "starts by sleeping");
+        // A long sleep (traffic is sparse): keep sleeping.
+        p.slept(Duration::from_micros(500), true);
+        assert_eq!(p.spin_for(), Duration::ZERO);
+        // A sleep shorter than the window: a spin would have been cheaper.
+        p.slept(Duration::from_micros(5), true);
+        assert_eq!(p.spin_for(), window);
+        // Spins that catch traffic keep it spinning.
+        p.spun(true);
+        assert_eq!(p.spin_for(), window);
+        // A spin that runs out: back to sleeping, so an idle worker wastes one window at most.
+        p.spun(false);
+        assert_eq!(p.spin_for(), Duration::ZERO);
+        // A poll() timeout is not traffic, however short it was.
+        p.slept(Duration::from_micros(1), false);
+        assert_eq!(p.spin_for(), Duration::ZERO);
     }
 }

@@ -265,6 +265,52 @@ fn a_flood_of_100000_pings_is_answered_without_losing_a_frame() {
 }
 
 #[test]
+fn every_wait_mode_answers_a_ping_flood_with_every_frame_accounted_for() {
+    // The three ways a worker can wait for traffic (`--wait`), plus the adaptive spin with its
+    // shortest window (it then mostly sleeps) and the `--busy-poll` alias: each must answer every
+    // request of a flood, with the frame accounting checked after every loop turn.
+    let pair = pair(1);
+    let n = 20_000u32;
+    let modes: [&[&str]; 5] = [
+        &["--wait", "adaptive"],
+        &["--wait", "adaptive", "--spin-window-us", "1"],
+        &["--wait", "sleep"],
+        &["--wait", "busy"],
+        &["--busy-poll"],
+    ];
+    for mode in modes {
+        let mut args = vec!["--stats-interval", "0", "--check-frames"];
+        args.extend_from_slice(mode);
+        let responder = start(&pair, &args);
+        let before = Nstat::read(&pair, Side::Client).unwrap();
+        let report = ping(
+            &pair,
+            &PingSpec::new(Family::V6, n)
+                .flood()
+                .quiet()
+                .deadline(Duration::from_secs(60)),
+        )
+        .unwrap();
+        let delta = Nstat::read(&pair, Side::Client).unwrap().since(&before);
+        let exit = stop(responder);
+        assert_eq!(
+            (report.transmitted, report.received),
+            (u64::from(n), u64::from(n)),
+            "{mode:?}: {}",
+            report.raw
+        );
+        assert_eq!(delta.counter("Icmp6InEchoReplies").unwrap(), u64::from(n), "{mode:?}");
+        assert_eq!(delta.counter("Icmp6InCsumErrors").unwrap(), 0, "{mode:?}");
+        assert_eq!(
+            exit.totals(),
+            (u64::from(n), u64::from(n), 0),
+            "{mode:?}: {}",
+            exit.finished.stdout
+        );
+    }
+}
+
+#[test]
 fn after_exit_or_sigkill_nothing_is_attached_and_the_kernel_answers_again() {
     let pair = pair(1);
     // Clean exit.
@@ -324,6 +370,15 @@ fn bad_start_up_input_gives_one_line_and_a_non_zero_exit() {
             "use auto, zero-copy or copy",
         ),
         (vec!["--queues", "0"], "--iface"),
+        (
+            vec!["--iface", &iface, "--wait", "sometimes"],
+            "possible values: adaptive, sleep, busy",
+        ),
+        (
+            vec!["--iface", &iface, "--wait", "sleep", "--busy-poll"],
+            "cannot be used with",
+        ),
+        (vec!["--iface", &iface, "--spin-window-us", "0"], "not in 1..=10000"),
     ];
     for (args, expected) in cases {
         let (code, stderr) = run(&args);

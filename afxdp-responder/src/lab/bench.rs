@@ -122,6 +122,9 @@ pub enum RateArg {
 pub enum EngineMode {
     /// AF_XDP, copy mode, XDP program in native (driver) mode.
     AfxdpCopyNative,
+    /// The same, with workers that always sleep in poll() (`--wait sleep`) instead of the adaptive
+    /// spin: the CPU-per-reply side of the trade-off.
+    AfxdpCopyNativeSleep,
     /// AF_XDP, copy mode, XDP program in SKB (generic) mode.
     AfxdpCopySkb,
     /// AF_XDP, zero-copy (needs driver support; veth has none).
@@ -134,8 +137,9 @@ pub enum EngineMode {
 
 impl EngineMode {
     /// Every engine/mode, in table order.
-    pub const ALL: [EngineMode; 5] = [
+    pub const ALL: [EngineMode; 6] = [
         EngineMode::AfxdpCopyNative,
+        EngineMode::AfxdpCopyNativeSleep,
         EngineMode::AfxdpCopySkb,
         EngineMode::AfxdpZeroCopy,
         EngineMode::XdpTx,
@@ -146,6 +150,7 @@ impl EngineMode {
     pub fn label(self) -> &'static str {
         match self {
             EngineMode::AfxdpCopyNative => "AF_XDP copy, native XDP",
+            EngineMode::AfxdpCopyNativeSleep => "AF_XDP copy, native, --wait sleep",
             EngineMode::AfxdpCopySkb => "AF_XDP copy, SKB XDP",
             EngineMode::AfxdpZeroCopy => "AF_XDP zero-copy",
             EngineMode::XdpTx => "XDP_TX (in-kernel)",
@@ -157,6 +162,7 @@ impl EngineMode {
     pub fn id(self) -> &'static str {
         match self {
             EngineMode::AfxdpCopyNative => "afxdp-copy-native",
+            EngineMode::AfxdpCopyNativeSleep => "afxdp-copy-native-sleep",
             EngineMode::AfxdpCopySkb => "afxdp-copy-skb",
             EngineMode::AfxdpZeroCopy => "afxdp-zero-copy",
             EngineMode::XdpTx => "xdp-tx",
@@ -185,6 +191,10 @@ impl EngineMode {
         };
         match self {
             EngineMode::AfxdpCopyNative => afxdp("native", "copy"),
+            EngineMode::AfxdpCopyNativeSleep => {
+                afxdp("native", "copy");
+                args.extend(["--wait", "sleep"].map(String::from));
+            }
             EngineMode::AfxdpCopySkb => afxdp("skb", "copy"),
             EngineMode::AfxdpZeroCopy => afxdp("native", "zero-copy"),
             EngineMode::XdpTx => args.extend(["--engine", "xdp-tx", "--xdp-mode", "native"].map(String::from)),
@@ -256,7 +266,12 @@ impl Plan {
         let mut queues = if args.quick { vec![1] } else { args.queues.clone() };
         queues.dedup();
         let engines = if args.engines.is_empty() {
-            EngineMode::ALL.to_vec()
+            // --quick keeps to the default responder: the `--wait sleep` variant is a comparison
+            // for the full run.
+            EngineMode::ALL
+                .into_iter()
+                .filter(|&e| !(args.quick && e == EngineMode::AfxdpCopyNativeSleep))
+                .collect()
         } else {
             args.engines.clone()
         };
@@ -700,10 +715,10 @@ mod tests {
     fn default_plan_is_the_full_matrix() {
         let plan = Plan::new(&args(&[])).unwrap();
         assert_eq!(plan.queues, vec![1, 2]);
-        assert_eq!(plan.engines.len(), 5);
+        assert_eq!(plan.engines, EngineMode::ALL.to_vec());
         assert_eq!(plan.workloads.len(), 8);
         assert_eq!(plan.repetitions, 3);
-        assert_eq!(plan.runs(), 2 * 5 * 8 * 3);
+        assert_eq!(plan.runs(), 2 * 6 * 8 * 3);
         assert!(plan.estimate() > Duration::from_secs(240 * 5));
     }
 
@@ -712,6 +727,7 @@ mod tests {
         let plan = Plan::new(&args(&["--quick"])).unwrap();
         assert_eq!(plan.queues, vec![1]);
         assert_eq!(plan.repetitions, 1);
+        assert!(!plan.engines.contains(&EngineMode::AfxdpCopyNativeSleep));
         assert!(plan.estimate() < Duration::from_secs(120), "{:?}", plan.estimate());
     }
 

@@ -19,8 +19,9 @@ const WIDTH: u32 = 1200;
 const HEIGHT: u32 = 960;
 
 /// One color per engine/mode, in [`EngineMode::ALL`] order.
-const COLORS: [RGBColor; 5] = [
+const COLORS: [RGBColor; 6] = [
     RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0x17, 0xbe, 0xcf),
     RGBColor(0x2c, 0xa0, 0x2c),
     RGBColor(0x94, 0x67, 0xbd),
     RGBColor(0xff, 0x7f, 0x0e),
