@@ -506,6 +506,11 @@ fn print_totals(reports: &[WorkerReport], counters: &EngineCounters, iface: &str
             }
         );
         let _ = writeln!(out, "queue {} frames: {}", r.queue, r.census);
+        let _ = writeln!(
+            out,
+            "queue {} waits: {} sleeps in poll(), {} of {} spins caught traffic; {} TX kicks",
+            r.queue, c.sleeps, c.spins_caught, c.spins, c.kicks
+        );
         // Frames the kernel could not put on the RX ring never reached the worker: only
         // XDP_STATISTICS knows them (redirected = rx + kernel drops).
         let k = &r.kernel;

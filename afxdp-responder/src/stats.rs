@@ -1,7 +1,7 @@
 //! Per-queue counters, grouped by who produces them (as xdpsock does):
 //!
 //! - the worker's own counters ([`Counters`]): frames received, replies sent, drops by reason,
-//!   and loop events (polls, TX kicks, times the TX ring was full);
+//!   and loop events (sleeps in poll(), spins, TX kicks, times the TX ring was full);
 //! - the kernel's per-socket counters (`XDP_STATISTICS`, see [`KernelStats`]);
 //! - rates, computed from the difference of two snapshots ([`Rates`]).
 //!
@@ -27,9 +27,14 @@ pub struct Counters {
     pub drops: [u64; DropReason::COUNT],
     /// RX descriptors whose address or length did not fit a frame (never expected).
     pub bad_descriptors: u64,
-    /// Times `poll()` was called because the RX ring was empty.
-    pub polls: u64,
-    /// TX wakeups (`sendto`).
+    /// Times the worker waited in `poll()` because the RX ring was empty.
+    pub sleeps: u64,
+    /// Spins on the rings before a sleep ([`crate::worker::Wait::Adaptive`]).
+    pub spins: u64,
+    /// Spins that saw traffic arrive before their window ran out (no sleep needed).
+    pub spins_caught: u64,
+    /// Wake-ups of the kernel: TX `sendto` calls, and in busy-poll mode the `poll()` nudges that
+    /// refill the RX side when the kernel asks.
     pub kicks: u64,
     /// Times the TX ring had no room, so received frames waited on the RX ring.
     pub tx_ring_full: u64,
@@ -70,7 +75,9 @@ pub struct SharedCounters {
     tx: AtomicU64,
     drops: [AtomicU64; DropReason::COUNT],
     bad_descriptors: AtomicU64,
-    polls: AtomicU64,
+    sleeps: AtomicU64,
+    spins: AtomicU64,
+    spins_caught: AtomicU64,
     kicks: AtomicU64,
     tx_ring_full: AtomicU64,
 }
@@ -85,7 +92,9 @@ impl SharedCounters {
             slot.store(v, Ordering::Relaxed);
         }
         self.bad_descriptors.store(c.bad_descriptors, Ordering::Relaxed);
-        self.polls.store(c.polls, Ordering::Relaxed);
+        self.sleeps.store(c.sleeps, Ordering::Relaxed);
+        self.spins.store(c.spins, Ordering::Relaxed);
+        self.spins_caught.store(c.spins_caught, Ordering::Relaxed);
         self.kicks.store(c.kicks, Ordering::Relaxed);
         self.tx_ring_full.store(c.tx_ring_full, Ordering::Relaxed);
     }
@@ -97,7 +106,9 @@ impl SharedCounters {
             tx: self.tx.load(Ordering::Relaxed),
             drops: std::array::from_fn(|i| self.drops[i].load(Ordering::Relaxed)),
             bad_descriptors: self.bad_descriptors.load(Ordering::Relaxed),
-            polls: self.polls.load(Ordering::Relaxed),
+            sleeps: self.sleeps.load(Ordering::Relaxed),
+            spins: self.spins.load(Ordering::Relaxed),
+            spins_caught: self.spins_caught.load(Ordering::Relaxed),
             kicks: self.kicks.load(Ordering::Relaxed),
             tx_ring_full: self.tx_ring_full.load(Ordering::Relaxed),
         }
@@ -212,7 +223,9 @@ mod tests {
         let mut c = Counters {
             rx: 10,
             tx: 7,
-            polls: 3,
+            sleeps: 3,
+            spins: 4,
+            spins_caught: 2,
             kicks: 2,
             tx_ring_full: 1,
             bad_descriptors: 1,

@@ -351,17 +351,19 @@ impl Worker {
             // nudge to refill its RX side.
             if self.xsk.uses_need_wakeup() && self.xsk.fill.needs_wakeup() {
                 self.xsk.poll_rx(0)?;
-                self.counters.polls += 1;
+                self.counters.kicks += 1;
             }
             std::hint::spin_loop();
             return Ok(());
         }
         let spin = self.spin.spin_for();
         if !spin.is_zero() {
+            self.counters.spins += 1;
             let until = Instant::now() + spin;
             loop {
                 if self.xsk.rx.available(1) > 0 || self.xsk.comp.available(1) > 0 {
                     self.spin.spun(true);
+                    self.counters.spins_caught += 1;
                     return Ok(());
                 }
                 if Instant::now() >= until {
@@ -371,7 +373,7 @@ impl Worker {
             }
             self.spin.spun(false);
         }
-        self.counters.polls += 1;
+        self.counters.sleeps += 1;
         let asleep = Instant::now();
         let woken = self.xsk.poll_rx(POLL_TIMEOUT_MS)?;
         self.spin.slept(asleep.elapsed(), woken);

@@ -307,6 +307,18 @@ fn every_wait_mode_answers_a_ping_flood_with_every_frame_accounted_for() {
             "{mode:?}: {}",
             exit.finished.stdout
         );
+        // Each mode waits the way it says (the `queue 0 waits:` line).
+        let waits = exit.queue(0).unwrap().waits;
+        assert!(waits.kicks > 0, "{mode:?}: {waits:?}");
+        assert!(waits.spins_caught <= waits.spins, "{mode:?}: {waits:?}");
+        match mode {
+            ["--wait", "sleep"] => assert!(waits.spins == 0 && waits.sleeps > 0, "{mode:?}: {waits:?}"),
+            ["--wait", "busy"] | ["--busy-poll"] => {
+                assert!(waits.spins == 0 && waits.sleeps == 0, "{mode:?}: {waits:?}")
+            }
+            // Adaptive starts by sleeping; whether later spins catch anything depends on ping's gaps.
+            _ => assert!(waits.sleeps > 0, "{mode:?}: {waits:?}"),
+        }
     }
 }
 

@@ -44,4 +44,4 @@ pub use exec::{Background, Finished};
 pub use netns::{Family, LabConfig, NetnsPair, Side, allowed_cpus, mac_string};
 pub use nstat::Nstat;
 pub use ping::{MAX_COUNT, MAX_DEADLINE, PingReport, PingSpec, RttStats, ping, ping_command};
-pub use responder::{EngineTotals, QueueTotals, READY_MARKER, ResponderExit, ResponderProcess};
+pub use responder::{EngineTotals, QueueTotals, READY_MARKER, ResponderExit, ResponderProcess, WaitTotals};

@@ -73,6 +73,40 @@ pub struct QueueTotals {
     pub kernel_dropped: u64,
     /// The frame census line (`4096 frames = ... : all accounted for`).
     pub frames: String,
+    /// How the worker waited: sleeps in poll(), spins, spins that caught traffic, TX kicks.
+    pub waits: WaitTotals,
+}
+
+/// The `queue N waits: S sleeps in poll(), C of P spins caught traffic; K TX kicks` line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WaitTotals {
+    /// Times the worker waited in poll().
+    pub sleeps: u64,
+    /// Spins before a sleep.
+    pub spins: u64,
+    /// Spins that saw traffic in time.
+    pub spins_caught: u64,
+    /// Kernel wake-ups (TX sendto, busy-poll nudges).
+    pub kicks: u64,
+}
+
+impl WaitTotals {
+    fn parse(line: &str) -> Option<Self> {
+        let numbers: Vec<u64> = line
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|w| !w.is_empty())
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        match numbers[..] {
+            [sleeps, spins_caught, spins, kicks] => Some(WaitTotals {
+                sleeps,
+                spins,
+                spins_caught,
+                kicks,
+            }),
+            _ => None,
+        }
+    }
 }
 
 impl QueueTotals {
@@ -170,6 +204,10 @@ impl ResponderExit {
                     if let Some(t) = queues.iter_mut().find(|t| t.queue == queue) {
                         t.frames = census.to_string();
                     }
+                } else if let Some(w) = rest.strip_prefix("waits: ") {
+                    if let (Some(t), Some(w)) = (queues.iter_mut().find(|t| t.queue == queue), WaitTotals::parse(w)) {
+                        t.waits = w;
+                    }
                 } else if let Some(k) = rest.strip_prefix("kernel drops: ") {
                     if let Some(t) = queues.iter_mut().find(|t| t.queue == queue) {
                         t.kernel_dropped = leading_number(k).unwrap_or(0);
@@ -202,6 +240,7 @@ impl ResponderExit {
                         drop_reasons,
                         kernel_dropped: 0,
                         frames: String::new(),
+                        waits: WaitTotals::default(),
                     });
                 }
             } else if let Some(rest) = line.split_once("redirected ").map(|(_, r)| r) {
@@ -246,6 +285,7 @@ replies use TTL 64 and hop limit 64; Ctrl-C (SIGINT) or SIGTERM stops
 stopped: XDP program detached from va
 queue 0 (copy mode): rx 5 tx 4 dropped 1 [icmp-checksum 1]
 queue 0 frames: 4096 frames = 4096 fill + 0 rx + 0 tx + 0 completion: all accounted for
+queue 0 waits: 12 sleeps in poll(), 3 of 4 spins caught traffic; 9 TX kicks
 queue 0 kernel drops: 7 (ring-full 7, fill-empty 0, rx-invalid 0, tx-invalid 0, other 0)
 queue 1 (copy mode): rx 3 tx 3 dropped 0
 queue 1 frames: 4096 frames = 4095 fill + 0 rx + 0 tx + 0 completion + 1 unaccounted
@@ -262,6 +302,16 @@ total: rx 8 tx 7 dropped 1; XDP program: redirected 8, passed to the kernel 2, n
         assert!(q0.frames_accounted());
         assert_eq!(q0.drop_reasons, vec![("icmp-checksum".to_string(), 1)]);
         assert_eq!(q0.kernel_dropped, 7);
+        assert_eq!(
+            q0.waits,
+            WaitTotals {
+                sleeps: 12,
+                spins: 4,
+                spins_caught: 3,
+                kicks: 9
+            }
+        );
+        assert_eq!(exit.queue(1).unwrap().waits, WaitTotals::default());
         assert!(exit.queue(1).unwrap().drop_reasons.is_empty());
         assert!(!exit.queue(1).unwrap().frames_accounted());
         assert_eq!(exit.totals(), (8, 7, 1));
