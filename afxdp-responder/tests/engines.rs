@@ -11,19 +11,18 @@
 //!
 //! All of this needs root: run `./run.sh test`.
 
+mod common;
+
 use std::net::IpAddr;
-use std::path::Path;
+use std::ops::Range;
 use std::time::Duration;
 
 use afxdp_responder::engine::Engine;
-use afxdp_responder::lab::{
-    Capture, Family, LabConfig, NetnsPair, Nstat, PingSpec, ResponderExit, ResponderProcess, Side, ping, require_root,
-};
+use afxdp_responder::lab::{Family, NetnsPair, Nstat, PingSpec, ResponderProcess, Side, ping};
 use afxdp_responder::loader::{EngineCounters, EngineProgram, XDP_DROP, XDP_PASS, XDP_TX, xdp_action_name};
 use afxdp_responder::respond::ReplyPolicy;
+use common::{assert_nothing_attached, link_details, need_root, pair, ping_all_answered, ping_sizes, stop};
 use etherparse::{LinkExtHeader, LinkHeader, NetHeaders, PacketBuilder, PacketHeaders, VlanId};
-
-const EXE: &str = env!("CARGO_BIN_EXE_afxdp-responder");
 
 const OUR_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
 const PEER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
@@ -43,14 +42,8 @@ const POLICY: ReplyPolicy = ReplyPolicy {
 
 const ETH_LEN: usize = 14;
 
-fn require_root_or_panic() {
-    if require_root().is_err() {
-        panic!("these tests need root (run ./run.sh test)");
-    }
-}
-
 fn load(engine: Engine) -> EngineProgram {
-    require_root_or_panic();
+    need_root();
     let owned = [IpAddr::from(OUR_V4), IpAddr::from(OUR_V6)];
     EngineProgram::load_engine(engine, OUR_MAC, &owned, POLICY)
         .unwrap_or_else(|e| panic!("loading the {engine} program: {}", chain(&e)))
@@ -167,10 +160,10 @@ fn assert_passed(program: &EngineProgram, frame: &[u8], what: &str) {
     assert_eq!(out, frame, "{what}: a passed frame must be left as it came");
 }
 
-/// Checks the reply to an IPv4 echo request in every field the parity table names.
+/// Parses a reply and its request; checks that the reply is an Ethernet frame from us back to the
+/// peer (MACs swapped). Returns the headers of the reply and of the request.
 #[track_caller]
-fn check_ipv4_reply(request: &[u8], reply: &[u8], l3: usize) {
-    let what = format!("IPv4 reply to a {}-byte request", request.len());
+fn parse_reply<'a>(request: &'a [u8], reply: &'a [u8], what: &str) -> (PacketHeaders<'a>, PacketHeaders<'a>) {
     let headers = PacketHeaders::from_ethernet_slice(reply).unwrap_or_else(|e| panic!("{what}: {e}"));
     let Some(LinkHeader::Ethernet2(eth)) = &headers.link else {
         panic!("{what}: no Ethernet header")
@@ -180,10 +173,42 @@ fn check_ipv4_reply(request: &[u8], reply: &[u8], l3: usize) {
         (OUR_MAC, PEER_MAC),
         "{what}: MACs swapped"
     );
+    let req = PacketHeaders::from_ethernet_slice(request).unwrap();
+    (headers, req)
+}
+
+/// Checks the ICMP message `icmp` (a range of both frames) of a reply against the request's: type
+/// `reply_type`, the request's code, identifier, sequence and data; and that the reply ends with
+/// it (no padding) and keeps the request's EtherType and VLAN tag (the bytes from 12 up to `l3`).
+/// The checksum is left to the caller.
+#[track_caller]
+fn check_echo_message(request: &[u8], reply: &[u8], l3: usize, icmp: Range<usize>, reply_type: u8, what: &str) {
+    let req_icmp = &request[icmp.clone()];
+    let end = icmp.end;
+    let icmp = &reply[icmp];
+    assert_eq!(
+        (icmp[0], icmp[1]),
+        (reply_type, req_icmp[1]),
+        "{what}: type {reply_type}, code kept"
+    );
+    assert_eq!(
+        icmp[4..],
+        req_icmp[4..],
+        "{what}: identifier, sequence and data unchanged"
+    );
+    assert_eq!(reply.len(), end, "{what}: no padding");
+    // A VLAN tag (if any) is kept as it was.
+    assert_eq!(reply[12..l3], request[12..l3], "{what}: EtherType / VLAN tag kept");
+}
+
+/// Checks the reply to an IPv4 echo request in every field the parity table names.
+#[track_caller]
+fn check_ipv4_reply(request: &[u8], reply: &[u8], l3: usize) {
+    let what = format!("IPv4 reply to a {}-byte request", request.len());
+    let (headers, req) = parse_reply(request, reply, &what);
     let Some(NetHeaders::Ipv4(ip, _)) = &headers.net else {
         panic!("{what}: not IPv4")
     };
-    let req = PacketHeaders::from_ethernet_slice(request).unwrap();
     let Some(NetHeaders::Ipv4(req_ip, _)) = &req.net else {
         panic!("request not IPv4")
     };
@@ -199,37 +224,20 @@ fn check_ipv4_reply(request: &[u8], reply: &[u8], l3: usize) {
     assert_eq!(ip.total_len, req_ip.total_len, "{what}");
     assert!(sums_to_ffff(0, &reply[l3..l3 + 20]), "{what}: IPv4 header checksum");
 
-    let icmp = &reply[l3 + 20..l3 + usize::from(ip.total_len)];
-    let req_icmp = &request[l3 + 20..l3 + usize::from(req_ip.total_len)];
-    assert_eq!((icmp[0], icmp[1]), (0, req_icmp[1]), "{what}: type 0, code kept");
-    assert_eq!(
-        icmp[4..],
-        req_icmp[4..],
-        "{what}: identifier, sequence and data unchanged"
-    );
-    assert!(sums_to_ffff(0, icmp), "{what}: ICMP checksum");
-    assert_eq!(reply.len(), l3 + usize::from(ip.total_len), "{what}: no padding");
-    // A VLAN tag (if any) is kept as it was.
-    assert_eq!(reply[12..l3], request[12..l3], "{what}: EtherType / VLAN tag kept");
+    // The lengths are equal (checked above): the ICMP messages stand at the same place.
+    let icmp = l3 + 20..l3 + usize::from(ip.total_len);
+    check_echo_message(request, reply, l3, icmp.clone(), 0, &what);
+    assert!(sums_to_ffff(0, &reply[icmp]), "{what}: ICMP checksum");
 }
 
 /// Checks the reply to an ICMPv6 echo request.
 #[track_caller]
 fn check_ipv6_reply(request: &[u8], reply: &[u8], l3: usize) {
     let what = format!("ICMPv6 reply to a {}-byte request", request.len());
-    let headers = PacketHeaders::from_ethernet_slice(reply).unwrap_or_else(|e| panic!("{what}: {e}"));
-    let Some(LinkHeader::Ethernet2(eth)) = &headers.link else {
-        panic!("{what}: no Ethernet header")
-    };
-    assert_eq!(
-        (eth.source, eth.destination),
-        (OUR_MAC, PEER_MAC),
-        "{what}: MACs swapped"
-    );
+    let (headers, req) = parse_reply(request, reply, &what);
     let Some(NetHeaders::Ipv6(ip, _)) = &headers.net else {
         panic!("{what}: not IPv6")
     };
-    let req = PacketHeaders::from_ethernet_slice(request).unwrap();
     let Some(NetHeaders::Ipv6(req_ip, _)) = &req.net else {
         panic!("request not IPv6")
     };
@@ -248,22 +256,17 @@ fn check_ipv6_reply(request: &[u8], reply: &[u8], l3: usize) {
         "{what}: traffic class, flow label, length kept"
     );
     let len = usize::from(ip.payload_length);
-    let icmp = &reply[l3 + 40..l3 + 40 + len];
-    let req_icmp = &request[l3 + 40..l3 + 40 + len];
-    assert_eq!((icmp[0], icmp[1]), (129, req_icmp[1]), "{what}: type 129, code kept");
-    assert_eq!(
-        icmp[4..],
-        req_icmp[4..],
-        "{what}: identifier, sequence and data unchanged"
-    );
+    let icmp = l3 + 40..l3 + 40 + len;
+    check_echo_message(request, reply, l3, icmp.clone(), 129, &what);
     let mut pseudo = Vec::new();
     pseudo.extend_from_slice(&ip.source);
     pseudo.extend_from_slice(&ip.destination);
     pseudo.extend_from_slice(&(len as u32).to_be_bytes());
     pseudo.extend_from_slice(&[0, 0, 0, 58]);
-    assert!(sums_to_ffff(ones_sum(0, &pseudo), icmp), "{what}: ICMPv6 checksum");
-    assert_eq!(reply.len(), l3 + 40 + len, "{what}: no padding");
-    assert_eq!(reply[12..l3], request[12..l3], "{what}: EtherType / VLAN tag kept");
+    assert!(
+        sums_to_ffff(ones_sum(0, &pseudo), &reply[icmp]),
+        "{what}: ICMPv6 checksum"
+    );
 }
 
 // Sizes around every piece boundary of the program's checksum loop (256-byte chunks, then 128, 64,
@@ -562,45 +565,12 @@ fn all_engines_handle_exactly_the_same_frames() {
 // The real binary in a namespace pair
 // ---------------------------------------------------------------------------------------------
 
-fn pair() -> NetnsPair {
-    require_root_or_panic();
-    NetnsPair::create(&LabConfig {
-        queues: 1,
-        ..LabConfig::default()
-    })
-    .expect("creating the namespace pair")
-}
-
 fn start(pair: &NetnsPair, engine: Engine) -> ResponderProcess {
-    ResponderProcess::start(
-        pair,
-        Path::new(EXE),
-        &["--engine", engine.name(), "--stats-interval", "0"],
-    )
-    .expect("starting the responder")
-}
-
-fn stop(responder: ResponderProcess) -> ResponderExit {
-    let exit = responder.stop().expect("stopping the responder");
-    assert!(
-        exit.finished.status.success(),
-        "responder failed: {:?}\n{}\n{}",
-        exit.finished.status,
-        exit.finished.stdout,
-        exit.finished.stderr
-    );
-    exit
-}
-
-fn counter_names(family: Family) -> (&'static str, &'static str) {
-    match family {
-        Family::V4 => ("IcmpInEchoReps", "IcmpInCsumErrors"),
-        Family::V6 => ("Icmp6InEchoReplies", "Icmp6InCsumErrors"),
-    }
+    common::start(pair, &["--engine", engine.name(), "--stats-interval", "0"])
 }
 
 fn xdp_tx_answers_real_pings(family: Family) {
-    let pair = pair();
+    let pair = pair(1);
     // XDP_TX out of a veth reaches the peer only if the peer runs XDP too.
     let _pass = pair.attach_xdp_pass(Side::Client).expect("XDP_PASS on the client end");
     let responder = start(&pair, Engine::XdpTx);
@@ -609,65 +579,13 @@ fn xdp_tx_answers_real_pings(family: Family) {
         "{}",
         responder.startup_output()
     );
-    let before = Nstat::read(&pair, Side::Client).unwrap();
     let responder_before = Nstat::read(&pair, Side::Responder).unwrap();
-    let capture = Capture::start_icmp(&pair).unwrap();
-    let count = 5u32;
-    let mut sent = 0u64;
-    for size in [0u16, 56, 1400] {
-        let mut spec = PingSpec::new(family, count)
-            .size(size)
-            .interval(Duration::from_millis(20));
-        if size >= 16 {
-            spec = spec.pattern("a5c3");
-        }
-        let report = ping(&pair, &spec).unwrap();
-        assert_eq!(
-            (report.transmitted, report.received),
-            (u64::from(count), u64::from(count)),
-            "{}",
-            report.raw
-        );
-        assert_eq!(report.corrupted, 0, "{}", report.raw);
-        assert_eq!(report.bad_checksum_lines, 0, "{}", report.raw);
-        if size >= 16 {
-            assert_eq!(
-                report.ttls_seen.iter().copied().collect::<Vec<_>>(),
-                vec![64],
-                "{}",
-                report.raw
-            );
-        }
-        sent += u64::from(count);
-    }
-    let text = capture.stop().unwrap();
-    let delta = Nstat::read(&pair, Side::Client).unwrap().since(&before);
+    let client = ping_sizes(&pair, family);
     let responder_delta = Nstat::read(&pair, Side::Responder).unwrap().since(&responder_before);
     let exit = stop(responder);
 
-    let (replies, csum_errors) = counter_names(family);
-    assert_eq!(
-        delta.counter(replies).unwrap(),
-        sent,
-        "client kernel counted every reply"
-    );
-    assert_eq!(delta.counter(csum_errors).unwrap(), 0, "no checksum errors");
-    assert!(
-        text.bad_checksum_packets().is_empty(),
-        "tcpdump: {:?}",
-        text.bad_checksum_packets()
-    );
-    assert_eq!(text.echo_reply_count() as u64, sent, "{}", text.raw);
-    assert_eq!(
-        text.reply_ttls().into_iter().collect::<Vec<_>>(),
-        vec![64],
-        "host default TTL"
-    );
-    if family == Family::V4 {
-        for reply in text.echo_replies() {
-            assert!(reply.contains("flags [none]"), "DF must be clear: {reply}");
-        }
-    }
+    client.check();
+    let sent = client.sent;
     // The engine, not the kernel, answered: the responder's kernel saw no echo request.
     let kernel_requests = match family {
         Family::V4 => "IcmpInEchos",
@@ -700,7 +618,7 @@ fn xdp_tx_engine_answers_real_ipv6_pings() {
 
 #[test]
 fn drop_engine_silences_pings_until_it_exits() {
-    let pair = pair();
+    let pair = pair(1);
     let responder = start(&pair, Engine::Drop);
     let count = 4u32;
     let mut sent = 0;
@@ -742,24 +660,17 @@ fn drop_engine_silences_pings_until_it_exits() {
 
 #[test]
 fn drop_engine_program_is_attached_only_while_it_runs() {
-    let pair = pair();
+    let pair = pair(1);
     let responder = start(&pair, Engine::Drop);
-    let show = || {
-        let out = pair
-            .command_in(Side::Responder, "ip")
-            .args(["-d", "link", "show", "dev", pair.responder_if()])
-            .output()
-            .expect("ip link show");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    assert!(show().contains("drop_echo"), "{}", show());
+    let details = link_details(&pair);
+    assert!(details.contains("drop_echo"), "{details}");
     let _ = stop(responder);
-    assert!(!show().contains("prog/xdp"), "{}", show());
+    assert_nothing_attached(&pair);
 }
 
 #[test]
 fn the_xdp_pass_helper_attaches_and_detaches() {
-    let pair = pair();
+    let pair = pair(1);
     let pass = pair.attach_xdp_pass(Side::Client).expect("attach");
     let show = || {
         let out = pair
@@ -779,9 +690,9 @@ fn the_xdp_pass_helper_attaches_and_detaches() {
 fn xdp_tx_in_skb_mode_needs_no_program_on_the_peer() {
     // Generic XDP transmits XDP_TX frames through the device's normal transmit path, which a
     // veth delivers to its peer like any other frame.
-    let pair = pair();
+    let pair = pair(1);
     let args = ["--engine", "xdp-tx", "--xdp-mode", "skb", "--stats-interval", "0"];
-    let responder = ResponderProcess::start(&pair, Path::new(EXE), &args).expect("starting the responder");
+    let responder = common::start(&pair, &args);
     assert!(
         responder.startup_output().contains("XDP in skb mode"),
         "{}",
@@ -789,8 +700,7 @@ fn xdp_tx_in_skb_mode_needs_no_program_on_the_peer() {
     );
     let before = Nstat::read(&pair, Side::Client).unwrap();
     for family in [Family::V4, Family::V6] {
-        let report = ping(&pair, &PingSpec::new(family, 3).interval(Duration::from_millis(20))).unwrap();
-        assert_eq!(report.received, 3, "{}", report.raw);
+        ping_all_answered(&pair, family, 3);
     }
     let delta = Nstat::read(&pair, Side::Client).unwrap().since(&before);
     let exit = stop(responder);

@@ -3,52 +3,17 @@
 //! flood larger than its rings. Each test is bounded in time and leaves nothing behind (the lab
 //! removes its namespaces; every test also checks that no XDP program stays attached).
 
-use std::path::Path;
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use afxdp_responder::lab::{
-    Background, Family, LabConfig, NetnsPair, PingReport, PingSpec, ResponderProcess, Side, ping, ping_command,
-    require_root,
+    Background, Family, NetnsPair, PingReport, PingSpec, ResponderProcess, Side, ping, ping_command,
 };
-
-const EXE: &str = env!("CARGO_BIN_EXE_afxdp-responder");
-
-fn pair(queues: u32) -> NetnsPair {
-    if let Err(e) = require_root() {
-        panic!("these tests need root (run ./run.sh test): {e}");
-    }
-    NetnsPair::create(&LabConfig {
-        queues,
-        ..LabConfig::default()
-    })
-    .expect("creating the namespace pair")
-}
-
-fn start(pair: &NetnsPair, args: &[&str]) -> ResponderProcess {
-    ResponderProcess::start(pair, Path::new(EXE), args).expect("starting the responder")
-}
-
-/// Runs `ip ARGS` in the responder's namespace and returns stdout; panics if it fails.
-fn ip(pair: &NetnsPair, args: &[&str]) -> String {
-    let out = pair.command_in(Side::Responder, "ip").args(args).output().expect("ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `ip -d link show` of the responder's interface (to see whether XDP is attached).
-fn link_details(pair: &NetnsPair) -> String {
-    ip(pair, &["-d", "link", "show", "dev", pair.responder_if()])
-}
-
-fn assert_nothing_attached(pair: &NetnsPair) {
-    let details = link_details(pair);
-    assert!(!details.contains("prog/xdp"), "XDP left attached: {details}");
-}
+use common::{
+    EXE, assert_frames_accounted, assert_nothing_attached, ip, link_details, pair, ping_all_answered, start, stop,
+};
 
 /// Waits until the responder's veth end has its carrier back.
 fn wait_carrier(pair: &NetnsPair) {
@@ -109,12 +74,7 @@ fn interface_down_and_up_while_pings_flow_is_survived() {
     );
     assert!(during.received > 0, "{}", during.raw);
     std::thread::sleep(Duration::from_millis(400)); // one address check
-    let after_v4 = ping(
-        &pair,
-        &PingSpec::new(Family::V4, 10).interval(Duration::from_millis(20)),
-    )
-    .unwrap();
-    assert_eq!(after_v4.received, 10, "{}", after_v4.raw);
+    let after_v4 = ping_all_answered(&pair, Family::V4, 10);
 
     // Linux flushed the IPv6 address on the way down (keep_addr_on_down is off): like the kernel,
     // the responder no longer answers for it, and answers again once it is back.
@@ -134,15 +94,9 @@ fn interface_down_and_up_while_pings_flow_is_survived() {
     assert_eq!(gone_v6.received, 0, "answered for a removed address: {}", gone_v6.raw);
     ip(&pair, &["addr", "add", &v6, "dev", pair.responder_if(), "nodad"]);
     std::thread::sleep(Duration::from_millis(400));
-    let back_v6 = ping(
-        &pair,
-        &PingSpec::new(Family::V6, 10).interval(Duration::from_millis(20)),
-    )
-    .unwrap();
-    assert_eq!(back_v6.received, 10, "{}", back_v6.raw);
+    let back_v6 = ping_all_answered(&pair, Family::V6, 10);
 
-    let exit = responder.stop().unwrap();
-    assert!(exit.finished.status.success(), "{}", exit.finished.stderr);
+    let exit = stop(responder);
     let answered = during.received + after_v4.received + back_v6.received;
     assert_eq!(exit.totals(), (answered, answered, 0), "{}", exit.finished.stdout);
     assert!(
@@ -150,9 +104,6 @@ fn interface_down_and_up_while_pings_flow_is_survived() {
         "the address change is reported: {}",
         exit.finished.stdout
     );
-    for q in &exit.queues {
-        assert!(q.frames_accounted(), "queue {}: {}", q.queue, q.frames);
-    }
     assert_nothing_attached(&pair);
 }
 
@@ -160,8 +111,7 @@ fn interface_down_and_up_while_pings_flow_is_survived() {
 fn interface_deleted_while_running_exits_with_one_line() {
     let pair = pair(1);
     let mut responder = start(&pair, &["--stats-interval", "0"]);
-    let report = ping(&pair, &PingSpec::new(Family::V4, 3).interval(Duration::from_millis(20))).unwrap();
-    assert_eq!(report.received, 3, "{}", report.raw);
+    ping_all_answered(&pair, Family::V4, 3);
     ip(&pair, &["link", "del", "dev", pair.responder_if()]);
     assert!(
         wait_exit(&mut responder, Duration::from_secs(5)),
@@ -178,9 +128,7 @@ fn interface_deleted_while_running_exits_with_one_line() {
     );
     // It still accounted for its work and its frames on the way out.
     assert_eq!(exit.totals().1, 3, "{}", exit.finished.stdout);
-    for q in &exit.queues {
-        assert!(q.frames_accounted(), "queue {}: {}", q.queue, q.frames);
-    }
+    assert_frames_accounted(&exit);
     let left = Command::new("ip")
         .args(["netns", "pids", pair.responder_ns()])
         .output()
@@ -202,6 +150,13 @@ fn run_bounded(pair: &NetnsPair, prefix: &[&str], exe: &str, args: &[&str]) -> (
     )
 }
 
+/// [`run_bounded`] for the responder binary itself, run as root on the responder's interface.
+fn run_as_root(pair: &NetnsPair, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut all = vec!["--iface", pair.responder_if()];
+    all.extend_from_slice(args);
+    run_bounded(pair, &[], EXE, &all)
+}
+
 /// Asserts a refused start: exit code 1, one line on stderr that contains every `needle`.
 fn assert_refused(what: &str, (code, stderr, _): &(Option<i32>, String, String), needles: &[&str]) {
     println!("{what}: {stderr}");
@@ -216,12 +171,7 @@ fn assert_refused(what: &str, (code, stderr, _): &(Option<i32>, String, String),
 fn a_second_instance_on_the_same_interface_is_refused_naming_the_first() {
     let pair = pair(1);
     let first = start(&pair, &["--stats-interval", "0"]);
-    let second = run_bounded(
-        &pair,
-        &[],
-        EXE,
-        &["--iface", pair.responder_if(), "--stats-interval", "0"],
-    );
+    let second = run_as_root(&pair, &["--stats-interval", "0"]);
     let pid = format!("process {} (afxdp-respond", first.pid());
     assert_refused(
         "second instance",
@@ -229,10 +179,8 @@ fn a_second_instance_on_the_same_interface_is_refused_naming_the_first() {
         &["already has an XDP program", &pid, "stop process"],
     );
     // The first one was not disturbed.
-    let report = ping(&pair, &PingSpec::new(Family::V4, 3).interval(Duration::from_millis(20))).unwrap();
-    assert_eq!(report.received, 3, "{}", report.raw);
-    let exit = first.stop().unwrap();
-    assert!(exit.finished.status.success(), "{}", exit.finished.stderr);
+    ping_all_answered(&pair, Family::V4, 3);
+    let exit = stop(first);
     assert_eq!(exit.totals(), (3, 3, 0), "{}", exit.finished.stdout);
     assert_nothing_attached(&pair);
 }
@@ -266,12 +214,7 @@ fn another_xdp_program_is_refused_with_the_remedy_and_force_replaces_it() {
     );
     let foreign = attached_program_id(&pair).expect("the foreign program is attached");
 
-    let refused = run_bounded(
-        &pair,
-        &[],
-        EXE,
-        &["--iface", pair.responder_if(), "--stats-interval", "0"],
-    );
+    let refused = run_as_root(&pair, &["--stats-interval", "0"]);
     let remedy = format!("ip link set dev {} xdpgeneric off", pair.responder_if());
     assert_refused(
         "foreign program",
@@ -290,10 +233,8 @@ fn another_xdp_program_is_refused_with_the_remedy_and_force_replaces_it() {
         responder.startup_output()
     );
     assert_ne!(attached_program_id(&pair), Some(foreign));
-    let report = ping(&pair, &PingSpec::new(Family::V4, 3).interval(Duration::from_millis(20))).unwrap();
-    assert_eq!(report.received, 3, "{}", report.raw);
-    let exit = responder.stop().unwrap();
-    assert!(exit.finished.status.success(), "{}", exit.finished.stderr);
+    ping_all_answered(&pair, Family::V4, 3);
+    let exit = stop(responder);
     assert_eq!(
         exit.totals(),
         (3, 3, 0),
@@ -308,18 +249,13 @@ fn another_xdp_program_is_refused_with_the_remedy_and_force_replaces_it() {
 fn force_does_not_take_over_another_responder() {
     let pair = pair(1);
     let first = start(&pair, &["--stats-interval", "0"]);
-    let second = run_bounded(
-        &pair,
-        &[],
-        EXE,
-        &["--iface", pair.responder_if(), "--force", "--stats-interval", "0"],
-    );
+    let second = run_as_root(&pair, &["--force", "--stats-interval", "0"]);
     assert_refused(
         "--force against a bpf_link",
         &second,
         &[&format!("process {}", first.pid()), "--force can"],
     );
-    assert!(first.stop().unwrap().finished.status.success());
+    stop(first);
     assert_nothing_attached(&pair);
 }
 
@@ -460,15 +396,9 @@ fn a_flood_larger_than_the_rings_is_counted_and_survived() {
         lost += report.lost();
     }
     // Recovered: ordinary pings are all answered again.
-    let after = ping(
-        &pair,
-        &PingSpec::new(Family::V4, 10).interval(Duration::from_millis(20)),
-    )
-    .unwrap();
-    let exit = responder.stop().unwrap();
+    ping_all_answered(&pair, Family::V4, 10);
+    let exit = stop(responder);
     let stdout = &exit.finished.stdout;
-    assert!(exit.finished.status.success(), "{}", exit.finished.stderr);
-    assert_eq!(after.received, 10, "{}", after.raw);
 
     println!("{stdout}");
     let dropped = kernel_dropped(stdout, 0).unwrap_or_else(|| panic!("no kernel line: {stdout}"));
@@ -486,8 +416,5 @@ fn a_flood_larger_than_the_rings_is_counted_and_survived() {
         Some(rx + dropped),
         "every redirected frame was either answered or counted by the kernel: {stdout}"
     );
-    for q in &exit.queues {
-        assert!(q.frames_accounted(), "queue {}: {}", q.queue, q.frames);
-    }
     assert_nothing_attached(&pair);
 }

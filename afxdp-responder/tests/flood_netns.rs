@@ -5,11 +5,10 @@
 //! UMEM frame is at exit. These tests make the two reports agree exactly. No speed is asserted.
 //! Needs root; `./run.sh test` runs these one at a time.
 
-use std::path::Path;
+mod common;
 
-use afxdp_responder::lab::{LabConfig, NetnsPair, ResponderExit, ResponderProcess, Side, require_root};
-
-const EXE: &str = env!("CARGO_BIN_EXE_afxdp-responder");
+use afxdp_responder::lab::{NetnsPair, ResponderProcess, Side};
+use common::{EXE, stop};
 
 /// What `flood --json` printed.
 #[derive(Debug, Default)]
@@ -61,31 +60,11 @@ fn flood(pair: &NetnsPair, args: &[&str]) -> Flood {
     }
 }
 
+/// A namespace pair with `queues` queues and the responder started on it with `responder_args`.
 fn setup(queues: u32, responder_args: &[&str]) -> (NetnsPair, ResponderProcess) {
-    if let Err(e) = require_root() {
-        panic!("these tests need root (run ./run.sh test): {e}");
-    }
-    let pair = NetnsPair::create(&LabConfig {
-        queues,
-        ..LabConfig::default()
-    })
-    .expect("namespace pair");
-    let responder = ResponderProcess::start(&pair, Path::new(EXE), responder_args).expect("start responder");
+    let pair = common::pair(queues);
+    let responder = common::start(&pair, responder_args);
     (pair, responder)
-}
-
-fn stop(responder: ResponderProcess) -> ResponderExit {
-    let exit = responder.stop().expect("stop responder");
-    assert!(
-        exit.finished.status.success(),
-        "{:?}: {}",
-        exit.finished.status,
-        exit.finished.stderr
-    );
-    for q in &exit.queues {
-        assert!(q.frames_accounted(), "queue {}: {}", q.queue, q.frames);
-    }
-    exit
 }
 
 #[test]

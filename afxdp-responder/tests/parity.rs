@@ -11,13 +11,14 @@
 //! ICMP message it sends): a case the XDP program should redirect must be answered by the
 //! responder, not quietly by the kernel, or the parity would prove nothing.
 
+mod common;
+
 use std::fmt::Write as _;
-use std::path::Path;
 use std::time::Duration;
 
-use afxdp_responder::lab::{LabConfig, NetnsPair, ResponderExit, ResponderProcess, Side, mac_string, require_root};
+use afxdp_responder::lab::{NetnsPair, ResponderExit, Side, mac_string};
+use common::{assert_frames_accounted, pair, start, sysctl};
 
-const EXE: &str = env!("CARGO_BIN_EXE_afxdp-responder");
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/parity/parity.py");
 
 /// Who answers a case while the responder runs.
@@ -250,32 +251,16 @@ fn hex(frame: &[u8]) -> String {
     frame.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn sysctl(pair: &NetnsPair, key: &str, value: &str) {
-    let status = pair
-        .command_in(Side::Responder, "sysctl")
-        .args(["-qw", &format!("{key}={value}")])
-        .status()
-        .expect("sysctl");
-    assert!(status.success(), "sysctl {key}={value}");
-}
-
 #[test]
 fn every_crafted_request_gets_the_same_answer_as_from_the_kernel() {
-    if let Err(e) = require_root() {
-        panic!("this test needs root (run ./run.sh test): {e}");
-    }
-    let pair = NetnsPair::create(&LabConfig {
-        queues: 1,
-        ..LabConfig::default()
-    })
-    .expect("creating the namespace pair");
+    let pair = pair(1);
     // The lone first fragment: the kernel gives up reassembly after 1 s and says so (ICMP time
     // exceeded) within the case's listening time, not 30 s later in the middle of another case.
     sysctl(&pair, "net.ipv4.ipfrag_time", "1");
     sysctl(&pair, "net.ipv6.ip6frag_time", "1");
 
     let kernel = run_cases(&pair);
-    let responder = ResponderProcess::start(&pair, Path::new(EXE), &["--stats-interval", "0"]).expect("starting");
+    let responder = start(&pair, &["--stats-interval", "0"]);
     let with_responder = run_cases(&pair);
     std::thread::sleep(Duration::from_millis(100));
     let exit: ResponderExit = responder.stop().expect("stopping the responder");
@@ -366,9 +351,7 @@ fn every_crafted_request_gets_the_same_answer_as_from_the_kernel() {
 
     // The responder's own account: it saw exactly the redirected cases' frames, answered the ones
     // it should, dropped the bad checksums, and every UMEM frame is back where it belongs.
-    for q in &exit.queues {
-        assert!(q.frames_accounted(), "queue {}: {}", q.queue, q.frames);
-    }
+    assert_frames_accounted(&exit);
     let totals = exit.totals();
     if totals != (want_rx, want_tx, want_dropped) {
         failures.push(format!(

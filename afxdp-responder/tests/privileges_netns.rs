@@ -10,33 +10,21 @@
 //!
 //! Needs root; `./run.sh test` runs these one at a time.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
-use afxdp_responder::lab::{
-    Family, LabConfig, NetnsPair, PingSpec, ResponderExit, ResponderProcess, Side, ping, require_root,
-};
+use afxdp_responder::lab::{Family, NetnsPair, ResponderExit, ResponderProcess};
 use afxdp_responder::privileges::{self, REQUIRED_CAPABILITIES, ThreadCaps};
+use common::{EXE, assert_nothing_attached, link_details, pair, ping_all_answered, start, stop};
 
-const EXE: &str = env!("CARGO_BIN_EXE_afxdp-responder");
 const UNIT: &str = include_str!("../../config/afxdp-responder.service");
 /// The unprivileged user the responder runs as (nobody).
 const UID: u32 = 65534;
 /// RLIMIT_MEMLOCK for the unprivileged runs: the common default, below one default UMEM (16 MiB).
 const MEMLOCK: u64 = 8 << 20;
-
-fn pair(queues: u32) -> NetnsPair {
-    if let Err(e) = require_root() {
-        panic!("these tests need root (run ./run.sh test): {e}");
-    }
-    NetnsPair::create(&LabConfig {
-        queues,
-        ..LabConfig::default()
-    })
-    .expect("creating the namespace pair")
-}
 
 /// The capability sets of every thread of `pid`, checked to be empty (and no_new_privs set).
 fn assert_unprivileged(pid: u32) -> Vec<ThreadCaps> {
@@ -49,47 +37,9 @@ fn assert_unprivileged(pid: u32) -> Vec<ThreadCaps> {
     threads
 }
 
-/// Pings v4 and v6 `count` times each; all must be answered.
-fn ping_both(pair: &NetnsPair, count: u32) {
-    for family in [Family::V4, Family::V6] {
-        let report = ping(pair, &PingSpec::new(family, count).interval(Duration::from_millis(20))).unwrap();
-        assert_eq!(report.received, u64::from(count), "{}", report.raw);
-    }
-}
-
-/// Stops the responder and checks that it exited cleanly, answered `sent` pings itself, and left
-/// nothing attached (the kernel answers again).
-fn stop_and_check(pair: &NetnsPair, responder: ResponderProcess, sent: u64) -> ResponderExit {
-    let exit = responder.stop().expect("stopping the responder");
-    assert!(
-        exit.finished.status.success(),
-        "responder failed: {:?}\n{}\n{}",
-        exit.finished.status,
-        exit.finished.stdout,
-        exit.finished.stderr
-    );
-    assert!(exit.finished.stdout.contains("stopped: XDP program detached"));
-    let (rx, tx, _) = exit.totals();
-    assert_eq!((rx, tx), (sent, sent), "{}", exit.finished.stdout);
-    for q in &exit.queues {
-        assert!(q.frames_accounted(), "queue {}: {}", q.queue, q.frames);
-    }
-    let out = pair
-        .command_in(Side::Responder, "ip")
-        .args(["-d", "link", "show", "dev", pair.responder_if()])
-        .output()
-        .expect("ip link show");
-    let link = String::from_utf8_lossy(&out.stdout);
-    assert!(!link.contains("prog/xdp"), "still attached: {link}");
-    ping_both(pair, 1); // the kernel's own replies
-    exit
-}
-
-#[test]
-fn as_root_every_thread_drops_every_capability_and_pings_are_still_answered() {
-    let pair = pair(2);
-    let responder = ResponderProcess::start(&pair, Path::new(EXE), &["--queues", "0-1", "--stats-interval", "0"])
-        .expect("starting the responder");
+/// The responder said at start-up that it dropped its capabilities.
+#[track_caller]
+fn assert_reports_dropped_capabilities(responder: &ResponderProcess) {
     assert!(
         responder
             .startup_output()
@@ -97,6 +47,36 @@ fn as_root_every_thread_drops_every_capability_and_pings_are_still_answered() {
         "{}",
         responder.startup_output()
     );
+}
+
+/// Pings v4 and v6 `count` times each; all must be answered.
+fn ping_both(pair: &NetnsPair, count: u32) {
+    for family in [Family::V4, Family::V6] {
+        ping_all_answered(pair, family, count);
+    }
+}
+
+/// Stops the responder and checks that it exited cleanly, answered `sent` pings itself, and left
+/// nothing attached (the kernel answers again).
+fn stop_and_check(pair: &NetnsPair, responder: ResponderProcess, sent: u64) -> ResponderExit {
+    let exit = stop(responder);
+    assert!(
+        exit.finished.stdout.contains("stopped: XDP program detached"),
+        "{}",
+        exit.finished.stdout
+    );
+    let (rx, tx, _) = exit.totals();
+    assert_eq!((rx, tx), (sent, sent), "{}", exit.finished.stdout);
+    assert_nothing_attached(pair);
+    ping_both(pair, 1); // the kernel's own replies
+    exit
+}
+
+#[test]
+fn as_root_every_thread_drops_every_capability_and_pings_are_still_answered() {
+    let pair = pair(2);
+    let responder = start(&pair, &["--queues", "0-1", "--stats-interval", "0"]);
+    assert_reports_dropped_capabilities(&responder);
     let threads = assert_unprivileged(responder.pid());
     assert!(threads.len() >= 3, "main thread and two workers: {threads:?}");
     assert!(
@@ -199,13 +179,7 @@ fn as_an_unprivileged_user_with_the_units_capabilities_it_runs_and_drops_them() 
         // No CAP_SETPCAP to empty it: the bounding set stays exactly the unit's.
         assert_eq!(t.bounding, mask, "{t}");
     }
-    assert!(
-        responder
-            .startup_output()
-            .contains("privileges: dropped all capabilities after set-up"),
-        "{}",
-        responder.startup_output()
-    );
+    assert_reports_dropped_capabilities(&responder);
     ping_both(&pair, 5);
     stop_and_check(&pair, responder, 10);
 }
@@ -236,14 +210,10 @@ fn without_any_one_of_the_units_capabilities_it_does_not_start() {
                 assert!(e.contains(step), "without {missing}, expected {step:?}: {e}");
             }
         }
-        let out = pair
-            .command_in(Side::Responder, "ip")
-            .args(["-d", "link", "show", "dev", pair.responder_if()])
-            .output()
-            .expect("ip link show");
+        let details = link_details(&pair);
         assert!(
-            !String::from_utf8_lossy(&out.stdout).contains("prog/xdp"),
-            "left attached without {missing}"
+            !details.contains("prog/xdp"),
+            "left attached without {missing}: {details}"
         );
     }
 }

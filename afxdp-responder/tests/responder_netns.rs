@@ -5,133 +5,55 @@
 //! says about each reply, and the responder's own per-queue report (so a reply from the kernel
 //! cannot pass for one from the responder). Needs root; `./run.sh test` runs these one at a time.
 
-use std::path::Path;
+mod common;
+
 use std::process::Command;
 use std::time::Duration;
 
-use afxdp_responder::lab::{
-    Capture, Family, LabConfig, NetnsPair, Nstat, PingSpec, ResponderExit, ResponderProcess, Side, ping, require_root,
+use afxdp_responder::lab::{Family, NetnsPair, Nstat, PingSpec, ResponderExit, Side, ping};
+use common::{
+    EXE, assert_nothing_attached, counter_names, link_details, pair, ping_all_answered, ping_sizes, start, stop, sysctl,
 };
 
-const EXE: &str = env!("CARGO_BIN_EXE_afxdp-responder");
-
-fn pair(queues: u32) -> NetnsPair {
-    if let Err(e) = require_root() {
-        panic!("these tests need root (run ./run.sh test): {e}");
-    }
-    NetnsPair::create(&LabConfig {
-        queues,
-        ..LabConfig::default()
-    })
-    .expect("creating the namespace pair")
-}
-
-fn start(pair: &NetnsPair, args: &[&str]) -> ResponderProcess {
-    ResponderProcess::start(pair, Path::new(EXE), args).expect("starting the responder")
-}
-
-fn stop(responder: ResponderProcess) -> ResponderExit {
-    let exit = responder.stop().expect("stopping the responder");
-    assert!(
-        exit.finished.status.success(),
-        "responder failed: {:?}\n{}",
-        exit.finished.status,
-        exit.finished.stderr
-    );
-    for q in &exit.queues {
-        assert!(q.frames_accounted(), "queue {}: {}", q.queue, q.frames);
-    }
-    exit
-}
-
-/// Runs `ip -d link show` for the responder's interface (to see whether XDP is attached).
-fn link_details(pair: &NetnsPair) -> String {
-    let out = pair
-        .command_in(Side::Responder, "ip")
-        .args(["-d", "link", "show", "dev", pair.responder_if()])
-        .output()
-        .expect("ip link show");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn sysctl(pair: &NetnsPair, key: &str, value: &str) {
-    let status = pair
-        .command_in(Side::Responder, "sysctl")
-        .args(["-qw", &format!("{key}={value}")])
-        .status()
-        .expect("sysctl");
-    assert!(status.success(), "sysctl {key}={value}");
-}
-
-/// Pings `family` at payload sizes 0, 56 and 1400 (with a data pattern), `count` each, and
+/// Pings `family` at payload sizes 0, 56 and 1400 (with a data pattern), 5 each, and
 /// checks everything the client side can see.
 fn ping_sizes_and_check(family: Family) {
     let pair = pair(1);
     let responder = start(&pair, &["--queues", "0", "--stats-interval", "0"]);
-    let before = Nstat::read(&pair, Side::Client).unwrap();
-    let capture = Capture::start_icmp(&pair).unwrap();
-    let count = 5u32;
-    let mut sent = 0;
-    for size in [0u16, 56, 1400] {
-        let mut spec = PingSpec::new(family, count)
-            .size(size)
-            .interval(Duration::from_millis(20));
-        if size >= 16 {
-            spec = spec.pattern("a5c3");
-        }
-        let report = ping(&pair, &spec).unwrap();
-        assert_eq!(
-            (report.transmitted, report.received),
-            (u64::from(count), u64::from(count)),
-            "{}",
-            report.raw
-        );
-        assert_eq!(report.corrupted, 0, "ping saw corrupted payloads: {}", report.raw);
-        assert_eq!(report.bad_checksum_lines, 0, "{}", report.raw);
-        if size >= 16 {
-            assert_eq!(
-                report.ttls_seen.iter().copied().collect::<Vec<_>>(),
-                vec![64],
-                "{}",
-                report.raw
-            );
-        }
-        sent += u64::from(count);
-    }
-    let text = capture.stop().unwrap();
-    let delta = Nstat::read(&pair, Side::Client).unwrap().since(&before);
+    let client = ping_sizes(&pair, family);
     let exit = stop(responder);
-
-    let (replies, csum_errors) = match family {
-        Family::V4 => ("IcmpInEchoReps", "IcmpInCsumErrors"),
-        Family::V6 => ("Icmp6InEchoReplies", "Icmp6InCsumErrors"),
-    };
-    assert_eq!(
-        delta.counter(replies).unwrap(),
-        sent,
-        "client kernel counted every reply"
-    );
-    assert_eq!(delta.counter(csum_errors).unwrap(), 0, "no checksum errors");
-    assert!(
-        text.bad_checksum_packets().is_empty(),
-        "tcpdump: {:?}",
-        text.bad_checksum_packets()
-    );
-    assert_eq!(text.echo_reply_count() as u64, sent, "{}", text.raw);
-    assert_eq!(
-        text.reply_ttls().into_iter().collect::<Vec<_>>(),
-        vec![64],
-        "TTL/hop limit of the host default"
-    );
-    if family == Family::V4 {
-        // Linux parity: the kernel's echo replies have DF clear.
-        for reply in text.echo_replies() {
-            assert!(reply.contains("flags [none]"), "DF must be clear: {reply}");
-        }
-    }
+    client.check();
     // The responder, not the kernel, sent every reply.
+    let sent = client.sent;
     assert_eq!(exit.totals(), (sent, sent, 0), "{}", exit.finished.stdout);
     assert_eq!(exit.redirected, Some(sent));
+}
+
+/// Starts the responder with `args`, floods it with `n` `family` pings (bounded by `deadline`) and
+/// checks that every one was answered, by the responder, with nothing wrong on the client side;
+/// [`stop`] checks that every UMEM frame is accounted for. Returns the responder's exit report.
+fn flood_and_check(pair: &NetnsPair, family: Family, n: u32, deadline: Duration, args: &[&str]) -> ResponderExit {
+    let responder = start(pair, args);
+    let before = Nstat::read(pair, Side::Client).unwrap();
+    let report = ping(pair, &PingSpec::new(family, n).flood().quiet().deadline(deadline)).unwrap();
+    let delta = Nstat::read(pair, Side::Client).unwrap().since(&before);
+    let exit = stop(responder);
+    assert_eq!(
+        (report.transmitted, report.received),
+        (u64::from(n), u64::from(n)),
+        "{args:?}: {}",
+        report.raw
+    );
+    let (replies, csum_errors) = counter_names(family);
+    assert_eq!(delta.counter(replies).unwrap(), u64::from(n), "{args:?}");
+    assert_eq!(delta.counter(csum_errors).unwrap(), 0, "{args:?}");
+    assert_eq!(
+        exit.totals(),
+        (u64::from(n), u64::from(n), 0),
+        "{args:?}: {}",
+        exit.finished.stdout
+    );
+    exit
 }
 
 #[test]
@@ -224,42 +146,18 @@ fn veth_gets_copy_mode_and_forced_zero_copy_is_refused_with_advice() {
         stderr.contains("driver veth") && stderr.contains("--mode auto"),
         "{stderr}"
     );
-    assert!(
-        !link_details(&pair).contains("prog/xdp"),
-        "nothing left attached: {}",
-        link_details(&pair)
-    );
+    assert_nothing_attached(&pair);
 }
 
 #[test]
 fn a_flood_of_100000_pings_is_answered_without_losing_a_frame() {
     let pair = pair(1);
-    let responder = start(&pair, &["--stats-interval", "0"]);
-    let before = Nstat::read(&pair, Side::Client).unwrap();
-    let n = 100_000u32;
-    let report = ping(
+    flood_and_check(
         &pair,
-        &PingSpec::new(Family::V4, n)
-            .flood()
-            .quiet()
-            .deadline(Duration::from_secs(120)),
-    )
-    .unwrap();
-    let delta = Nstat::read(&pair, Side::Client).unwrap().since(&before);
-    let exit = stop(responder);
-    assert_eq!(
-        (report.transmitted, report.received),
-        (u64::from(n), u64::from(n)),
-        "{}",
-        report.raw
-    );
-    assert_eq!(delta.counter("IcmpInEchoReps").unwrap(), u64::from(n));
-    assert_eq!(delta.counter("IcmpInCsumErrors").unwrap(), 0);
-    assert_eq!(
-        exit.totals(),
-        (u64::from(n), u64::from(n), 0),
-        "{}",
-        exit.finished.stdout
+        Family::V4,
+        100_000,
+        Duration::from_secs(120),
+        &["--stats-interval", "0"],
     );
     // stop() already asserted that every UMEM frame is accounted for.
 }
@@ -270,7 +168,6 @@ fn every_wait_mode_answers_a_ping_flood_with_every_frame_accounted_for() {
     // shortest window (it then mostly sleeps) and the `--busy-poll` alias: each must answer every
     // request of a flood, with the frame accounting checked after every loop turn.
     let pair = pair(1);
-    let n = 20_000u32;
     let modes: [&[&str]; 5] = [
         &["--wait", "adaptive"],
         &["--wait", "adaptive", "--spin-window-us", "1"],
@@ -281,32 +178,7 @@ fn every_wait_mode_answers_a_ping_flood_with_every_frame_accounted_for() {
     for mode in modes {
         let mut args = vec!["--stats-interval", "0", "--check-frames"];
         args.extend_from_slice(mode);
-        let responder = start(&pair, &args);
-        let before = Nstat::read(&pair, Side::Client).unwrap();
-        let report = ping(
-            &pair,
-            &PingSpec::new(Family::V6, n)
-                .flood()
-                .quiet()
-                .deadline(Duration::from_secs(60)),
-        )
-        .unwrap();
-        let delta = Nstat::read(&pair, Side::Client).unwrap().since(&before);
-        let exit = stop(responder);
-        assert_eq!(
-            (report.transmitted, report.received),
-            (u64::from(n), u64::from(n)),
-            "{mode:?}: {}",
-            report.raw
-        );
-        assert_eq!(delta.counter("Icmp6InEchoReplies").unwrap(), u64::from(n), "{mode:?}");
-        assert_eq!(delta.counter("Icmp6InCsumErrors").unwrap(), 0, "{mode:?}");
-        assert_eq!(
-            exit.totals(),
-            (u64::from(n), u64::from(n), 0),
-            "{mode:?}: {}",
-            exit.finished.stdout
-        );
+        let exit = flood_and_check(&pair, Family::V6, 20_000, Duration::from_secs(60), &args);
         // Each mode waits the way it says (the `queue 0 waits:` line).
         let waits = exit.queue(0).unwrap().waits;
         assert!(waits.kicks > 0, "{mode:?}: {waits:?}");
@@ -333,7 +205,7 @@ fn after_exit_or_sigkill_nothing_is_attached_and_the_kernel_answers_again() {
         link_details(&pair)
     );
     stop(responder);
-    assert!(!link_details(&pair).contains("prog/xdp"), "{}", link_details(&pair));
+    assert_nothing_attached(&pair);
     // SIGKILL: the bpf_link dies with the process.
     let mut responder = start(&pair, &["--stats-interval", "0"]);
     let status = Command::new("kill")
@@ -348,10 +220,9 @@ fn after_exit_or_sigkill_nothing_is_attached_and_the_kernel_answers_again() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(!responder.is_running());
-    assert!(!link_details(&pair).contains("prog/xdp"), "{}", link_details(&pair));
+    assert_nothing_attached(&pair);
     let before = Nstat::read(&pair, Side::Responder).unwrap();
-    let report = ping(&pair, &PingSpec::new(Family::V4, 3).interval(Duration::from_millis(20))).unwrap();
-    assert_eq!(report.received, 3, "{}", report.raw);
+    ping_all_answered(&pair, Family::V4, 3);
     let delta = Nstat::read(&pair, Side::Responder).unwrap().since(&before);
     assert_eq!(
         delta.counter("IcmpOutEchoReps").unwrap(),
@@ -398,5 +269,5 @@ fn bad_start_up_input_gives_one_line_and_a_non_zero_exit() {
         assert_eq!(stderr.lines().count(), 1, "{args:?}: one line, got {stderr}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
-    assert!(!link_details(&pair).contains("prog/xdp"));
+    assert_nothing_attached(&pair);
 }
