@@ -203,11 +203,13 @@ fn ip_error(error: packet::Error) -> DropReason {
 }
 
 /// True for an IPv4 address a reply may come from or go to (see [`DropReason::NotUnicast`]).
+#[inline]
 fn is_unicast_ipv4(addr: Ipv4Addr) -> bool {
     !(addr.octets()[0] == 0 || addr.is_loopback() || addr.is_multicast() || addr.is_broadcast())
 }
 
 /// True for an IPv6 address a reply may come from or go to (see [`DropReason::NotUnicast`]).
+#[inline]
 fn is_unicast_ipv6(addr: Ipv6Addr) -> bool {
     !(addr.is_unspecified() || addr.is_loopback() || addr.is_multicast() || addr.to_ipv4_mapped().is_some())
 }
@@ -234,13 +236,20 @@ struct Link {
 /// Reads the Ethernet header and at most one VLAN tag, and checks that an IP header of the
 /// announced version starts after them.
 fn parse_link(frame: &[u8]) -> Result<Link, DropReason> {
-    let eth = Frame::new_checked(frame).map_err(|_| DropReason::Truncated)?;
+    // The views work on fixed-size arrays here: the compiler then knows every field is in bounds.
+    let (header, rest) = frame
+        .split_first_chunk::<{ ethernet::HEADER_LEN }>()
+        .ok_or(DropReason::Truncated)?;
+    let eth = Frame::new_checked(header).map_err(|_| DropReason::Truncated)?;
     let unicast = ethernet::is_unicast_mac(&eth.src_addr()) && ethernet::is_unicast_mac(&eth.dst_addr());
     let mut header_len = ethernet::HEADER_LEN;
     let mut ethertype = eth.ethertype();
     let mut priority_tag = false;
     if ethernet::is_vlan_tpid(ethertype) {
-        let tag = VlanTag::new_checked(eth.payload()).map_err(|_| DropReason::Truncated)?;
+        let tag = rest
+            .first_chunk::<{ ethernet::VLAN_TAG_LEN }>()
+            .ok_or(DropReason::Truncated)?;
+        let tag = VlanTag::new_checked(tag).map_err(|_| DropReason::Truncated)?;
         ethertype = tag.ethertype();
         priority_tag = tag.vlan_id() == 0;
         header_len += ethernet::VLAN_TAG_LEN;
@@ -327,13 +336,18 @@ impl Responder {
     /// [`Responder::respond`] with `?`: the reply length, or why there is none.
     fn reply(&mut self, frame: &mut [u8]) -> Result<usize, DropReason> {
         let link = parse_link(frame)?;
-        let (link_header, packet) = frame.split_at_mut(link.header_len);
-        let mut eth = Frame::new_checked(link_header).map_err(|_| DropReason::Truncated)?;
+        // `parse_link` has read the first byte after the link header, so neither this slice nor
+        // the Ethernet header below can fail: the `?`s only spare us a panic path.
+        let packet = frame.get_mut(link.header_len..).ok_or(DropReason::Truncated)?;
         let ip_len = match link.ip {
             Ip::V4 => self.reply_ipv4(packet, link.unicast)?,
             Ip::V6 => self.reply_ipv6(packet, link.unicast)?,
         };
         // The IP layer has been rewritten: the verdict is Reply, nothing can fail any more.
+        let eth = frame
+            .first_chunk_mut::<{ ethernet::HEADER_LEN }>()
+            .ok_or(DropReason::Truncated)?;
+        let mut eth = Frame::new_checked(eth).map_err(|_| DropReason::Truncated)?;
         let (src, dst) = (eth.src_addr(), eth.dst_addr());
         eth.set_src_addr(dst);
         eth.set_dst_addr(src);
@@ -388,16 +402,20 @@ impl Responder {
         }
         echo.set_checksum(echo_checksum);
 
-        // Then the IP header, updating its checksum word by word as the fields change.
-        let mut header_checksum = ip.checksum();
+        // Then the IP header: three words change, and the checksum is updated for all three in
+        // one sum. Not a fragment (checked above), so clearing DF leaves the whole word zero.
         let ident = self.next_ipv4_ident(ip.ident());
-        header_checksum = checksum::update(header_checksum, ip.ident(), ident);
-        ip.set_ident(ident);
-        // Not a fragment (checked above), so clearing DF leaves the whole word zero.
-        header_checksum = checksum::update(header_checksum, ip.flags_frag_word(), 0);
-        ip.set_flags_frag_word(0);
         let ttl_protocol = u16::from_be_bytes([self.policy.ipv4_ttl, ipv4::PROTOCOL_ICMP]);
-        header_checksum = checksum::update(header_checksum, ip.ttl_protocol_word(), ttl_protocol);
+        let header_checksum = checksum::update_words(
+            ip.checksum(),
+            [
+                (ip.ident(), ident),
+                (ip.flags_frag_word(), 0),
+                (ip.ttl_protocol_word(), ttl_protocol),
+            ],
+        );
+        ip.set_ident(ident);
+        ip.set_flags_frag_word(0);
         ip.set_ttl(self.policy.ipv4_ttl);
         ip.set_checksum(header_checksum);
         // Swapping the addresses leaves the checksum as it is (the same words, in another order).

@@ -42,12 +42,14 @@ pub const HEADER_LEN: usize = field::HEADER_LEN;
 pub const VLAN_TAG_LEN: usize = field::TAG_LEN;
 
 /// True for the TPIDs that announce a VLAN tag.
+#[inline]
 pub const fn is_vlan_tpid(ethertype: u16) -> bool {
     matches!(ethertype, TPID_8021Q | TPID_8021AD | TPID_QINQ_LEGACY)
 }
 
 /// True for an individual (unicast) MAC address: the I/G bit, the lowest bit of the first byte,
 /// is clear. Broadcast (ff:ff:ff:ff:ff:ff) and multicast addresses have it set.
+#[inline]
 pub const fn is_unicast_mac(mac: &MacAddr) -> bool {
     mac[0] & 0x01 == 0
 }
@@ -77,6 +79,7 @@ pub struct Frame<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Frame<T> {
     /// Wraps `buffer` if it holds a whole Ethernet header.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
         if buffer.as_ref().len() < field::HEADER_LEN {
             return Err(Error::Truncated);
@@ -85,26 +88,31 @@ impl<T: AsRef<[u8]>> Frame<T> {
     }
 
     /// Gives the buffer back.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
     /// The destination MAC address.
+    #[inline]
     pub fn dst_addr(&self) -> MacAddr {
         read(self.buffer.as_ref(), field::DESTINATION)
     }
 
     /// The source MAC address.
+    #[inline]
     pub fn src_addr(&self) -> MacAddr {
         read(self.buffer.as_ref(), field::SOURCE)
     }
 
     /// The EtherType, or the TPID of a VLAN tag.
+    #[inline]
     pub fn ethertype(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::ETHERTYPE)
     }
 
     /// Everything after the 14-byte header.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[field::HEADER_LEN..]
     }
@@ -112,21 +120,25 @@ impl<T: AsRef<[u8]>> Frame<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
     /// Sets the destination MAC address.
+    #[inline]
     pub fn set_dst_addr(&mut self, mac: MacAddr) {
         self.buffer.as_mut()[field::DESTINATION].copy_from_slice(&mac);
     }
 
     /// Sets the source MAC address.
+    #[inline]
     pub fn set_src_addr(&mut self, mac: MacAddr) {
         self.buffer.as_mut()[field::SOURCE].copy_from_slice(&mac);
     }
 
     /// Sets the EtherType (or the TPID of a VLAN tag).
+    #[inline]
     pub fn set_ethertype(&mut self, ethertype: u16) {
         write_u16(self.buffer.as_mut(), field::ETHERTYPE, ethertype);
     }
 
     /// Everything after the 14-byte header, writable.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[field::HEADER_LEN..]
     }
@@ -143,6 +155,7 @@ pub struct VlanTag<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> VlanTag<T> {
     /// Wraps `buffer` if it holds the TCI and the inner EtherType.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
         if buffer.as_ref().len() < field::TAG_LEN {
             return Err(Error::Truncated);
@@ -151,16 +164,19 @@ impl<T: AsRef<[u8]>> VlanTag<T> {
     }
 
     /// The VLAN identifier (0: priority tag, no VLAN).
+    #[inline]
     pub fn vlan_id(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::TCI) & 0x0fff
     }
 
     /// The priority code point (802.1p class, 0..=7).
+    #[inline]
     pub fn priority(&self) -> u8 {
         (read_u16(self.buffer.as_ref(), field::TCI) >> 13) as u8
     }
 
     /// The EtherType of what the tag carries.
+    #[inline]
     pub fn ethertype(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::INNER_ETHERTYPE)
     }
@@ -168,11 +184,13 @@ impl<T: AsRef<[u8]>> VlanTag<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> VlanTag<T> {
     /// Sets the whole tag control information (priority, drop eligible, VLAN id).
+    #[inline]
     pub fn set_tci(&mut self, tci: u16) {
         write_u16(self.buffer.as_mut(), field::TCI, tci);
     }
 
     /// Sets the EtherType of what the tag carries.
+    #[inline]
     pub fn set_ethertype(&mut self, ethertype: u16) {
         write_u16(self.buffer.as_mut(), field::INNER_ETHERTYPE, ethertype);
     }

@@ -53,6 +53,7 @@ pub struct EchoPacket<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> EchoPacket<T> {
     /// Wraps `buffer` (the whole message) if it holds the 8-byte echo header.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
         if buffer.as_ref().len() < field::HEADER_LEN {
             return Err(Error::Truncated);
@@ -61,105 +62,123 @@ impl<T: AsRef<[u8]>> EchoPacket<T> {
     }
 
     /// Gives the buffer back.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
+    #[inline]
     fn buf(&self) -> &[u8] {
         self.buffer.as_ref()
     }
 
     /// The message type (8/0 for ICMP echo request/reply, 128/129 for ICMPv6).
+    #[inline]
     pub fn msg_type(&self) -> u8 {
         self.buf()[field::TYPE]
     }
 
     /// The message code (0 for echo).
+    #[inline]
     pub fn code(&self) -> u8 {
         self.buf()[field::CODE]
     }
 
     /// The type and code as the one 16-bit word they share (for checksum updates).
+    #[inline]
     pub fn type_code_word(&self) -> u16 {
         u16::from_be_bytes([self.msg_type(), self.code()])
     }
 
     /// The checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         read_u16(self.buf(), field::CHECKSUM)
     }
 
     /// The identifier chosen by the sender.
+    #[inline]
     pub fn identifier(&self) -> u16 {
         read_u16(self.buf(), field::IDENTIFIER)
     }
 
     /// The sequence number.
+    #[inline]
     pub fn sequence(&self) -> u16 {
         read_u16(self.buf(), field::SEQUENCE)
     }
 
     /// The data after the echo header.
+    #[inline]
     pub fn data(&self) -> &[u8] {
         &self.buf()[field::HEADER_LEN..]
     }
 
     /// The one's-complement sum over the whole message, checksum field included.
+    #[inline]
     pub fn sum(&self) -> Sum {
         Sum::new().add_bytes(self.buf())
     }
 
     /// True when an ICMP (IPv4) checksum is right.
+    #[inline]
     pub fn verify_checksum_v4(&self) -> bool {
         self.sum().is_valid()
     }
 
     /// True when an ICMPv6 checksum is right, given the IPv6 pseudo-header's sum.
+    #[inline]
     pub fn verify_checksum_v6(&self, pseudo_header: Sum) -> bool {
-        // The sum is associative: the pseudo-header's 40 bytes are an even-length prefix.
-        Sum::new()
-            .add_bytes(self.buf())
-            .add_u16(pseudo_header.fold())
-            .is_valid()
+        // The sum is associative: the pseudo-header's 40 bytes are an even-length prefix, so the
+        // message's words simply go on from the pseudo-header's sum (folded once, at the end).
+        pseudo_header.add_bytes(self.buf()).is_valid()
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> EchoPacket<T> {
+    #[inline]
     fn buf_mut(&mut self) -> &mut [u8] {
         self.buffer.as_mut()
     }
 
     /// Sets the message type.
+    #[inline]
     pub fn set_msg_type(&mut self, msg_type: u8) {
         self.buf_mut()[field::TYPE] = msg_type;
     }
 
     /// Sets the message code.
+    #[inline]
     pub fn set_code(&mut self, code: u8) {
         self.buf_mut()[field::CODE] = code;
     }
 
     /// Sets the checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, checksum: u16) {
         write_u16(self.buf_mut(), field::CHECKSUM, checksum);
     }
 
     /// Sets the identifier.
+    #[inline]
     pub fn set_identifier(&mut self, identifier: u16) {
         write_u16(self.buf_mut(), field::IDENTIFIER, identifier);
     }
 
     /// Sets the sequence number.
+    #[inline]
     pub fn set_sequence(&mut self, sequence: u16) {
         write_u16(self.buf_mut(), field::SEQUENCE, sequence);
     }
 
     /// The data after the echo header, writable.
+    #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buf_mut()[field::HEADER_LEN..]
     }
 
     /// Computes an ICMP (IPv4) checksum from scratch and stores it.
+    #[inline]
     pub fn fill_checksum_v4(&mut self) {
         self.set_checksum(0);
         let checksum = self.sum().checksum();
@@ -167,6 +186,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EchoPacket<T> {
     }
 
     /// Computes an ICMPv6 checksum from scratch, given the pseudo-header's sum, and stores it.
+    #[inline]
     pub fn fill_checksum_v6(&mut self, pseudo_header: Sum) {
         self.set_checksum(0);
         let checksum = self.sum().add_u16(pseudo_header.fold()).checksum();

@@ -30,6 +30,7 @@ pub const NEXT_HEADER_FRAGMENT: u8 = 44;
 /// True for the next-header numbers that announce an IPv6 extension header (the IANA "IPv6
 /// Extension Header Types" registry: hop-by-hop, routing, fragment, ESP, AH, destination
 /// options, mobility, HIP, shim6, and the two experimental values).
+#[inline]
 pub const fn is_extension_header(next_header: u8) -> bool {
     matches!(next_header, 0 | 43 | 44 | 50 | 51 | 60 | 135 | 139 | 140 | 253 | 254)
 }
@@ -65,6 +66,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     ///
     /// [`Error::Truncated`]: fewer than 40 bytes. [`Error::Length`]: the payload length reaches
     /// beyond the end of the buffer.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
         let len = buffer.as_ref().len();
         if len < field::HEADER_LEN {
@@ -78,60 +80,72 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Gives the buffer back.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
+    #[inline]
     fn buf(&self) -> &[u8] {
         self.buffer.as_ref()
     }
 
+    #[inline]
     fn first_word(&self) -> u32 {
         u32::from_be_bytes(read(self.buf(), field::VER_TC_FLOW))
     }
 
     /// The version field (6 for IPv6).
+    #[inline]
     pub fn version(&self) -> u8 {
         (self.first_word() >> 28) as u8
     }
 
     /// The traffic class (DSCP and ECN).
+    #[inline]
     pub fn traffic_class(&self) -> u8 {
         (self.first_word() >> 20) as u8
     }
 
     /// The 20-bit flow label.
+    #[inline]
     pub fn flow_label(&self) -> u32 {
         self.first_word() & 0x000f_ffff
     }
 
     /// The length of everything after the fixed header, in bytes.
+    #[inline]
     pub fn payload_len(&self) -> u16 {
         read_u16(self.buf(), field::PAYLOAD_LEN)
     }
 
     /// The type of the header that follows (58 for ICMPv6).
+    #[inline]
     pub fn next_header(&self) -> u8 {
         self.buf()[field::NEXT_HEADER]
     }
 
     /// The hop limit.
+    #[inline]
     pub fn hop_limit(&self) -> u8 {
         self.buf()[field::HOP_LIMIT]
     }
 
     /// The source address.
+    #[inline]
     pub fn src_addr(&self) -> Ipv6Addr {
         Ipv6Addr::from(read::<16>(self.buf(), field::SRC_ADDR))
     }
 
     /// The destination address.
+    #[inline]
     pub fn dst_addr(&self) -> Ipv6Addr {
         Ipv6Addr::from(read::<16>(self.buf(), field::DST_ADDR))
     }
 
     /// The sum of the pseudo-header (RFC 8200 §8.1) for an upper-layer message that directly
     /// follows the fixed header: both addresses, the payload length and the next header.
+    #[inline]
     pub fn pseudo_header_sum(&self) -> Sum {
         Sum::new()
             .add_bytes(&self.buf()[field::SRC_ADDR.start..field::DST_ADDR.end])
@@ -140,6 +154,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Start and end of the payload in the buffer, clamped so that slicing never panics.
+    #[inline]
     fn payload_range(&self) -> (usize, usize) {
         let len = self.buf().len();
         let end = (field::HEADER_LEN + usize::from(self.payload_len())).min(len);
@@ -147,6 +162,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// The payload: the bytes after the fixed header, up to the payload length.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         let (start, end) = self.payload_range();
         &self.buf()[start..end]
@@ -154,54 +170,64 @@ impl<T: AsRef<[u8]>> Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    #[inline]
     fn set_first_word(&mut self, word: u32) {
         self.buffer.as_mut()[field::VER_TC_FLOW].copy_from_slice(&word.to_be_bytes());
     }
 
     /// Sets the version field.
+    #[inline]
     pub fn set_version(&mut self, version: u8) {
         let word = self.first_word() & 0x0fff_ffff;
         self.set_first_word(word | u32::from(version & 0x0f) << 28);
     }
 
     /// Sets the traffic class.
+    #[inline]
     pub fn set_traffic_class(&mut self, class: u8) {
         let word = self.first_word() & 0xf00f_ffff;
         self.set_first_word(word | u32::from(class) << 20);
     }
 
     /// Sets the flow label (the low 20 bits of `label`).
+    #[inline]
     pub fn set_flow_label(&mut self, label: u32) {
         let word = self.first_word() & 0xfff0_0000;
         self.set_first_word(word | (label & 0x000f_ffff));
     }
 
     /// Sets the payload length.
+    #[inline]
     pub fn set_payload_len(&mut self, len: u16) {
         write_u16(self.buffer.as_mut(), field::PAYLOAD_LEN, len);
     }
 
     /// Sets the next header.
+    #[inline]
     pub fn set_next_header(&mut self, next_header: u8) {
         self.buffer.as_mut()[field::NEXT_HEADER] = next_header;
     }
 
     /// Sets the hop limit.
+    #[inline]
     pub fn set_hop_limit(&mut self, hop_limit: u8) {
         self.buffer.as_mut()[field::HOP_LIMIT] = hop_limit;
     }
 
     /// Sets the source address.
+    #[inline]
     pub fn set_src_addr(&mut self, addr: Ipv6Addr) {
         self.buffer.as_mut()[field::SRC_ADDR].copy_from_slice(&addr.octets());
     }
 
     /// Sets the destination address.
+    #[inline]
     pub fn set_dst_addr(&mut self, addr: Ipv6Addr) {
         self.buffer.as_mut()[field::DST_ADDR].copy_from_slice(&addr.octets());
     }
 
     /// The payload, writable (see [`Packet::payload`]).
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let (start, end) = self.payload_range();
         &mut self.buffer.as_mut()[start..end]
