@@ -176,6 +176,8 @@ pub struct Worker {
 impl Worker {
     /// A worker answering on `xsk` with `responder`, taking up to `batch` frames per turn.
     pub fn new(xsk: Xsk, responder: Responder, batch: u32, wait: Wait) -> Self {
+        // A zero window never spins (no sleep is shorter than zero): that is `--wait sleep`.
+        // (`--wait busy` does not consult the predictor at all.)
         let window = match wait {
             Wait::Adaptive { window } => window,
             Wait::Sleep | Wait::Busy => Duration::ZERO,
@@ -474,6 +476,15 @@ mod tests {
         assert_eq!(p.spin_for(), Duration::ZERO, "backing off");
         p.slept(short, true);
         assert_eq!(p.spin_for(), window, "back-off of 1 used up");
+    }
+
+    #[test]
+    fn a_zero_window_never_spins() {
+        let mut p = SpinPredictor::new(Duration::ZERO);
+        for slept in [Duration::ZERO, Duration::from_nanos(1), Duration::from_micros(5)] {
+            p.slept(slept, true);
+            assert_eq!(p.spin_for(), Duration::ZERO);
+        }
     }
 
     #[test]
