@@ -18,10 +18,10 @@ use crate::engine::{self, Engine};
 use crate::iface::{IfaceError, Interface};
 use crate::loader::{EngineCounters, LoaderError, RedirectCounters, RedirectProgram};
 use crate::privileges;
-use crate::respond::{ReplyPolicy, Responder};
 use crate::stats::{self, Counters, KernelStats, Rates, SharedCounters};
 use crate::worker::{Worker, WorkerError, WorkerReport};
-use crate::xsk::{self, BindMode, Xsk, XskError};
+use afxdp_xsk::{BindMode, Xsk, XskError};
+use echo_wire::respond::{ReplyPolicy, Responder};
 
 /// Why the responder could not start or stopped with an error. Each message is one line and
 /// says what to do.
@@ -159,7 +159,7 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut dyn Write) -> Result<RunSu
 
     let mut program = RedirectProgram::load(iface.mac, &addresses)?;
     let attached = program.attach(&iface.name, cfg.xdp_mode)?;
-    let driver = xsk::driver_name(&iface.name).unwrap_or_else(|_| "unknown".into());
+    let driver = afxdp_xsk::driver_name(&iface.name).unwrap_or_else(|_| "unknown".into());
     let _ = writeln!(
         out,
         "afxdp-responder: {} (driver {driver}, XDP in {attached} mode) answering for {}",
@@ -271,7 +271,7 @@ fn start_workers(
                 let fd = match xsk.fd().try_clone_to_owned() {
                     Ok(fd) => fd,
                     Err(e) => {
-                        let source = xsk::SyscallError {
+                        let source = afxdp_xsk::SyscallError {
                             call: "dup(AF_XDP socket)",
                             source: e,
                         };
@@ -465,7 +465,7 @@ fn monitor(
         let elapsed = now.duration_since(last_print);
         for (r, prev) in running.iter().zip(last.iter_mut()) {
             let cur = r.shared.snapshot();
-            let kernel = xsk::sys::statistics(r.fd.as_fd())
+            let kernel = afxdp_xsk::sys::statistics(r.fd.as_fd())
                 .map(KernelStats::from)
                 .unwrap_or_default();
             if cur.rx == prev.rx && cur.tx == prev.tx && kernel.dropped() == 0 {

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::xsk::XskConfig;
+use afxdp_xsk::XskConfig;
 
 /// Which AF_XDP bind mode to ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::iface::Interface;
 use crate::loader::{AttachedMode, EngineCounters, EngineProgram, LoaderError};
-use crate::respond::ReplyPolicy;
 use crate::stats::human_rate;
+use echo_wire::respond::ReplyPolicy;
 
 /// Which engine handles the echo requests: the `--engine` choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -155,7 +155,7 @@ pub fn run_in_kernel(
     let engine = cfg.engine;
     let mut program = EngineProgram::load_engine(engine, iface.mac, addresses, policy)?;
     let attached = program.attach(&iface.name, cfg.xdp_mode)?;
-    let driver = crate::xsk::driver_name(&iface.name).unwrap_or_else(|_| "unknown".into());
+    let driver = afxdp_xsk::driver_name(&iface.name).unwrap_or_else(|_| "unknown".into());
     let addrs: Vec<String> = addresses.iter().map(IpAddr::to_string).collect();
     let _ = writeln!(
         out,

@@ -24,8 +24,8 @@ use aya::{Ebpf, EbpfLoader};
 
 use crate::iface::{IfaceError, Interface};
 use crate::loader::XdpMode;
-use crate::packet::checksum::Sum;
-use crate::xsk::{BindMode, SyscallError, Xsk, XskConfig, XskError, xdp_desc};
+use afxdp_xsk::{BindMode, SyscallError, Xsk, XskConfig, XskError, xdp_desc};
+use echo_wire::checksum::Sum;
 
 /// The longest run allowed.
 pub const MAX_DURATION: Duration = Duration::from_secs(600);

@@ -70,7 +70,7 @@
 use std::{error::Error as _, fmt, io, net::IpAddr, os::fd::BorrowedFd, process::Command, str::FromStr};
 
 use crate::engine::Engine;
-use crate::respond::ReplyPolicy;
+use echo_wire::respond::ReplyPolicy;
 
 use aya::{
     Ebpf, EbpfError, EbpfLoader,

@@ -13,7 +13,7 @@ use afxdp_responder::engine::Engine;
 use afxdp_responder::lab;
 use afxdp_responder::loader::XdpMode;
 use afxdp_responder::worker::{self, Wait};
-use afxdp_responder::xsk::XskConfig;
+use afxdp_xsk::XskConfig;
 use clap::{Args, Parser, Subcommand};
 
 const ABOUT: &str = "Answers ICMP echo requests (ping, IPv4 and IPv6) from user space over AF_XDP.";

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::respond::DropReason;
+use echo_wire::respond::DropReason;
 
 /// The worker's own counters, as plain numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -132,8 +132,8 @@ pub struct KernelStats {
     pub tx_ring_empty: u64,
 }
 
-impl From<crate::xsk::xdp_statistics> for KernelStats {
-    fn from(s: crate::xsk::xdp_statistics) -> Self {
+impl From<afxdp_xsk::xdp_statistics> for KernelStats {
+    fn from(s: afxdp_xsk::xdp_statistics) -> Self {
         KernelStats {
             rx_dropped: s.rx_dropped,
             rx_ring_full: s.rx_ring_full,

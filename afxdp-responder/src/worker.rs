@@ -22,9 +22,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::respond::{Responder, Verdict};
 use crate::stats::{Counters, KernelStats, SharedCounters};
-use crate::xsk::{BindMode, FrameCensus, SyscallError, Xsk, xdp_desc};
+use afxdp_xsk::{BindMode, FrameCensus, SyscallError, Xsk, xdp_desc};
+use echo_wire::respond::{Responder, Verdict};
 
 /// How a worker waits when its RX ring is empty.
 ///

@@ -20,8 +20,8 @@ use std::time::Duration;
 use afxdp_responder::engine::Engine;
 use afxdp_responder::lab::{Family, NetnsPair, Nstat, PingSpec, ResponderProcess, Side, ping};
 use afxdp_responder::loader::{EngineCounters, EngineProgram, XDP_DROP, XDP_PASS, XDP_TX, xdp_action_name};
-use afxdp_responder::respond::ReplyPolicy;
 use common::{assert_nothing_attached, link_details, need_root, pair, ping_all_answered, ping_sizes, stop};
+use echo_wire::respond::ReplyPolicy;
 use etherparse::{LinkExtHeader, LinkHeader, NetHeaders, PacketBuilder, PacketHeaders, VlanId};
 
 const OUR_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];

@@ -22,7 +22,7 @@ use std::{
 use afxdp_responder::loader::{
     AttachedMode, LoaderError, RedirectCounters, RedirectProgram, XDP_PASS, XDP_REDIRECT, XdpMode, xdp_action_name,
 };
-use afxdp_responder::xsk::{BindMode, Xsk, XskConfig};
+use afxdp_xsk::{BindMode, Xsk, XskConfig};
 use etherparse::{PacketBuilder, VlanId};
 
 /// The responder's interface.

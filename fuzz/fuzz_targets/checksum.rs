@@ -1,4 +1,4 @@
-//! Fuzzes the checksum routines of `afxdp_responder::packet::checksum` against the naive RFC 1071
+//! Fuzzes the checksum routines of `echo_wire::checksum` against the naive RFC 1071
 //! sum in `afxdp_responder_fuzz`: the fast `Sum` (64-bit accumulator, native-order words,
 //! branch-free fold, tail handling) over any buffer and any even split point, the 16/32-bit word
 //! adders, and the RFC 1624 `update` against a full recomputation.
@@ -6,7 +6,7 @@
 //! Input layout: bytes 0-1 a split point, 2-3 a word index, 4-5 a new word value, the rest the data.
 #![no_main]
 
-use afxdp_responder::packet::checksum::{self, Sum};
+use echo_wire::checksum::{self, Sum};
 use afxdp_responder_fuzz::{internet_checksum, ones_complement_sum};
 use libfuzzer_sys::fuzz_target;
 

@@ -14,7 +14,7 @@
 //! * the reply, fed back in, is dropped: the responder never answers its own replies.
 #![no_main]
 
-use afxdp_responder::respond::{DropReason, ReplyPolicy, Responder, Verdict};
+use echo_wire::respond::{DropReason, ReplyPolicy, Responder, Verdict};
 use afxdp_responder_fuzz::{Policy, expected_reply};
 use libfuzzer_sys::fuzz_target;
 

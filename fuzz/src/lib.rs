@@ -1,6 +1,6 @@
 //! An independent model of the reply rule, for the fuzz targets.
 //!
-//! Nothing here uses `afxdp_responder::packet`: the headers are read from raw byte offsets, and
+//! Nothing here uses `echo_wire`: the headers are read from raw byte offsets, and
 //! the checksums are the textbook RFC 1071 sum, one 16-bit word at a time, with the carries folded
 //! after every addition. The model follows the rule documented on `respond::DropReason`: a frame is
 //! answered exactly when it is an intact ICMP / ICMPv6 echo request between unicast MACs and

@@ -17,7 +17,7 @@
 //! The payload length counts everything after the 40-byte fixed header (extension headers
 //! included); anything in the buffer after it (Ethernet padding) is not part of the packet.
 
-use std::net::Ipv6Addr;
+use core::net::Ipv6Addr;
 
 use super::checksum::Sum;
 use super::{Error, read, read_u16, write_u16};
@@ -39,7 +39,7 @@ pub const fn is_extension_header(next_header: u8) -> bool {
 pub const HEADER_LEN: usize = field::HEADER_LEN;
 
 mod field {
-    use crate::packet::Field;
+    use crate::Field;
 
     /// Version (4 bits), traffic class (8) and flow label (20) share the first 32-bit word.
     pub const VER_TC_FLOW: Field = 0..4;
@@ -237,7 +237,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::fixtures::ECHO_REQUEST_V6;
+    use crate::fixtures::ECHO_REQUEST_V6;
 
     fn request() -> &'static [u8] {
         &ECHO_REQUEST_V6[14..]

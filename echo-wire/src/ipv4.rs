@@ -20,7 +20,7 @@
 //! payload in bytes. Anything in the buffer after the total length (Ethernet padding) is not part
 //! of the packet.
 
-use std::net::Ipv4Addr;
+use core::net::Ipv4Addr;
 
 use super::checksum::Sum;
 use super::{Error, read, read_u16, write_u16};
@@ -32,7 +32,7 @@ pub const PROTOCOL_ICMP: u8 = 1;
 pub const HEADER_LEN: usize = field::HEADER_LEN;
 
 mod field {
-    use crate::packet::Field;
+    use crate::Field;
 
     pub const VER_IHL: usize = 0;
     pub const TOS: usize = 1;
@@ -339,7 +339,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::fixtures::ECHO_REQUEST_V4;
+    use crate::fixtures::ECHO_REQUEST_V4;
 
     /// The IPv4 packet inside the fixture frame (after the 14-byte Ethernet header).
     fn request() -> &'static [u8] {

@@ -15,9 +15,9 @@
 
 use std::hint::black_box;
 
-use afxdp_responder::packet::checksum::Sum;
-use afxdp_responder::respond::{ReplyPolicy, Responder, Verdict};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use echo_wire::checksum::Sum;
+use echo_wire::respond::{ReplyPolicy, Responder, Verdict};
 use etherparse::PacketBuilder;
 
 const CLIENT_MAC: [u8; 6] = [0x02, 0, 0xc6, 0x12, 0, 0x02];

@@ -31,7 +31,7 @@ pub const ECHO_REPLY_V6: u8 = 129;
 pub const HEADER_LEN: usize = field::HEADER_LEN;
 
 mod field {
-    use crate::packet::Field;
+    use crate::Field;
 
     pub const TYPE: usize = 0;
     pub const CODE: usize = 1;
@@ -197,8 +197,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EchoPacket<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::fixtures::{ECHO_REQUEST_V4 as FRAME_V4, ECHO_REQUEST_V6 as FRAME_V6};
-    use crate::packet::ipv6;
+    use crate::fixtures::{ECHO_REQUEST_V4 as FRAME_V4, ECHO_REQUEST_V6 as FRAME_V6};
+    use crate::ipv6;
 
     /// The 56 data bytes of both fixtures: a `struct timeval` and the bytes 0x10..=0x37.
     fn ping_data() -> Vec<u8> {

@@ -1,4 +1,10 @@
-//! Small typed views over packet bytes: Ethernet, VLAN, IPv4, IPv6, ICMP echo, and checksums.
+//! echo-wire: the wire format and the reply policy of an ICMP echo responder.
+//!
+//! Small typed views over packet bytes (Ethernet, VLAN, IPv4, IPv6, ICMP echo), the Internet
+//! checksum with its incremental update (RFC 1071, RFC 1624), and [`respond::Responder`], which turns
+//! an echo request frame into its echo reply in place. Nothing here does I/O, allocates or uses
+//! `unsafe`: the crate is `no_std`, has no dependencies, and is what the fuzz targets and the
+//! microbenchmarks link.
 //!
 //! Each view wraps a buffer `T: AsRef<[u8]>` without copying it: getters work on any such buffer,
 //! setters need `T: AsMut<[u8]>` as well. The byte offsets of a header's fields are named constants
@@ -10,16 +16,20 @@
 //! so even a setter that later writes a nonsensical length cannot make a getter panic.
 //!
 //! The views know the wire format only. What a responder *does* with a packet, which packets it
-//! answers and how, is the business of [`crate::respond`].
+//! answers and how, is the business of [`respond`].
 //!
 //! They cover the handful of fields an echo responder reads or writes; they are not a general
 //! packet library (the tests use `etherparse` as an independent oracle for that).
+
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
 
 pub mod checksum;
 pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
+pub mod respond;
 
 /// Why a view refused a buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,7 +49,7 @@ impl core::fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl core::error::Error for Error {}
 
 /// A field of a header: its byte range from the start of the header.
 type Field = core::ops::Range<usize>;

@@ -8,7 +8,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use afxdp_responder::respond::{DropReason, ReplyPolicy, Responder, Verdict};
+use echo_wire::respond::{DropReason, ReplyPolicy, Responder, Verdict};
 use etherparse::{
     EtherType, IcmpEchoHeader, Icmpv4Type, Icmpv6Slice, Icmpv6Type, IpDscp, IpEcn, IpHeaders, IpNumber, Ipv4Header,
     Ipv6FlowLabel, Ipv6Header, LinkExtHeader, LinkHeader, NetHeaders, PacketBuilder, PacketHeaders, SingleVlanHeader,

@@ -55,7 +55,7 @@ pub const fn is_unicast_mac(mac: &MacAddr) -> bool {
 }
 
 mod field {
-    use crate::packet::Field;
+    use crate::Field;
 
     pub const DESTINATION: Field = 0..6;
     pub const SOURCE: Field = 6..12;

@@ -30,7 +30,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::sys::{self, Mmap, RingKind, SyscallError};
+use crate::sys::{self, Mmap, RingKind, SyscallError};
 use std::os::fd::BorrowedFd;
 
 /// Raw pointers into one ring's memory. Holds the mapping (if any) so the pointers stay valid.

@@ -56,12 +56,12 @@
 //! the drop. Nothing in the frame is written before every check has passed: a dropped frame is
 //! left exactly as it came.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use core::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::packet::checksum::{self, Sum};
-use crate::packet::ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6, Frame, VlanTag};
-use crate::packet::icmp::{self, EchoPacket};
-use crate::packet::{self, ipv4, ipv6};
+use crate::checksum::{self, Sum};
+use crate::ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6, Frame, VlanTag};
+use crate::icmp::{self, EchoPacket};
+use crate::{ipv4, ipv6};
 
 /// Host parameters the reply takes from the host (Linux: `net.ipv4.ip_default_ttl`, the
 /// interface's IPv6 `hop_limit`).
@@ -195,10 +195,10 @@ impl core::fmt::Display for DropReason {
 }
 
 /// A view refused the IP header: too short for the fixed part, or bad length fields.
-fn ip_error(error: packet::Error) -> DropReason {
+fn ip_error(error: crate::Error) -> DropReason {
     match error {
-        packet::Error::Truncated => DropReason::Truncated,
-        packet::Error::Length => DropReason::IpLength,
+        crate::Error::Truncated => DropReason::Truncated,
+        crate::Error::Length => DropReason::IpLength,
     }
 }
 
@@ -299,8 +299,8 @@ impl Responder {
     /// # Example
     ///
     /// ```
-    /// use afxdp_responder::packet::{icmp, ipv4};
-    /// use afxdp_responder::respond::{ReplyPolicy, Responder, Verdict};
+    /// use echo_wire::{icmp, ipv4};
+    /// use echo_wire::respond::{ReplyPolicy, Responder, Verdict};
     ///
     /// // An echo request from 198.18.0.2 to 198.18.0.1 (identifier 0x1234, sequence 1, no data).
     /// #[rustfmt::skip]
@@ -319,7 +319,7 @@ impl Responder {
     ///
     /// assert_eq!(frame[..6], [0x02, 0, 0, 0, 0, 0x02]); // back to the client's MAC
     /// let ip = ipv4::Packet::new_checked(&frame[14..]).unwrap();
-    /// assert_eq!(ip.dst_addr(), std::net::Ipv4Addr::new(198, 18, 0, 2));
+    /// assert_eq!(ip.dst_addr(), core::net::Ipv4Addr::new(198, 18, 0, 2));
     /// assert_eq!((ip.ttl(), ip.dont_frag(), ip.ident()), (64, false, 0x8000));
     /// assert!(ip.verify_checksum());
     /// let reply = icmp::EchoPacket::new_checked(ip.payload()).unwrap();
@@ -489,7 +489,7 @@ fn is_all_zero<T: AsRef<[u8]>>(echo: &EchoPacket<T>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::fixtures::{ECHO_REPLY_V4, ECHO_REPLY_V6, ECHO_REQUEST_V4, ECHO_REQUEST_V6};
+    use crate::fixtures::{ECHO_REPLY_V4, ECHO_REPLY_V6, ECHO_REQUEST_V4, ECHO_REQUEST_V6};
     use std::collections::HashSet;
 
     /// The IPv4 identification seed the fixture replies were made with.

@@ -1,5 +1,5 @@
-//! The AF_XDP layer: UMEM, the four rings, and the socket that ties them to one queue of one
-//! interface. This is the only module of the crate with `unsafe` code.
+//! afxdp-xsk: the AF_XDP layer: UMEM, the four rings, and the socket that ties them to one queue of one
+//! interface. This is the only crate of the workspace with `unsafe` code.
 //!
 //! # How an AF_XDP socket works (the short version)
 //!
@@ -31,13 +31,14 @@
 //! # Example
 //!
 //! ```no_run
-//! use afxdp_responder::xsk::{BindMode, Xsk, XskConfig};
+//! use afxdp_xsk::{BindMode, Xsk, XskConfig};
 //! let cfg = XskConfig::default();
 //! let mut xsk = Xsk::open("eth0", 2, 0, &cfg, BindMode::Copy)?;
 //! println!("bound in {} mode", xsk.mode());
-//! # Ok::<(), afxdp_responder::xsk::XskError>(())
+//! # Ok::<(), afxdp_xsk::XskError>(())
 //! ```
 #![allow(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod ring;
 pub mod sys;
