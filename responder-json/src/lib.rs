@@ -1,0 +1,255 @@
+//! responder-json: what `afxdp-responder` says to programs.
+//!
+//! With `--output json` the responder prints one JSON object per line on stdout, each an
+//! [`Event`] tagged by its `"event"` field; `afxdp-responder flood --json` prints one
+//! [`FloodReport`]. The daemon serialises these types and the lab (and anything else that drives
+//! the responder) deserialises them: this crate *is* the schema, documented in
+//! `docs/json-output.md`. Errors are not events: a failure is one line on stderr and exit status 1.
+//!
+//! Compatibility: fields are only ever added, never renamed or removed within a major version;
+//! readers must ignore fields they do not know (serde does by default).
+//!
+//! ```
+//! use responder_json::Event;
+//! let line = r#"{"event":"addresses","iface":"eth0","addresses":["198.18.0.1"]}"#;
+//! let Event::Addresses(a) = serde_json::from_str::<Event>(line).unwrap() else { panic!() };
+//! assert_eq!(a.addresses, ["198.18.0.1"]);
+//! ```
+
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+mod flood;
+
+pub use flood::{FloodReport, Latency};
+
+/// One line of `--output json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// Every queue is served (or, for the in-kernel engines, the program is attached): pings are
+    /// answered from now on. Printed once.
+    Ready(Ready),
+    /// Live counters, every `--stats-interval` seconds (only queues that saw traffic).
+    Stats(Stats),
+    /// The addresses answered for changed (they follow the interface's unless `--address`).
+    Addresses(Addresses),
+    /// The responder stopped: the program is detached, the workers are drained. Printed once,
+    /// also when it stops because of an error (then followed by the error on stderr).
+    Summary(Summary),
+}
+
+/// The `ready` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ready {
+    /// `afxdp`, `xdp-tx` or `drop`.
+    pub engine: String,
+    /// Interface name.
+    pub iface: String,
+    /// Interface index.
+    pub ifindex: u32,
+    /// The interface's driver (`veth`, `virtio_net`, `ice`, …).
+    pub driver: String,
+    /// How the XDP program is attached: `native` or `skb`.
+    pub xdp_mode: String,
+    /// Addresses answered for.
+    pub addresses: Vec<String>,
+    /// IPv4 TTL of replies.
+    pub ttl: u8,
+    /// IPv6 hop limit of replies.
+    pub hop_limit: u8,
+    /// The served queues (empty for the in-kernel engines).
+    pub queues: Vec<QueueReady>,
+    /// Capabilities after set-up: `none` once every capability is dropped.
+    pub capabilities: String,
+    /// Process id.
+    pub pid: u32,
+}
+
+/// One served queue in the `ready` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueReady {
+    /// Queue id.
+    pub queue: u32,
+    /// CPU its worker runs on.
+    pub cpu: usize,
+    /// Whether pinning the worker to `cpu` worked.
+    pub pinned: bool,
+    /// AF_XDP mode obtained: `zero-copy` or `copy`.
+    pub mode: String,
+    /// With `--mode auto`: why zero-copy was refused, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zero_copy_refused: Option<String>,
+}
+
+/// The `stats` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Seconds since the responder became ready.
+    pub elapsed_s: f64,
+    /// Queues with traffic since the last `stats` event.
+    pub queues: Vec<QueueStats>,
+}
+
+/// Live counters of one queue (cumulative since start) and its rates since the last event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueStats {
+    /// Queue id.
+    pub queue: u32,
+    /// Frames received.
+    pub rx: u64,
+    /// Replies sent.
+    pub tx: u64,
+    /// Frames not answered (the sum of `drops`).
+    pub dropped: u64,
+    /// Frames not answered, by reason (`icmp-checksum`, …); only non-zero reasons.
+    pub drops: BTreeMap<String, u64>,
+    /// Received frames per second since the last event.
+    pub rx_pps: f64,
+    /// Replies per second since the last event.
+    pub tx_pps: f64,
+    /// The kernel's counters for the socket.
+    pub kernel: KernelDrops,
+}
+
+/// The kernel's per-socket counters (`XDP_STATISTICS`), each drop counted once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelDrops {
+    /// All frames the kernel dropped before the worker saw them: the sum of the next four.
+    pub dropped: u64,
+    /// Dropped because the RX ring was full (the worker was too slow).
+    pub rx_ring_full: u64,
+    /// Dropped because the fill ring was empty.
+    pub fill_ring_empty: u64,
+    /// Invalid RX descriptors.
+    pub rx_invalid: u64,
+    /// Dropped for any other reason (e.g. a frame larger than a UMEM frame).
+    pub other: u64,
+    /// Invalid TX descriptors (never expected: a bug if non-zero). Not part of `dropped`.
+    pub tx_invalid: u64,
+    /// Times the kernel found the TX ring empty when asked to send. Not a drop.
+    pub tx_ring_empty: u64,
+}
+
+/// The `addresses` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Addresses {
+    /// Interface name.
+    pub iface: String,
+    /// Addresses answered for from now on (possibly none).
+    pub addresses: Vec<String>,
+}
+
+/// The `summary` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// `afxdp`, `xdp-tx` or `drop`.
+    pub engine: String,
+    /// Interface name.
+    pub iface: String,
+    /// Seconds from ready to stop.
+    pub duration_s: f64,
+    /// Per-queue totals (empty for the in-kernel engines).
+    pub queues: Vec<QueueSummary>,
+    /// Sums over the queues (for the in-kernel engines: what their program handled).
+    pub total: Totals,
+    /// The XDP program's own counters.
+    pub program: ProgramCounters,
+}
+
+/// Totals of one queue at exit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueSummary {
+    /// Queue id.
+    pub queue: u32,
+    /// AF_XDP mode: `zero-copy` or `copy`.
+    pub mode: String,
+    /// Frames received.
+    pub rx: u64,
+    /// Replies sent.
+    pub tx: u64,
+    /// Frames not answered.
+    pub dropped: u64,
+    /// Frames not answered, by reason; only non-zero reasons.
+    pub drops: BTreeMap<String, u64>,
+    /// The kernel's counters for the socket.
+    pub kernel: KernelDrops,
+    /// Where every UMEM frame was at exit.
+    pub frames: FrameCensus,
+    /// How the worker waited.
+    pub waits: Waits,
+}
+
+/// Where a queue's UMEM frames are at exit, after the worker returned every frame it held.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameCensus {
+    /// Frames in the UMEM.
+    pub total: u32,
+    /// On the fill ring.
+    pub fill: u32,
+    /// On the RX ring, not yet read.
+    pub rx: u32,
+    /// On the TX ring, not yet taken by the kernel.
+    pub tx: u32,
+    /// On the completion ring, not yet reclaimed.
+    pub completion: u32,
+    /// On no ring: held by a zero-copy driver as RX buffers, or in flight in the kernel; a
+    /// leak if it stays non-zero after a quiet copy-mode shutdown.
+    pub elsewhere: i64,
+    /// `elsewhere == 0`: every frame is on a ring.
+    pub accounted: bool,
+}
+
+/// How a worker waited when its RX ring was empty.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waits {
+    /// Sleeps in `poll()`.
+    pub sleeps: u64,
+    /// Spins on the rings before a sleep.
+    pub spins: u64,
+    /// Spins that saw traffic arrive in time.
+    pub spins_caught: u64,
+    /// Kernel wake-ups (TX `sendto`, busy-poll nudges).
+    pub kicks: u64,
+    /// Times the TX ring had no room.
+    pub tx_ring_full: u64,
+}
+
+/// Sums over all queues.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Requests received.
+    pub rx: u64,
+    /// Replies sent.
+    pub tx: u64,
+    /// Requests not answered.
+    pub dropped: u64,
+}
+
+/// The XDP program's counters (per-CPU, summed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramCounters {
+    /// Owned echo requests the program handled: redirected (afxdp), replied to (xdp-tx) or
+    /// dropped (drop).
+    pub handled: u64,
+    /// Frames passed to the kernel.
+    pub passed: u64,
+    /// Owned requests that arrived on a queue without a socket (afxdp): the kernel answered them.
+    pub no_socket: u64,
+    /// Requests the xdp-tx program dropped for a wrong checksum.
+    pub bad_checksum: u64,
+}
+
+impl Event {
+    /// Parses one line; `None` if it is not an event (e.g. a human line).
+    pub fn parse_line(line: &str) -> Option<Event> {
+        let line = line.trim();
+        if !line.starts_with('{') {
+            return None;
+        }
+        serde_json::from_str(line).ok()
+    }
+}
