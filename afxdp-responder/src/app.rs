@@ -1,10 +1,11 @@
-//! The responder as a whole: look at the interface, load and attach the XDP program, start one
-//! pinned worker per queue, print live statistics, and on SIGINT/SIGTERM stop in the right
-//! order (detach first, so the kernel answers again at once; then drain the workers) and print
-//! the totals.
+//! The responder as a whole, for every engine: look at the interface, load and attach the XDP
+//! program, start one pinned worker per queue (`--engine afxdp`; the in-kernel engines have
+//! none), drop every capability, say `ready`, then watch the run (live statistics, address
+//! changes, a vanished interface or worker) until SIGINT/SIGTERM, and stop in the right order:
+//! detach first, so the kernel answers again at once; then drain the workers; then the
+//! `summary`. What it says goes through [`Output`] as events (`--output human|json`).
 
 use std::hash::{BuildHasher, Hasher};
-use std::io::Write;
 use std::net::IpAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
@@ -14,14 +15,18 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, ModeRequest};
-use crate::engine::{self, Engine};
+use crate::engine::Engine;
 use crate::iface::{IfaceError, Interface};
-use crate::loader::{EngineCounters, LoaderError, RedirectCounters, RedirectProgram};
+use crate::loader::{AttachedMode, EngineCounters, EngineProgram, LoaderError};
+use crate::output::Output;
 use crate::privileges;
-use crate::stats::{self, Counters, KernelStats, Rates, SharedCounters};
+use crate::stats::{Counters, KernelStats, Rates, SharedCounters};
 use crate::worker::{Worker, WorkerError, WorkerReport};
 use afxdp_xsk::{BindMode, Xsk, XskError};
 use echo_wire::respond::{ReplyPolicy, Responder};
+use responder_json::{
+    Addresses, Event, FrameCensus, ProgramCounters, QueueReady, QueueStats, QueueSummary, Ready, Stats, Summary, Totals,
+};
 
 /// Why the responder could not start or stopped with an error. Each message is one line and
 /// says what to do.
@@ -71,19 +76,8 @@ pub enum AppError {
     WorkerPanicked(u32),
 }
 
-/// What a run did, for the caller (and the tests).
-#[derive(Debug, Clone)]
-pub struct RunSummary {
-    /// One report per queue, in `--queues` order.
-    pub reports: Vec<WorkerReport>,
-    /// The XDP program's counters at the end.
-    pub redirect: RedirectCounters,
-    /// The same counters, in the shape every engine shares.
-    pub engine: EngineCounters,
-}
-
 /// What a worker thread tells the main thread once its socket is ready.
-struct Ready {
+struct SocketReady {
     queue: u32,
     cpu: usize,
     pinned: bool,
@@ -95,6 +89,7 @@ struct Ready {
 
 struct Running {
     queue: u32,
+    mode: BindMode,
     fd: OwnedFd,
     shared: Arc<SharedCounters>,
     handle: JoinHandle<Result<WorkerReport, WorkerError>>,
@@ -115,17 +110,20 @@ pub fn one_line(err: &dyn std::error::Error) -> String {
     msg
 }
 
-/// Runs the responder until `stop` is set (by a signal handler, or a test).
-pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut dyn Write) -> Result<RunSummary, AppError> {
+/// Runs the responder until `stop` is set (by a signal handler, or a test) and returns its
+/// summary (also emitted as the last event).
+pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary, AppError> {
     let iface = Interface::lookup(&cfg.iface)?;
-    for &queue in &cfg.queues {
-        if queue >= iface.queue_count {
-            return Err(AppError::NoSuchQueue {
-                iface: iface.name.clone(),
-                queue,
-                count: iface.queue_count,
-                last: iface.queue_count.saturating_sub(1),
-            });
+    if cfg.engine.uses_afxdp() {
+        for &queue in &cfg.queues {
+            if queue >= iface.queue_count {
+                return Err(AppError::NoSuchQueue {
+                    iface: iface.name.clone(),
+                    queue,
+                    count: iface.queue_count,
+                    last: iface.queue_count.saturating_sub(1),
+                });
+            }
         }
     }
     let addresses = if cfg.addresses.is_empty() {
@@ -147,53 +145,60 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut dyn Write) -> Result<RunSu
         },
     };
 
-    if !cfg.engine.uses_afxdp() {
-        // xdp-tx and drop: the XDP program does everything; no sockets, no workers.
-        let counters = engine::run_in_kernel(cfg, &iface, &addresses, policy, stop, out)?;
-        return Ok(RunSummary {
-            reports: Vec::new(),
-            redirect: counters.into(),
-            engine: counters,
-        });
-    }
-
-    let mut program = RedirectProgram::load(iface.mac, &addresses)?;
+    let mut program = EngineProgram::load_engine(cfg.engine, iface.mac, &addresses, policy)?;
     let attached = program.attach(&iface.name, cfg.xdp_mode)?;
     let driver = afxdp_xsk::driver_name(&iface.name).unwrap_or_else(|_| "unknown".into());
-    let _ = writeln!(
-        out,
-        "afxdp-responder: {} (driver {driver}, XDP in {attached} mode) answering for {}",
-        iface.name,
-        join(&addresses)
-    );
+    if cfg.engine == Engine::XdpTx && driver == "veth" && attached == AttachedMode::Native {
+        out.notice(
+            "note: on veth, native XDP_TX replies reach the peer only if the peer has an XDP program \
+             attached (an XDP_PASS one is enough); --xdp-mode skb needs none",
+        );
+    }
 
+    // The AF_XDP engine's workers; the in-kernel engines have none.
     let workers_stop = Arc::new(AtomicBool::new(false));
-    let running = match start_workers(cfg, &iface, policy, &workers_stop, &mut program, out) {
-        Ok(r) => r,
-        Err(e) => {
-            workers_stop.store(true, Ordering::Relaxed);
-            return Err(e);
+    let (running, queues) = if cfg.engine.uses_afxdp() {
+        match start_workers(cfg, &iface, policy, &workers_stop, &mut program) {
+            Ok(r) => r,
+            Err(e) => {
+                workers_stop.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
         }
+    } else {
+        (Vec::new(), Vec::new())
     };
-    // Every worker dropped its own capabilities before it reported ready; the sockets are
-    // registered: nothing from here on (data path, statistics, shutdown) needs a capability.
-    let _ = writeln!(out, "{}", privileges::setup_line(&privileges::drop_after_setup()));
-    let _ = writeln!(
-        out,
-        "replies use TTL {} and hop limit {}; Ctrl-C (SIGINT) or SIGTERM stops",
-        policy.ipv4_ttl, policy.ipv6_hop_limit
-    );
+    // Every worker dropped its own capabilities before it reported ready; the program is
+    // attached and the sockets are registered: nothing from here on (data path, statistics,
+    // address changes through the map, shutdown) needs a capability.
+    let capabilities = match privileges::drop_after_setup() {
+        Ok(_) => "none".to_string(),
+        Err(e) => format!("could not drop capabilities after set-up ({e}); running with them"),
+    };
+    out.emit(&Event::Ready(Ready {
+        engine: cfg.engine.name().to_string(),
+        iface: iface.name.clone(),
+        ifindex: iface.index,
+        driver,
+        xdp_mode: attached.to_string(),
+        addresses: addresses.iter().map(IpAddr::to_string).collect(),
+        ttl: policy.ipv4_ttl,
+        hop_limit: policy.ipv6_hop_limit,
+        queues,
+        capabilities,
+        pid: std::process::id(),
+    }));
 
+    let started = Instant::now();
     let mut owned = OwnedAddresses {
         follow: cfg.addresses.is_empty(),
-        current: addresses.clone(),
-        checked: Instant::now(),
+        current: addresses,
+        checked: started,
     };
-    let failure = monitor(cfg, &iface, &mut owned, &mut program, stop, &running, out);
+    let failure = monitor(cfg, &iface, &mut owned, &mut program, stop, &running, started, out);
 
     // Detach first: from here on the kernel answers pings itself again.
     let counters = program.engine_counters().unwrap_or_default();
-    let redirect = RedirectCounters::from(counters);
     for r in &running {
         let _ = program.unregister_socket(r.queue);
     }
@@ -213,14 +218,85 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut dyn Write) -> Result<RunSu
             }
         }
     }
-    print_totals(&reports, &counters, &iface.name, out);
+    let summary = summary(cfg.engine, &iface.name, started.elapsed(), &reports, &counters);
+    out.emit(&Event::Summary(summary.clone()));
     match first_error {
         Some(e) => Err(e),
-        None => Ok(RunSummary {
-            reports,
-            redirect,
-            engine: counters,
-        }),
+        None => Ok(summary),
+    }
+}
+
+/// The program's counters in the shape of the JSON schema.
+fn program_counters(c: &EngineCounters) -> ProgramCounters {
+    ProgramCounters {
+        handled: c.handled,
+        passed: c.passed,
+        no_socket: c.no_socket,
+        bad_checksum: c.bad_checksum,
+    }
+}
+
+/// The `summary` event. For the AF_XDP engine the totals are the workers' sums. The in-kernel
+/// engines have no workers; their program's counters fill the same fields: xdp-tx received
+/// `replied + bad checksum`, sent `replied`, dropped `bad checksum`; drop received and dropped
+/// `dropped`, sent nothing.
+fn summary(
+    engine: Engine,
+    iface: &str,
+    duration: Duration,
+    reports: &[WorkerReport],
+    counters: &EngineCounters,
+) -> Summary {
+    let queues: Vec<QueueSummary> = reports
+        .iter()
+        .map(|r| {
+            let c = &r.counters;
+            let census = &r.census;
+            QueueSummary {
+                queue: r.queue,
+                mode: r.mode.to_string(),
+                rx: c.rx,
+                tx: c.tx,
+                dropped: c.dropped(),
+                drops: c.drops_by_reason(),
+                kernel: r.kernel.drops(r.mode),
+                frames: FrameCensus {
+                    total: census.total,
+                    fill: census.fill,
+                    rx: census.rx,
+                    tx: census.tx,
+                    completion: census.completion,
+                    elsewhere: census.elsewhere(),
+                    accounted: census.elsewhere() == 0,
+                },
+                waits: c.waits(),
+            }
+        })
+        .collect();
+    let total = match engine {
+        Engine::AfXdp => Totals {
+            rx: queues.iter().map(|q| q.rx).sum(),
+            tx: queues.iter().map(|q| q.tx).sum(),
+            dropped: queues.iter().map(|q| q.dropped).sum(),
+        },
+        Engine::XdpTx => Totals {
+            rx: counters.handled + counters.bad_checksum,
+            tx: counters.handled,
+            dropped: counters.bad_checksum,
+        },
+        Engine::Drop => Totals {
+            rx: counters.handled,
+            tx: 0,
+            dropped: counters.handled,
+        },
+    };
+    Summary {
+        engine: engine.name().to_string(),
+        iface: iface.to_string(),
+        duration_s: duration.as_secs_f64(),
+        queues,
+        total,
+        program: program_counters(counters),
     }
 }
 
@@ -229,10 +305,9 @@ fn start_workers(
     iface: &Interface,
     policy: ReplyPolicy,
     workers_stop: &Arc<AtomicBool>,
-    program: &mut RedirectProgram,
-    out: &mut dyn Write,
-) -> Result<Vec<Running>, AppError> {
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<Ready, XskError>>();
+    program: &mut EngineProgram,
+) -> Result<(Vec<Running>, Vec<QueueReady>), AppError> {
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<SocketReady, XskError>>();
     let mut pending = Vec::new();
     for (&queue, &cpu) in cfg.queues.iter().zip(&cfg.cpus) {
         let shared = Arc::new(SharedCounters::default());
@@ -287,7 +362,7 @@ fn start_workers(
                 // Capabilities are per thread: this one needs none from here on (the main thread
                 // registers the socket and checks that the drop took effect).
                 let _ = privileges::drop_all_capabilities();
-                let _ = ready_tx.send(Ok(Ready {
+                let _ = ready_tx.send(Ok(SocketReady {
                     queue,
                     cpu,
                     pinned,
@@ -324,7 +399,7 @@ fn start_workers(
         return Err(explain_xsk_error(e, cfg));
     }
 
-    let mut running = Vec::new();
+    let (mut running, mut announced) = (Vec::new(), Vec::new());
     for (queue, shared, handle) in pending {
         let r = ready
             .iter()
@@ -334,28 +409,22 @@ fn start_workers(
             return Err(AppError::WorkerPanicked(queue));
         };
         program.register_socket(queue, r.fd.as_fd())?;
-        let pin_note = if r.pinned {
-            ""
-        } else {
-            " (pinning failed: running unpinned)"
-        };
-        let _ = write!(out, "  queue {queue}: cpu {}{pin_note}, {} mode", r.cpu, r.mode);
-        match &r.zero_copy_refused {
-            Some(why) => {
-                let _ = writeln!(out, " (zero-copy refused: {why})");
-            }
-            None => {
-                let _ = writeln!(out);
-            }
-        }
+        announced.push(QueueReady {
+            queue,
+            cpu: r.cpu,
+            pinned: r.pinned,
+            mode: r.mode.to_string(),
+            zero_copy_refused: r.zero_copy_refused,
+        });
         running.push(Running {
             queue,
+            mode: r.mode,
             fd: r.fd,
             shared,
             handle,
         });
     }
-    Ok(running)
+    Ok((running, announced))
 }
 
 /// Says which capability (or locked-memory limit) a failed socket set-up lacks.
@@ -407,7 +476,7 @@ const ADDRESS_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 
 impl OwnedAddresses {
     /// Brings the XDP program's address map in line with the interface's addresses.
-    fn refresh(&mut self, iface: &Interface, program: &mut RedirectProgram, out: &mut dyn Write) {
+    fn refresh(&mut self, iface: &Interface, program: &mut EngineProgram, out: &mut Output) {
         if !self.follow || self.checked.elapsed() < ADDRESS_CHECK_INTERVAL {
             return;
         }
@@ -422,30 +491,31 @@ impl OwnedAddresses {
         for new in now.iter().filter(|a| !self.current.contains(a)) {
             let _ = program.add_address(0, *new);
         }
-        let _ = writeln!(
-            out,
-            "addresses of {} changed: answering for {}",
-            iface.name,
-            if now.is_empty() { "none".to_string() } else { join(&now) }
-        );
+        out.emit(&Event::Addresses(Addresses {
+            iface: iface.name.clone(),
+            addresses: now.iter().map(IpAddr::to_string).collect(),
+        }));
         self.current = now;
     }
 }
 
-/// Waits for `stop`, printing live statistics; returns early if a worker dies or the interface
-/// disappears.
+/// Waits for `stop`, emitting live statistics every `--stats-interval` (when something moved)
+/// and following the interface's addresses; returns early if a worker dies or the interface
+/// disappears. The same loop serves every engine: the in-kernel ones simply have no workers.
+#[allow(clippy::too_many_arguments)]
 fn monitor(
     cfg: &Config,
     iface: &Interface,
     owned: &mut OwnedAddresses,
-    program: &mut RedirectProgram,
+    program: &mut EngineProgram,
     stop: &AtomicBool,
     running: &[Running],
-    out: &mut dyn Write,
+    started: Instant,
+    out: &mut Output,
 ) -> Option<AppError> {
-    let started = Instant::now();
     let mut last_print = started;
     let mut last: Vec<Counters> = running.iter().map(|r| r.shared.snapshot()).collect();
+    let mut last_program = program.engine_counters().unwrap_or_default();
     while !stop.load(Ordering::Relaxed) {
         thread::sleep(Duration::from_millis(50));
         if interface_gone(iface, running) {
@@ -454,86 +524,59 @@ fn monitor(
         owned.refresh(iface, program, out);
         if let Some(r) = running.iter().find(|r| r.handle.is_finished()) {
             // The worker ended on its own: an error (reported when it is joined).
-            let _ = writeln!(out, "queue {} stopped unexpectedly", r.queue);
+            out.notice(format!("queue {} stopped unexpectedly", r.queue));
             return None;
         }
         let Some(interval) = cfg.stats_interval else { continue };
         let now = Instant::now();
-        if now.duration_since(last_print) < interval {
+        let elapsed = now.duration_since(last_print);
+        if elapsed < interval {
             continue;
         }
-        let elapsed = now.duration_since(last_print);
+        let mut queues = Vec::new();
         for (r, prev) in running.iter().zip(last.iter_mut()) {
             let cur = r.shared.snapshot();
             let kernel = afxdp_xsk::sys::statistics(r.fd.as_fd())
                 .map(KernelStats::from)
-                .unwrap_or_default();
-            if cur.rx == prev.rx && cur.tx == prev.tx && kernel.dropped() == 0 {
-                continue; // an idle queue prints nothing
+                .unwrap_or_default()
+                .drops(r.mode);
+            if cur.rx == prev.rx && cur.tx == prev.tx && kernel.dropped == 0 {
+                continue; // an idle queue says nothing
             }
             let rates = Rates::between(prev, &cur, elapsed);
-            let _ = writeln!(
-                out,
-                "[{:>7.1}s] {}",
-                now.duration_since(started).as_secs_f64(),
-                stats::live_line(r.queue, &cur, &rates, &kernel)
-            );
+            queues.push(QueueStats {
+                queue: r.queue,
+                rx: cur.rx,
+                tx: cur.tx,
+                dropped: cur.dropped(),
+                drops: cur.drops_by_reason(),
+                rx_pps: rates.rx_pps,
+                tx_pps: rates.tx_pps,
+                kernel,
+            });
             *prev = cur;
+        }
+        let counters = program.engine_counters().unwrap_or(last_program);
+        let moved = if cfg.engine.uses_afxdp() {
+            !queues.is_empty()
+        } else {
+            counters != last_program
+        };
+        if moved {
+            let secs = elapsed.as_secs_f64();
+            out.emit(&Event::Stats(Stats {
+                engine: cfg.engine.name().to_string(),
+                elapsed_s: now.duration_since(started).as_secs_f64(),
+                queues,
+                program: program_counters(&counters),
+                handled_pps: counters.handled.saturating_sub(last_program.handled) as f64 / secs,
+                passed_pps: counters.passed.saturating_sub(last_program.passed) as f64 / secs,
+            }));
+            last_program = counters;
         }
         last_print = now;
     }
     None
-}
-
-fn print_totals(reports: &[WorkerReport], counters: &EngineCounters, iface: &str, out: &mut dyn Write) {
-    let _ = writeln!(out, "stopped: XDP program detached from {iface}");
-    let mut total = Counters::default();
-    for r in reports {
-        let c = &r.counters;
-        let reasons = c.drop_summary();
-        let _ = writeln!(
-            out,
-            "queue {} ({} mode): rx {} tx {} dropped {}{}",
-            r.queue,
-            r.mode,
-            c.rx,
-            c.tx,
-            c.dropped(),
-            if reasons.is_empty() {
-                String::new()
-            } else {
-                format!(" [{reasons}]")
-            }
-        );
-        let _ = writeln!(out, "queue {} frames: {}", r.queue, r.census);
-        let _ = writeln!(
-            out,
-            "queue {} waits: {} sleeps in poll(), {} of {} spins caught traffic; {} TX kicks",
-            r.queue, c.sleeps, c.spins_caught, c.spins, c.kicks
-        );
-        // Frames the kernel could not put on the RX ring never reached the worker: only
-        // XDP_STATISTICS knows them (redirected = rx + kernel drops).
-        let k = &r.kernel;
-        let _ = writeln!(
-            out,
-            "queue {} kernel drops: {} (ring-full {}, fill-empty {}, rx-invalid {}, tx-invalid {}, other {})",
-            r.queue,
-            k.dropped(),
-            k.rx_ring_full,
-            k.rx_fill_ring_empty,
-            k.rx_invalid_descs,
-            k.tx_invalid_descs,
-            k.rx_dropped
-        );
-        total.rx += c.rx;
-        total.tx += c.tx;
-        total.bad_descriptors += c.bad_descriptors;
-        for (t, d) in total.drops.iter_mut().zip(c.drops) {
-            *t += d;
-        }
-    }
-    let line = engine::total_line(Engine::AfXdp, total.rx, total.tx, total.dropped(), counters);
-    let _ = writeln!(out, "{line}");
 }
 
 fn empty_report(queue: u32) -> WorkerReport {
@@ -557,8 +600,4 @@ fn random_u16() -> u16 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(Instant::now().elapsed().as_nanos() as u64);
     h.finish() as u16
-}
-
-fn join(addrs: &[IpAddr]) -> String {
-    addrs.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(", ")
 }

@@ -813,7 +813,9 @@ fn sender(
             xsk.poll_rx(if rate.is_some() || drain_until.is_some() { 1 } else { 0 })?;
         }
     }
-    r.kernel_dropped = xsk.statistics().map(|s| crate::stats::KernelStats::from(s).dropped())?;
+    r.kernel_dropped = xsk
+        .statistics()
+        .map(|s| crate::stats::KernelStats::from(s).drops(xsk.mode()).dropped)?;
     Ok(r)
 }
 

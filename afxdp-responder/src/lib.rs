@@ -25,6 +25,7 @@ pub mod flood;
 pub mod iface;
 pub mod lab;
 pub mod loader;
+pub mod output;
 pub mod privileges;
 pub mod stats;
 pub mod worker;

@@ -12,6 +12,7 @@ use afxdp_responder::config::{self, Config, IdList, ModeRequest};
 use afxdp_responder::engine::Engine;
 use afxdp_responder::lab;
 use afxdp_responder::loader::XdpMode;
+use afxdp_responder::output::{Output, OutputFormat};
 use afxdp_responder::worker::{self, Wait};
 use afxdp_xsk::XskConfig;
 use clap::{Args, Parser, Subcommand};
@@ -226,6 +227,11 @@ struct RunArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..))]
     hop_limit: Option<u8>,
 
+    /// What to print: human (lines for people) or json (one JSON object per line: ready, stats,
+    /// addresses, notice and summary events; see docs/json-output.md).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human, value_name = "FORMAT")]
+    output: OutputFormat,
+
     /// Seconds between live statistics lines; 0 disables them.
     #[arg(long, default_value = "1", value_name = "SECONDS")]
     stats_interval: f64,
@@ -379,16 +385,19 @@ fn main() -> ExitCode {
 
 fn run_responder(args: RunArgs) -> ExitCode {
     let force = args.force;
+    let format = args.output;
+    let mut stdout = std::io::stdout();
+    let mut out = Output::new(format, &mut stdout);
     let cfg = match args.into_config() {
         Ok(cfg) => cfg,
         Err(msg) => return fail(msg),
     };
     if force {
         match afxdp_responder::loader::detach_netlink_program(&cfg.iface) {
-            Ok(Some(old)) => println!(
+            Ok(Some(old)) => out.notice(format!(
                 "afxdp-responder: --force: detached {old} from {}; it is not re-attached at exit",
                 cfg.iface
-            ),
+            )),
             Ok(None) => {}
             Err(e) => return fail(one_line(&e)),
         }
@@ -402,8 +411,7 @@ fn run_responder(args: RunArgs) -> ExitCode {
             return fail(format!("cannot install the signal handler: {e}"));
         }
     }
-    let mut stdout = std::io::stdout();
-    match app::run(&cfg, &stop, &mut stdout) {
+    match app::run(&cfg, &stop, &mut out) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => fail(one_line(&e)),
     }

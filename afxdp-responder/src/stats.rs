@@ -10,11 +10,13 @@
 //! shared cache line per packet. Only the worker writes its `SharedCounters`; the main thread
 //! only reads them.
 
-use std::fmt::Write as _;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use afxdp_xsk::BindMode;
 use echo_wire::respond::DropReason;
+use responder_json::{KernelDrops, Waits};
 
 /// The worker's own counters, as plain numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,24 +48,28 @@ impl Counters {
         self.drops.iter().sum::<u64>() + self.bad_descriptors
     }
 
-    /// Drops as `reason count` pairs, only the non-zero ones, e.g. `icmp-checksum 3`.
-    pub fn drop_summary(&self) -> String {
-        let mut out = String::new();
-        for reason in DropReason::ALL {
-            let n = self.drops[reason.index()];
-            if n > 0 {
-                let _ = write!(out, "{}{} {n}", if out.is_empty() { "" } else { ", " }, reason.as_str());
-            }
-        }
+    /// Drops by reason name (`icmp-checksum`, …, `bad-descriptor`), only the non-zero ones.
+    pub fn drops_by_reason(&self) -> BTreeMap<String, u64> {
+        let mut out: BTreeMap<String, u64> = DropReason::ALL
+            .iter()
+            .map(|r| (r.as_str().to_string(), self.drops[r.index()]))
+            .filter(|&(_, n)| n > 0)
+            .collect();
         if self.bad_descriptors > 0 {
-            let _ = write!(
-                out,
-                "{}bad-descriptor {}",
-                if out.is_empty() { "" } else { ", " },
-                self.bad_descriptors
-            );
+            out.insert("bad-descriptor".to_string(), self.bad_descriptors);
         }
         out
+    }
+
+    /// How the worker waited, in the shape of the JSON schema.
+    pub fn waits(&self) -> Waits {
+        Waits {
+            sleeps: self.sleeps,
+            spins: self.spins,
+            spins_caught: self.spins_caught,
+            kicks: self.kicks,
+            tx_ring_full: self.tx_ring_full,
+        }
     }
 }
 
@@ -118,7 +124,8 @@ impl SharedCounters {
 /// The kernel's counters for one socket (`XDP_STATISTICS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct KernelStats {
-    /// Frames dropped for reasons other than a full RX ring or an empty fill ring.
+    /// The socket's `rx_dropped`: in copy mode this includes the fill-ring-empty drops (see
+    /// [`KernelStats::drops`]).
     pub rx_dropped: u64,
     /// Frames dropped because the RX ring was full (the worker was too slow).
     pub rx_ring_full: u64,
@@ -146,9 +153,27 @@ impl From<afxdp_xsk::xdp_statistics> for KernelStats {
 }
 
 impl KernelStats {
-    /// Frames the kernel dropped before we saw them.
-    pub fn dropped(&self) -> u64 {
-        self.rx_dropped + self.rx_ring_full + self.rx_fill_ring_empty + self.rx_invalid_descs
+    /// The counters with every drop counted once, for a socket bound in `mode`.
+    ///
+    /// The kernel counts one event twice in copy mode: when the fill ring is empty, the copy
+    /// path's buffer allocation fails, which increments both the fill queue's empty counter
+    /// (`rx_fill_ring_empty_descs`) and the socket's `rx_dropped` (net/xdp/xsk.c, `__xsk_rcv`). In
+    /// zero-copy mode the driver's allocation fails instead and only the fill counter moves. So in
+    /// copy mode the "other" drops are `rx_dropped` minus the fill-ring-empty ones.
+    pub fn drops(&self, mode: BindMode) -> KernelDrops {
+        let other = match mode {
+            BindMode::Copy => self.rx_dropped.saturating_sub(self.rx_fill_ring_empty),
+            BindMode::ZeroCopy => self.rx_dropped,
+        };
+        KernelDrops {
+            dropped: self.rx_ring_full + self.rx_fill_ring_empty + self.rx_invalid_descs + other,
+            rx_ring_full: self.rx_ring_full,
+            fill_ring_empty: self.rx_fill_ring_empty,
+            rx_invalid: self.rx_invalid_descs,
+            other,
+            tx_invalid: self.tx_invalid_descs,
+            tx_ring_empty: self.tx_ring_empty,
+        }
     }
 }
 
@@ -186,33 +211,6 @@ pub fn human_rate(pps: f64) -> String {
     }
 }
 
-/// One line of live statistics for one queue.
-pub fn live_line(queue: u32, cur: &Counters, rates: &Rates, kernel: &KernelStats) -> String {
-    let mut line = format!(
-        "q{queue}: rx {} ({}/s) tx {} ({}/s) dropped {}",
-        cur.rx,
-        human_rate(rates.rx_pps),
-        cur.tx,
-        human_rate(rates.tx_pps),
-        cur.dropped()
-    );
-    let reasons = cur.drop_summary();
-    if !reasons.is_empty() {
-        let _ = write!(line, " [{reasons}]");
-    }
-    if kernel.dropped() > 0 {
-        let _ = write!(
-            line,
-            " kernel-dropped {} [ring-full {}, fill-empty {}, other {}]",
-            kernel.dropped(),
-            kernel.rx_ring_full,
-            kernel.rx_fill_ring_empty,
-            kernel.rx_dropped + kernel.rx_invalid_descs
-        );
-    }
-    line
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,11 +233,15 @@ mod tests {
         shared.publish(&c);
         assert_eq!(shared.snapshot(), c);
         assert_eq!(c.dropped(), 3);
-        assert_eq!(c.drop_summary(), "icmp-checksum 2, bad-descriptor 1");
+        let reasons: Vec<(String, u64)> = c.drops_by_reason().into_iter().collect();
+        assert_eq!(
+            reasons,
+            [("bad-descriptor".to_string(), 1), ("icmp-checksum".to_string(), 2)]
+        );
     }
 
     #[test]
-    fn rates_and_lines() {
+    fn rates() {
         let prev = Counters {
             rx: 100,
             tx: 100,
@@ -255,19 +257,34 @@ mod tests {
         assert_eq!(r.tx_pps, 950.0);
         assert_eq!(human_rate(1_250_000.0), "1.25M");
         assert_eq!(human_rate(12_345.0), "12.3k");
-        let line = live_line(
-            1,
-            &cur,
-            &r,
-            &KernelStats {
-                rx_ring_full: 5,
-                ..Default::default()
-            },
-        );
-        assert_eq!(
-            line,
-            "q1: rx 2100 (1.0k/s) tx 2000 (950/s) dropped 0 kernel-dropped 5 [ring-full 5, fill-empty 0, other 0]"
-        );
         assert_eq!(Rates::between(&prev, &cur, Duration::ZERO), Rates::default());
+    }
+
+    /// A copy-mode run starved of fill-ring frames, as the kernel reported it: 320 027 frames were
+    /// dropped, each one counted in both `rx_dropped` and `rx_fill_ring_empty_descs`.
+    #[test]
+    fn copy_mode_fill_ring_empty_drops_are_counted_once() {
+        let raw = KernelStats {
+            rx_dropped: 309_619,
+            rx_ring_full: 10_408,
+            rx_fill_ring_empty: 309_619,
+            ..Default::default()
+        };
+        let copy = raw.drops(BindMode::Copy);
+        assert_eq!(copy.dropped, 320_027);
+        assert_eq!((copy.fill_ring_empty, copy.other), (309_619, 0));
+        // A frame too large for the UMEM is only in rx_dropped: it stays "other".
+        let oversized = KernelStats {
+            rx_dropped: 5,
+            ..Default::default()
+        };
+        assert_eq!(oversized.drops(BindMode::Copy).other, 5);
+        // Zero-copy: the driver's allocation failure moves only the fill counter.
+        let zc = KernelStats {
+            rx_dropped: 3,
+            rx_fill_ring_empty: 7,
+            ..Default::default()
+        };
+        assert_eq!(zc.drops(BindMode::ZeroCopy).dropped, 10);
     }
 }

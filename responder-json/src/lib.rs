@@ -40,6 +40,16 @@ pub enum Event {
     /// The responder stopped: the program is detached, the workers are drained. Printed once,
     /// also when it stops because of an error (then followed by the error on stderr).
     Summary(Summary),
+    /// Something worth saying that is not a counter: a replaced program (`--force`), a caveat
+    /// of the driver, a worker that stopped. Informational; never needed to follow the run.
+    Notice(Notice),
+}
+
+/// The `notice` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// One line for people.
+    pub message: String,
 }
 
 /// The `ready` event.
@@ -63,7 +73,8 @@ pub struct Ready {
     pub hop_limit: u8,
     /// The served queues (empty for the in-kernel engines).
     pub queues: Vec<QueueReady>,
-    /// Capabilities after set-up: `none` once every capability is dropped.
+    /// Capabilities after set-up: `none` once every thread dropped every capability, otherwise
+    /// why they were kept.
     pub capabilities: String,
     /// Process id.
     pub pid: u32,
@@ -85,13 +96,21 @@ pub struct QueueReady {
     pub zero_copy_refused: Option<String>,
 }
 
-/// The `stats` event.
+/// The `stats` event: printed when something moved since the last one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
+    /// `afxdp`, `xdp-tx` or `drop`.
+    pub engine: String,
     /// Seconds since the responder became ready.
     pub elapsed_s: f64,
-    /// Queues with traffic since the last `stats` event.
+    /// Queues with traffic since the last `stats` event (empty for the in-kernel engines).
     pub queues: Vec<QueueStats>,
+    /// The XDP program's counters, cumulative.
+    pub program: ProgramCounters,
+    /// Owned requests the program handled per second since the last event.
+    pub handled_pps: f64,
+    /// Frames passed to the kernel per second since the last event.
+    pub passed_pps: f64,
 }
 
 /// Live counters of one queue (cumulative since start) and its rates since the last event.
