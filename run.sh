@@ -14,8 +14,8 @@ usage() {
     cat <<'EOF'
 usage: ./run.sh COMMAND [ARGS...]
 
-  demo [ARGS...]  build in release mode and run `afxdp-responder lab demo ARGS...`: a responder in
-                  one network namespace, clients in another (198.18.0.0/15, 2001:db8::/32 only)
+  demo [ARGS...]  build in release mode and run `afxdp-lab demo ARGS...`: a responder in one
+                  network namespace, clients in another (198.18.0.0/15, 2001:db8::/32 only)
   test            cargo fmt --check, cargo clippy -D warnings, then all tests (unit tests in parallel,
                   a bounded fuzz run, namespace integration tests one at a time);
                   FUZZ_SECONDS=N fuzzes respond() for N seconds (default 60; 0 skips)
@@ -134,8 +134,8 @@ cmd_demo() {
     need_root "the demo needs" demo
     install_packages
     need_cargo
-    cargo build --release --locked
-    exec "${CARGO_TARGET_DIR:-target}/release/afxdp-responder" lab demo "$@"
+    cargo build --release --locked -p afxdp-responder -p afxdp-lab
+    exec "${CARGO_TARGET_DIR:-target}/release/afxdp-lab" demo "$@"
 }
 
 cmd_test() {
@@ -152,7 +152,10 @@ cmd_test() {
     cargo test --workspace --locked --doc
     run_fuzz
     # Integration tests build namespaces, attach XDP and pin threads to the 2 CPUs: one at a time, so
-    # timing-sensitive ones do not compete. Cargo's usual summary closes the run.
+    # timing-sensitive ones do not compete. The lab's tests run the afxdp-responder binary of this
+    # build (found beside the test binaries): build every binary first so none is stale.
+    # Cargo's usual summary closes the run.
+    cargo build --workspace --locked --bins
     cargo test --workspace --locked --test '*' -- --test-threads=1
 }
 

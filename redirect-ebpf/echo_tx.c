@@ -6,7 +6,7 @@
  * one of our addresses into its echo reply in place and sends it back out of
  * the interface it came in on (XDP_TX), without user space and without the
  * kernel's network stack. The reply follows the same rules as the AF_XDP
- * path (afxdp-responder/src/respond.rs) and Linux's own replies:
+ * path (echo-wire/src/respond.rs) and Linux's own replies:
  *
  *   Ethernet  source and destination MAC swapped; a VLAN tag is kept
  *   IPv4      addresses swapped, TTL from the config map (the host default,

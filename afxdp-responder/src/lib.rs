@@ -23,7 +23,6 @@ pub mod config;
 pub mod engine;
 pub mod flood;
 pub mod iface;
-pub mod lab;
 pub mod loader;
 pub mod output;
 pub mod privileges;

@@ -1,5 +1,5 @@
 //! The `afxdp-responder` command: answer ICMP echo requests on an interface from AF_XDP
-//! sockets, or run the network-namespace lab.
+//! sockets, or (`flood`) generate and verify them.
 
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -10,7 +10,6 @@ use std::time::Duration;
 use afxdp_responder::app::{self, one_line};
 use afxdp_responder::config::{self, Config, IdList, ModeRequest};
 use afxdp_responder::engine::Engine;
-use afxdp_responder::lab;
 use afxdp_responder::loader::XdpMode;
 use afxdp_responder::output::{Output, OutputFormat};
 use afxdp_responder::worker::{self, Wait};
@@ -34,8 +33,10 @@ Examples:
   afxdp-responder --iface eth0 --queues 0-3
   afxdp-responder --iface eth0 --queues 0 --mode copy --stats-interval 0
   afxdp-responder --iface eth0 --engine xdp-tx     (answer in the kernel, for comparison)
-  afxdp-responder lab demo
-  afxdp-responder bench --quick";
+  afxdp-responder --iface eth0 --output json       (one JSON event per line, for programs)
+  afxdp-responder flood --iface eth1 --dst 198.18.0.1 --rate 100k --duration 5
+
+The lab (network-namespace demo, bench) is its own program: afxdp-lab --help.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -59,21 +60,6 @@ enum Command {
     /// (checksums, addresses, identifier, sequence, payload) and reports rates, losses and
     /// round-trip percentiles. Bounded by --duration (at most 600 s) and --count.
     Flood(FloodArgs),
-    /// The network-namespace lab: a veth pair between two namespaces, nothing outside them.
-    Lab {
-        #[command(subcommand)]
-        command: LabCommand,
-    },
-    /// The bench lab: every engine and mode against the same loads in a namespace pair; writes a
-    /// table (Markdown, JSON) and a plot (SVG).
-    Bench(lab::bench::BenchArgs),
-}
-
-#[derive(Debug, Subcommand)]
-enum LabCommand {
-    /// Runs the responder in one namespace and real `ping` from the other, prints what happened,
-    /// and removes everything it created.
-    Demo(lab::demo::DemoArgs),
 }
 
 #[derive(Debug, Args)]
@@ -369,16 +355,6 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Flood(args)) => run_flood(args),
-        Some(Command::Lab {
-            command: LabCommand::Demo(args),
-        }) => match lab::demo::run(&args) {
-            Ok(code) => code,
-            Err(e) => fail(one_line(&e)),
-        },
-        Some(Command::Bench(args)) => match std::env::current_exe() {
-            Ok(exe) => lab::bench::run(&args, &exe).unwrap_or_else(|e| fail(one_line(&e))),
-            Err(e) => fail(format!("cannot find our own binary: {e}")),
-        },
         None => run_responder(cli.run),
     }
 }

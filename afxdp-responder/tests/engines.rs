@@ -17,8 +17,8 @@ use std::net::IpAddr;
 use std::ops::Range;
 use std::time::Duration;
 
+use afxdp_lab::{Family, NetnsPair, Nstat, PingSpec, ResponderProcess, Side, ping};
 use afxdp_responder::engine::Engine;
-use afxdp_responder::lab::{Family, NetnsPair, Nstat, PingSpec, ResponderProcess, Side, ping};
 use afxdp_responder::loader::{EngineCounters, EngineProgram, XDP_DROP, XDP_PASS, XDP_TX, xdp_action_name};
 use common::{assert_nothing_attached, link_details, need_root, pair, ping_all_answered, ping_sizes, stop};
 use echo_wire::respond::ReplyPolicy;
@@ -574,11 +574,7 @@ fn xdp_tx_answers_real_pings(family: Family) {
     // XDP_TX out of a veth reaches the peer only if the peer runs XDP too.
     let _pass = pair.attach_xdp_pass(Side::Client).expect("XDP_PASS on the client end");
     let responder = start(&pair, Engine::XdpTx);
-    assert!(
-        responder.startup_output().contains("engine xdp-tx"),
-        "{}",
-        responder.startup_output()
-    );
+    assert_eq!(responder.ready().engine, "xdp-tx", "{:?}", responder.ready());
     let responder_before = Nstat::read(&pair, Side::Responder).unwrap();
     let client = ping_sizes(&pair, family);
     let responder_delta = Nstat::read(&pair, Side::Responder).unwrap().since(&responder_before);
@@ -596,10 +592,10 @@ fn xdp_tx_answers_real_pings(family: Family) {
         0,
         "the kernel answered some"
     );
-    let total = exit.total.expect("a total: line");
-    assert_eq!(total.engine, "xdp-tx", "{}", exit.finished.stdout);
+    let summary = exit.expect_summary();
+    assert_eq!(summary.engine, "xdp-tx", "{}", exit.finished.stdout);
     assert_eq!(
-        (total.handled, total.tx, total.bad_checksum),
+        (summary.program.handled, summary.total.tx, summary.program.bad_checksum),
         (sent, sent, 0),
         "{}",
         exit.finished.stdout
@@ -637,14 +633,15 @@ fn drop_engine_silences_pings_until_it_exits() {
         sent += report.transmitted;
     }
     let exit = stop(responder);
-    let total = exit.total.expect("a total: line");
-    assert_eq!(total.engine, "drop", "{}", exit.finished.stdout);
+    let summary = exit.expect_summary();
+    assert_eq!(summary.engine, "drop", "{}", exit.finished.stdout);
+    let handled = summary.program.handled;
     assert_eq!(
-        total.handled, sent,
+        handled, sent,
         "every request sent was dropped: {}",
         exit.finished.stdout
     );
-    assert_eq!((total.rx, total.tx, total.dropped), (total.handled, 0, total.handled));
+    assert_eq!(exit.totals(), (handled, 0, handled));
 
     // Detached: the kernel answers again.
     for family in [Family::V4, Family::V6] {
@@ -693,11 +690,7 @@ fn xdp_tx_in_skb_mode_needs_no_program_on_the_peer() {
     let pair = pair(1);
     let args = ["--engine", "xdp-tx", "--xdp-mode", "skb", "--stats-interval", "0"];
     let responder = common::start(&pair, &args);
-    assert!(
-        responder.startup_output().contains("XDP in skb mode"),
-        "{}",
-        responder.startup_output()
-    );
+    assert_eq!(responder.ready().xdp_mode, "skb", "{:?}", responder.ready());
     let before = Nstat::read(&pair, Side::Client).unwrap();
     for family in [Family::V4, Family::V6] {
         ping_all_answered(&pair, family, 3);
@@ -710,10 +703,5 @@ fn xdp_tx_in_skb_mode_needs_no_program_on_the_peer() {
         delta.counter("IcmpInCsumErrors").unwrap() + delta.counter("Icmp6InCsumErrors").unwrap(),
         0
     );
-    assert_eq!(
-        exit.total.expect("a total: line").handled,
-        6,
-        "{}",
-        exit.finished.stdout
-    );
+    assert_eq!(exit.handled(), Some(6), "{}", exit.finished.stdout);
 }

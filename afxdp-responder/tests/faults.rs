@@ -8,12 +8,11 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use afxdp_responder::lab::{
-    Background, Family, NetnsPair, PingReport, PingSpec, ResponderProcess, Side, ping, ping_command,
-};
+use afxdp_lab::{Background, Family, NetnsPair, PingReport, PingSpec, ResponderProcess, Side, ping, ping_command};
 use common::{
     EXE, assert_frames_accounted, assert_nothing_attached, ip, link_details, pair, ping_all_answered, start, stop,
 };
+use responder_json::Event;
 
 /// Waits until the responder's veth end has its carrier back.
 fn wait_carrier(pair: &NetnsPair) {
@@ -100,7 +99,7 @@ fn interface_down_and_up_while_pings_flow_is_survived() {
     let answered = during.received + after_v4.received + back_v6.received;
     assert_eq!(exit.totals(), (answered, answered, 0), "{}", exit.finished.stdout);
     assert!(
-        exit.finished.stdout.contains("addresses of"),
+        !exit.address_changes().is_empty(),
         "the address change is reported: {}",
         exit.finished.stdout
     );
@@ -225,12 +224,12 @@ fn another_xdp_program_is_refused_with_the_remedy_and_force_replaces_it() {
 
     // --force: detach it, attach ours, answer.
     let responder = start(&pair, &["--force", "--stats-interval", "0"]);
+    let notices = responder.notices();
     assert!(
-        responder
-            .startup_output()
-            .contains(&format!("--force: detached program id {foreign}")),
-        "{}",
-        responder.startup_output()
+        notices
+            .iter()
+            .any(|n| n.contains(&format!("--force: detached program id {foreign}"))),
+        "{notices:?}"
     );
     assert_ne!(attached_program_id(&pair), Some(foreign));
     ping_all_answered(&pair, Family::V4, 3);
@@ -336,16 +335,20 @@ fn a_hostile_start_up_environment_gives_one_line_and_a_non_zero_exit() {
     // Root with a tiny locked-memory limit: not needed (CAP_IPC_LOCK, memcg accounting), so it
     // runs and answers.
     let mut cmd = pair.command_in(Side::Responder, "prlimit");
-    cmd.args(["--memlock=65536", &exe]).args(iface);
+    cmd.args(["--memlock=65536", &exe])
+        .args(iface)
+        .args(["--output", "json"]);
     let mut process = Background::spawn(cmd).unwrap();
     process
-        .wait_for_line(afxdp_responder::lab::READY_MARKER, Duration::from_secs(20))
+        .wait_for("the ready event", Duration::from_secs(20), |line| {
+            matches!(Event::parse_line(line), Some(Event::Ready(_)))
+        })
         .expect("starts with memlock 64 KiB");
     let report = ping(&pair, &PingSpec::new(Family::V4, 3).interval(Duration::from_millis(20))).unwrap();
     let finished = process.stop(Duration::from_secs(10)).unwrap();
     assert_eq!(report.received, 3, "{}", report.raw);
     assert!(finished.status.success(), "{}", finished.stderr);
-    let exit = afxdp_responder::lab::ResponderExit::parse(finished);
+    let exit = afxdp_lab::ResponderExit::new(finished);
     assert_eq!(exit.totals(), (3, 3, 0), "{}", exit.finished.stdout);
     assert!(
         exit.finished.stderr.lines().all(|l| l.contains("warning")),
@@ -362,13 +365,6 @@ fn a_hostile_start_up_environment_gives_one_line_and_a_non_zero_exit() {
         &["has no IPv4 or IPv6 unicast address", "ip addr add"],
     );
     assert_nothing_attached(&pair);
-}
-
-/// The `N` of the exit report's `queue Q kernel drops: N (...)` line (XDP_STATISTICS).
-fn kernel_dropped(stdout: &str, queue: u32) -> Option<u64> {
-    let prefix = format!("queue {queue} kernel drops: ");
-    let line = stdout.lines().find_map(|l| l.strip_prefix(&prefix))?;
-    line.split_whitespace().next()?.parse().ok()
 }
 
 #[test]
@@ -401,10 +397,11 @@ fn a_flood_larger_than_the_rings_is_counted_and_survived() {
     let stdout = &exit.finished.stdout;
 
     println!("{stdout}");
-    let dropped = kernel_dropped(stdout, 0).unwrap_or_else(|| panic!("no kernel line: {stdout}"));
+    let kernel = exit.queue(0).unwrap_or_else(|| panic!("no queue 0: {stdout}")).kernel;
+    let dropped = kernel.dropped;
     assert!(dropped > 0, "the flood must overflow the rings: {stdout}");
     assert!(lost > 0, "the clients saw losses");
-    assert!(stdout.contains("kernel drops: "), "{stdout}");
+
     let (rx, tx, app_dropped) = exit.totals();
     assert_eq!(
         (tx, app_dropped),
@@ -412,7 +409,7 @@ fn a_flood_larger_than_the_rings_is_counted_and_survived() {
         "whatever reached the ring was answered: {stdout}"
     );
     assert_eq!(
-        exit.redirected,
+        exit.handled(),
         Some(rx + dropped),
         "every redirected frame was either answered or counted by the kernel: {stdout}"
     );

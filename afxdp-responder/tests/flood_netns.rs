@@ -7,32 +7,22 @@
 
 mod common;
 
-use afxdp_responder::lab::{NetnsPair, ResponderProcess, Side};
+use afxdp_lab::{NetnsPair, ResponderProcess, Side};
 use common::{EXE, stop};
+use responder_json::FloodReport;
 
-/// What `flood --json` printed.
-#[derive(Debug, Default)]
+/// What `flood --json` printed, and the line itself for messages.
+#[derive(Debug)]
 struct Flood {
-    sent: u64,
-    sent_invalid: u64,
-    replies: u64,
-    correct: u64,
-    wrong: u64,
-    lost: u64,
-    kernel_dropped: u64,
+    report: FloodReport,
     raw: String,
 }
 
-fn field(json: &str, name: &str) -> u64 {
-    let key = format!("\"{name}\":");
-    let start = json.find(&key).unwrap_or_else(|| panic!("{name} missing in {json}")) + key.len();
-    json[start..]
-        .split([',', '}'])
-        .next()
-        .unwrap()
-        .trim()
-        .parse::<f64>()
-        .unwrap() as u64
+impl std::ops::Deref for Flood {
+    type Target = FloodReport;
+    fn deref(&self) -> &FloodReport {
+        &self.report
+    }
 }
 
 fn flood(pair: &NetnsPair, args: &[&str]) -> Flood {
@@ -48,16 +38,8 @@ fn flood(pair: &NetnsPair, args: &[&str]) -> Flood {
         "flood {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Flood {
-        sent: field(&stdout, "sent"),
-        sent_invalid: field(&stdout, "sent_invalid"),
-        replies: field(&stdout, "replies"),
-        correct: field(&stdout, "correct"),
-        wrong: field(&stdout, "wrong"),
-        lost: field(&stdout, "lost"),
-        kernel_dropped: field(&stdout, "kernel_dropped"),
-        raw: stdout,
-    }
+    let report = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("flood --json: {e}: {stdout}"));
+    Flood { report, raw: stdout }
 }
 
 /// A namespace pair with `queues` queues and the responder started on it with `responder_args`.
@@ -130,7 +112,10 @@ fn requests_with_a_bad_checksum_are_dropped_counted_and_never_answered() {
     );
     let q = exit.queue(0).unwrap();
     assert_eq!((q.rx, q.tx, q.dropped), (10_000, 7_500, 2_500));
-    assert_eq!(q.drop_reasons, vec![("icmp-checksum".to_string(), 2_500)]);
+    assert_eq!(
+        q.drops.iter().collect::<Vec<_>>(),
+        [(&"icmp-checksum".to_string(), &2_500)]
+    );
 }
 
 /// One million frames: valid and bad-checksum requests, small and full-size, IPv4 and IPv6,
@@ -209,25 +194,17 @@ fn a_mixed_flood_of_a_million_frames_loses_none_and_every_drop_is_counted() {
     let q = exit.queue(0).expect("queue 0 report");
     eprintln!(
         "mixed flood: {sent} sent ({invalid} with a bad checksum); responder rx {} tx {} dropped {} {:?}, its kernel dropped {}; generator: {correct} correct replies, its kernel dropped {generator_dropped}",
-        q.rx, q.tx, q.dropped, q.drop_reasons, q.kernel_dropped
+        q.rx, q.tx, q.dropped, q.drops, q.kernel.dropped
     );
     // The responder's side: every request reached the worker or was counted by its kernel.
-    assert_eq!(
-        exit.redirected,
-        Some(sent),
-        "every request was redirected to the socket"
-    );
-    assert_eq!(q.rx + q.kernel_dropped, sent, "{}", exit.finished.stdout);
+    assert_eq!(exit.handled(), Some(sent), "every request was redirected to the socket");
+    assert_eq!(q.rx + q.kernel.dropped, sent, "{}", exit.finished.stdout);
     // Every frame the worker took was answered or dropped for a counted reason.
     assert_eq!(q.rx, q.tx + q.dropped);
-    let checksum_drops = q
-        .drop_reasons
-        .iter()
-        .find(|(r, _)| r == "icmp-checksum")
-        .map_or(0, |(_, n)| *n);
-    assert_eq!(q.dropped, checksum_drops, "only checksum drops: {:?}", q.drop_reasons);
+    let checksum_drops = q.drops.get("icmp-checksum").copied().unwrap_or(0);
+    assert_eq!(q.dropped, checksum_drops, "only checksum drops: {:?}", q.drops);
     // The generator's side: every reply sent arrived correct, or was counted by its kernel.
     assert_eq!(correct + generator_dropped, q.tx, "{}", exit.finished.stdout);
     // Nothing was dropped by the responder that was valid, nothing invalid was answered.
-    assert!(checksum_drops <= invalid && invalid - checksum_drops <= q.kernel_dropped);
+    assert!(checksum_drops <= invalid && invalid - checksum_drops <= q.kernel.dropped);
 }

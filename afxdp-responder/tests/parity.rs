@@ -16,7 +16,7 @@ mod common;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use afxdp_responder::lab::{NetnsPair, ResponderExit, Side, mac_string};
+use afxdp_lab::{NetnsPair, ResponderExit, Side, mac_string};
 use common::{assert_frames_accounted, pair, start, sysctl};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/parity/parity.py");

@@ -10,7 +10,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use afxdp_responder::lab::{Family, NetnsPair, Nstat, PingSpec, ResponderExit, Side, ping};
+use afxdp_lab::{Family, NetnsPair, Nstat, PingSpec, ResponderExit, Side, ping};
 use common::{
     EXE, assert_nothing_attached, counter_names, link_details, pair, ping_all_answered, ping_sizes, start, stop, sysctl,
 };
@@ -26,7 +26,7 @@ fn ping_sizes_and_check(family: Family) {
     // The responder, not the kernel, sent every reply.
     let sent = client.sent;
     assert_eq!(exit.totals(), (sent, sent, 0), "{}", exit.finished.stdout);
-    assert_eq!(exit.redirected, Some(sent));
+    assert_eq!(exit.handled(), Some(sent));
 }
 
 /// Starts the responder with `args`, floods it with `n` `family` pings (bounded by `deadline`) and
@@ -105,10 +105,11 @@ fn reply_ttl_and_hop_limit_follow_the_host_settings() {
     sysctl(&pair, "net.ipv4.ip_default_ttl", "77");
     sysctl(&pair, &format!("net.ipv6.conf.{}.hop_limit", pair.responder_if()), "99");
     let responder = start(&pair, &["--stats-interval", "0"]);
-    assert!(
-        responder.startup_output().contains("TTL 77 and hop limit 99"),
-        "{}",
-        responder.startup_output()
+    assert_eq!(
+        (responder.ready().ttl, responder.ready().hop_limit),
+        (77, 99),
+        "{:?}",
+        responder.ready()
     );
     let v4 = ping(&pair, &PingSpec::new(Family::V4, 2).interval(Duration::from_millis(20))).unwrap();
     let v6 = ping(&pair, &PingSpec::new(Family::V6, 2).interval(Duration::from_millis(20))).unwrap();
@@ -122,16 +123,11 @@ fn reply_ttl_and_hop_limit_follow_the_host_settings() {
 fn veth_gets_copy_mode_and_forced_zero_copy_is_refused_with_advice() {
     let pair = pair(1);
     let responder = start(&pair, &["--mode", "auto", "--stats-interval", "0"]);
-    assert!(
-        responder.startup_output().contains("queue 0: cpu"),
-        "{}",
-        responder.startup_output()
-    );
-    assert!(
-        responder.startup_output().contains("copy mode"),
-        "{}",
-        responder.startup_output()
-    );
+    let queues = &responder.ready().queues;
+    assert_eq!(queues.len(), 1, "{queues:?}");
+    assert_eq!((queues[0].queue, queues[0].mode.as_str()), (0, "copy"), "{queues:?}");
+    // veth has no zero-copy: auto says why it fell back.
+    assert!(queues[0].zero_copy_refused.is_some(), "{queues:?}");
     stop(responder);
 
     let out = pair

@@ -11,7 +11,7 @@
 //! a few instructions earlier, and the loop overhead is shared by 64 frames. Criterion reports the
 //! time per batch; divide by 64 (or read the element throughput) and subtract `copy` likewise.
 //!
-//! Run: `cargo bench --bench respond -- --warm-up-time 1 --measurement-time 3`
+//! Run: `cargo bench -p echo-wire --bench respond -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
 

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use afxdp_responder::lab::{
+use afxdp_lab::{
     Capture, CaptureText, Family, LabConfig, NetnsPair, Nstat, PingReport, PingSpec, ResponderExit, ResponderProcess,
     Side, ping, require_root,
 };
@@ -58,8 +58,9 @@ pub fn stop(responder: ResponderProcess) -> ResponderExit {
 /// Every queue's frame census in the exit report says "all accounted for".
 #[track_caller]
 pub fn assert_frames_accounted(exit: &ResponderExit) {
-    for q in &exit.queues {
-        assert!(q.frames_accounted(), "queue {}: {}", q.queue, q.frames);
+    let summary = exit.expect_summary();
+    for q in &summary.queues {
+        assert!(q.frames.accounted, "queue {}: {:?}", q.queue, q.frames);
     }
 }
 

@@ -117,7 +117,7 @@ pub fn svg(report: &BenchReport) -> Result<String, String> {
         let root = SVGBackend::with_string(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let title = format!(
-            "afxdp-responder bench, {} · kernel {} · {} · generator: {}",
+            "afxdp-lab bench, {} · kernel {} · {} · generator: {}",
             report.date, report.machine.kernel, report.machine.cpu_model, report.build.generator
         );
         root.draw(&Text::new(
@@ -131,7 +131,7 @@ pub fn svg(report: &BenchReport) -> Result<String, String> {
         .map_err(|e| e.to_string())?;
         let body = root.margin(36, 0, 0, 0);
         let (top, bottom) = body.split_vertically(HEIGHT as i32 / 2 - 18);
-        let fixed = crate::lab::bench::report::si(report.fixed_rate_pps as f64);
+        let fixed = crate::bench::report::si(report.fixed_rate_pps as f64);
         panel(
             &root,
             &top,
@@ -260,10 +260,10 @@ fn panel(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::Family;
-    use crate::lab::bench::generator::{Latency, Measured};
-    use crate::lab::bench::report::{Row, Sample, Workload};
-    use crate::lab::bench::{BuildFeatures, Plan};
+    use crate::Family;
+    use crate::bench::generator::{Latency, Measured};
+    use crate::bench::report::{Row, Sample, Workload};
+    use crate::bench::{BuildFeatures, Plan};
 
     fn report() -> BenchReport {
         let plan = Plan {

@@ -9,7 +9,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use afxdp_responder::lab::{
+use afxdp_lab::{
     Background, Capture, Family, LabConfig, LabError, NetnsPair, Nstat, PingSpec, Side, allowed_cpus, ping,
     require_root,
 };

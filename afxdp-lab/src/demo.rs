@@ -1,4 +1,4 @@
-//! `afxdp-responder lab demo`: the responder in one network namespace, real `ping` from the
+//! `afxdp-lab demo`: the responder in one network namespace, real `ping` from the
 //! other, checked the way a sceptical user would check it, and everything removed afterwards.
 
 use std::process::ExitCode;
@@ -39,10 +39,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
         // Ctrl-C must not kill the demo before it removes what it created: it only sets a flag.
         let _ = signal_hook::flag::register(sig, Arc::clone(&interrupted));
     }
-    let exe = std::env::current_exe().map_err(|source| LabError::Io {
-        what: "finding our own binary".into(),
-        source,
-    })?;
+    let exe = crate::responder_exe()?;
 
     let cfg = LabConfig {
         queues: args.queues,
@@ -86,8 +83,18 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
         responder_args.join(" ")
     );
     let responder = ResponderProcess::start(&pair, &exe, &responder_args)?;
-    for line in responder.startup_output().lines() {
-        println!("   | {}", line.trim());
+    let ready = responder.ready();
+    println!(
+        "   ready: {} (driver {}, XDP in {} mode), answering for {}; replies use TTL {} and hop limit {}",
+        ready.iface,
+        ready.driver,
+        ready.xdp_mode,
+        ready.addresses.join(", "),
+        ready.ttl,
+        ready.hop_limit
+    );
+    for q in &ready.queues {
+        println!("   queue {}: {} mode, worker pinned to CPU {}", q.queue, q.mode, q.cpu);
     }
 
     let before = Nstat::read(&pair, Side::Client)?;
@@ -163,10 +170,26 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
     );
 
     println!("5. Stopped the responder (SIGINT); it detached and reported:");
-    for q in &exit.queues {
+    for q in exit.queues() {
+        let f = &q.frames;
         println!(
-            "   queue {} ({} mode): {} requests received, {} replies sent, {} dropped; {}",
-            q.queue, q.mode, q.rx, q.tx, q.dropped, q.frames
+            "   queue {} ({} mode): {} requests received, {} replies sent, {} dropped; {} frames = {} fill + {} rx + {} tx \
+             + {} completion{}",
+            q.queue,
+            q.mode,
+            q.rx,
+            q.tx,
+            q.dropped,
+            f.total,
+            f.fill,
+            f.rx,
+            f.tx,
+            f.completion,
+            if f.accounted {
+                ": all accounted for"
+            } else {
+                ", some unaccounted"
+            }
         );
     }
     let (_, replies_sent, _) = exit.totals();
@@ -192,10 +215,10 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
             "the responder sent {replies_sent} replies for {sent} pings (the rest came from the kernel?)"
         ));
     }
-    if exit.queues.iter().any(|q| q.tx == 0) {
+    if exit.queues().iter().any(|q| q.tx == 0) {
         problems.push("a queue answered nothing (queue steering did not work?)".into());
     }
-    if !exit.queues.iter().all(|q| q.frames_accounted()) {
+    if !exit.queues().iter().all(|q| q.frames.accounted) {
         problems.push("some UMEM frames were not accounted for".into());
     }
     if !exit.finished.status.success() {
@@ -210,7 +233,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
     if problems.is_empty() {
         println!(
             "Result: all {sent} pings answered by afxdp-responder over AF_XDP ({} mode), TTL/hop limit {} as the kernel sets it, 0 checksum errors, every frame accounted for. Namespaces removed.",
-            exit.queues.first().map_or("?", |q| q.mode.as_str()),
+            exit.queues().first().map_or("?", |q| q.mode.as_str()),
             ttl_text.join("/")
         );
         Ok(ExitCode::SUCCESS)

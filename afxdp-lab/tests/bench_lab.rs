@@ -5,12 +5,11 @@
 //!
 //! Root is required: without it the test panics with one clear line (never a silent pass).
 
-use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
-use afxdp_responder::lab::bench::generator::{GeneratorChoice, Rate};
-use afxdp_responder::lab::bench::{BenchArgs, EngineMode, FamilyArg, RateArg};
-use afxdp_responder::lab::require_root;
+use afxdp_lab::bench::generator::{GeneratorChoice, Rate};
+use afxdp_lab::bench::{BenchArgs, EngineMode, FamilyArg, RateArg};
+use afxdp_lab::require_root;
 
 fn namespaces_of_this_process() -> Vec<String> {
     let out = Command::new("ip").args(["netns", "list"]).output().expect("running ip");
@@ -52,8 +51,8 @@ fn a_tiny_bench_writes_table_json_and_plot_and_cleans_up() {
         generator: GeneratorChoice::Auto,
         update_doc: Some(doc.clone()),
     };
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_afxdp-responder"));
-    let code = afxdp_responder::lab::bench::run(&args, &exe).unwrap_or_else(|e| panic!("bench: {e}"));
+    let exe = afxdp_lab::responder_exe().expect("the afxdp-responder binary (cargo build -p afxdp-responder)");
+    let code = afxdp_lab::bench::run(&args, &exe).unwrap_or_else(|e| panic!("bench: {e}"));
 
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results/latest.json")).unwrap()).unwrap();

@@ -7,9 +7,9 @@
 //! 2001:db8::/32, and it needs root.
 //!
 //! ```no_run
-//! use afxdp_responder::lab::{Capture, Family, LabConfig, NetnsPair, Nstat, PingSpec, Side, ping};
+//! use afxdp_lab::{Capture, Family, LabConfig, NetnsPair, Nstat, PingSpec, Side, ping};
 //!
-//! # fn main() -> Result<(), afxdp_responder::lab::LabError> {
+//! # fn main() -> Result<(), afxdp_lab::LabError> {
 //! let pair = NetnsPair::create(&LabConfig::default())?;
 //! let cpu = pair.steer_client_queue(1)?; // requests from `cpu` arrive on responder RX queue 1
 //! let before = Nstat::read(&pair, Side::Client)?;
@@ -37,11 +37,13 @@ mod netns;
 mod nstat;
 mod ping;
 mod responder;
+mod xdp_pass;
 
 pub use capture::{Capture, CaptureText, ICMP_FILTER};
-pub use error::{LabError, require_root};
+pub use error::{LabError, one_line, require_root};
 pub use exec::{Background, Finished};
 pub use netns::{Family, LabConfig, NetnsPair, Side, allowed_cpus, mac_string};
 pub use nstat::Nstat;
 pub use ping::{MAX_COUNT, MAX_DEADLINE, PingReport, PingSpec, RttStats, ping, ping_command};
-pub use responder::{EngineTotals, QueueTotals, READY_MARKER, ResponderExit, ResponderProcess, WaitTotals};
+pub use responder::{ResponderExit, ResponderProcess, responder_exe};
+pub use xdp_pass::PassProgram;

@@ -1,4 +1,4 @@
-//! `afxdp-responder bench`: every engine and mode against the same workloads, side by side.
+//! `afxdp-lab bench`: every engine and mode against the same workloads, side by side.
 //!
 //! For each veth queue count it builds a fresh [`NetnsPair`], and for each engine/mode (AF_XDP copy
 //! mode with native XDP, AF_XDP copy mode with SKB XDP, AF_XDP zero-copy where the device has it,
@@ -35,9 +35,9 @@ use self::cpu::{HostCpu, ProcessCpu};
 use self::generator::{Generator, GeneratorChoice, Load, Measured, Rate};
 use self::report::{BenchReport, IdleCheck, Row, RowStatus, Sample, Workload};
 use super::{Family, LabConfig, LabError, NetnsPair, ResponderProcess, Side, require_root};
-use crate::app::one_line;
+use crate::error::one_line;
 
-/// Options of `afxdp-responder bench`.
+/// Options of `afxdp-lab bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// veth queue counts to measure, e.g. 1,2 (a fresh namespace pair for each).
@@ -592,7 +592,7 @@ fn bench_engine(
         && let Ok(exit) = r.stop()
     {
         let (rx, tx, dropped) = exit.totals();
-        if !exit.queues.is_empty() {
+        if !exit.queues().is_empty() {
             println!(
                 "bench: {queues} queue(s), {}: responder totals rx {rx} tx {tx} dropped {dropped}",
                 engine.label()

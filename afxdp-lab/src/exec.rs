@@ -245,23 +245,36 @@ impl Background {
         &self.command
     }
 
-    /// Waits until a line on stdout or stderr contains `needle` (e.g. tcpdump's "listening on").
-    ///
-    /// Fails if the process ends first (the error quotes its stderr) or after `timeout`.
+    /// Waits until the process prints a line containing `needle` (on stdout or stderr) and
+    /// returns it; fails if the process exits first or `timeout` passes.
     pub fn wait_for_line(&mut self, needle: &str, timeout: Duration) -> Result<String, LabError> {
+        self.wait_for(&format!("{needle:?} in the output"), timeout, |line| {
+            line.contains(needle)
+        })
+    }
+
+    /// Waits until the process prints a line (on stdout or stderr) for which `wanted` is true and
+    /// returns it; fails if the process exits first or `timeout` passes. `what` names the wait in
+    /// the error.
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut wanted: impl FnMut(&str) -> bool,
+    ) -> Result<String, LabError> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok((stream, line)) => {
                     self.keep(stream, &line);
-                    if line.contains(needle) {
+                    if wanted(&line) {
                         return Ok(line);
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     return Err(LabError::Timeout {
-                        what: format!("waiting for {needle:?} in the output"),
+                        what: format!("waiting for {what}"),
                         command: self.command.clone(),
                         timeout,
                     });
@@ -269,7 +282,7 @@ impl Background {
                 Err(RecvTimeoutError::Disconnected) => {
                     let status = wait_until(&mut self.child, Instant::now() + Duration::from_secs(1))?;
                     return Err(LabError::CommandFailed {
-                        what: format!("waiting for {needle:?} in the output"),
+                        what: format!("waiting for {what}"),
                         command: self.command.clone(),
                         status: status.map_or("(still running, outputs closed)".into(), |s| s.to_string()),
                         stderr: tail(&self.stderr),

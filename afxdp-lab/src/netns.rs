@@ -29,7 +29,7 @@ use nix::unistd::Pid;
 
 use super::exec::{netns_exec, run_ok, tool};
 use super::{LabError, Nstat, require_root};
-use crate::loader::PassProgram;
+use crate::xdp_pass::PassProgram;
 
 /// Which end of a [`NetnsPair`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -84,3 +84,18 @@ pub fn require_root() -> Result<(), LabError> {
         Err(LabError::NotRoot)
     }
 }
+
+/// Flattens an error and its sources into one line (for one-line messages).
+pub fn one_line(err: &dyn std::error::Error) -> String {
+    let mut msg = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = s.source();
+    }
+    msg
+}

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::generator::{Latency, Measured, Rate};
 use super::{BuildFeatures, EngineMode, Plan};
-use crate::lab::{Family, LabError};
+use crate::{Family, LabError};
 
 /// IP version of a workload, as written in the JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -514,7 +514,7 @@ impl BenchReport {
     /// `latest.md`: header, table, plot link.
     pub fn markdown(&self, svg_link: &str) -> String {
         format!(
-            "# afxdp-responder bench results\n\n{}\n{}\n![replies/s and CPU per million replies]({svg_link})\n",
+            "# afxdp-lab bench results\n\n{}\n{}\n![replies/s and CPU per million replies]({svg_link})\n",
             self.markdown_header(),
             self.markdown_table()
         )
@@ -560,7 +560,7 @@ pub fn update_doc(doc: &Path, report: &BenchReport, out_dir: &Path) -> Result<()
     }
     let svg = relative_link(doc, &out_dir.join("latest.svg"));
     let section = format!(
-        "{BEGIN}\n<!-- written by `afxdp-responder bench --update-doc`; edits here are overwritten -->\n\n{}\n{}\n\
+        "{BEGIN}\n<!-- written by `afxdp-lab bench --update-doc`; edits here are overwritten -->\n\n{}\n{}\n\
          ![replies/s and CPU per million replies]({svg})\n\n",
         report.markdown_header(),
         report.markdown_table()

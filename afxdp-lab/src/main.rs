@@ -1,0 +1,66 @@
+//! The `afxdp-lab` command: the network-namespace demo and the bench of afxdp-responder.
+//!
+//! It runs the `afxdp-responder` binary found beside it (or `$AFXDP_RESPONDER`) and talks to it
+//! only through its JSON output and exit status.
+
+use std::process::ExitCode;
+
+use afxdp_lab::{bench, demo, one_line, responder_exe};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "afxdp-lab",
+    version,
+    about = "The lab of afxdp-responder: a demo and a bench in network namespaces of its own.",
+    long_about = "The lab of afxdp-responder: a demo and a bench in network namespaces of its own.\n\n\
+                  Everything it creates (namespaces, a veth pair, addresses from 198.18.0.0/15 and \
+                  2001:db8::/32 only) is removed when it ends, also on Ctrl-C or failure. It needs root \
+                  and the afxdp-responder binary beside it (or in $AFXDP_RESPONDER).\n\n\
+                  Examples:\n  afxdp-lab demo\n  afxdp-lab demo --queues 2\n  afxdp-lab bench --quick"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the responder in one namespace and real `ping` from the other, checks the replies
+    /// with the client's kernel counters and tcpdump, and removes everything it created.
+    Demo(demo::DemoArgs),
+    /// Every engine and mode against the same loads in a namespace pair; writes a table
+    /// (Markdown, JSON) and a plot (SVG).
+    Bench(bench::BenchArgs),
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("afxdp-lab: {message}");
+    ExitCode::FAILURE
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // clap's message without its usage block: one line that says what is wrong.
+            let rendered = e.to_string();
+            let first = rendered.split("\n\n").next().unwrap_or("invalid arguments");
+            let message = first.split_whitespace().collect::<Vec<_>>().join(" ");
+            return fail(format!(
+                "{} (see afxdp-lab --help)",
+                message.trim_start_matches("error: ")
+            ));
+        }
+    };
+    let result = match cli.command {
+        Command::Demo(args) => demo::run(&args),
+        Command::Bench(args) => responder_exe().and_then(|exe| bench::run(&args, &exe)),
+    };
+    result.unwrap_or_else(|e| fail(one_line(&e)))
+}
