@@ -379,16 +379,39 @@ fn run_responder(args: RunArgs) -> ExitCode {
         }
     }
     let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while stopping exits at once.
-        let registered = signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))
-            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)));
-        if let Err(e) = registered {
-            return fail(format!("cannot install the signal handler: {e}"));
-        }
+    if let Err(e) = stop_on_signals(Arc::clone(&stop)) {
+        return fail(format!("cannot install the signal handler: {e}"));
     }
     match app::run(&cfg, &stop, &mut out) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => fail(one_line(&e)),
     }
+}
+
+/// SIGINT and SIGTERM ask for an orderly stop (detach, drain, summary). Signals that arrive
+/// within [`SIGNAL_BURST`] of the first count as that same request: GNU `timeout -s INT` signals
+/// the child and its process group, and a Ctrl-C in a terminal reaches every process of the
+/// foreground group, so one stop request often arrives as two signals. A signal after that window
+/// means "stop now": exit at once with status 130 (the bpf_link still detaches the program).
+fn stop_on_signals(stop: Arc<AtomicBool>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    const SIGNAL_BURST: Duration = Duration::from_secs(1);
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        let mut first: Option<std::time::Instant> = None;
+        for _ in signals.forever() {
+            match first {
+                None => {
+                    first = Some(std::time::Instant::now());
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                Some(at) if at.elapsed() < SIGNAL_BURST => {}
+                Some(_) => {
+                    eprintln!("afxdp-responder: second signal: exiting without draining");
+                    std::process::exit(130);
+                }
+            }
+        }
+    })?;
+    Ok(())
 }

@@ -190,6 +190,25 @@ fn every_wait_mode_answers_a_ping_flood_with_every_frame_accounted_for() {
     }
 }
 
+/// GNU `timeout -s INT` signals the child and its process group, and a terminal's Ctrl-C reaches the
+/// whole foreground group: one stop request often arrives as two signals at once. They must give
+/// the orderly stop (detach, drain, summary, exit 0), not the "second signal: exit now" path.
+#[test]
+fn two_signals_at_once_are_one_orderly_stop() {
+    let pair = pair(1);
+    let responder = start(&pair, &["--stats-interval", "0"]);
+    ping_all_answered(&pair, Family::V4, 3);
+    let pid = nix::unistd::Pid::from_raw(responder.pid() as i32);
+    for signal in [nix::sys::signal::SIGINT, nix::sys::signal::SIGTERM] {
+        nix::sys::signal::kill(pid, signal).expect("signalling the responder");
+    }
+    // `stop` sends one more SIGINT, still within the same second, and checks the exit status (0),
+    // the summary and the frame census.
+    let exit = stop(responder);
+    assert_eq!(exit.totals(), (3, 3, 0), "{}", exit.finished.stdout);
+    assert_nothing_attached(&pair);
+}
+
 #[test]
 fn after_exit_or_sigkill_nothing_is_attached_and_the_kernel_answers_again() {
     let pair = pair(1);
