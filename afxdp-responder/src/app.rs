@@ -13,10 +13,12 @@ use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, ModeRequest};
-use crate::engine::{self, Engine};
+use crate::config::Config;
+use crate::cpu;
+use crate::engine;
 use crate::iface::{IfaceError, Interface};
-use crate::loader::{EngineCounters, LoaderError, RedirectCounters, RedirectProgram};
+use crate::loader::{EngineCounters, EngineProgram, LoaderError};
+use crate::options::{Engine, XskMode};
 use crate::privileges;
 use crate::stats::{self, Counters, KernelStats, Rates, SharedCounters};
 use crate::worker::{Worker, WorkerError, WorkerReport};
@@ -76,9 +78,7 @@ pub enum AppError {
 pub struct RunSummary {
     /// One report per queue, in `--queues` order.
     pub reports: Vec<WorkerReport>,
-    /// The XDP program's counters at the end.
-    pub redirect: RedirectCounters,
-    /// The same counters, in the shape every engine shares.
+    /// The XDP program's counters at the end, in the shape every engine shares.
     pub engine: EngineCounters,
 }
 
@@ -152,12 +152,11 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut dyn Write) -> Result<RunSu
         let counters = engine::run_in_kernel(cfg, &iface, &addresses, policy, stop, out)?;
         return Ok(RunSummary {
             reports: Vec::new(),
-            redirect: counters.into(),
             engine: counters,
         });
     }
 
-    let mut program = RedirectProgram::load(iface.mac, &addresses)?;
+    let mut program = EngineProgram::load(iface.mac, &addresses)?;
     let attached = program.attach(&iface.name, cfg.xdp_mode)?;
     let driver = afxdp_xsk::driver_name(&iface.name).unwrap_or_else(|_| "unknown".into());
     let _ = writeln!(
@@ -192,8 +191,7 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut dyn Write) -> Result<RunSu
     let failure = monitor(cfg, &iface, &mut owned, &mut program, stop, &running, out);
 
     // Detach first: from here on the kernel answers pings itself again.
-    let counters = program.engine_counters().unwrap_or_default();
-    let redirect = RedirectCounters::from(counters);
+    let counters = program.counters().unwrap_or_default();
     for r in &running {
         let _ = program.unregister_socket(r.queue);
     }
@@ -218,7 +216,6 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut dyn Write) -> Result<RunSu
         Some(e) => Err(e),
         None => Ok(RunSummary {
             reports,
-            redirect,
             engine: counters,
         }),
     }
@@ -229,7 +226,7 @@ fn start_workers(
     iface: &Interface,
     policy: ReplyPolicy,
     workers_stop: &Arc<AtomicBool>,
-    program: &mut RedirectProgram,
+    program: &mut EngineProgram,
     out: &mut dyn Write,
 ) -> Result<Vec<Running>, AppError> {
     let (ready_tx, ready_rx) = mpsc::channel::<Result<Ready, XskError>>();
@@ -243,9 +240,9 @@ fn start_workers(
             .name(format!("afxdp-q{queue}"))
             .spawn(move || {
                 // Pin first, so the UMEM is allocated and touched on the worker's own CPU.
-                let pinned = pin_to_cpu(cpu);
+                let pinned = cpu::pin_current_thread(cpu);
                 let opened = match cfg.mode {
-                    ModeRequest::Auto => Xsk::open_auto(&ifname, ifindex, queue, &cfg.xsk).map(|(x, refused)| {
+                    XskMode::Auto => Xsk::open_auto(&ifname, ifindex, queue, &cfg.xsk).map(|(x, refused)| {
                         let why = refused.map(|e| match e {
                             XskError::ZeroCopyUnsupported { driver, .. } => {
                                 format!("driver {driver} does not support it")
@@ -254,12 +251,10 @@ fn start_workers(
                         });
                         (x, why)
                     }),
-                    ModeRequest::ZeroCopy => {
+                    XskMode::ZeroCopy => {
                         Xsk::open(&ifname, ifindex, queue, &cfg.xsk, BindMode::ZeroCopy).map(|x| (x, None))
                     }
-                    ModeRequest::Copy => {
-                        Xsk::open(&ifname, ifindex, queue, &cfg.xsk, BindMode::Copy).map(|x| (x, None))
-                    }
+                    XskMode::Copy => Xsk::open(&ifname, ifindex, queue, &cfg.xsk, BindMode::Copy).map(|x| (x, None)),
                 };
                 let (xsk, zero_copy_refused) = match opened {
                     Ok(v) => v,
@@ -407,7 +402,7 @@ const ADDRESS_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 
 impl OwnedAddresses {
     /// Brings the XDP program's address map in line with the interface's addresses.
-    fn refresh(&mut self, iface: &Interface, program: &mut RedirectProgram, out: &mut dyn Write) {
+    fn refresh(&mut self, iface: &Interface, program: &mut EngineProgram, out: &mut dyn Write) {
         if !self.follow || self.checked.elapsed() < ADDRESS_CHECK_INTERVAL {
             return;
         }
@@ -438,7 +433,7 @@ fn monitor(
     cfg: &Config,
     iface: &Interface,
     owned: &mut OwnedAddresses,
-    program: &mut RedirectProgram,
+    program: &mut EngineProgram,
     stop: &AtomicBool,
     running: &[Running],
     out: &mut dyn Write,
@@ -544,12 +539,6 @@ fn empty_report(queue: u32) -> WorkerReport {
         census: Default::default(),
         kernel: KernelStats::default(),
     }
-}
-
-/// Pins the calling thread to `cpu`; returns whether it worked.
-fn pin_to_cpu(cpu: usize) -> bool {
-    let mut set = nix::sched::CpuSet::new();
-    set.set(cpu).is_ok() && nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).is_ok()
 }
 
 /// A random 16-bit seed for the IPv4 identification counter (from the std hasher's random keys).

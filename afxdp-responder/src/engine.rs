@@ -14,10 +14,8 @@
 //! This module runs the two in-kernel engines ([`run_in_kernel`]): attach, print the counters
 //! per interval, detach on SIGINT/SIGTERM, print the totals. The AF_XDP engine is [`crate::app`].
 
-use std::fmt;
 use std::io::Write;
 use std::net::IpAddr;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -25,82 +23,9 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::iface::Interface;
 use crate::loader::{AttachedMode, EngineCounters, EngineProgram, LoaderError};
+use crate::options::Engine;
 use crate::stats::human_rate;
 use echo_wire::respond::ReplyPolicy;
-
-/// Which engine handles the echo requests: the `--engine` choice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Engine {
-    /// AF_XDP: the XDP program redirects requests to user space, where pinned workers answer.
-    #[default]
-    AfXdp,
-    /// In-kernel responder: the XDP program answers each request itself with `XDP_TX`.
-    XdpTx,
-    /// The XDP program drops each request (and counts it); nothing answers.
-    Drop,
-}
-
-impl Engine {
-    /// Every engine, in the order of the table above.
-    pub const ALL: [Engine; 3] = [Engine::AfXdp, Engine::XdpTx, Engine::Drop];
-
-    /// The name `--engine` takes and the reports print: `afxdp`, `xdp-tx` or `drop`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Engine::AfXdp => "afxdp",
-            Engine::XdpTx => "xdp-tx",
-            Engine::Drop => "drop",
-        }
-    }
-
-    /// Name of the engine's XDP function (also the program name `bpftool` and `ip link` show).
-    pub const fn program_name(self) -> &'static str {
-        match self {
-            Engine::AfXdp => "redirect_echo",
-            Engine::XdpTx => "tx_echo",
-            Engine::Drop => "drop_echo",
-        }
-    }
-
-    /// What the engine does with an owned request, as the reports say it: `redirected`,
-    /// `replied` or `dropped`.
-    pub const fn handled_verb(self) -> &'static str {
-        match self {
-            Engine::AfXdp => "redirected",
-            Engine::XdpTx => "replied",
-            Engine::Drop => "dropped",
-        }
-    }
-
-    /// Whether the engine answers in user space (it has AF_XDP sockets and workers).
-    pub const fn uses_afxdp(self) -> bool {
-        matches!(self, Engine::AfXdp)
-    }
-}
-
-impl fmt::Display for Engine {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// An engine name that is not `afxdp`, `xdp-tx` or `drop`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown engine `{0}`: use afxdp, xdp-tx or drop")]
-pub struct ParseEngineError(String);
-
-impl FromStr for Engine {
-    type Err = ParseEngineError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "afxdp" | "af-xdp" | "af_xdp" => Ok(Engine::AfXdp),
-            "xdp-tx" | "xdp_tx" | "xdptx" => Ok(Engine::XdpTx),
-            "drop" => Ok(Engine::Drop),
-            _ => Err(ParseEngineError(s.to_owned())),
-        }
-    }
-}
 
 /// The live line of an in-kernel engine: `xdp-tx: replied 10 (10/s) passed 2 (2/s) bad-checksum 0`.
 pub fn live_line(engine: Engine, cur: &EngineCounters, prev: &EngineCounters, elapsed: Duration) -> String {
@@ -189,7 +114,7 @@ pub fn run_in_kernel(
 
     let started = Instant::now();
     let mut last_print = started;
-    let mut last = program.engine_counters().unwrap_or_default();
+    let mut last = program.counters().unwrap_or_default();
     while !stop.load(Ordering::Relaxed) {
         thread::sleep(Duration::from_millis(50));
         let Some(interval) = cfg.stats_interval else { continue };
@@ -197,7 +122,7 @@ pub fn run_in_kernel(
         if now.duration_since(last_print) < interval {
             continue;
         }
-        let cur = program.engine_counters().unwrap_or(last);
+        let cur = program.counters().unwrap_or(last);
         if cur != last {
             let _ = writeln!(
                 out,
@@ -211,7 +136,7 @@ pub fn run_in_kernel(
     }
 
     program.detach()?;
-    let counters = program.engine_counters()?;
+    let counters = program.counters()?;
     drop(program);
     let _ = writeln!(out, "stopped: XDP program detached from {}", iface.name);
     let (rx, tx, dropped) = match engine {
@@ -229,20 +154,6 @@ pub fn run_in_kernel(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn engine_names_round_trip() {
-        for engine in Engine::ALL {
-            assert_eq!(engine.name().parse::<Engine>(), Ok(engine));
-            assert_eq!(engine.to_string(), engine.name());
-        }
-        assert_eq!("XDP-TX".parse::<Engine>(), Ok(Engine::XdpTx));
-        assert_eq!(
-            "kernel".parse::<Engine>().unwrap_err().to_string(),
-            "unknown engine `kernel`: use afxdp, xdp-tx or drop"
-        );
-        assert_eq!(Engine::default(), Engine::AfXdp);
-    }
 
     #[test]
     fn total_lines_have_one_format() {

@@ -9,30 +9,20 @@ mod common;
 
 use afxdp_responder::lab::{NetnsPair, ResponderProcess, Side};
 use common::{EXE, stop};
+use responder_json::FloodReport;
 
-/// What `flood --json` printed.
-#[derive(Debug, Default)]
+/// What `flood --json` printed: its schema (`responder_json::FloodReport`) and the line itself.
+#[derive(Debug)]
 struct Flood {
-    sent: u64,
-    sent_invalid: u64,
-    replies: u64,
-    correct: u64,
-    wrong: u64,
-    lost: u64,
-    kernel_dropped: u64,
+    report: FloodReport,
     raw: String,
 }
 
-fn field(json: &str, name: &str) -> u64 {
-    let key = format!("\"{name}\":");
-    let start = json.find(&key).unwrap_or_else(|| panic!("{name} missing in {json}")) + key.len();
-    json[start..]
-        .split([',', '}'])
-        .next()
-        .unwrap()
-        .trim()
-        .parse::<f64>()
-        .unwrap() as u64
+impl std::ops::Deref for Flood {
+    type Target = FloodReport;
+    fn deref(&self) -> &FloodReport {
+        &self.report
+    }
 }
 
 fn flood(pair: &NetnsPair, args: &[&str]) -> Flood {
@@ -48,16 +38,9 @@ fn flood(pair: &NetnsPair, args: &[&str]) -> Flood {
         "flood {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Flood {
-        sent: field(&stdout, "sent"),
-        sent_invalid: field(&stdout, "sent_invalid"),
-        replies: field(&stdout, "replies"),
-        correct: field(&stdout, "correct"),
-        wrong: field(&stdout, "wrong"),
-        lost: field(&stdout, "lost"),
-        kernel_dropped: field(&stdout, "kernel_dropped"),
-        raw: stdout,
-    }
+    let report = serde_json::from_str::<FloodReport>(stdout.trim())
+        .unwrap_or_else(|e| panic!("flood --json printed no FloodReport ({e}): {stdout}"));
+    Flood { report, raw: stdout }
 }
 
 /// A namespace pair with `queues` queues and the responder started on it with `responder_args`.

@@ -178,7 +178,7 @@ impl LabConfig {
 
 /// `02:af:00:00:00:01` notation of a MAC address.
 pub fn mac_string(mac: [u8; 6]) -> String {
-    mac.map(|b| format!("{b:02x}")).join(":")
+    echo_wire::ethernet::DisplayMac(mac).to_string()
 }
 
 /// How long both ends must stay silent before [`NetnsPair::create`] returns.
