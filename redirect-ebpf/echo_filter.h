@@ -25,9 +25,9 @@
  * data_end: the verifier rejects the program otherwise, and it is what keeps
  * a truncated frame from being read past its end.
  *
- * This header also defines the maps every engine has (layouts in
- * redirect.h): owned_addrs, config and counters. Each program includes it
- * once, so each compiled object gets its own copy of the maps.
+ * The maps every engine has (owned_addrs, config, counters) and count()
+ * come from maps.h (layouts in redirect.h). Each program includes it once,
+ * so each compiled object gets its own copy of the maps.
  */
 #ifndef AFXDP_RESPONDER_ECHO_FILTER_H
 #define AFXDP_RESPONDER_ECHO_FILTER_H
@@ -40,7 +40,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-#include "redirect.h"
+#include "maps.h"
 
 /*
  * <linux/icmp.h> and <linux/icmpv6.h> drag in headers that do not build for
@@ -73,48 +73,8 @@ struct icmp_common {
 #define IP_OFFSET 0x1fff /* fragment offset mask in frag_off */
 
 /* ------------------------------------------------------------------------
- * Maps every engine has
- * ------------------------------------------------------------------------ */
-
-/* The addresses we answer for, per VLAN. See struct owned_key. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, OWNED_ADDRS_MAX_ENTRIES);
-	__type(key, struct owned_key);
-	__type(value, __u32);
-} owned_addrs SEC(".maps");
-
-/* One entry: the interface's MAC and the reply TTL / hop limit. See struct
- * redirect_config. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct redirect_config);
-} config SEC(".maps");
-
-/* Per-CPU counters: every CPU increments its own slot without atomics;
- * user space adds the slots up. See enum redirect_counter. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, COUNTER_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} counters SEC(".maps");
-
-/* ------------------------------------------------------------------------
  * Helpers
  * ------------------------------------------------------------------------ */
-
-static __always_inline void count(__u32 index)
-{
-	__u64 *value = bpf_map_lookup_elem(&counters, &index);
-
-	/* The verifier insists on the NULL check even though an array lookup
-	 * with an index below max_entries cannot fail. */
-	if (value)
-		*value += 1;
-}
 
 /* Is there room for `len` bytes at `pos` before the end of the frame?
  * Written as a comparison of packet pointers, the form the verifier

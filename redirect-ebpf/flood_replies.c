@@ -9,11 +9,12 @@
  * ICMPv6 type 129) whose destination is in `owned_addrs` to the AF_XDP socket
  * of the RX queue it arrived on. Everything else goes to the kernel.
  *
- * Maps (same layouts as redirect.h, so the same user-space code fills them):
+ * Maps: those of maps.h (xsks included), filled by the same user-space code
+ * as the engines' (afxdp-responder/src/loader/program.rs, CaptureProgram):
  *   xsks         XSKMAP, key = RX queue, value = AF_XDP socket
- *   owned_addrs  HASH, key = { u16 vlan (0), u16 pad, u8 addr[16] } (IPv4
- *                v4-mapped), value = u32 (0)
- *   counters     PERCPU_ARRAY of u64: 0 redirected, 1 no socket, 2 passed
+ *   owned_addrs  struct owned_key (VLAN 0, the generator's address) -> 0
+ *   counters     COUNTER_HANDLED redirected, COUNTER_NO_SOCKET, COUNTER_PASSED
+ *   config       unused here
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -22,6 +23,9 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#define MAPS_WITH_XSKS
+#include "maps.h"
+
 #define IPPROTO_ICMP_ 1
 #define IPPROTO_ICMPV6_ 58
 #define ICMP_ECHOREPLY_ 0
@@ -29,44 +33,9 @@
 #define IP_MF_ 0x2000
 #define IP_OFFSET_ 0x1fff
 
-struct reply_key {
-	__u16 vlan_id;
-	__u16 pad;
-	__u8 addr[16];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_XSKMAP);
-	__uint(max_entries, 64);
-	__type(key, __u32);
-	__type(value, __u32);
-} xsks SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16);
-	__type(key, struct reply_key);
-	__type(value, __u32);
-} owned_addrs SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 3);
-	__type(key, __u32);
-	__type(value, __u64);
-} counters SEC(".maps");
-
-static __always_inline void count(__u32 slot)
-{
-	__u64 *value = bpf_map_lookup_elem(&counters, &slot);
-
-	if (value)
-		*value += 1;
-}
-
 static __always_inline int pass(void)
 {
-	count(2);
+	count(COUNTER_PASSED);
 	return XDP_PASS;
 }
 
@@ -76,7 +45,7 @@ int flood_replies(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
-	struct reply_key key = {};
+	struct owned_key key = {};
 	__u8 *l4;
 
 	if ((void *)(eth + 1) > data_end)
@@ -114,7 +83,7 @@ int flood_replies(struct xdp_md *ctx)
 	/* XDP_PASS as the fallback: a reply on a queue without a socket goes to
 	 * the kernel (and counts as lost for the generator). */
 	int action = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
-	count(action == XDP_REDIRECT ? 0 : 1);
+	count(action == XDP_REDIRECT ? COUNTER_HANDLED : COUNTER_NO_SOCKET);
 	return action;
 }
 

@@ -15,23 +15,15 @@
  * echo_filter.h, shared with the other engines (echo_tx.c, echo_drop.c), so
  * all of them see exactly the same requests.
  *
- * Maps (layouts in redirect.h):
+ * Maps (maps.h; layouts in redirect.h):
  *   xsks         XSKMAP, RX queue index -> AF_XDP socket
  *   owned_addrs  HASH, (vlan id, IPv6 or v4-mapped address) -> reserved
  *   config       ARRAY[1], the interface MAC (TTL / hop limit unused here)
  *   counters     PERCPU_ARRAY, redirected / no_socket / passed (/ unused)
  */
 
+#define MAPS_WITH_XSKS /* xsks: RX queue index -> AF_XDP socket (maps.h) */
 #include "echo_filter.h"
-
-/* RX queue index -> AF_XDP socket. The loader puts a socket at index q
- * once the socket is bound to queue q of this interface. */
-struct {
-	__uint(type, BPF_MAP_TYPE_XSKMAP);
-	__uint(max_entries, XSKS_MAX_ENTRIES);
-	__type(key, __u32);
-	__type(value, __u32);
-} xsks SEC(".maps");
 
 SEC("xdp")
 int redirect_echo(struct xdp_md *ctx)

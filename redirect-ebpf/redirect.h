@@ -3,7 +3,7 @@
  * redirect.h - what the XDP program and the user-space loader agree on.
  *
  * Everything in this file is part of the contract with
- * afxdp-responder/src/loader.rs, which mirrors these layouts byte for byte
+ * afxdp-responder/src/loader/program.rs, which mirrors these layouts byte for byte
  * (the loader writes them as plain byte arrays, so there is no code
  * generation between the two sides). Change one side, change the other.
  *
@@ -82,7 +82,7 @@ enum redirect_counter {
 	COUNTER_MAX = 4,
 };
 
-/* Capacity of the maps the loader fills. */
+/* Capacity of the maps the loader fills (maps.h). */
 #define XSKS_MAX_ENTRIES 64	  /* RX queues that can have a socket */
 #define OWNED_ADDRS_MAX_ENTRIES 1024 /* (vlan, address) pairs */
 

@@ -14,8 +14,10 @@ use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, ModeRequest};
-use crate::engine::Engine;
+use crate::config::Config;
+use crate::cpu;
+use crate::options::{Engine, XskMode};
+
 use crate::iface::{IfaceError, Interface};
 use crate::loader::{AttachedMode, EngineCounters, EngineProgram, LoaderError};
 use crate::output::Output;
@@ -198,7 +200,7 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
     let failure = monitor(cfg, &iface, &mut owned, &mut program, stop, &running, started, out);
 
     // Detach first: from here on the kernel answers pings itself again.
-    let counters = program.engine_counters().unwrap_or_default();
+    let counters = program.counters().unwrap_or_default();
     for r in &running {
         let _ = program.unregister_socket(r.queue);
     }
@@ -318,9 +320,9 @@ fn start_workers(
             .name(format!("afxdp-q{queue}"))
             .spawn(move || {
                 // Pin first, so the UMEM is allocated and touched on the worker's own CPU.
-                let pinned = pin_to_cpu(cpu);
+                let pinned = cpu::pin_current_thread(cpu);
                 let opened = match cfg.mode {
-                    ModeRequest::Auto => Xsk::open_auto(&ifname, ifindex, queue, &cfg.xsk).map(|(x, refused)| {
+                    XskMode::Auto => Xsk::open_auto(&ifname, ifindex, queue, &cfg.xsk).map(|(x, refused)| {
                         let why = refused.map(|e| match e {
                             XskError::ZeroCopyUnsupported { driver, .. } => {
                                 format!("driver {driver} does not support it")
@@ -329,12 +331,10 @@ fn start_workers(
                         });
                         (x, why)
                     }),
-                    ModeRequest::ZeroCopy => {
+                    XskMode::ZeroCopy => {
                         Xsk::open(&ifname, ifindex, queue, &cfg.xsk, BindMode::ZeroCopy).map(|x| (x, None))
                     }
-                    ModeRequest::Copy => {
-                        Xsk::open(&ifname, ifindex, queue, &cfg.xsk, BindMode::Copy).map(|x| (x, None))
-                    }
+                    XskMode::Copy => Xsk::open(&ifname, ifindex, queue, &cfg.xsk, BindMode::Copy).map(|x| (x, None)),
                 };
                 let (xsk, zero_copy_refused) = match opened {
                     Ok(v) => v,
@@ -515,7 +515,7 @@ fn monitor(
 ) -> Option<AppError> {
     let mut last_print = started;
     let mut last: Vec<Counters> = running.iter().map(|r| r.shared.snapshot()).collect();
-    let mut last_program = program.engine_counters().unwrap_or_default();
+    let mut last_program = program.counters().unwrap_or_default();
     while !stop.load(Ordering::Relaxed) {
         thread::sleep(Duration::from_millis(50));
         if interface_gone(iface, running) {
@@ -556,7 +556,7 @@ fn monitor(
             });
             *prev = cur;
         }
-        let counters = program.engine_counters().unwrap_or(last_program);
+        let counters = program.counters().unwrap_or(last_program);
         let moved = if cfg.engine.uses_afxdp() {
             !queues.is_empty()
         } else {
@@ -587,12 +587,6 @@ fn empty_report(queue: u32) -> WorkerReport {
         census: Default::default(),
         kernel: KernelStats::default(),
     }
-}
-
-/// Pins the calling thread to `cpu`; returns whether it worked.
-fn pin_to_cpu(cpu: usize) -> bool {
-    let mut set = nix::sched::CpuSet::new();
-    set.set(cpu).is_ok() && nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).is_ok()
 }
 
 /// A random 16-bit seed for the IPv4 identification counter (from the std hasher's random keys).

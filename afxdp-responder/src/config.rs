@@ -6,41 +6,8 @@ use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::options::{Engine, XdpMode, XskMode};
 use afxdp_xsk::XskConfig;
-
-/// Which AF_XDP bind mode to ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ModeRequest {
-    /// Zero-copy when the driver supports it, copy otherwise (the mode obtained is printed).
-    #[default]
-    Auto,
-    /// Zero-copy or fail.
-    ZeroCopy,
-    /// Copy mode (works on every driver).
-    Copy,
-}
-
-impl FromStr for ModeRequest {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(ModeRequest::Auto),
-            "zero-copy" | "zerocopy" | "zc" => Ok(ModeRequest::ZeroCopy),
-            "copy" => Ok(ModeRequest::Copy),
-            _ => Err(format!("unknown mode {s:?}: use auto, zero-copy or copy")),
-        }
-    }
-}
-
-impl fmt::Display for ModeRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ModeRequest::Auto => "auto",
-            ModeRequest::ZeroCopy => "zero-copy",
-            ModeRequest::Copy => "copy",
-        })
-    }
-}
 
 /// A parsed list of small numbers such as `0-3` or `0,2,5-6`, in the order given, without
 /// duplicates.
@@ -100,9 +67,9 @@ pub struct Config {
     /// CPU of each worker (same length as `queues`).
     pub cpus: Vec<usize>,
     /// Requested AF_XDP bind mode.
-    pub mode: ModeRequest,
+    pub mode: XskMode,
     /// How the XDP program is attached.
-    pub xdp_mode: crate::loader::XdpMode,
+    pub xdp_mode: XdpMode,
     /// Ring and frame sizes of every socket.
     pub xsk: XskConfig,
     /// Frames taken from the RX ring per batch.
@@ -120,7 +87,7 @@ pub struct Config {
     /// Check the UMEM frame accounting after every loop turn (tests).
     pub check_frames: bool,
     /// Which engine handles the requests (AF_XDP workers, in-kernel XDP_TX, or drop).
-    pub engine: crate::engine::Engine,
+    pub engine: Engine,
 }
 
 impl Config {
@@ -145,25 +112,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-/// The CPUs this process may run on (its affinity mask), in ascending order.
-pub fn allowed_cpus() -> Vec<usize> {
-    match nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
-        Ok(set) => (0..nix::sched::CpuSet::count())
-            .filter(|&c| set.is_set(c).unwrap_or(false))
-            .collect(),
-        Err(_) => (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect(),
-    }
-}
-
-/// Default CPU per queue: queue `i` of the list goes to the `i`-th allowed CPU, wrapping around
-/// when there are more queues than CPUs (workers then share CPUs; it still works).
-pub fn default_cpus(queues: usize, allowed: &[usize]) -> Vec<usize> {
-    if allowed.is_empty() {
-        return vec![0; queues];
-    }
-    (0..queues).map(|i| allowed[i % allowed.len()]).collect()
 }
 
 #[cfg(test)]
@@ -192,34 +140,13 @@ mod tests {
         }
     }
 
-    #[test]
-    fn mode_names() {
-        assert_eq!("auto".parse::<ModeRequest>().unwrap(), ModeRequest::Auto);
-        assert_eq!("zero-copy".parse::<ModeRequest>().unwrap(), ModeRequest::ZeroCopy);
-        assert_eq!("copy".parse::<ModeRequest>().unwrap(), ModeRequest::Copy);
-        assert!(
-            "fast"
-                .parse::<ModeRequest>()
-                .unwrap_err()
-                .contains("use auto, zero-copy or copy")
-        );
-    }
-
-    #[test]
-    fn default_cpus_spread_and_wrap() {
-        assert_eq!(default_cpus(2, &[0, 1]), vec![0, 1]);
-        assert_eq!(default_cpus(3, &[2, 5]), vec![2, 5, 2]);
-        assert_eq!(default_cpus(1, &[]), vec![0]);
-        assert!(!allowed_cpus().is_empty());
-    }
-
     fn config() -> Config {
         Config {
             iface: "eth0".into(),
             queues: vec![0, 1],
             cpus: vec![0, 1],
-            mode: ModeRequest::Auto,
-            xdp_mode: crate::loader::XdpMode::Auto,
+            mode: XskMode::Auto,
+            xdp_mode: XdpMode::Auto,
             xsk: XskConfig::default(),
             batch: 64,
             wait: crate::worker::Wait::DEFAULT,
@@ -228,7 +155,7 @@ mod tests {
             hop_limit: None,
             stats_interval: None,
             check_frames: false,
-            engine: crate::engine::Engine::AfXdp,
+            engine: Engine::AfXdp,
         }
     }
 

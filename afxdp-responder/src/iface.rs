@@ -8,6 +8,8 @@ use std::fs;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use echo_wire::{ethernet, ipv4, ipv6};
+
 /// What could not be found out about an interface. Messages say what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum IfaceError {
@@ -49,15 +51,6 @@ fn read_sys(path: PathBuf) -> Result<String, IfaceError> {
         })
 }
 
-fn parse_mac(text: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = text.split(':');
-    for byte in &mut mac {
-        *byte = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
-}
-
 impl Interface {
     /// Looks up `name` in the current network namespace.
     pub fn lookup(name: &str) -> Result<Self, IfaceError> {
@@ -67,7 +60,7 @@ impl Interface {
         let index = nix::net::if_::if_nametoindex(name).map_err(|_| IfaceError::NotFound(name.to_string()))?;
         let base = PathBuf::from("/sys/class/net").join(name);
         let mac_text = read_sys(base.join("address"))?;
-        let mac = parse_mac(&mac_text).ok_or_else(|| IfaceError::Read {
+        let mac = ethernet::parse_mac(&mac_text).ok_or_else(|| IfaceError::Read {
             path: base.join("address").display().to_string(),
             reason: format!("{mac_text:?} is not an Ethernet MAC address (only Ethernet interfaces are supported)"),
         })?;
@@ -140,27 +133,18 @@ fn read_u8(path: PathBuf) -> Result<u8, IfaceError> {
     })
 }
 
-/// Whether an address can be the destination of a ping we answer (not unspecified, loopback,
-/// multicast or broadcast).
+/// Whether an address can be the destination of a ping we answer: echo-wire's one definition
+/// ([`ipv4::is_unicast`], [`ipv6::is_unicast`]).
 pub fn is_unicast(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => !(v4.is_unspecified() || v4.is_loopback() || v4.is_multicast() || v4.is_broadcast()),
-        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_loopback() || v6.is_multicast()),
+    match *ip {
+        IpAddr::V4(v4) => ipv4::is_unicast(v4),
+        IpAddr::V6(v6) => ipv6::is_unicast(v6),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mac_parsing() {
-        assert_eq!(parse_mac("02:00:5e:10:00:0a"), Some([2, 0, 0x5e, 0x10, 0, 0x0a]));
-        assert_eq!(parse_mac("02:00:5e:10:00"), None);
-        assert_eq!(parse_mac("02:00:5e:10:00:0a:01"), None);
-        assert_eq!(parse_mac("zz:00:5e:10:00:0a"), None);
-        assert_eq!(parse_mac(""), None);
-    }
 
     #[test]
     fn missing_interface_is_a_clear_error() {

@@ -4,26 +4,33 @@
 //!
 //! | module | what it owns |
 //! |---|---|
-//! | [`packet`] | small typed views over Ethernet / IPv4 / IPv6 / ICMP bytes, checksums |
-//! | [`respond`] | `respond(frame) -> Verdict`: the whole reply policy, pure and safe |
-//! | [`xsk`] | the AF_XDP layer: UMEM, rings, socket; the only module with `unsafe` |
-//! | [`loader`] | the XDP redirect program: load (aya), maps, attach with a bpf_link |
+//! | [`options`] | the option vocabulary: `--mode`, `--xdp-mode`, `--engine`, `--wait` as clap value enums |
+//! | [`config`] | the validated configuration handed to every worker |
+//! | [`loader`] | the XDP programs: load (aya), maps, attach with a bpf_link, existing-program discovery |
 //! | [`flood`] | the load generator: echo requests from AF_XDP TX rings, every reply verified |
 //! | [`iface`] | facts about a network interface: index, MAC, addresses, queues, TTL |
-//! | [`engine`] | `--engine afxdp\|xdp-tx\|drop`: the engines, and the run loop of the in-kernel ones |
-//! | [`app`] | the responder as a whole: start-up, workers, live stats, orderly shutdown |
-//! | [`config`] | the validated configuration handed to every worker |
+//! | [`cpu`] | allowed CPUs, default CPU per queue, pinning a thread |
+//! | [`app`] | the responder as a whole, for every engine: start-up, workers, the monitor loop, orderly shutdown, the events |
+//! | [`output`] | the events rendered as human lines or JSON lines (`--output`) |
 //! | [`privileges`] | dropping every capability once set-up is done |
 //! | [`worker`] | one pinned thread per queue: the RX → respond → TX loop |
-//! | [`stats`] | per-queue counters and the live statistics line |
-//! | [`lab`] | network-namespace pairs for the demo and the tests |
+//! | [`stats`] | per-queue counters and the kernel's socket statistics |
+//!
+//! The packet views and `respond()` are the `echo-wire` crate, the AF_XDP rings and sockets the
+//! `afxdp-xsk` crate, the machine-readable output's schema the `responder-json` crate.
+//!
+//! Module dependencies go one way (checked by listing every `crate::` path outside comments per
+//! module and sorting the graph with `tsort`, which fails on a cycle): `options` and `cpu` depend
+//! on nothing in the crate; `worker` on `stats`; `config` on `options` and `worker`; `loader` on
+//! `options`; `output` on `stats`; `app` on all of these; `flood` on `loader`, `options`, `iface`, `stats` and `cpu`.
 
 pub mod app;
 pub mod config;
-pub mod engine;
+pub mod cpu;
 pub mod flood;
 pub mod iface;
 pub mod loader;
+pub mod options;
 pub mod output;
 pub mod privileges;
 pub mod stats;

@@ -8,9 +8,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use afxdp_responder::app::{self, one_line};
-use afxdp_responder::config::{self, Config, IdList, ModeRequest};
-use afxdp_responder::engine::Engine;
-use afxdp_responder::loader::XdpMode;
+use afxdp_responder::config::{Config, IdList};
+use afxdp_responder::cpu;
+use afxdp_responder::options::{self, Engine, WaitMode, XdpMode, XskMode};
 use afxdp_responder::output::{Output, OutputFormat};
 use afxdp_responder::worker::{self, Wait};
 use afxdp_xsk::XskConfig;
@@ -96,7 +96,7 @@ struct FloodArgs {
     #[arg(long, value_name = "LIST")]
     cpus: Option<IdList>,
     /// How to attach the reply capture XDP program: auto, native or skb.
-    #[arg(long, default_value = "auto", value_name = "MODE")]
+    #[arg(long, default_value = "auto", value_name = "MODE", value_parser = options::parser::<XdpMode>())]
     xdp_mode: XdpMode,
     /// Every N-th request gets a wrong ICMP checksum on purpose (0: never); they must not be
     /// answered and are not counted as lost.
@@ -108,8 +108,7 @@ struct FloodArgs {
 }
 
 fn parse_mac_arg(s: &str) -> Result<[u8; 6], String> {
-    afxdp_responder::flood::parse_mac(s)
-        .ok_or_else(|| format!("{s:?} is not a MAC address: use e.g. 02:af:00:00:00:01"))
+    echo_wire::ethernet::parse_mac(s).ok_or_else(|| format!("{s:?} is not a MAC address: use e.g. 02:af:00:00:00:01"))
 }
 
 fn run_flood(args: FloodArgs) -> ExitCode {
@@ -123,9 +122,9 @@ fn run_flood(args: FloodArgs) -> ExitCode {
     let cpus = match args.cpus {
         Some(list) => list.0.into_iter().map(|c| c as usize).collect(),
         None => {
-            let mut allowed = config::allowed_cpus();
+            let mut allowed = cpu::allowed_cpus();
             allowed.reverse();
-            config::default_cpus(queues.len(), &allowed)
+            cpu::default_cpus(queues.len(), &allowed)
         }
     };
     let cfg = afxdp_responder::flood::FloodConfig {
@@ -150,22 +149,17 @@ fn run_flood(args: FloodArgs) -> ExitCode {
     match afxdp_responder::flood::run(&cfg, &stop, &mut stderr) {
         Ok(report) => {
             if args.json {
-                println!("{}", report.to_json());
+                match serde_json::to_string(&report) {
+                    Ok(line) => println!("{line}"),
+                    Err(e) => return fail(format!("cannot write the report as JSON: {e}")),
+                }
             } else {
-                println!("{}", report.human());
+                println!("{}", afxdp_responder::flood::human(&report));
             }
             ExitCode::SUCCESS
         }
         Err(e) => fail(one_line(&e)),
     }
-}
-
-/// `--wait`: see [`Wait`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum WaitArg {
-    Adaptive,
-    Sleep,
-    Busy,
 }
 
 #[derive(Debug, Args)]
@@ -188,16 +182,16 @@ struct RunArgs {
     /// Engine: afxdp (AF_XDP sockets, user-space workers), xdp-tx (the XDP program answers in
     /// the kernel with XDP_TX; no workers) or drop (the XDP program drops the requests and
     /// counts them). All three see the same requests and report the same counters.
-    #[arg(long, default_value = "afxdp", value_name = "ENGINE")]
+    #[arg(long, default_value = "afxdp", value_name = "ENGINE", value_parser = options::parser::<Engine>())]
     engine: Engine,
 
     /// AF_XDP mode: auto (zero-copy if the driver supports it, else copy), zero-copy, or copy.
-    #[arg(long, default_value = "auto", value_name = "MODE")]
-    mode: ModeRequest,
+    #[arg(long, default_value = "auto", value_name = "MODE", value_parser = options::parser::<XskMode>())]
+    mode: XskMode,
 
     /// How to attach the XDP program: auto (native if the driver supports it, else skb), native
     /// (driver mode), or skb (generic mode, slower, works everywhere).
-    #[arg(long, default_value = "auto", value_name = "MODE")]
+    #[arg(long, default_value = "auto", value_name = "MODE", value_parser = options::parser::<XdpMode>())]
     xdp_mode: XdpMode,
 
     /// Only answer for these addresses (repeatable). Default: every unicast address of the
@@ -226,8 +220,8 @@ struct RunArgs {
     /// while packets keep arriving within it, otherwise sleep in poll(); idle costs nothing),
     /// sleep (always sleep in poll(): least CPU per reply at low rates), or busy (never sleep:
     /// one busy core per queue, even without traffic).
-    #[arg(long, default_value = "adaptive", value_name = "MODE")]
-    wait: WaitArg,
+    #[arg(long, default_value = "adaptive", value_name = "MODE", value_parser = options::parser::<WaitMode>())]
+    wait: WaitMode,
 
     /// The longest spin of --wait adaptive, in microseconds (about what a sleep and wake-up
     /// cost).
@@ -290,7 +284,7 @@ impl RunArgs {
         let queues = self.queues.0;
         let cpus = match self.cpus {
             Some(list) => list.0.into_iter().map(|c| c as usize).collect(),
-            None => config::default_cpus(queues.len(), &config::allowed_cpus()),
+            None => cpu::default_cpus(queues.len(), &cpu::allowed_cpus()),
         };
         let cfg = Config {
             iface: self.iface.unwrap_or_default(),
@@ -309,9 +303,9 @@ impl RunArgs {
             },
             batch: self.batch,
             wait: match (self.busy_poll, self.wait) {
-                (true, _) | (_, WaitArg::Busy) => Wait::Busy,
-                (_, WaitArg::Sleep) => Wait::Sleep,
-                (_, WaitArg::Adaptive) => Wait::Adaptive {
+                (true, _) | (_, WaitMode::Busy) => Wait::Busy,
+                (_, WaitMode::Sleep) => Wait::Sleep,
+                (_, WaitMode::Adaptive) => Wait::Adaptive {
                     window: Duration::from_micros(self.spin_window_us),
                 },
             },

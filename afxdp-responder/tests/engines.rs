@@ -18,8 +18,8 @@ use std::ops::Range;
 use std::time::Duration;
 
 use afxdp_lab::{Family, NetnsPair, Nstat, PingSpec, ResponderProcess, Side, ping};
-use afxdp_responder::engine::Engine;
 use afxdp_responder::loader::{EngineCounters, EngineProgram, XDP_DROP, XDP_PASS, XDP_TX, xdp_action_name};
+use afxdp_responder::options::Engine;
 use common::{assert_nothing_attached, link_details, need_root, pair, ping_all_answered, ping_sizes, stop};
 use echo_wire::respond::ReplyPolicy;
 use etherparse::{LinkExtHeader, LinkHeader, NetHeaders, PacketBuilder, PacketHeaders, VlanId};
@@ -115,7 +115,7 @@ fn fix_ipv4_header_checksum(frame: &mut [u8], l3: usize) {
 // ---------------------------------------------------------------------------------------------
 
 fn counters(program: &EngineProgram) -> EngineCounters {
-    program.engine_counters().expect("reading the counters")
+    program.counters().expect("reading the counters")
 }
 
 /// Runs `frame` through the program; returns the verdict, the output frame and the counter deltas.

@@ -11,7 +11,7 @@ use afxdp_lab::{NetnsPair, ResponderProcess, Side};
 use common::{EXE, stop};
 use responder_json::FloodReport;
 
-/// What `flood --json` printed, and the line itself for messages.
+/// What `flood --json` printed: its schema (`responder_json::FloodReport`) and the line itself.
 #[derive(Debug)]
 struct Flood {
     report: FloodReport,
@@ -38,7 +38,8 @@ fn flood(pair: &NetnsPair, args: &[&str]) -> Flood {
         "flood {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("flood --json: {e}: {stdout}"));
+    let report = serde_json::from_str::<FloodReport>(stdout.trim())
+        .unwrap_or_else(|e| panic!("flood --json printed no FloodReport ({e}): {stdout}"));
     Flood { report, raw: stdout }
 }
 

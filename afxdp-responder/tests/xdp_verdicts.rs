@@ -20,8 +20,9 @@ use std::{
 };
 
 use afxdp_responder::loader::{
-    AttachedMode, LoaderError, RedirectCounters, RedirectProgram, XDP_PASS, XDP_REDIRECT, XdpMode, xdp_action_name,
+    AttachedMode, EngineCounters, EngineProgram, LoaderError, XDP_PASS, XDP_REDIRECT, xdp_action_name,
 };
+use afxdp_responder::options::XdpMode;
 use afxdp_xsk::{BindMode, Xsk, XskConfig};
 use etherparse::{PacketBuilder, VlanId};
 
@@ -47,10 +48,10 @@ fn require_root() {
     );
 }
 
-fn load() -> RedirectProgram {
+fn load() -> EngineProgram {
     require_root();
     let owned = [IpAddr::from(OUR_V4), IpAddr::from(OUR_V6)];
-    RedirectProgram::load(OUR_MAC, &owned).expect("load the redirect program")
+    EngineProgram::load(OUR_MAC, &owned).expect("load the redirect program")
 }
 
 /// Which counter a test run moved.
@@ -62,16 +63,16 @@ enum Counted {
 }
 
 /// Runs the program on `frame` (queue 0); checks that exactly one counter moved by exactly one.
-fn run(program: &RedirectProgram, frame: &[u8]) -> (u32, Counted) {
+fn run(program: &EngineProgram, frame: &[u8]) -> (u32, Counted) {
     let before = program.counters().expect("read counters");
     let action = program.test_run(frame, 0).expect("BPF_PROG_TEST_RUN");
     let after = program.counters().expect("read counters");
     (action, which_counter(before, after))
 }
 
-fn which_counter(before: RedirectCounters, after: RedirectCounters) -> Counted {
+fn which_counter(before: EngineCounters, after: EngineCounters) -> Counted {
     let deltas = (
-        after.redirected - before.redirected,
+        after.handled - before.handled,
         after.no_socket - before.no_socket,
         after.passed - before.passed,
     );
@@ -85,7 +86,7 @@ fn which_counter(before: RedirectCounters, after: RedirectCounters) -> Counted {
 
 /// The frame took the redirect path; with no socket registered that means XDP_PASS.
 #[track_caller]
-fn assert_redirect_path(program: &RedirectProgram, frame: &[u8], what: &str) {
+fn assert_redirect_path(program: &EngineProgram, frame: &[u8], what: &str) {
     let (action, counted) = run(program, frame);
     assert_eq!(
         (xdp_action_name(action), counted),
@@ -96,7 +97,7 @@ fn assert_redirect_path(program: &RedirectProgram, frame: &[u8], what: &str) {
 
 /// The frame is not ours: passed to the kernel and counted as such.
 #[track_caller]
-fn assert_passed(program: &RedirectProgram, frame: &[u8], what: &str) {
+fn assert_passed(program: &EngineProgram, frame: &[u8], what: &str) {
     let (action, counted) = run(program, frame);
     assert_eq!(
         (xdp_action_name(action), counted),
@@ -200,10 +201,11 @@ fn owned_echo_request_without_socket_passes_and_counts_no_socket() {
     let counters = program.counters().unwrap();
     assert_eq!(
         counters,
-        RedirectCounters {
-            redirected: 0,
+        EngineCounters {
+            handled: 0,
             no_socket: 2,
             passed: 0,
+            bad_checksum: 0,
         }
     );
 }
@@ -604,21 +606,21 @@ fn double_tagged_frames_pass() {
 #[test]
 fn load_rejects_bad_configuration() {
     require_root();
-    let err = RedirectProgram::load([0x03, 0, 0, 0, 0, 1], &[]).unwrap_err();
+    let err = EngineProgram::load([0x03, 0, 0, 0, 0, 1], &[]).unwrap_err();
     assert!(matches!(err, LoaderError::InvalidMac { .. }), "{err}");
-    let err = RedirectProgram::load(OUR_MAC, &["255.255.255.255".parse().unwrap()]).unwrap_err();
+    let err = EngineProgram::load(OUR_MAC, &["255.255.255.255".parse().unwrap()]).unwrap_err();
     assert!(matches!(err, LoaderError::InvalidAddress { .. }), "{err}");
     let too_many: Vec<IpAddr> = (0..=1024u32)
         .map(|i| IpAddr::from(Ipv6Addr::from((0x2001_0db8_u128 << 96) | (u128::from(i) + 1))))
         .collect();
-    let err = RedirectProgram::load(OUR_MAC, &too_many).unwrap_err();
+    let err = EngineProgram::load(OUR_MAC, &too_many).unwrap_err();
     assert!(matches!(err, LoaderError::TooManyAddresses { .. }), "{err}");
 }
 
 #[test]
 fn program_with_no_addresses_passes_everything() {
     require_root();
-    let program = RedirectProgram::load(OUR_MAC, &[]).unwrap();
+    let program = EngineProgram::load(OUR_MAC, &[]).unwrap();
     assert_passed(&program, &request_v4(), "no owned addresses");
 }
 

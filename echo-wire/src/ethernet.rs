@@ -54,6 +54,41 @@ pub const fn is_unicast_mac(mac: &MacAddr) -> bool {
     mac[0] & 0x01 == 0
 }
 
+/// Parses a MAC address in the usual text form, six hexadecimal bytes separated by colons
+/// (`02:af:00:00:00:01`, as `ip link` prints it). `None` for anything else.
+///
+/// ```
+/// use echo_wire::ethernet::{DisplayMac, parse_mac};
+///
+/// let mac = parse_mac("02:af:00:00:00:1b").unwrap();
+/// assert_eq!(mac, [0x02, 0xaf, 0, 0, 0, 0x1b]);
+/// assert_eq!(DisplayMac(mac).to_string(), "02:af:00:00:00:1b");
+/// assert_eq!(parse_mac("02:af:00:00:00"), None);
+/// ```
+pub fn parse_mac(text: &str) -> Option<MacAddr> {
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(':');
+    for byte in &mut mac {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        *byte = u8::from_str_radix(part, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+/// Shows a MAC address as `ip link` does: `02:af:00:00:00:1b` (lower-case hex, colons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DisplayMac(pub MacAddr);
+
+impl core::fmt::Display for DisplayMac {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
 mod field {
     use crate::Field;
 
@@ -249,5 +284,24 @@ mod tests {
         assert!(!is_unicast_mac(&[0xff; 6]));
         assert!(!is_unicast_mac(&[0x01, 0x00, 0x5e, 0, 0, 1])); // IPv4 multicast
         assert!(!is_unicast_mac(&[0x33, 0x33, 0, 0, 0, 1])); // IPv6 multicast
+    }
+
+    #[test]
+    fn mac_text_both_ways() {
+        assert_eq!(parse_mac("02:00:5e:10:00:0a"), Some([2, 0, 0x5e, 0x10, 0, 0x0a]));
+        assert_eq!(parse_mac("02:AF:00:00:00:01"), Some([2, 0xaf, 0, 0, 0, 1]));
+        for bad in [
+            "",
+            "02:00:5e:10:00",
+            "02:00:5e:10:00:0a:01",
+            "zz:00:5e:10:00:0a",
+            "+2:00:5e:10:00:0a",
+            "002:0:0:0:0:0",
+        ] {
+            assert_eq!(parse_mac(bad), None, "{bad}");
+        }
+        let mac = [0x02, 0xaf, 0, 0, 0, 0x1b];
+        assert_eq!(DisplayMac(mac).to_string(), "02:af:00:00:00:1b");
+        assert_eq!(parse_mac(&DisplayMac(mac).to_string()), Some(mac));
     }
 }

@@ -28,6 +28,26 @@ use super::{Error, read, read_u16, write_u16};
 /// The IP protocol number of ICMP.
 pub const PROTOCOL_ICMP: u8 = 1;
 
+/// True for an IPv4 address that an echo reply may come from or go to: an address of one host.
+/// False for 0.0.0.0/8 ("this network"), 127.0.0.0/8 (loopback), 224.0.0.0/4 (multicast) and
+/// 255.255.255.255 (limited broadcast), the addresses Linux treats as martian sources or
+/// leaves to its own broadcast/multicast rules. (A subnet's directed broadcast address cannot
+/// be told from its prefix alone: that takes the interface's configuration.)
+///
+/// The one definition of "unicast" of the project: [`crate::respond`] answers only between
+/// such addresses and the daemon answers only for such addresses.
+///
+/// ```
+/// use core::net::Ipv4Addr;
+/// assert!(echo_wire::ipv4::is_unicast(Ipv4Addr::new(198, 18, 0, 1)));
+/// assert!(!echo_wire::ipv4::is_unicast(Ipv4Addr::new(0, 1, 2, 3)));
+/// assert!(!echo_wire::ipv4::is_unicast(Ipv4Addr::BROADCAST));
+/// ```
+#[inline]
+pub fn is_unicast(addr: Ipv4Addr) -> bool {
+    !(addr.octets()[0] == 0 || addr.is_loopback() || addr.is_multicast() || addr.is_broadcast())
+}
+
 /// Length of the header without options.
 pub const HEADER_LEN: usize = field::HEADER_LEN;
 
@@ -229,6 +249,24 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     #[inline]
     fn buf_mut(&mut self) -> &mut [u8] {
         self.buffer.as_mut()
+    }
+
+    /// Starts a packet that fills the whole of `buffer`: writes version 4, a header length of
+    /// 20 bytes (no options) and a total length of `buffer.len()`, leaves every other byte as
+    /// it is, and wraps the buffer. For building packets (a load generator's requests); the
+    /// checks of [`Packet::new_checked`] hold for the result.
+    ///
+    /// [`Error::Truncated`]: fewer than 20 bytes. [`Error::Length`]: more than 65 535.
+    pub fn init(mut buffer: T) -> Result<Self, Error> {
+        let len = buffer.as_ref().len();
+        if len < field::HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        let total_len = u16::try_from(len).map_err(|_| Error::Length)?;
+        let bytes = buffer.as_mut();
+        bytes[field::VER_IHL] = 0x45;
+        write_u16(bytes, field::TOTAL_LEN, total_len);
+        Packet::new_checked(buffer)
     }
 
     /// Sets the version field.
@@ -436,5 +474,18 @@ mod tests {
         p.set_total_len(0);
         assert!(p.header().is_empty() && p.payload().is_empty());
         assert!(!p.verify_checksum());
+    }
+
+    #[test]
+    fn init_starts_a_packet_that_new_checked_accepts() {
+        let mut bytes = [0xaau8; 28];
+        let mut packet = Packet::init(&mut bytes[..]).unwrap();
+        assert_eq!((packet.version(), packet.header_len(), packet.total_len()), (4, 20, 28));
+        assert_eq!(packet.payload().len(), 8);
+        packet.fill_checksum();
+        assert!(packet.verify_checksum());
+        assert_eq!(bytes[1], 0xaa, "other fields are left alone");
+        assert_eq!(Packet::init(&mut [0u8; 19][..]), Err(Error::Truncated));
+        assert!(matches!(Packet::init(vec![0u8; 65_536]), Err(Error::Length)));
     }
 }

@@ -35,6 +35,20 @@ pub const fn is_extension_header(next_header: u8) -> bool {
     matches!(next_header, 0 | 43 | 44 | 50 | 51 | 60 | 135 | 139 | 140 | 253 | 254)
 }
 
+/// True for an IPv6 address that an echo reply may come from or go to: not unspecified (::),
+/// loopback (::1), multicast (ff00::/8) or IPv4-mapped (::ffff:0:0/96, which never appears on
+/// the wire). Link-local addresses are unicast: the kernel answers pings to them too.
+///
+/// ```
+/// assert!(echo_wire::ipv6::is_unicast("2001:db8::1".parse().unwrap()));
+/// assert!(echo_wire::ipv6::is_unicast("fe80::1".parse().unwrap()));
+/// assert!(!echo_wire::ipv6::is_unicast("::ffff:198.18.0.1".parse().unwrap()));
+/// ```
+#[inline]
+pub fn is_unicast(addr: Ipv6Addr) -> bool {
+    !(addr.is_unspecified() || addr.is_loopback() || addr.is_multicast() || addr.to_ipv4_mapped().is_some())
+}
+
 /// Length of the fixed header.
 pub const HEADER_LEN: usize = field::HEADER_LEN;
 
@@ -175,6 +189,24 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         self.buffer.as_mut()[field::VER_TC_FLOW].copy_from_slice(&word.to_be_bytes());
     }
 
+    /// Starts a packet that fills the whole of `buffer`: writes version 6 with traffic class
+    /// and flow label 0, and a payload length of `buffer.len() - 40`, leaves every other byte
+    /// as it is, and wraps the buffer. For building packets; the checks of
+    /// [`Packet::new_checked`] hold for the result.
+    ///
+    /// [`Error::Truncated`]: fewer than 40 bytes. [`Error::Length`]: a payload over 65 535.
+    pub fn init(buffer: T) -> Result<Self, Error> {
+        let len = buffer.as_ref().len();
+        if len < field::HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        let payload_len = u16::try_from(len - field::HEADER_LEN).map_err(|_| Error::Length)?;
+        let mut packet = Packet { buffer };
+        packet.set_first_word(6 << 28);
+        packet.set_payload_len(payload_len);
+        Ok(packet)
+    }
+
     /// Sets the version field.
     #[inline]
     pub fn set_version(&mut self, version: u8) {
@@ -306,5 +338,20 @@ mod tests {
         for nh in [NEXT_HEADER_ICMPV6, 6, 17, 59] {
             assert!(!is_extension_header(nh));
         }
+    }
+
+    #[test]
+    fn init_starts_a_packet_that_new_checked_accepts() {
+        let mut bytes = [0xaau8; 48];
+        let packet = Packet::init(&mut bytes[..]).unwrap();
+        assert_eq!(
+            (packet.version(), packet.traffic_class(), packet.flow_label()),
+            (6, 0, 0)
+        );
+        assert_eq!((packet.payload_len(), packet.payload().len()), (8, 8));
+        assert_eq!(bytes[6], 0xaa, "other fields are left alone");
+        assert!(Packet::new_checked(&bytes[..]).is_ok());
+        assert_eq!(Packet::init(&mut [0u8; 39][..]), Err(Error::Truncated));
+        assert!(matches!(Packet::init(vec![0u8; 40 + 65_536]), Err(Error::Length)));
     }
 }

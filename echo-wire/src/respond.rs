@@ -8,7 +8,7 @@
 //! # What the reply looks like
 //!
 //! The reply should be indistinguishable from the one the Linux kernel sends (net/ipv4/icmp.c,
-//! net/ipv6/icmp.c; see the parity table in DESIGN.md):
+//! net/ipv6/icmp.c; see the parity table in docs/parity.md):
 //!
 //! * Ethernet: source and destination MAC swapped; a single VLAN tag (802.1Q or 802.1ad) is kept
 //!   as it is, except a priority tag (VLAN id 0), which is removed: Linux consumes a priority tag
@@ -55,8 +55,6 @@
 //! The checks run in the order of the [`DropReason`] variants, and the first one that fails names
 //! the drop. Nothing in the frame is written before every check has passed: a dropped frame is
 //! left exactly as it came.
-
-use core::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::checksum::{self, Sum};
 use crate::ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6, Frame, VlanTag};
@@ -202,17 +200,9 @@ fn ip_error(error: crate::Error) -> DropReason {
     }
 }
 
-/// True for an IPv4 address a reply may come from or go to (see [`DropReason::NotUnicast`]).
-#[inline]
-fn is_unicast_ipv4(addr: Ipv4Addr) -> bool {
-    !(addr.octets()[0] == 0 || addr.is_loopback() || addr.is_multicast() || addr.is_broadcast())
-}
-
-/// True for an IPv6 address a reply may come from or go to (see [`DropReason::NotUnicast`]).
-#[inline]
-fn is_unicast_ipv6(addr: Ipv6Addr) -> bool {
-    !(addr.is_unspecified() || addr.is_loopback() || addr.is_multicast() || addr.to_ipv4_mapped().is_some())
-}
+// The one definition of a unicast address (see [`DropReason::NotUnicast`]).
+use crate::ipv4::is_unicast as is_unicast_ipv4;
+use crate::ipv6::is_unicast as is_unicast_ipv6;
 
 /// The IP version a frame carries, as found by [`parse_link`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -490,6 +480,7 @@ fn is_all_zero<T: AsRef<[u8]>>(echo: &EchoPacket<T>) -> bool {
 mod tests {
     use super::*;
     use crate::fixtures::{ECHO_REPLY_V4, ECHO_REPLY_V6, ECHO_REQUEST_V4, ECHO_REQUEST_V6};
+    use core::net::{Ipv4Addr, Ipv6Addr};
     use std::collections::HashSet;
 
     /// The IPv4 identification seed the fixture replies were made with.

@@ -1,0 +1,559 @@
+//! Loading the embedded XDP objects into the kernel and filling their maps.
+//!
+//! [`EngineProgram`] is the program of one [`Engine`]; [`PassProgram`] and [`CaptureProgram`]
+//! are the helpers of the lab and of the load generator. All of them are loaded by
+//! [`load_object`] and fill the maps of `redirect-ebpf/maps.h` with the layouts described in
+//! [`super`].
+
+use std::{fmt, net::IpAddr, os::fd::BorrowedFd};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray, XskMap},
+    programs::Xdp,
+};
+
+use super::attach::Attacher;
+use super::error::{LoaderError, errno_of, hint_for, map_error, program_error};
+use super::{OWNED_ADDRS_MAX_ENTRIES, XSKS_MAX_ENTRIES};
+use crate::options::{Engine, XdpMode};
+use echo_wire::respond::ReplyPolicy;
+use echo_wire::{ethernet, ipv4, ipv6};
+
+// Map names and counter indexes: must match redirect-ebpf/maps.h.
+const MAP_XSKS: &str = "xsks";
+const MAP_OWNED_ADDRS: &str = "owned_addrs";
+const MAP_CONFIG: &str = "config";
+const MAP_COUNTERS: &str = "counters";
+const COUNTER_HANDLED: u32 = 0;
+const COUNTER_NO_SOCKET: u32 = 1;
+const COUNTER_PASSED: u32 = 2;
+const COUNTER_BAD_CHECKSUM: u32 = 3;
+
+/// `struct owned_key` from maps.h, as bytes.
+type OwnedKey = [u8; 20];
+/// `struct redirect_config` from maps.h, as bytes.
+type ConfigValue = [u8; 8];
+
+/// An embedded object: its file name (for messages), its bytes, and the name of its XDP function.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Object {
+    file: &'static str,
+    bytes: &'static [u8],
+    pub(super) program: &'static str,
+}
+
+/// The compiled program of `engine` (`redirect-ebpf/*.c`), aligned for the ELF parser.
+fn engine_object(engine: Engine) -> Object {
+    let (file, bytes): (&str, &'static [u8]) = match engine {
+        Engine::AfXdp => (
+            "redirect.o",
+            aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/redirect.o")),
+        ),
+        Engine::XdpTx => (
+            "echo_tx.o",
+            aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/echo_tx.o")),
+        ),
+        Engine::Drop => (
+            "echo_drop.o",
+            aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/echo_drop.o")),
+        ),
+    };
+    Object {
+        file,
+        bytes,
+        program: engine.program_name(),
+    }
+}
+
+/// `redirect-ebpf/xdp_pass.c`: passes every frame ([`PassProgram`]).
+const PASS_OBJECT: Object = Object {
+    file: "xdp_pass.o",
+    bytes: aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdp_pass.o")),
+    program: PassProgram::NAME,
+};
+
+/// `redirect-ebpf/flood_replies.c`: redirects echo replies to the flood's sockets
+/// ([`CaptureProgram`]).
+const CAPTURE_OBJECT: Object = Object {
+    file: "flood_replies.o",
+    bytes: aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/flood_replies.o")),
+    program: CaptureProgram::NAME,
+};
+
+/// Loads an embedded object and its XDP program into the kernel (through the verifier).
+fn load_object(object: Object) -> Result<Ebpf, LoaderError> {
+    let mut ebpf = EbpfLoader::new()
+        .load(object.bytes)
+        .map_err(|source| LoaderError::Object {
+            object: object.file,
+            hint: hint_for(&source),
+            source: Box::new(source),
+        })?;
+    let name = object.program;
+    xdp_program(&mut ebpf, name)?
+        .load()
+        .map_err(|source| program_error(format!("loading `{name}` into the kernel (verifier)"), source))?;
+    Ok(ebpf)
+}
+
+/// The XDP program `name` of a loaded object.
+pub(super) fn xdp_program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, LoaderError> {
+    ebpf.program_mut(name)
+        .ok_or(LoaderError::Missing { kind: "program", name })?
+        .try_into()
+        .map_err(|source| program_error(format!("using `{name}` as XDP"), source))
+}
+
+/// Takes map `name` out of `ebpf` as the typed map `M`.
+fn take_map<M>(ebpf: &mut Ebpf, name: &'static str) -> Result<M, LoaderError>
+where
+    M: TryFrom<aya::maps::Map, Error = MapError>,
+{
+    let map = ebpf.take_map(name).ok_or(LoaderError::Missing { kind: "map", name })?;
+    M::try_from(map).map_err(|source| map_error(name, "checking the key/value layout".into(), source))
+}
+
+/// The `xsks` XSKMAP of a loaded object, checked to have [`XSKS_MAX_ENTRIES`] slots.
+fn take_xsks(ebpf: &mut Ebpf) -> Result<XskMap<MapData>, LoaderError> {
+    let xsks: XskMap<MapData> = take_map(ebpf, MAP_XSKS)?;
+    if xsks.len() != XSKS_MAX_ENTRIES {
+        return Err(LoaderError::Missing {
+            kind: "64-entry XSKMAP",
+            name: MAP_XSKS,
+        });
+    }
+    Ok(xsks)
+}
+
+/// Puts `socket_fd` into slot `queue_id` of `xsks`.
+fn register(xsks: &mut XskMap<MapData>, queue_id: u32, socket_fd: BorrowedFd<'_>) -> Result<(), LoaderError> {
+    check_queue(queue_id)?;
+    xsks.set(queue_id, socket_fd, 0).map_err(|source| {
+        let hint = if errno_of(&source) == Some(libc::EOPNOTSUPP) {
+            ": the fd must be an AF_XDP socket that is already bound (bind()) with an RX ring"
+        } else {
+            hint_for(&source)
+        };
+        LoaderError::Map {
+            map: MAP_XSKS,
+            action: format!("registering the socket of queue {queue_id}"),
+            hint,
+            source: Box::new(source),
+        }
+    })
+}
+
+fn check_queue(queue_id: u32) -> Result<(), LoaderError> {
+    if queue_id >= XSKS_MAX_ENTRIES {
+        return Err(LoaderError::QueueOutOfRange {
+            queue_id,
+            max: XSKS_MAX_ENTRIES,
+        });
+    }
+    Ok(())
+}
+
+/// Rejects addresses that an echo request we answer can never be sent to: everything that is
+/// not unicast by [`ipv4::is_unicast`] / [`ipv6::is_unicast`], with the reason in words.
+fn validate_owned(addr: IpAddr) -> Result<(), LoaderError> {
+    let unicast = match addr {
+        IpAddr::V4(v4) => ipv4::is_unicast(v4),
+        IpAddr::V6(v6) => ipv6::is_unicast(v6),
+    };
+    if unicast {
+        return Ok(());
+    }
+    let reason = match addr {
+        IpAddr::V4(v4) if v4.is_broadcast() => {
+            "broadcast pings are left to the kernel (net.ipv4.icmp_echo_ignore_broadcasts)"
+        }
+        IpAddr::V4(v4) if v4.octets()[0] == 0 => "0.0.0.0/8 is not an address of a host",
+        IpAddr::V6(v6) if v6.is_unspecified() => ":: is not an address of a host",
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
+            "v4-mapped IPv6 addresses never arrive on the wire; give the IPv4 address"
+        }
+        _ if addr.is_loopback() => "loopback addresses never arrive on a network interface",
+        _ => "multicast pings are left to the kernel",
+    };
+    Err(LoaderError::InvalidAddress { addr, reason })
+}
+
+/// `struct owned_key` (maps.h) for `(vlan_id, addr)`.
+fn owned_key(vlan_id: u16, addr: IpAddr) -> Result<OwnedKey, LoaderError> {
+    if vlan_id > 4094 {
+        return Err(LoaderError::InvalidVlan { vlan_id });
+    }
+    let octets = match addr {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    };
+    let mut key = [0u8; 20];
+    key[0..2].copy_from_slice(&vlan_id.to_ne_bytes());
+    // key[2..4] is padding and stays zero.
+    key[4..20].copy_from_slice(&octets);
+    Ok(key)
+}
+
+/// `struct redirect_config` (maps.h) for `mac` and the reply TTL / hop limit of `policy`.
+fn config_value(mac: [u8; 6], policy: ReplyPolicy) -> ConfigValue {
+    let mut value: ConfigValue = [0; 8];
+    value[..6].copy_from_slice(&mac);
+    value[6] = policy.ipv4_ttl;
+    value[7] = policy.ipv6_hop_limit;
+    value
+}
+
+/// Adds `(vlan_id, addr)` to an `owned_addrs` map.
+fn insert_owned(map: &mut HashMap<MapData, OwnedKey, u32>, vlan_id: u16, addr: IpAddr) -> Result<(), LoaderError> {
+    validate_owned(addr)?;
+    let key = owned_key(vlan_id, addr)?;
+    map.insert(key, 0, 0)
+        .map_err(|source| map_error(MAP_OWNED_ADDRS, format!("adding {addr} on VLAN {vlan_id}"), source))
+}
+
+/// The counters of any engine's program, summed over all CPUs, since it was loaded: the one
+/// shape in which every engine reports, so that they can be compared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineCounters {
+    /// Owned echo requests the engine handled: redirected to an AF_XDP socket (afxdp), answered
+    /// with `XDP_TX` (xdp-tx), dropped (drop).
+    pub handled: u64,
+    /// Frames that are not an owned echo request (or not in a form the engine handles), passed
+    /// to the kernel.
+    pub passed: u64,
+    /// afxdp only: owned echo requests that arrived on a queue with no socket in `xsks`, passed
+    /// to the kernel instead. Non-zero while the responder runs means a queue is not served.
+    pub no_socket: u64,
+    /// xdp-tx only: owned echo requests with a wrong IPv4 header or ICMP checksum, dropped as
+    /// the kernel drops them. (The afxdp engine's workers count these themselves.)
+    pub bad_checksum: u64,
+}
+
+/// One engine's XDP program, loaded, maps filled; attached with [`EngineProgram::attach`].
+///
+/// Dropping it detaches the program (if attached) and releases the program and its maps; the
+/// kernel frees them once no socket or link refers to them any more.
+pub struct EngineProgram {
+    // Declared first so it is dropped first: detach before the program goes away.
+    pub(super) attacher: Attacher,
+    pub(super) engine: Engine,
+    /// The afxdp engine's XSKMAP; `None` for the in-kernel engines.
+    xsks: Option<XskMap<MapData>>,
+    owned_addrs: HashMap<MapData, OwnedKey, u32>,
+    counters: PerCpuArray<MapData, u64>,
+    pub(super) ebpf: Ebpf,
+}
+
+impl fmt::Debug for EngineProgram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineProgram")
+            .field("program", &self.engine.program_name())
+            .field("attacher", &self.attacher)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineProgram {
+    /// Loads the AF_XDP engine's redirect program into the kernel and fills its maps: `config`
+    /// with `mac`, `owned_addrs` with every address of `owned` on VLAN 0 (untagged and
+    /// priority-tagged frames). The same as [`EngineProgram::load_engine`] with
+    /// [`Engine::AfXdp`] and the default reply policy (which only xdp-tx uses).
+    ///
+    /// Needs root (CAP_BPF and CAP_NET_ADMIN). The program is verified here, so a verifier
+    /// rejection shows up as an error of this call, with the verifier log.
+    pub fn load(mac: [u8; 6], owned: &[IpAddr]) -> Result<Self, LoaderError> {
+        Self::load_engine(Engine::AfXdp, mac, owned, ReplyPolicy::default())
+    }
+
+    /// Loads the program of `engine` and fills its maps: `config` with `mac` and the reply TTL
+    /// and hop limit of `policy` (used by [`Engine::XdpTx`]; give the host's, see
+    /// [`crate::iface::Interface::ipv4_default_ttl`]), `owned_addrs` with every address of
+    /// `owned` on VLAN 0.
+    pub fn load_engine(
+        engine: Engine,
+        mac: [u8; 6],
+        owned: &[IpAddr],
+        policy: ReplyPolicy,
+    ) -> Result<Self, LoaderError> {
+        if !ethernet::is_unicast_mac(&mac) || mac == [0; 6] {
+            return Err(LoaderError::InvalidMac { mac });
+        }
+        if owned.len() > OWNED_ADDRS_MAX_ENTRIES as usize {
+            return Err(LoaderError::TooManyAddresses {
+                count: owned.len(),
+                max: OWNED_ADDRS_MAX_ENTRIES,
+            });
+        }
+        for &addr in owned {
+            validate_owned(addr)?;
+        }
+
+        let mut ebpf = load_object(engine_object(engine))?;
+        let xsks = if engine.uses_afxdp() {
+            Some(take_xsks(&mut ebpf)?)
+        } else {
+            None
+        };
+        let owned_addrs: HashMap<MapData, OwnedKey, u32> = take_map(&mut ebpf, MAP_OWNED_ADDRS)?;
+        let counters: PerCpuArray<MapData, u64> = take_map(&mut ebpf, MAP_COUNTERS)?;
+        let mut config: Array<MapData, ConfigValue> = take_map(&mut ebpf, MAP_CONFIG)?;
+
+        config
+            .set(0, config_value(mac, policy), 0)
+            .map_err(|source| map_error(MAP_CONFIG, "setting the interface MAC and reply TTL".into(), source))?;
+        // `config` may be dropped: the loaded program holds its own reference to the map.
+
+        let mut this = Self {
+            attacher: Attacher::default(),
+            engine,
+            xsks,
+            owned_addrs,
+            counters,
+            ebpf,
+        };
+        for &addr in owned {
+            this.add_address(0, addr)?;
+        }
+        Ok(this)
+    }
+
+    /// Adds `(vlan_id, addr)` to `owned_addrs`: echo requests to `addr` in frames tagged with
+    /// `vlan_id` (0 = untagged or priority-tagged) are handled from now on.
+    pub fn add_address(&mut self, vlan_id: u16, addr: IpAddr) -> Result<(), LoaderError> {
+        insert_owned(&mut self.owned_addrs, vlan_id, addr)
+    }
+
+    /// Removes `(vlan_id, addr)` from `owned_addrs`; requests for it go to the kernel again.
+    pub fn remove_address(&mut self, vlan_id: u16, addr: IpAddr) -> Result<(), LoaderError> {
+        let key = owned_key(vlan_id, addr)?;
+        self.owned_addrs
+            .remove(&key)
+            .map_err(|source| map_error(MAP_OWNED_ADDRS, format!("removing {addr} on VLAN {vlan_id}"), source))
+    }
+
+    /// The engine whose program this is.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// The kernel's id of the loaded program (what `ip link` and `bpftool prog` show).
+    pub fn program_id(&self) -> Result<u32, LoaderError> {
+        let info = self
+            .xdp()?
+            .info()
+            .map_err(|source| program_error("reading the program info".into(), source))?;
+        Ok(info.id())
+    }
+
+    /// Registers the AF_XDP socket that serves RX queue `queue_id`: echo requests arriving on
+    /// that queue are redirected to it from now on.
+    ///
+    /// The socket must already be bound to (this interface, `queue_id`) with an RX ring;
+    /// otherwise the kernel refuses it (`EOPNOTSUPP`). The map keeps its own reference to the
+    /// socket until [`EngineProgram::unregister_socket`] or until the program is dropped.
+    pub fn register_socket(&mut self, queue_id: u32, socket_fd: BorrowedFd<'_>) -> Result<(), LoaderError> {
+        let engine = self.engine;
+        let xsks = self.xsks.as_mut().ok_or(LoaderError::NoSockets { engine })?;
+        register(xsks, queue_id, socket_fd)
+    }
+
+    /// Removes the socket of RX queue `queue_id`; requests on that queue go to the kernel.
+    pub fn unregister_socket(&mut self, queue_id: u32) -> Result<(), LoaderError> {
+        check_queue(queue_id)?;
+        let engine = self.engine;
+        let xsks = self.xsks.as_mut().ok_or(LoaderError::NoSockets { engine })?;
+        xsks.unset(queue_id).map_err(|source| {
+            map_error(
+                MAP_XSKS,
+                format!("unregistering the socket of queue {queue_id}"),
+                source,
+            )
+        })
+    }
+
+    /// The counters, summed over all CPUs.
+    pub fn counters(&self) -> Result<EngineCounters, LoaderError> {
+        let read = |index: u32, name: &str| -> Result<u64, LoaderError> {
+            let values = self
+                .counters
+                .get(&index, 0)
+                .map_err(|source| map_error(MAP_COUNTERS, format!("reading counter {name}"), source))?;
+            Ok(values.iter().copied().fold(0u64, u64::wrapping_add))
+        };
+        Ok(EngineCounters {
+            handled: read(COUNTER_HANDLED, "handled")?,
+            passed: read(COUNTER_PASSED, "passed")?,
+            no_socket: read(COUNTER_NO_SOCKET, "no_socket")?,
+            bad_checksum: read(COUNTER_BAD_CHECKSUM, "bad_checksum")?,
+        })
+    }
+
+    /// The loaded XDP program.
+    pub(super) fn xdp(&self) -> Result<&Xdp, LoaderError> {
+        let name = self.engine.program_name();
+        self.ebpf
+            .program(name)
+            .ok_or(LoaderError::Missing { kind: "program", name })?
+            .try_into()
+            .map_err(|source| program_error(format!("using `{name}` as XDP"), source))
+    }
+}
+
+/// `redirect-ebpf/xdp_pass.c`, attached in native mode with a bpf_link: a program that passes
+/// every frame.
+///
+/// On veth, frames that an XDP program sends out of one end (`XDP_TX`, redirects) are delivered
+/// only if the *other* end runs an XDP program too; attaching this one to the peer of an
+/// [`Engine::XdpTx`] responder is all it takes. The lab does that
+/// (`NetnsPair::attach_xdp_pass`). Dropping it detaches the program.
+pub struct PassProgram {
+    // Declared first so it is dropped first: detach before the program goes away.
+    attacher: Attacher,
+    ifname: String,
+    _ebpf: Ebpf,
+}
+
+impl fmt::Debug for PassProgram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PassProgram")
+            .field("ifname", &self.ifname)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PassProgram {
+    /// Name of the XDP function in `xdp_pass.c`.
+    pub const NAME: &'static str = "xdp_pass";
+
+    /// Loads the program and attaches it to `ifname` (in the calling thread's network
+    /// namespace) in native mode with a bpf_link.
+    pub fn attach(ifname: &str) -> Result<Self, LoaderError> {
+        let mut ebpf = load_object(PASS_OBJECT)?;
+        let mut attacher = Attacher::default();
+        attacher.attach(xdp_program(&mut ebpf, Self::NAME)?, Self::NAME, ifname, XdpMode::Native)?;
+        Ok(PassProgram {
+            attacher,
+            ifname: ifname.to_owned(),
+            _ebpf: ebpf,
+        })
+    }
+
+    /// The interface it is attached to.
+    pub fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
+    /// Detaches the program now (dropping it does the same).
+    pub fn detach(mut self) -> Result<(), LoaderError> {
+        self.attacher.detach().map(drop)
+    }
+}
+
+/// `redirect-ebpf/flood_replies.c`, the load generator's reply capture: every ICMP echo reply
+/// addressed to the generator's address is redirected to the AF_XDP socket of its RX queue.
+/// Attached with a bpf_link like the engines; dropping it detaches it.
+pub struct CaptureProgram {
+    // Declared first so it is dropped first: detach before the program goes away.
+    attacher: Attacher,
+    xsks: XskMap<MapData>,
+    _ebpf: Ebpf,
+}
+
+impl fmt::Debug for CaptureProgram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaptureProgram")
+            .field("attacher", &self.attacher)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CaptureProgram {
+    /// Name of the XDP function in `flood_replies.c`.
+    pub const NAME: &'static str = "flood_replies";
+
+    /// Loads the program, makes it capture the replies to `our_addr`, and attaches it to
+    /// `ifname` in `mode`. Returns it with the mode obtained.
+    pub fn load_and_attach(
+        ifname: &str,
+        mode: XdpMode,
+        our_addr: IpAddr,
+    ) -> Result<(Self, super::AttachedMode), LoaderError> {
+        let mut ebpf = load_object(CAPTURE_OBJECT)?;
+        let xsks = take_xsks(&mut ebpf)?;
+        let mut owned: HashMap<MapData, OwnedKey, u32> = take_map(&mut ebpf, MAP_OWNED_ADDRS)?;
+        insert_owned(&mut owned, 0, our_addr)?;
+        let mut attacher = Attacher::default();
+        let obtained = attacher.attach(xdp_program(&mut ebpf, Self::NAME)?, Self::NAME, ifname, mode)?;
+        Ok((
+            CaptureProgram {
+                attacher,
+                xsks,
+                _ebpf: ebpf,
+            },
+            obtained,
+        ))
+    }
+
+    /// Registers the generator's socket of RX queue `queue_id` (see
+    /// [`EngineProgram::register_socket`]).
+    pub fn register_socket(&mut self, queue_id: u32, socket_fd: BorrowedFd<'_>) -> Result<(), LoaderError> {
+        register(&mut self.xsks, queue_id, socket_fd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owned_key_layout_matches_maps_h() {
+        let key = owned_key(0, "198.18.0.1".parse().unwrap()).unwrap();
+        let mut expected = [0u8; 20];
+        expected[14..16].copy_from_slice(&[0xff, 0xff]);
+        expected[16..20].copy_from_slice(&[198, 18, 0, 1]);
+        assert_eq!(key, expected);
+
+        let key = owned_key(42, "2001:db8::1".parse().unwrap()).unwrap();
+        assert_eq!(key[0..2], 42u16.to_ne_bytes());
+        assert_eq!(key[2..4], [0, 0]);
+        assert_eq!(key[4..8], [0x20, 0x01, 0x0d, 0xb8]);
+        assert_eq!(key[19], 1);
+
+        assert!(matches!(
+            owned_key(4095, "198.18.0.1".parse().unwrap()),
+            Err(LoaderError::InvalidVlan { vlan_id: 4095 })
+        ));
+    }
+
+    #[test]
+    fn rejects_addresses_that_are_never_answered() {
+        for (bad, why) in [
+            ("0.0.0.0", "not an address of a host"),
+            ("0.1.2.3", "not an address of a host"),
+            ("255.255.255.255", "broadcast"),
+            ("224.0.0.1", "multicast"),
+            ("127.0.0.1", "loopback"),
+            ("::", "not an address of a host"),
+            ("::1", "loopback"),
+            ("ff02::1", "multicast"),
+            ("::ffff:198.18.0.1", "v4-mapped"),
+        ] {
+            let addr: IpAddr = bad.parse().unwrap();
+            let err = validate_owned(addr).expect_err(bad);
+            assert!(err.to_string().contains(why), "{bad}: {err}");
+        }
+        for good in ["198.18.0.1", "2001:db8::1", "fe80::1"] {
+            assert!(validate_owned(good.parse().unwrap()).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn config_value_layout_matches_maps_h() {
+        let policy = ReplyPolicy {
+            ipv4_ttl: 63,
+            ipv6_hop_limit: 255,
+        };
+        assert_eq!(config_value([2, 0, 0, 0, 0, 1], policy), [2, 0, 0, 0, 0, 1, 63, 255]);
+    }
+}
