@@ -23,7 +23,9 @@
  *
  * Every read from the packet is preceded by a bounds check against
  * data_end: the verifier rejects the program otherwise, and it is what keeps
- * a truncated frame from being read past its end.
+ * a truncated frame from being read past its end. A length field read from
+ * the packet goes through packet_len16() before it is added to a packet
+ * pointer, so that the oldest verifiers we support (Linux 6.1) accept it.
  *
  * The maps every engine has (owned_addrs, config, counters) and count()
  * come from maps.h (layouts in redirect.h). Each program includes it once,
@@ -78,8 +80,35 @@ struct icmp_common {
 
 /* Is there room for `len` bytes at `pos` before the end of the frame?
  * Written as a comparison of packet pointers, the form the verifier
- * understands: after it returns true, reads in [pos, pos + len) are allowed. */
+ * understands: after it returns true, reads in [pos, pos + len) are allowed.
+ * `len` must be a constant or a value the verifier knows to be small: see
+ * packet_len16() for a length read from the packet. */
 #define HAS_ROOM(pos, len, data_end) ((void *)(pos) + (len) <= (data_end))
+
+/*
+ * A 16-bit length field of the packet (IPv4 total length, IPv6 payload
+ * length) in host byte order, in a form that every verifier accepts in
+ * HAS_ROOM(), i.e. added to a packet pointer.
+ *
+ * bpf_ntohs() compiles to a byte swap instruction (BPF_END). Older
+ * verifiers (seen with Linux 6.1 and 6.12; 6.18 and 7.3 know better) do not
+ * follow a value through a byte swap: to them the result is any 64-bit
+ * number ("R3_w=scalar()" in the verifier log), although it cannot
+ * exceed 0xffff, and they refuse to add it to a packet pointer ("math
+ * between pkt pointer and register with unbounded min value is not
+ * allowed"), even after a `len < MIN` check, which bounds it from below
+ * only. Masking with 0xffff gives them the bound back. clang knows that the
+ * swapped value fits in 16 bits and would drop the mask as useless, so the
+ * empty asm statement first hides the value from the optimiser. The mask
+ * changes no value: the result is the same number bpf_ntohs() returns.
+ */
+static __always_inline __u32 packet_len16(__be16 field)
+{
+	__u32 len = bpf_ntohs(field);
+
+	asm volatile("" : "+r"(len));
+	return len & 0xffff;
+}
 
 static __always_inline int mac_equal(const __u8 *a, const __u8 *b)
 {
@@ -125,7 +154,7 @@ static __always_inline int ipv4_is_owned_echo(void *l3, void *data_end,
 {
 	struct iphdr *ip = l3;
 	struct icmp_common *icmp;
-	__u16 tot_len;
+	__u32 tot_len;
 
 	if (!HAS_ROOM(ip, sizeof(*ip), data_end))
 		return 0;
@@ -142,7 +171,7 @@ static __always_inline int ipv4_is_owned_echo(void *l3, void *data_end,
 		return 0;
 	/* The IP total length must cover an echo header and fit in the frame
 	 * (a frame may be longer: Ethernet pads short frames to 60 bytes). */
-	tot_len = bpf_ntohs(ip->tot_len);
+	tot_len = packet_len16(ip->tot_len);
 	if (tot_len < sizeof(*ip) + ICMP_ECHO_HDR_LEN)
 		return 0;
 	if (!HAS_ROOM(ip, tot_len, data_end))
@@ -169,7 +198,7 @@ static __always_inline int ipv6_is_owned_echo(void *l3, void *data_end,
 {
 	struct ipv6hdr *ip6 = l3;
 	struct icmp_common *icmp;
-	__u16 payload_len;
+	__u32 payload_len;
 
 	if (!HAS_ROOM(ip6, sizeof(*ip6), data_end))
 		return 0;
@@ -179,7 +208,7 @@ static __always_inline int ipv6_is_owned_echo(void *l3, void *data_end,
 	 * (hop-by-hop, routing, fragment...) go to the kernel. */
 	if (ip6->nexthdr != IPPROTO_ICMPV6)
 		return 0;
-	payload_len = bpf_ntohs(ip6->payload_len);
+	payload_len = packet_len16(ip6->payload_len);
 	if (payload_len < ICMP_ECHO_HDR_LEN)
 		return 0;
 	if (!HAS_ROOM(ip6 + 1, payload_len, data_end))

@@ -223,7 +223,7 @@ static __always_inline enum csum_check ipv4_check(struct iphdr *ip,
 		return CSUM_BAD;
 
 	/* The ICMP message: everything after the header, as tot_len says. */
-	if (sum_bytes(icmp, bpf_ntohs(ip->tot_len) - sizeof(*ip), data_end,
+	if (sum_bytes(icmp, packet_len16(ip->tot_len) - sizeof(*ip), data_end,
 		      &sum))
 		return CSUM_UNCHECKED;
 	return csum_fold(sum) == 0xffff ? CSUM_OK : CSUM_BAD;
@@ -285,12 +285,12 @@ static __always_inline enum csum_check ipv6_check(struct ipv6hdr *ip6,
 	 * 32-bit big-endian word (RFC 8200, section 8.1). */
 	__be32 length_and_next[2];
 	__u32 sum = 0;
-	__u16 payload_len;
+	__u32 payload_len;
 	__s64 ret;
 
 	if (!HAS_ROOM(ip6, sizeof(*ip6), data_end))
 		return CSUM_UNCHECKED;
-	payload_len = bpf_ntohs(ip6->payload_len);
+	payload_len = packet_len16(ip6->payload_len);
 
 	/* Pseudo-header: source and destination address (32 bytes that lie
 	 * next to each other in the header), length, next header. */
@@ -360,14 +360,14 @@ int tx_echo(struct xdp_md *ctx)
 		if (!HAS_ROOM(ip6, sizeof(*ip6), data_end))
 			goto pass;
 		check = ipv6_check(ip6, data_end);
-		ip_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+		ip_len = sizeof(*ip6) + packet_len16(ip6->payload_len);
 	} else {
 		struct iphdr *ip = req.l3;
 
 		if (!HAS_ROOM(ip, sizeof(*ip), data_end))
 			goto pass;
 		check = ipv4_check(ip, data_end);
-		ip_len = bpf_ntohs(ip->tot_len);
+		ip_len = packet_len16(ip->tot_len);
 	}
 	if (check == CSUM_BAD) {
 		count(COUNTER_BAD_CHECKSUM);
@@ -388,7 +388,11 @@ int tx_echo(struct xdp_md *ctx)
 	/* Cut off Ethernet padding after the IP packet: the reply carries the
 	 * IP packet only, as the kernel's and the AF_XDP path's replies do (the
 	 * NIC pads a short frame again). This moves data_end, so it comes
-	 * last: every packet pointer is invalid after it. */
+	 * last: every packet pointer is invalid after it.
+	 *
+	 * clang computes this as data_end - (l3 + ip_len), adding ip_len to a
+	 * packet pointer: that is why ip_len comes from packet_len16() above,
+	 * which older verifiers need to see the sum as bounded. */
 	padding = (long)(data_end - req.l3) - (long)ip_len;
 	if (padding > 0)
 		bpf_xdp_adjust_tail(ctx, (int)-padding);
