@@ -196,7 +196,10 @@ fn attached_program_id(pair: &NetnsPair) -> Option<String> {
 fn another_xdp_program_is_refused_with_the_remedy_and_force_replaces_it() {
     let pair = pair(1);
     // A program attached the old way, with netlink, as `ip` and many tools do.
-    let object = concat!(env!("OUT_DIR"), "/redirect.o");
+    // The same object the responder embeds, as a file for `ip`.
+    let object = std::env::temp_dir().join(format!("afxdp-test-redirect-{}.o", std::process::id()));
+    std::fs::write(&object, redirect_ebpf::REDIRECT).expect("writing the object for ip");
+    let object = object.to_str().expect("a UTF-8 temporary path");
     ip(
         &pair,
         &[
@@ -211,6 +214,7 @@ fn another_xdp_program_is_refused_with_the_remedy_and_force_replaces_it() {
             "xdp",
         ],
     );
+    let _ = std::fs::remove_file(object);
     let foreign = attached_program_id(&pair).expect("the foreign program is attached");
 
     let refused = run_as_root(&pair, &["--stats-interval", "0"]);

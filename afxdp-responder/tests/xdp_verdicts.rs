@@ -822,7 +822,10 @@ fn refuses_a_program_attached_with_ip() {
     require_root();
     let ns = veth_pair();
     let _inside = ns.enter();
-    let object = concat!(env!("OUT_DIR"), "/redirect.o");
+    // The same object the responder embeds, as a file for `ip`.
+    let object = std::env::temp_dir().join(format!("afxdp-test-redirect-{}.o", std::process::id()));
+    std::fs::write(&object, redirect_ebpf::REDIRECT).expect("writing the object for ip");
+    let object = object.to_str().expect("a UTF-8 temporary path");
     run_cmd(
         "ip",
         &[
@@ -837,6 +840,7 @@ fn refuses_a_program_attached_with_ip() {
             "xdp",
         ],
     );
+    let _ = std::fs::remove_file(object);
 
     let mut program = load();
     for mode in [XdpMode::Auto, XdpMode::Native, XdpMode::Skb] {

@@ -8,7 +8,7 @@
 //!
 //! | module | concern |
 //! |---|---|
-//! | `program` | the embedded objects: load them ([`EngineProgram`], [`PassProgram`], [`CaptureProgram`]), fill their maps, read the counters |
+//! | `program` | the embedded objects: load them ([`EngineProgram`], [`CaptureProgram`]), fill their maps, read the counters |
 //! | `attach` | attach with a bpf_link, find what is attached already, `--force` ([`detach_netlink_program`]) |
 //! | `error` | [`LoaderError`], and the errno hints that say what to do |
 //! | `test_run` | `BPF_PROG_TEST_RUN` helpers, only with the cargo feature `test-support` (the crate's tests enable it) |
@@ -82,7 +82,7 @@ mod test_run;
 
 pub use attach::{AttachedMode, ExistingXdpProgram, detach_netlink_program};
 pub use error::LoaderError;
-pub use program::{CaptureProgram, EngineCounters, EngineProgram, PassProgram};
+pub use program::{CaptureProgram, EngineCounters, EngineProgram};
 #[cfg(feature = "test-support")]
 pub use test_run::{TEST_RUN_MIN_FRAME, XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, xdp_action_name};
 

@@ -43,21 +43,12 @@ pub(super) struct Object {
     pub(super) program: &'static str,
 }
 
-/// The compiled program of `engine` (`redirect-ebpf/*.c`), aligned for the ELF parser.
+/// The compiled program of `engine` (`redirect-ebpf/*.c`, embedded by the `redirect-ebpf` crate).
 fn engine_object(engine: Engine) -> Object {
     let (file, bytes): (&str, &'static [u8]) = match engine {
-        Engine::AfXdp => (
-            "redirect.o",
-            aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/redirect.o")),
-        ),
-        Engine::XdpTx => (
-            "echo_tx.o",
-            aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/echo_tx.o")),
-        ),
-        Engine::Drop => (
-            "echo_drop.o",
-            aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/echo_drop.o")),
-        ),
+        Engine::AfXdp => ("redirect.o", redirect_ebpf::REDIRECT),
+        Engine::XdpTx => ("echo_tx.o", redirect_ebpf::ECHO_TX),
+        Engine::Drop => ("echo_drop.o", redirect_ebpf::ECHO_DROP),
     };
     Object {
         file,
@@ -66,18 +57,11 @@ fn engine_object(engine: Engine) -> Object {
     }
 }
 
-/// `redirect-ebpf/xdp_pass.c`: passes every frame ([`PassProgram`]).
-const PASS_OBJECT: Object = Object {
-    file: "xdp_pass.o",
-    bytes: aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdp_pass.o")),
-    program: PassProgram::NAME,
-};
-
 /// `redirect-ebpf/flood_replies.c`: redirects echo replies to the flood's sockets
 /// ([`CaptureProgram`]).
 const CAPTURE_OBJECT: Object = Object {
     file: "flood_replies.o",
-    bytes: aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/flood_replies.o")),
+    bytes: redirect_ebpf::FLOOD_REPLIES,
     program: CaptureProgram::NAME,
 };
 
@@ -397,56 +381,6 @@ impl EngineProgram {
             .ok_or(LoaderError::Missing { kind: "program", name })?
             .try_into()
             .map_err(|source| program_error(format!("using `{name}` as XDP"), source))
-    }
-}
-
-/// `redirect-ebpf/xdp_pass.c`, attached in native mode with a bpf_link: a program that passes
-/// every frame.
-///
-/// On veth, frames that an XDP program sends out of one end (`XDP_TX`, redirects) are delivered
-/// only if the *other* end runs an XDP program too; attaching this one to the peer of an
-/// [`Engine::XdpTx`] responder is all it takes. The lab does that
-/// (`NetnsPair::attach_xdp_pass`). Dropping it detaches the program.
-pub struct PassProgram {
-    // Declared first so it is dropped first: detach before the program goes away.
-    attacher: Attacher,
-    ifname: String,
-    _ebpf: Ebpf,
-}
-
-impl fmt::Debug for PassProgram {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PassProgram")
-            .field("ifname", &self.ifname)
-            .finish_non_exhaustive()
-    }
-}
-
-impl PassProgram {
-    /// Name of the XDP function in `xdp_pass.c`.
-    pub const NAME: &'static str = "xdp_pass";
-
-    /// Loads the program and attaches it to `ifname` (in the calling thread's network
-    /// namespace) in native mode with a bpf_link.
-    pub fn attach(ifname: &str) -> Result<Self, LoaderError> {
-        let mut ebpf = load_object(PASS_OBJECT)?;
-        let mut attacher = Attacher::default();
-        attacher.attach(xdp_program(&mut ebpf, Self::NAME)?, Self::NAME, ifname, XdpMode::Native)?;
-        Ok(PassProgram {
-            attacher,
-            ifname: ifname.to_owned(),
-            _ebpf: ebpf,
-        })
-    }
-
-    /// The interface it is attached to.
-    pub fn ifname(&self) -> &str {
-        &self.ifname
-    }
-
-    /// Detaches the program now (dropping it does the same).
-    pub fn detach(mut self) -> Result<(), LoaderError> {
-        self.attacher.detach().map(drop)
     }
 }
 
