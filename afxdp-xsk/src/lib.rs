@@ -307,9 +307,14 @@ impl Xsk {
             queue,
             source,
         };
-        let fd = sys::xdp_socket().map_err(setup)?;
+        // The UMEM first, so that it is unmapped after the socket is closed on every path: on
+        // an error return locals drop in reverse order, and `Xsk` drops `fd` before `umem`.
         let umem = Umem::new(cfg.frame_size, cfg.frame_count()).map_err(setup)?;
-        sys::register_umem(fd.as_fd(), umem.map.as_ptr(), umem.map.len(), cfg.frame_size).map_err(setup)?;
+        let fd = sys::xdp_socket().map_err(setup)?;
+        // SAFETY: the mapping is page-aligned, readable and writable, and owned by `umem`, which
+        // is unmapped only after `fd` is closed (see above). Rust code touches a frame only
+        // while it holds the frame's address (crate rule 2).
+        unsafe { sys::register_umem(fd.as_fd(), umem.map.as_ptr(), umem.map.len(), cfg.frame_size) }.map_err(setup)?;
         for (kind, size) in [
             (RingKind::Fill, cfg.fill_size),
             (RingKind::Completion, cfg.comp_size),

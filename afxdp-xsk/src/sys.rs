@@ -24,6 +24,11 @@ const _: () = assert!(size_of::<xdp_mmap_offsets>() == 4 * 32);
 const _: () = assert!(size_of::<xdp_statistics>() == 48);
 const _: () = assert!(size_of::<xdp_options>() == 4);
 const _: () = assert!(size_of::<xdp_desc>() == 16);
+// The other structs handed to the kernel here: `struct ifreq` (<linux/if.h>, 64-bit layout) and
+// `struct pollfd`.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(size_of::<libc::ifreq>() == 40);
+const _: () = assert!(size_of::<libc::pollfd>() == 8);
 
 /// `SOL_XDP` socket option level.
 pub const SOL_XDP: libc::c_int = libc::SOL_XDP;
@@ -53,12 +58,40 @@ impl SyscallError {
     }
 }
 
-/// Returns a value of `T` with every byte zero.
+/// Plain-old-data kernel structs: every bit pattern, all zeros included, is a valid value, and
+/// they have no invariants (no references, no `Drop`), so the kernel may write any bytes into
+/// them.
 ///
-/// Only used with the plain-old-data kernel structs re-exported above (integers only).
-fn zeroed_pod<T: Copy>() -> T {
-    // SAFETY: every `T` this module uses is a `#[repr(C)]` struct made only of integer fields,
-    // for which the all-zero bit pattern is a valid value.
+/// Private to this module, so [`zeroed_pod`] and [`getsockopt`] can be used only with the
+/// structs listed here.
+///
+/// # Safety
+///
+/// Implement only for `#[repr(C)]` types made of integers, arrays of integers, raw pointers and
+/// unions of those.
+unsafe trait KernelPod: Copy {}
+
+// SAFETY: integers.
+unsafe impl KernelPod for u32 {}
+// SAFETY: #[repr(C)] structs of integers (<linux/if_xdp.h>); `xdp_mmap_offsets` is four
+// `xdp_ring_offset`s of `u64`s.
+unsafe impl KernelPod for sockaddr_xdp {}
+// SAFETY: as above.
+unsafe impl KernelPod for xdp_umem_reg {}
+// SAFETY: as above.
+unsafe impl KernelPod for xdp_mmap_offsets {}
+// SAFETY: as above.
+unsafe impl KernelPod for xdp_statistics {}
+// SAFETY: as above.
+unsafe impl KernelPod for xdp_options {}
+// SAFETY: `struct ifreq`: a name array and a union of integers, sockaddrs (integers) and raw
+// pointers, for which all zeros (null) is valid.
+unsafe impl KernelPod for libc::ifreq {}
+
+/// Returns a value of `T` with every byte zero, padding included.
+fn zeroed_pod<T: KernelPod>() -> T {
+    // SAFETY: `T: KernelPod` is made of integers and raw pointers only, for which the all-zero
+    // bit pattern is a valid value.
     unsafe { zeroed() }
 }
 
@@ -73,7 +106,12 @@ pub fn xdp_socket() -> Result<OwnedFd, SyscallError> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn setsockopt<T>(fd: BorrowedFd<'_>, opt: libc::c_int, value: &T, call: &'static str) -> Result<(), SyscallError> {
+fn setsockopt<T: KernelPod>(
+    fd: BorrowedFd<'_>,
+    opt: libc::c_int,
+    value: &T,
+    call: &'static str,
+) -> Result<(), SyscallError> {
     // SAFETY: `value` points to a live, initialized `T` of the size we pass; the kernel only
     // reads it during the call.
     let rc = unsafe {
@@ -91,11 +129,12 @@ fn setsockopt<T>(fd: BorrowedFd<'_>, opt: libc::c_int, value: &T, call: &'static
     Ok(())
 }
 
-fn getsockopt<T: Copy>(fd: BorrowedFd<'_>, opt: libc::c_int, call: &'static str) -> Result<T, SyscallError> {
+fn getsockopt<T: KernelPod>(fd: BorrowedFd<'_>, opt: libc::c_int, call: &'static str) -> Result<T, SyscallError> {
     let mut value: T = zeroed_pod();
     let mut len = size_of::<T>() as libc::socklen_t;
     // SAFETY: `value` is a writable `T` of `len` bytes; the kernel writes at most `len` bytes
-    // and reports the written length back in `len`.
+    // and reports the written length back in `len`; any bytes it writes are a valid `T`
+    // (`T: KernelPod`).
     let rc = unsafe { libc::getsockopt(fd.as_raw_fd(), SOL_XDP, opt, (&mut value as *mut T).cast(), &mut len) };
     if rc != 0 {
         return Err(SyscallError::last(call));
@@ -113,7 +152,22 @@ fn getsockopt<T: Copy>(fd: BorrowedFd<'_>, opt: libc::c_int, call: &'static str)
 }
 
 /// Registers `len` bytes at `addr` as the UMEM of the socket, cut into `chunk_size` frames.
-pub fn register_umem(fd: BorrowedFd<'_>, addr: *mut u8, len: usize, chunk_size: u32) -> Result<(), SyscallError> {
+///
+/// From then on the kernel writes received packets into any frame whose address is put on the
+/// fill ring, and reads the frames put on the TX ring.
+///
+/// # Safety
+///
+/// `addr..addr + len` must be a readable and writable mapping, page-aligned, that stays mapped
+/// for as long as the socket `fd` is open, and that Rust code touches only through frames it
+/// holds (crate rule 2): the caller never lets the kernel and Rust code use one frame at the
+/// same time.
+pub unsafe fn register_umem(
+    fd: BorrowedFd<'_>,
+    addr: *mut u8,
+    len: usize,
+    chunk_size: u32,
+) -> Result<(), SyscallError> {
     let mut reg: xdp_umem_reg = zeroed_pod();
     reg.addr = addr as u64;
     reg.len = len as u64;
@@ -389,6 +443,8 @@ pub fn driver_name(ifname: &str) -> Result<String, SyscallError> {
         call: "ioctl(SIOCETHTOOL)",
         source: io::Error::new(io::ErrorKind::InvalidInput, "interface name contains NUL"),
     })?;
+    // SAFETY: `EthtoolDrvinfo` is #[repr(C)] and made of integers and integer arrays only.
+    unsafe impl KernelPod for EthtoolDrvinfo {}
     let mut info: EthtoolDrvinfo = zeroed_pod();
     info.cmd = ETHTOOL_GDRVINFO;
     let mut ifr: libc::ifreq = zeroed_pod();
