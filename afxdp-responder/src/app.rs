@@ -465,7 +465,7 @@ fn monitor(
         let elapsed = now.duration_since(last_print);
         for (r, prev) in running.iter().zip(last.iter_mut()) {
             let cur = r.shared.snapshot();
-            let kernel = afxdp_xsk::sys::statistics(r.fd.as_fd())
+            let kernel = afxdp_xsk::statistics(r.fd.as_fd())
                 .map(KernelStats::from)
                 .unwrap_or_default();
             if cur.rx == prev.rx && cur.tx == prev.tx && kernel.dropped() == 0 {

@@ -433,7 +433,7 @@ impl Xsk {
         self.need_wakeup
     }
 
-    /// The kernel's drop counters for this socket.
+    /// The kernel's drop counters for this socket (see [`statistics`]).
     pub fn statistics(&self) -> Result<xdp_statistics, SyscallError> {
         sys::statistics(self.fd.as_fd())
     }
@@ -458,6 +458,26 @@ impl Xsk {
             completion: self.comp.outstanding(),
         }
     }
+}
+
+/// The kernel's drop counters (`getsockopt(XDP_STATISTICS)`) of the AF_XDP socket `fd`, e.g. a
+/// duplicate of [`Xsk::fd`] held by another thread.
+///
+/// Needs Linux 5.9+ for the ring-full and ring-empty counters (older kernels give a shorter
+/// struct, reported as an error).
+///
+/// # Example
+///
+/// ```no_run
+/// # fn f(xsk: &afxdp_xsk::Xsk) -> Result<(), Box<dyn std::error::Error>> {
+/// use std::os::fd::AsFd;
+/// let dup = xsk.fd().try_clone_to_owned()?; // e.g. for a monitoring thread
+/// let stats = afxdp_xsk::statistics(dup.as_fd())?;
+/// println!("RX ring full: {}", stats.rx_ring_full);
+/// # Ok(()) }
+/// ```
+pub fn statistics(fd: BorrowedFd<'_>) -> Result<xdp_statistics, SyscallError> {
+    sys::statistics(fd)
 }
 
 /// The driver behind an interface (`ethtool -i`), e.g. `"veth"`.
