@@ -1,5 +1,10 @@
 //! The kernel ABI of AF_XDP (`<linux/if_xdp.h>`) and the few raw system calls around it.
 //!
+//! Private to the crate: the public types ([`crate::Xsk`], [`crate::Umem`], the rings) are the
+//! only way in, so nothing outside this crate can hand the kernel a pointer. The crate root
+//! re-exports [`SyscallError`] and [`xdp_statistics`], and wraps [`statistics`] for a descriptor
+//! the caller holds.
+//!
 //! Every struct handed to the kernel is zeroed first (padding included: newer kernels read
 //! bytes that older headers call padding, e.g. `tx_metadata_len` in `xdp_umem_reg`, and reject
 //! non-zero garbage with `EINVAL`) and its size is asserted at compile time against the
@@ -14,7 +19,8 @@ use std::mem::{size_of, zeroed};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 
-pub use libc::{sockaddr_xdp, xdp_desc, xdp_mmap_offsets, xdp_options, xdp_statistics, xdp_umem_reg};
+pub use libc::xdp_statistics;
+pub(crate) use libc::{sockaddr_xdp, xdp_desc, xdp_mmap_offsets, xdp_options, xdp_umem_reg};
 
 // Compile-time size checks against <linux/if_xdp.h> (Linux 6.x): if libc ever changes a layout,
 // the build fails here instead of the kernel silently reading the wrong bytes.
@@ -30,8 +36,7 @@ const _: () = assert!(size_of::<xdp_desc>() == 16);
 const _: () = assert!(size_of::<libc::ifreq>() == 40);
 const _: () = assert!(size_of::<libc::pollfd>() == 8);
 
-/// `SOL_XDP` socket option level.
-pub const SOL_XDP: libc::c_int = libc::SOL_XDP;
+const SOL_XDP: libc::c_int = libc::SOL_XDP;
 
 /// A failed system call, with the name of the call and the OS error.
 #[derive(Debug, thiserror::Error)]
@@ -96,7 +101,7 @@ fn zeroed_pod<T: KernelPod>() -> T {
 }
 
 /// Opens an `AF_XDP` socket (`socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0)`).
-pub fn xdp_socket() -> Result<OwnedFd, SyscallError> {
+pub(crate) fn xdp_socket() -> Result<OwnedFd, SyscallError> {
     // SAFETY: plain system call with constant arguments; no memory is passed.
     let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -160,9 +165,9 @@ fn getsockopt<T: KernelPod>(fd: BorrowedFd<'_>, opt: libc::c_int, call: &'static
 ///
 /// `addr..addr + len` must be a readable and writable mapping, page-aligned, that stays mapped
 /// for as long as the socket `fd` is open, and that Rust code touches only through frames it
-/// holds (crate rule 2): the caller never lets the kernel and Rust code use one frame at the
+/// holds ([`crate::Frame`], crate rule 2): the caller never lets the kernel and Rust code use one frame at the
 /// same time.
-pub unsafe fn register_umem(
+pub(crate) unsafe fn register_umem(
     fd: BorrowedFd<'_>,
     addr: *mut u8,
     len: usize,
@@ -179,7 +184,7 @@ pub unsafe fn register_umem(
 
 /// Which of the four rings a size or an mmap offset is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RingKind {
+pub(crate) enum RingKind {
     /// Fill ring: user space → kernel, free frames to receive into.
     Fill,
     /// Completion ring: kernel → user space, frames whose transmission finished.
@@ -211,7 +216,7 @@ impl RingKind {
     }
 
     /// This ring's offsets inside its mapping.
-    pub fn offsets(self, off: &xdp_mmap_offsets) -> libc::xdp_ring_offset {
+    pub(crate) fn offsets(self, off: &xdp_mmap_offsets) -> libc::xdp_ring_offset {
         match self {
             RingKind::Fill => off.fr,
             RingKind::Completion => off.cr,
@@ -222,28 +227,28 @@ impl RingKind {
 }
 
 /// Asks the kernel to create `kind` with `entries` descriptors (a power of two).
-pub fn set_ring_size(fd: BorrowedFd<'_>, kind: RingKind, entries: u32) -> Result<(), SyscallError> {
+pub(crate) fn set_ring_size(fd: BorrowedFd<'_>, kind: RingKind, entries: u32) -> Result<(), SyscallError> {
     let (opt, call) = kind.sockopt();
     setsockopt(fd, opt, &entries, call)
 }
 
 /// Reads where the producer, consumer, flags and descriptors live inside each ring mapping.
-pub fn mmap_offsets(fd: BorrowedFd<'_>) -> Result<xdp_mmap_offsets, SyscallError> {
+pub(crate) fn mmap_offsets(fd: BorrowedFd<'_>) -> Result<xdp_mmap_offsets, SyscallError> {
     getsockopt(fd, libc::XDP_MMAP_OFFSETS, "getsockopt(XDP_MMAP_OFFSETS)")
 }
 
 /// Reads the kernel's per-socket drop counters.
-pub fn statistics(fd: BorrowedFd<'_>) -> Result<xdp_statistics, SyscallError> {
+pub(crate) fn statistics(fd: BorrowedFd<'_>) -> Result<xdp_statistics, SyscallError> {
     getsockopt(fd, libc::XDP_STATISTICS, "getsockopt(XDP_STATISTICS)")
 }
 
 /// `XDP_MAX_TX_SKB_BUDGET` (Linux 6.17+): how many frames one `sendto()` may transmit in copy
 /// mode (default 32). Not yet in libc.
-pub const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+pub(crate) const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
 
 /// Raises the copy-mode TX budget per `sendto()` to `frames` (at least 32, at most half the TX
 /// ring). Returns `Ok(false)` on kernels without the option, which keep 32.
-pub fn set_max_tx_budget(fd: BorrowedFd<'_>, frames: u32) -> Result<bool, SyscallError> {
+pub(crate) fn set_max_tx_budget(fd: BorrowedFd<'_>, frames: u32) -> Result<bool, SyscallError> {
     match setsockopt(fd, XDP_MAX_TX_SKB_BUDGET, &frames, "setsockopt(XDP_MAX_TX_SKB_BUDGET)") {
         Ok(()) => Ok(true),
         Err(e) if e.errno() == Some(libc::ENOPROTOOPT) => Ok(false),
@@ -252,14 +257,14 @@ pub fn set_max_tx_budget(fd: BorrowedFd<'_>, frames: u32) -> Result<bool, Syscal
 }
 
 /// Reads `XDP_OPTIONS`: whether the bound socket runs in zero-copy mode.
-pub fn is_zero_copy(fd: BorrowedFd<'_>) -> Result<bool, SyscallError> {
+pub(crate) fn is_zero_copy(fd: BorrowedFd<'_>) -> Result<bool, SyscallError> {
     let opts: xdp_options = getsockopt(fd, libc::XDP_OPTIONS, "getsockopt(XDP_OPTIONS)")?;
     Ok(opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0)
 }
 
 /// Binds the socket to one queue of one interface. `flags` are `XDP_COPY`, `XDP_ZEROCOPY`,
 /// `XDP_USE_NEED_WAKEUP`.
-pub fn bind(fd: BorrowedFd<'_>, ifindex: u32, queue_id: u32, flags: u16) -> Result<(), SyscallError> {
+pub(crate) fn bind(fd: BorrowedFd<'_>, ifindex: u32, queue_id: u32, flags: u16) -> Result<(), SyscallError> {
     let mut sa: sockaddr_xdp = zeroed_pod();
     sa.sxdp_family = libc::AF_XDP as u16;
     sa.sxdp_flags = flags;
@@ -283,7 +288,7 @@ pub fn bind(fd: BorrowedFd<'_>, ifindex: u32, queue_id: u32, flags: u16) -> Resu
 ///
 /// Returns `Ok(())` also for the errors that only mean "try again later" (as xdpsock does):
 /// `ENOBUFS`, `EAGAIN`, `EBUSY`, `ENETDOWN`.
-pub fn kick_tx(fd: BorrowedFd<'_>) -> Result<(), SyscallError> {
+pub(crate) fn kick_tx(fd: BorrowedFd<'_>) -> Result<(), SyscallError> {
     // SAFETY: a zero-length send with null buffer and address is valid for AF_XDP sockets; the
     // kernel reads no user memory.
     let rc = unsafe {
@@ -309,7 +314,7 @@ pub fn kick_tx(fd: BorrowedFd<'_>) -> Result<(), SyscallError> {
 /// Waits up to `timeout_ms` for the socket to become readable (frames on the RX ring). In
 /// need-wakeup mode this call is also what lets the kernel refill from the fill ring.
 /// Returns whether the socket is readable; an interrupted wait counts as "not readable".
-pub fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> Result<bool, SyscallError> {
+pub(crate) fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> Result<bool, SyscallError> {
     let mut pfd = libc::pollfd {
         fd: fd.as_raw_fd(),
         events: libc::POLLIN,
@@ -336,7 +341,7 @@ pub fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> Result<bool, Syscal
 
 /// An owned memory mapping, unmapped in `Drop`.
 #[derive(Debug)]
-pub struct Mmap {
+pub(crate) struct Mmap {
     ptr: NonNull<u8>,
     len: usize,
 }
@@ -348,7 +353,7 @@ unsafe impl Send for Mmap {}
 impl Mmap {
     /// Anonymous, private, pre-faulted memory for a UMEM (`MAP_POPULATE` so the data path never
     /// page-faults).
-    pub fn anonymous(len: usize) -> Result<Self, SyscallError> {
+    pub(crate) fn anonymous(len: usize) -> Result<Self, SyscallError> {
         // SAFETY: a fresh anonymous mapping; no existing memory is touched.
         let ptr = unsafe {
             libc::mmap(
@@ -364,7 +369,7 @@ impl Mmap {
     }
 
     /// Maps one of the socket's rings (`kind`) of `len` bytes, shared with the kernel.
-    pub fn ring(fd: BorrowedFd<'_>, kind: RingKind, len: usize) -> Result<Self, SyscallError> {
+    pub(crate) fn ring(fd: BorrowedFd<'_>, kind: RingKind, len: usize) -> Result<Self, SyscallError> {
         // SAFETY: mapping the ring region of our own AF_XDP socket, at the page offset the
         // kernel defines for it; `len` covers exactly the ring as reported by XDP_MMAP_OFFSETS.
         let ptr = unsafe {
@@ -392,18 +397,13 @@ impl Mmap {
     }
 
     /// Start of the mapping.
-    pub fn as_ptr(&self) -> *mut u8 {
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }
 
     /// Length of the mapping in bytes.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
-    }
-
-    /// Whether the mapping is empty (never, for mappings made here).
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 }
 
@@ -418,7 +418,7 @@ impl Drop for Mmap {
 }
 
 /// The name of the driver behind `ifname` (`ethtool -i`), e.g. `"veth"`, `"ice"`, `"mlx5_core"`.
-pub fn driver_name(ifname: &str) -> Result<String, SyscallError> {
+pub(crate) fn driver_name(ifname: &str) -> Result<String, SyscallError> {
     const ETHTOOL_GDRVINFO: u32 = 0x0000_0003;
     // struct ethtool_drvinfo from <linux/ethtool.h>.
     #[repr(C)]
