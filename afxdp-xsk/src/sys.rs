@@ -165,8 +165,8 @@ fn getsockopt<T: KernelPod>(fd: BorrowedFd<'_>, opt: libc::c_int, call: &'static
 ///
 /// `addr..addr + len` must be a readable and writable mapping, page-aligned, that stays mapped
 /// for as long as the socket `fd` is open, and that Rust code touches only through frames it
-/// holds ([`crate::Frame`], crate rule 2): the caller never lets the kernel and Rust code use one frame at the
-/// same time.
+/// holds ([`crate::Frame`], crate rule 2): the caller never lets the kernel and Rust code use one
+/// frame at the same time.
 pub(crate) unsafe fn register_umem(
     fd: BorrowedFd<'_>,
     addr: *mut u8,
