@@ -536,7 +536,7 @@ fn monitor(
         let mut queues = Vec::new();
         for (r, prev) in running.iter().zip(last.iter_mut()) {
             let cur = r.shared.snapshot();
-            let kernel = afxdp_xsk::sys::statistics(r.fd.as_fd())
+            let kernel = afxdp_xsk::statistics(r.fd.as_fd())
                 .map(KernelStats::from)
                 .unwrap_or_default()
                 .drops(r.mode);

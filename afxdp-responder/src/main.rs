@@ -392,6 +392,9 @@ fn stop_on_signals(stop: Arc<AtomicBool>) -> std::io::Result<()> {
     const SIGNAL_BURST: Duration = Duration::from_secs(1);
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
     std::thread::Builder::new().name("signals".into()).spawn(move || {
+        // Capabilities are per thread and this one never needs any: drop them first, so that
+        // "every thread of the responder holds none" stays true.
+        let _ = afxdp_responder::privileges::drop_all_capabilities();
         let mut first: Option<std::time::Instant> = None;
         for _ in signals.forever() {
             match first {

@@ -17,13 +17,15 @@
 //! Frame accounting: the UMEM has exactly as many frames as the fill ring has slots, and every
 //! frame is always on one of the four rings or, within one loop turn, in the worker's hands.
 //! So the fill ring always has room for every frame the worker gives back, and at exit
-//! [`FrameCensus`] must add up to the UMEM's frame count.
+//! [`FrameCensus`] must add up to the UMEM's frame count. The worker's hands are typed: a frame
+//! is an [`afxdp_xsk::Frame`] token from the RX or completion ring, and the only way to let go of
+//! it is to push it onto the TX or fill ring.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::stats::{Counters, KernelStats, SharedCounters};
-use afxdp_xsk::{BindMode, FrameCensus, SyscallError, Xsk, xdp_desc};
+use afxdp_xsk::{BindMode, FrameCensus, SyscallError, Xsk};
 use echo_wire::respond::{Responder, Verdict};
 
 /// How a worker waits when its RX ring is empty.
@@ -210,7 +212,7 @@ impl Worker {
     pub fn check_frame_accounting(&self) -> Result<(), String> {
         let census = self.xsk.frame_census();
         let elsewhere = census.elsewhere();
-        let (rx, tx) = (i64::from(self.xsk.rx.size()), i64::from(self.xsk.tx.size()));
+        let (rx, tx) = (i64::from(self.xsk.rx().size()), i64::from(self.xsk.tx().size()));
         if elsewhere < -rx || elsewhere > rx + tx {
             return Err(format!(
                 "frame accounting broken on queue {}: {census} (allowed: -{rx}..={} in flight)",
@@ -270,78 +272,63 @@ impl Worker {
     /// can be smaller for a moment: frames that do not fit stay on the completion ring until the
     /// next turn. Nothing is lost either way.
     fn reclaim_completions(&mut self) -> u32 {
-        let xsk = &mut self.xsk;
-        let n = xsk.comp.peek(xsk.comp.size());
+        let parts = self.xsk.split();
+        let n = parts.completion.available(parts.completion.size());
         if n == 0 {
-            xsk.comp.release(0);
             return 0;
         }
-        let room = xsk.fill.reserve(n);
-        for i in 0..room {
-            xsk.fill.write(i, frame_base(xsk.comp.read(i), xsk.umem.frame_size()));
+        let mut refill = parts.fill.reserve(n);
+        let mut done = parts.completion.peek(refill.remaining());
+        for frame in &mut done {
+            refill.push(frame);
         }
-        xsk.fill.submit(room);
-        xsk.comp.release(room);
+        let room = refill.submit();
+        done.release();
         room
     }
 
     /// Steps 2 and 3: take a batch, respond in place, queue replies and recycle drops.
     fn receive_and_respond(&mut self) -> u32 {
-        let xsk = &mut self.xsk;
-        let tx_room = xsk.tx.free(self.batch).min(self.batch);
+        let parts = self.xsk.split();
+        let tx_room = parts.tx.free(self.batch).min(self.batch);
         if tx_room == 0 {
             self.counters.tx_ring_full += 1;
             return 0;
         }
         // Never take more frames than the fill ring can take back right now: it has a slot for
         // every frame, but the kernel publishes its consumer index lazily.
-        let fill_room = xsk.fill.free(tx_room).min(tx_room);
-        let n = xsk.rx.peek(fill_room);
+        let fill_room = parts.fill.free(tx_room).min(tx_room);
+        let mut received = parts.rx.peek(fill_room);
+        let n = received.len() as u32;
         if n == 0 {
-            xsk.rx.release(0);
             return 0;
         }
-        let replies_room = xsk.tx.reserve(n);
-        let fill_room = xsk.fill.reserve(n);
-        debug_assert!(replies_room == n && fill_room == n);
+        let mut replies = parts.tx.reserve(n);
+        let mut recycled = parts.fill.reserve(n);
+        debug_assert!(replies.remaining() == n && recycled.remaining() == n);
 
-        let frame_size = xsk.umem.frame_size();
-        let (mut replies, mut recycled) = (0u32, 0u32);
-        for i in 0..n {
-            let desc = xsk.rx.read(i);
-            let verdict = match xsk.umem.frame_mut(desc.addr, desc.len) {
-                Some(frame) => Some(self.responder.respond(frame)),
-                None => None,
-            };
-            match verdict {
+        for mut frame in &mut received {
+            match parts.umem.frame_mut(&frame).map(|bytes| self.responder.respond(bytes)) {
                 Some(Verdict::Reply { len }) => {
-                    xsk.tx.write(
-                        replies,
-                        xdp_desc {
-                            addr: desc.addr,
-                            len: len as u32,
-                            options: 0,
-                        },
-                    );
-                    replies += 1;
+                    // The reply leaves from the same frame: no copy.
+                    frame.set_len(len as u32);
+                    replies.push(frame);
                 }
                 Some(Verdict::Drop(reason)) => {
                     self.counters.drops[reason.index()] += 1;
-                    xsk.fill.write(recycled, frame_base(desc.addr, frame_size));
-                    recycled += 1;
+                    recycled.push(frame);
                 }
                 None => {
                     self.counters.bad_descriptors += 1;
-                    xsk.fill.write(recycled, frame_base(desc.addr, frame_size));
-                    recycled += 1;
+                    recycled.push(frame);
                 }
             }
         }
-        xsk.tx.submit(replies);
-        xsk.fill.submit(recycled);
-        xsk.rx.release(n);
+        let sent = replies.submit();
+        recycled.submit();
+        received.release();
         self.counters.rx += u64::from(n);
-        self.counters.tx += u64::from(replies);
+        self.counters.tx += u64::from(sent);
         n
     }
 
@@ -353,22 +340,22 @@ impl Worker {
     /// `size / budget` kicks), reclaiming completions in between so TX never stalls on a full
     /// completion ring.
     fn flush_tx(&mut self) -> Result<(), SyscallError> {
-        if self.xsk.tx.outstanding() == 0 {
+        if self.xsk.tx().outstanding() == 0 {
             return Ok(());
         }
         if self.xsk.mode() == BindMode::ZeroCopy {
-            if !self.xsk.uses_need_wakeup() || self.xsk.tx.needs_wakeup() {
+            if !self.xsk.uses_need_wakeup() || self.xsk.tx().needs_wakeup() {
                 self.xsk.kick_tx()?;
                 self.counters.kicks += 1;
             }
             return Ok(());
         }
-        let max_kicks = self.xsk.tx.size() / self.xsk.tx_budget() + 2;
+        let max_kicks = self.xsk.tx().size() / self.xsk.tx_budget() + 2;
         for _ in 0..max_kicks {
             self.xsk.kick_tx()?;
             self.counters.kicks += 1;
             self.reclaim_completions();
-            if self.xsk.tx.outstanding() == 0 {
+            if self.xsk.tx().outstanding() == 0 {
                 break;
             }
         }
@@ -380,7 +367,7 @@ impl Worker {
         if self.wait == Wait::Busy {
             // Busy-poll mode never sleeps; with need_wakeup the kernel may still ask for a
             // nudge to refill its RX side.
-            if self.xsk.uses_need_wakeup() && self.xsk.fill.needs_wakeup() {
+            if self.xsk.uses_need_wakeup() && self.xsk.fill().needs_wakeup() {
                 self.xsk.poll_rx(0)?;
                 self.counters.kicks += 1;
             }
@@ -392,7 +379,8 @@ impl Worker {
             self.counters.spins += 1;
             let until = Instant::now() + spin;
             loop {
-                if self.xsk.rx.available(1) > 0 || self.xsk.comp.available(1) > 0 {
+                let parts = self.xsk.split();
+                if parts.rx.available(1) > 0 || parts.completion.available(1) > 0 {
                     self.spin.spun(true);
                     self.counters.spins_caught += 1;
                     return Ok(());
@@ -421,10 +409,10 @@ impl Worker {
             self.receive_and_respond();
             self.flush_tx()?;
             self.reclaim_completions();
-            let idle = self.xsk.rx.outstanding() == 0
-                && self.xsk.tx.outstanding() == 0
-                && self.xsk.comp.outstanding() == 0
-                && self.xsk.fill.outstanding() == self.xsk.umem.frame_count();
+            let idle = self.xsk.rx().outstanding() == 0
+                && self.xsk.tx().outstanding() == 0
+                && self.xsk.completion().outstanding() == 0
+                && self.xsk.fill().outstanding() == self.xsk.umem().frame_count();
             if idle || Instant::now() >= deadline {
                 return Ok(());
             }
@@ -433,22 +421,9 @@ impl Worker {
     }
 }
 
-/// The first byte of the frame that holds `addr` (RX addresses point past the headroom).
-fn frame_base(addr: u64, frame_size: u32) -> u64 {
-    addr - addr % u64::from(frame_size)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn frame_base_strips_the_offset() {
-        assert_eq!(frame_base(0, 4096), 0);
-        assert_eq!(frame_base(256, 4096), 0);
-        assert_eq!(frame_base(4096 * 7 + 256, 4096), 4096 * 7);
-        assert_eq!(frame_base(2048 * 3 + 2047, 2048), 2048 * 3);
-    }
 
     #[test]
     fn the_spin_predictor_spins_only_while_it_pays() {

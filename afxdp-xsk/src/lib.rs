@@ -6,9 +6,12 @@
 //! - The **UMEM** is ordinary memory we allocate and register with the socket, cut into equal
 //!   frames (here 2048 or 4096 bytes). Packets live in it; the kernel and we pass *frame
 //!   addresses* (offsets into the UMEM) back and forth, never copies of packets.
-//! - Four **rings** carry those addresses (see [`ring`]): we put empty frames on the *fill*
-//!   ring, the kernel hands received frames back on the *RX* ring; we put frames to send on the
-//!   *TX* ring, the kernel hands sent frames back on the *completion* ring.
+//! - Four **rings** carry those addresses: we put empty frames on the *fill* ring
+//!   ([`FillRing`]), the kernel hands received frames back on the *RX* ring ([`RxRing`]); we put
+//!   frames to send on the *TX* ring ([`TxRing`]), the kernel hands sent frames back on the
+//!   *completion* ring ([`CompletionRing`]). Each ring has one producer and one consumer: we
+//!   write into the fill and TX rings in batches ([`ProducerRing::reserve`]) and read the RX and
+//!   completion rings in batches ([`ConsumerRing::peek`]).
 //! - **bind** ties the socket to one queue of one interface, in *zero-copy* mode (the NIC DMAs
 //!   straight into the UMEM; needs driver support) or *copy* mode (the kernel copies; works on
 //!   every driver, veth included). The XDP program then redirects packets of that queue into the
@@ -16,17 +19,29 @@
 //! - With **need_wakeup** the kernel sets a flag on a ring when it needs a system call to make
 //!   progress (`poll` for RX/fill, `sendto` for TX), so an idle or steady socket needs none.
 //!
-//! # Safety rules, stated once
+//! # Safety rules, stated once, and the types that enforce them
 //!
-//! 1. Every mapping (UMEM, rings) is owned by one value that unmaps it in `Drop`; every pointer
-//!    into it is derived from that value and never outlives it.
-//! 2. A frame may be touched only by whoever holds its address: after we read it from the RX or
-//!    completion ring and until we write it to the TX or fill ring. [`Umem::frame_mut`] checks
-//!    that an address and length lie inside one frame, so a bad descriptor cannot reach outside
-//!    the UMEM.
-//! 3. Ring slots are read or written only inside the current batch (checked, see [`ring`]).
-//! 4. Structs passed to the kernel are zeroed first and their sizes are asserted at compile
-//!    time (see [`sys`]).
+//! 1. **Every mapping is owned.** The UMEM ([`Umem`]) and each ring ([`ProducerRing`],
+//!    [`ConsumerRing`]) own their mapping and unmap it in `Drop`; every pointer into one is
+//!    derived from its owner and never outlives it. [`Xsk`] drops the rings, then closes the
+//!    socket, then unmaps the UMEM.
+//! 2. **A frame is touched by one side at a time.** The right to a frame is a [`Frame`] token,
+//!    which is neither `Copy` nor `Clone` and which only this crate makes: reading the RX or
+//!    the completion ring ([`ConsumerRing::peek`]) gives you frames, writing the fill or the TX
+//!    ring ([`Reserved::push`]) takes them, and [`Xsk::take_tx_frames`] hands out the frames
+//!    that start on no ring. [`Umem::frame_mut`] gives bytes only for a frame you hold, only
+//!    while you hold it (the bytes borrow the token), and only inside that one frame. A token
+//!    carries the identity of its socket: another socket's rings refuse it (a panic) and
+//!    another socket's UMEM gives no bytes for it.
+//! 3. **Ring slots are touched only inside the current batch.** A batch is a guard
+//!    ([`Reserved`], [`Peeked`]) that borrows its ring; it publishes what it moved when it is
+//!    submitted, released or dropped, and a leaked guard loses frames but never duplicates one.
+//! 4. **Structs handed to the kernel are zeroed** (padding included) and their sizes asserted at
+//!    compile time; the raw system calls are private to the crate, and the one that hands the
+//!    kernel a pointer (registering the UMEM) is an `unsafe fn` with its contract written down.
+//!
+//! One assumption is not ours to check: the kernel returns each frame it was given exactly once
+//! (on the RX ring for a fill-ring frame, on the completion ring for a TX-ring frame).
 //!
 //! # Example
 //!
@@ -35,19 +50,35 @@
 //! let cfg = XskConfig::default();
 //! let mut xsk = Xsk::open("eth0", 2, 0, &cfg, BindMode::Copy)?;
 //! println!("bound in {} mode", xsk.mode());
-//! # Ok::<(), afxdp_xsk::XskError>(())
+//!
+//! // Receive a batch, look at each frame, and give it back to the fill ring.
+//! xsk.poll_rx(100)?;
+//! let parts = xsk.split();
+//! let mut fill = parts.fill.reserve(64);
+//! for frame in parts.rx.peek(fill.remaining()) {
+//!     if let Some(bytes) = parts.umem.frame_mut(&frame) {
+//!         println!("{} bytes", bytes.len());
+//!     }
+//!     fill.push(frame);
+//! }
+//! fill.submit();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![allow(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-pub mod ring;
-pub mod sys;
+mod ring;
+mod sys;
+mod umem;
 
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-pub use ring::{ConsumerRing, ProducerRing};
-pub use sys::{Mmap, RingKind, SyscallError, xdp_desc, xdp_statistics};
+pub use ring::{CompletionRing, ConsumerRing, Entry, FillRing, Peeked, ProducerRing, Reserved, RxRing, TxRing};
+pub use sys::{SyscallError, xdp_statistics};
+pub use umem::{Frame, Umem};
+
+use sys::RingKind;
 
 /// Ring and frame sizes of one socket. Validate with [`XskConfig::validate`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +97,7 @@ pub struct XskConfig {
     /// Bind with `XDP_USE_NEED_WAKEUP`.
     pub need_wakeup: bool,
     /// Extra UMEM frames kept off the fill ring, for an application that builds its own packets
-    /// to send (the load generator); see [`Xsk::tx_frame_addrs`]. 0 for the responder, which
+    /// to send (the load generator); see [`Xsk::take_tx_frames`]. 0 for the responder, which
     /// sends replies from the frames it received.
     pub tx_frames: u32,
 }
@@ -146,6 +177,16 @@ impl fmt::Display for BindMode {
 /// Why a socket could not be set up. Messages say what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum XskError {
+    /// The configuration does not pass [`XskConfig::validate`].
+    #[error("AF_XDP set-up of {iface} queue {queue}: {message}")]
+    InvalidConfig {
+        /// Interface name.
+        iface: String,
+        /// Queue id.
+        queue: u32,
+        /// What is wrong, naming the option to change.
+        message: String,
+    },
     /// A system call failed during set-up.
     #[error("AF_XDP set-up of {iface} queue {queue} failed at {source}")]
     Setup {
@@ -182,55 +223,6 @@ pub enum XskError {
         /// Queue id.
         queue: u32,
     },
-}
-
-/// The UMEM: `frame_count` frames of `frame_size` bytes in one anonymous mapping.
-#[derive(Debug)]
-pub struct Umem {
-    map: Mmap,
-    frame_size: u32,
-    frame_count: u32,
-}
-
-impl Umem {
-    fn new(frame_size: u32, frame_count: u32) -> Result<Self, SyscallError> {
-        let map = Mmap::anonymous(frame_size as usize * frame_count as usize)?;
-        Ok(Umem {
-            map,
-            frame_size,
-            frame_count,
-        })
-    }
-
-    /// Bytes per frame.
-    pub fn frame_size(&self) -> u32 {
-        self.frame_size
-    }
-
-    /// Number of frames.
-    pub fn frame_count(&self) -> u32 {
-        self.frame_count
-    }
-
-    /// Address of frame `index` (the frame's first byte).
-    pub fn frame_addr(&self, index: u32) -> u64 {
-        u64::from(index) * u64::from(self.frame_size)
-    }
-
-    /// The `len` bytes at UMEM address `addr`, or `None` when they do not lie inside one frame.
-    ///
-    /// Holding the address (from the RX ring) is what entitles the caller to the bytes (rule 2
-    /// of the module docs); this check makes sure a bad address cannot reach outside the UMEM.
-    pub fn frame_mut(&mut self, addr: u64, len: u32) -> Option<&mut [u8]> {
-        let offset_in_frame = addr % u64::from(self.frame_size);
-        if addr >= self.map.len() as u64 || offset_in_frame + u64::from(len) > u64::from(self.frame_size) {
-            return None;
-        }
-        // SAFETY: `addr..addr+len` lies inside one frame of the mapping (checked above). Only the
-        // holder of the address touches the frame (module rule 2): the kernel does not write it
-        // while it is out of the rings, and `&mut self` makes this the only borrow of the UMEM.
-        Some(unsafe { std::slice::from_raw_parts_mut(self.map.as_ptr().add(addr as usize), len as usize) })
-    }
 }
 
 /// Where the frames of one socket are (see [`Xsk::frame_census`]).
@@ -276,40 +268,93 @@ impl fmt::Display for FrameCensus {
 
 /// An AF_XDP socket bound to one queue, with its own UMEM and four rings.
 ///
-/// The fields are public so a worker can borrow the rings and the UMEM at the same time.
+/// [`Xsk::split`] lends the UMEM and the rings out at the same time, for the packet loop.
 /// Field order is drop order: rings are unmapped, then the socket is closed, then the UMEM.
 #[derive(Debug)]
 pub struct Xsk {
-    /// Fill ring (producer).
-    pub fill: ProducerRing<u64>,
-    /// Completion ring (consumer).
-    pub comp: ConsumerRing<u64>,
-    /// RX ring (consumer).
-    pub rx: ConsumerRing<xdp_desc>,
-    /// TX ring (producer).
-    pub tx: ProducerRing<xdp_desc>,
+    fill: FillRing,
+    completion: CompletionRing,
+    rx: RxRing,
+    tx: TxRing,
     fd: OwnedFd,
-    /// The frames.
-    pub umem: Umem,
+    umem: Umem,
     mode: BindMode,
     queue: u32,
     need_wakeup: bool,
-    tx_frames: u32,
+    /// The frames kept off the fill ring that [`Xsk::take_tx_frames`] has not handed out yet.
+    tx_frames: std::ops::Range<u32>,
     tx_budget: u32,
+}
+
+/// The UMEM and the four rings of one [`Xsk`], borrowed at the same time (from [`Xsk::split`]).
+///
+/// # Example
+///
+/// ```no_run
+/// # fn f(xsk: &mut afxdp_xsk::Xsk) {
+/// let parts = xsk.split();
+/// // Sent frames go back to the fill ring.
+/// let mut refill = parts.fill.reserve(parts.completion.available(64));
+/// for frame in parts.completion.peek(refill.remaining()) {
+///     refill.push(frame);
+/// }
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct XskParts<'a> {
+    /// The frames.
+    pub umem: &'a mut Umem,
+    /// Fill ring: frames to receive into (we produce, the kernel consumes).
+    pub fill: &'a mut FillRing,
+    /// Completion ring: frames the kernel has sent (the kernel produces, we consume).
+    pub completion: &'a mut CompletionRing,
+    /// RX ring: received frames (the kernel produces, we consume).
+    pub rx: &'a mut RxRing,
+    /// TX ring: frames to send (we produce, the kernel consumes).
+    pub tx: &'a mut TxRing,
 }
 
 impl Xsk {
     /// Creates a socket with its UMEM and rings, fills the fill ring with every frame, and binds
     /// it to `queue` of the interface (`iface`, index `ifindex`) in `mode`.
+    ///
+    /// Needs Linux 5.4+ (need_wakeup, `XDP_OPTIONS`); CAP_NET_RAW, and CAP_IPC_LOCK or a large
+    /// enough `RLIMIT_MEMLOCK` for the UMEM.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use afxdp_xsk::{BindMode, Xsk, XskConfig};
+    /// let xsk = Xsk::open("eth0", 2, 0, &XskConfig::default(), BindMode::Copy)?;
+    /// // Now put xsk.fd() into the XSKMAP of the XDP program, at index 0.
+    /// # Ok::<(), afxdp_xsk::XskError>(())
+    /// ```
     pub fn open(iface: &str, ifindex: u32, queue: u32, cfg: &XskConfig, mode: BindMode) -> Result<Self, XskError> {
+        cfg.validate().map_err(|message| XskError::InvalidConfig {
+            iface: iface.to_string(),
+            queue,
+            message,
+        })?;
         let setup = |source| XskError::Setup {
             iface: iface.to_string(),
             queue,
             source,
         };
+        let owner = umem::new_owner().ok_or_else(|| XskError::InvalidConfig {
+            iface: iface.to_string(),
+            queue,
+            message: "this process has opened 2^32 AF_XDP sockets: restart it".into(),
+        })?;
+        // The UMEM first, so that it is unmapped after the socket is closed on every path: on
+        // an error return locals drop in reverse order, and `Xsk` drops `fd` before `umem`.
+        let umem = Umem::new(cfg.frame_size, cfg.frame_count(), owner).map_err(setup)?;
         let fd = sys::xdp_socket().map_err(setup)?;
-        let umem = Umem::new(cfg.frame_size, cfg.frame_count()).map_err(setup)?;
-        sys::register_umem(fd.as_fd(), umem.map.as_ptr(), umem.map.len(), cfg.frame_size).map_err(setup)?;
+        // SAFETY: the mapping is page-aligned, readable and writable, and owned by `umem`, which
+        // is unmapped only after `fd` is closed (see above). Rust code touches the frames only
+        // through `Umem::frame_mut`, which needs a `Frame`, and a frame is never on a ring and
+        // in a `Frame` at the same time (crate rule 2).
+        unsafe { sys::register_umem(fd.as_fd(), umem.map().as_ptr(), umem.map().len(), cfg.frame_size) }
+            .map_err(setup)?;
         for (kind, size) in [
             (RingKind::Fill, cfg.fill_size),
             (RingKind::Completion, cfg.comp_size),
@@ -324,19 +369,21 @@ impl Xsk {
             Ok(true) => (cfg.tx_size / 2).max(32),
             _ => 32,
         };
-        let mut fill = ProducerRing::map(fd.as_fd(), RingKind::Fill, cfg.fill_size).map_err(setup)?;
-        let comp = ConsumerRing::map(fd.as_fd(), RingKind::Completion, cfg.comp_size).map_err(setup)?;
-        let rx = ConsumerRing::map(fd.as_fd(), RingKind::Rx, cfg.rx_size).map_err(setup)?;
-        let tx = ProducerRing::map(fd.as_fd(), RingKind::Tx, cfg.tx_size).map_err(setup)?;
+        let mut fill =
+            ProducerRing::map(fd.as_fd(), RingKind::Fill, cfg.fill_size, owner, cfg.frame_size).map_err(setup)?;
+        let completion = ConsumerRing::map(fd.as_fd(), RingKind::Completion, cfg.comp_size, owner).map_err(setup)?;
+        let rx = ConsumerRing::map(fd.as_fd(), RingKind::Rx, cfg.rx_size, owner).map_err(setup)?;
+        let tx = ProducerRing::map(fd.as_fd(), RingKind::Tx, cfg.tx_size, owner, cfg.frame_size).map_err(setup)?;
 
-        // Every receive frame goes onto the fill ring before bind, so the first packets find room.
-        let frames = cfg.fill_size;
-        let n = fill.reserve(frames);
-        debug_assert_eq!(n, frames, "fill ring sized to hold every frame");
-        for i in 0..n {
-            fill.write(i, umem.frame_addr(i));
+        // Every receive frame goes onto the fill ring before bind, so the first packets find
+        // room. These are the only tokens ever made for frames 0..fill_size; the rest are the
+        // TX frames, made once by `take_tx_frames`.
+        let mut batch = fill.reserve(cfg.fill_size);
+        debug_assert_eq!(batch.remaining(), cfg.fill_size, "fill ring sized to hold every frame");
+        for i in 0..batch.remaining() {
+            batch.push(umem.new_frame(i));
         }
-        fill.submit(n);
+        batch.submit();
 
         let mut flags = match mode {
             BindMode::ZeroCopy => libc::XDP_ZEROCOPY,
@@ -368,7 +415,7 @@ impl Xsk {
         };
         Ok(Xsk {
             fill,
-            comp,
+            completion,
             rx,
             tx,
             fd,
@@ -376,7 +423,7 @@ impl Xsk {
             mode,
             queue,
             need_wakeup: cfg.need_wakeup,
-            tx_frames: cfg.tx_frames,
+            tx_frames: cfg.fill_size..cfg.frame_count(),
             tx_budget,
         })
     }
@@ -391,7 +438,7 @@ impl Xsk {
     ) -> Result<(Self, Option<XskError>), XskError> {
         match Self::open(iface, ifindex, queue, cfg, BindMode::ZeroCopy) {
             Ok(xsk) => Ok((xsk, None)),
-            Err(e @ XskError::QueueBusy { .. }) => Err(e),
+            Err(e @ (XskError::QueueBusy { .. } | XskError::InvalidConfig { .. })) => Err(e),
             Err(zc_err) => Ok((Self::open(iface, ifindex, queue, cfg, BindMode::Copy)?, Some(zc_err))),
         }
     }
@@ -411,11 +458,60 @@ impl Xsk {
         self.queue
     }
 
-    /// Addresses of the [`XskConfig::tx_frames`] frames that were kept off the fill ring: the
-    /// caller owns them (rule 2 of the module docs) until it puts them on the TX ring.
-    pub fn tx_frame_addrs(&self) -> impl Iterator<Item = u64> + '_ {
-        let first = self.umem.frame_count() - self.tx_frames;
-        (first..self.umem.frame_count()).map(|i| self.umem.frame_addr(i))
+    /// The UMEM and the four rings, borrowed at the same time: what a packet loop works with.
+    #[inline]
+    pub fn split(&mut self) -> XskParts<'_> {
+        XskParts {
+            umem: &mut self.umem,
+            fill: &mut self.fill,
+            completion: &mut self.completion,
+            rx: &mut self.rx,
+            tx: &mut self.tx,
+        }
+    }
+
+    /// The UMEM (its sizes; [`Xsk::split`] lends it out for the frames' bytes).
+    pub fn umem(&self) -> &Umem {
+        &self.umem
+    }
+
+    /// The fill ring (its size and state; [`Xsk::split`] lends it out to write to).
+    pub fn fill(&self) -> &FillRing {
+        &self.fill
+    }
+
+    /// The completion ring (its size and state; [`Xsk::split`] lends it out to read from).
+    pub fn completion(&self) -> &CompletionRing {
+        &self.completion
+    }
+
+    /// The RX ring (its size and state; [`Xsk::split`] lends it out to read from).
+    pub fn rx(&self) -> &RxRing {
+        &self.rx
+    }
+
+    /// The TX ring (its size and state; [`Xsk::split`] lends it out to write to).
+    pub fn tx(&self) -> &TxRing {
+        &self.tx
+    }
+
+    /// The [`XskConfig::tx_frames`] frames that were kept off the fill ring, for packets of the
+    /// caller's own making. The first call hands them all out; later calls hand out none.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use afxdp_xsk::{BindMode, Frame, Xsk, XskConfig};
+    /// let cfg = XskConfig { tx_frames: 1024, ..XskConfig::default() };
+    /// let mut xsk = Xsk::open("eth0", 2, 0, &cfg, BindMode::Copy)?;
+    /// let free: Vec<Frame> = xsk.take_tx_frames().collect();
+    /// assert_eq!(free.len(), 1024);
+    /// assert_eq!(xsk.take_tx_frames().count(), 0);
+    /// # Ok::<(), afxdp_xsk::XskError>(())
+    /// ```
+    pub fn take_tx_frames(&mut self) -> impl Iterator<Item = Frame> + '_ {
+        let frames = std::mem::replace(&mut self.tx_frames, 0..0);
+        frames.map(|i| self.umem.new_frame(i))
     }
 
     /// Frames one TX kick sends at most in copy mode (32, or more where the kernel allows).
@@ -428,7 +524,7 @@ impl Xsk {
         self.need_wakeup
     }
 
-    /// The kernel's drop counters for this socket.
+    /// The kernel's drop counters for this socket (see [`statistics`]).
     pub fn statistics(&self) -> Result<xdp_statistics, SyscallError> {
         sys::statistics(self.fd.as_fd())
     }
@@ -443,16 +539,36 @@ impl Xsk {
         sys::poll_readable(self.fd.as_fd(), timeout_ms)
     }
 
-    /// Counts where the frames are right now (meaningful when the worker holds none).
+    /// Counts where the frames are right now (meaningful when the caller holds none).
     pub fn frame_census(&self) -> FrameCensus {
         FrameCensus {
             total: self.umem.frame_count(),
             fill: self.fill.outstanding(),
             rx: self.rx.outstanding(),
             tx: self.tx.outstanding(),
-            completion: self.comp.outstanding(),
+            completion: self.completion.outstanding(),
         }
     }
+}
+
+/// The kernel's drop counters (`getsockopt(XDP_STATISTICS)`) of the AF_XDP socket `fd`, e.g. a
+/// duplicate of [`Xsk::fd`] held by another thread.
+///
+/// Needs Linux 5.9+ for the ring-full and ring-empty counters (older kernels give a shorter
+/// struct, reported as an error).
+///
+/// # Example
+///
+/// ```no_run
+/// # fn f(xsk: &afxdp_xsk::Xsk) -> Result<(), Box<dyn std::error::Error>> {
+/// use std::os::fd::AsFd;
+/// let dup = xsk.fd().try_clone_to_owned()?; // e.g. for a monitoring thread
+/// let stats = afxdp_xsk::statistics(dup.as_fd())?;
+/// println!("RX ring full: {}", stats.rx_ring_full);
+/// # Ok(()) }
+/// ```
+pub fn statistics(fd: BorrowedFd<'_>) -> Result<xdp_statistics, SyscallError> {
+    sys::statistics(fd)
 }
 
 /// The driver behind an interface (`ethtool -i`), e.g. `"veth"`.

@@ -5,12 +5,12 @@
 //! `i & (size - 1)`; indices wrap around at `u32::MAX`, so every difference is computed with
 //! wrapping arithmetic. One side owns each index:
 //!
-//! | ring | we are the | entries | the kernel |
-//! |---|---|---|---|
-//! | fill | producer | `u64` frame addresses to receive into | consumes |
-//! | completion | consumer | `u64` addresses of sent frames | produces |
-//! | RX | consumer | `xdp_desc` (address, length) of received frames | produces |
-//! | TX | producer | `xdp_desc` of frames to send | consumes |
+//! | ring | type | we are the | entries | the kernel |
+//! |---|---|---|---|---|
+//! | fill | [`FillRing`] | producer | `u64` frame addresses to receive into | consumes |
+//! | completion | [`CompletionRing`] | consumer | `u64` addresses of sent frames | produces |
+//! | RX | [`RxRing`] | consumer | `xdp_desc` (address, length) of received frames | produces |
+//! | TX | [`TxRing`] | producer | `xdp_desc` of frames to send | consumes |
 //!
 //! Both sides keep a *cached* copy of the other side's index and read the shared one only when
 //! the cache says the ring looks full (producer) or empty (consumer), as libxdp does: most
@@ -23,14 +23,20 @@
 //! - publishing our own index uses `Release`, so that our entry writes (producer) or reads
 //!   (consumer) happen before the kernel can see the new index.
 //!
-//! The API is batch-shaped and checked: [`ProducerRing::reserve`] / [`ProducerRing::write`] /
-//! [`ProducerRing::submit`], and [`ConsumerRing::peek`] / [`ConsumerRing::read`] /
-//! [`ConsumerRing::release`]. Reading or writing outside the current batch panics instead of
-//! touching a slot the kernel owns, so a bug in a caller cannot corrupt the ring.
+//! The API is batch-shaped, with guards as in libxdp's `reserve`/`submit` and `peek`/`release`:
+//! [`ProducerRing::reserve`] gives a [`Reserved`] batch that [`Reserved::push`] fills with
+//! [`Frame`]s, and [`ConsumerRing::peek`] gives a [`Peeked`] batch, an iterator of [`Frame`]s.
+//! Entries move only inside the current batch, so a caller cannot touch a slot the kernel owns,
+//! and the frames change hands with the entries. A guard publishes its batch when it is
+//! submitted/released or dropped: the frames have already changed hands, so there is nothing to
+//! roll back. Frames not taken from a [`Peeked`] batch stay on the ring for the next `peek`.
+//! Leaking a guard (`mem::forget`) loses its frames but never duplicates one.
 
+use std::iter::FusedIterator;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::sys::{self, Mmap, RingKind, SyscallError};
+use crate::Frame;
+use crate::sys::{self, Mmap, RingKind, SyscallError, xdp_desc};
 use std::os::fd::BorrowedFd;
 
 /// Raw pointers into one ring's memory. Holds the mapping (if any) so the pointers stay valid.
@@ -42,7 +48,7 @@ struct RingMem<T> {
     entries: *mut T,
     size: u32,
     mask: u32,
-    /// Keeps the memory alive; `None` only for test rings backed by [`TestRingMem`].
+    /// Keeps the memory alive; `None` only for test rings backed by `TestRingMem`.
     _map: Option<Mmap>,
 }
 
@@ -91,6 +97,7 @@ impl<T: Copy> RingMem<T> {
     }
 
     /// Reads entry `idx` (masked). The caller guarantees the slot is ours (see the rings below).
+    #[inline]
     fn read(&self, idx: u32) -> T {
         // SAFETY: `idx & mask < size`, so the slot is inside the entry array; the rings only
         // call this for slots between the consumer and the producer index they own.
@@ -98,6 +105,7 @@ impl<T: Copy> RingMem<T> {
     }
 
     /// Writes entry `idx` (masked). The caller guarantees the slot is ours.
+    #[inline]
     fn write(&mut self, idx: u32, value: T) {
         // SAFETY: as for `read`; the rings only call this for reserved slots that the kernel
         // will not read before the producer index is published.
@@ -105,44 +113,123 @@ impl<T: Copy> RingMem<T> {
     }
 }
 
-/// The user-space side of a ring we produce into (fill, TX).
+/// What a ring carries: `u64` frame addresses (fill, completion) or `xdp_desc` descriptors
+/// (RX, TX). Sealed: implemented for those two types only.
+pub trait Entry: sealed::Sealed {}
+
+mod sealed {
+    use crate::Frame;
+
+    /// The conversions between ring entries and frames, private to the crate.
+    pub trait Sealed: Copy {
+        /// The entry that gives `frame` to the kernel; `base_mask` clears the offset inside the
+        /// frame (the fill ring takes frame bases).
+        fn from_frame(frame: Frame, base_mask: u64) -> Self;
+        /// The frame the kernel gave back in this entry.
+        fn into_frame(self, owner: u32) -> Frame;
+    }
+}
+
+impl sealed::Sealed for u64 {
+    #[inline]
+    fn from_frame(frame: Frame, base_mask: u64) -> Self {
+        frame.addr & base_mask
+    }
+
+    #[inline]
+    fn into_frame(self, owner: u32) -> Frame {
+        Frame {
+            addr: self,
+            len: 0,
+            owner,
+        }
+    }
+}
+impl Entry for u64 {}
+
+impl sealed::Sealed for xdp_desc {
+    #[inline]
+    fn from_frame(frame: Frame, _base_mask: u64) -> Self {
+        xdp_desc {
+            addr: frame.addr,
+            len: frame.len,
+            options: 0,
+        }
+    }
+
+    #[inline]
+    fn into_frame(self, owner: u32) -> Frame {
+        Frame {
+            addr: self.addr,
+            len: self.len,
+            owner,
+        }
+    }
+}
+impl Entry for xdp_desc {}
+
+/// The fill ring: frames given to the kernel to receive into.
+pub type FillRing = ProducerRing<u64>;
+/// The completion ring: frames the kernel has finished sending.
+pub type CompletionRing = ConsumerRing<u64>;
+/// The RX ring: received frames.
+pub type RxRing = ConsumerRing<xdp_desc>;
+/// The TX ring: frames to send.
+pub type TxRing = ProducerRing<xdp_desc>;
+
+/// The user-space side of a ring we produce into: [`FillRing`], [`TxRing`].
 #[derive(Debug)]
-pub struct ProducerRing<T> {
+pub struct ProducerRing<T: Entry> {
     mem: RingMem<T>,
-    /// Our producer index (published with `submit`).
+    /// Our producer index (published by [`Reserved`]).
     cached_prod: u32,
     /// The kernel's consumer index plus `size`: the first index we may not write.
     cached_cons: u32,
-    /// Slots reserved by the current batch and not yet submitted.
-    reserved: u32,
+    /// The socket whose frames this ring takes (see [`Frame`]).
+    owner: u32,
+    /// Clears the offset inside a frame (fill ring); all ones for TX.
+    base_mask: u64,
 }
 
-/// The user-space side of a ring we consume from (RX, completion).
+/// The user-space side of a ring we consume from: [`RxRing`], [`CompletionRing`].
 #[derive(Debug)]
-pub struct ConsumerRing<T> {
+pub struct ConsumerRing<T: Entry> {
     mem: RingMem<T>,
-    /// Our consumer index (published with `release`).
+    /// Our consumer index, including the entries of a [`Peeked`] batch in progress (published
+    /// when the batch ends).
     cached_cons: u32,
     /// The kernel's producer index as last read.
     cached_prod: u32,
-    /// Entries in the current peeked batch, not yet released.
-    peeked: u32,
+    /// The socket whose frames this ring gives out (see [`Frame`]).
+    owner: u32,
 }
 
-impl<T: Copy> ProducerRing<T> {
-    /// Maps the producer ring `kind` of socket `fd` with `size` entries.
-    pub fn map(fd: BorrowedFd<'_>, kind: RingKind, size: u32) -> Result<Self, SyscallError> {
-        Ok(Self::from_mem(RingMem::map(fd, kind, size)?))
+impl<T: Entry> ProducerRing<T> {
+    /// Maps the producer ring `kind` of socket `fd` (whose identity is `owner`, with frames of
+    /// `frame_size` bytes) with `size` entries.
+    pub(crate) fn map(
+        fd: BorrowedFd<'_>,
+        kind: RingKind,
+        size: u32,
+        owner: u32,
+        frame_size: u32,
+    ) -> Result<Self, SyscallError> {
+        let base_mask = match kind {
+            RingKind::Fill => !(u64::from(frame_size) - 1),
+            _ => !0,
+        };
+        Ok(Self::from_mem(RingMem::map(fd, kind, size)?, owner, base_mask))
     }
 
-    fn from_mem(mem: RingMem<T>) -> Self {
+    fn from_mem(mem: RingMem<T>, owner: u32, base_mask: u64) -> Self {
         let cached_prod = mem.producer().load(Ordering::Relaxed);
         let cached_cons = mem.consumer().load(Ordering::Acquire).wrapping_add(mem.size);
         ProducerRing {
             mem,
             cached_prod,
             cached_cons,
-            reserved: 0,
+            owner,
+            base_mask,
         }
     }
 
@@ -152,6 +239,7 @@ impl<T: Copy> ProducerRing<T> {
     }
 
     /// Free slots, reading the kernel's consumer index only when fewer than `wanted` look free.
+    #[inline]
     pub fn free(&mut self, wanted: u32) -> u32 {
         let free = self.cached_cons.wrapping_sub(self.cached_prod);
         if free >= wanted {
@@ -162,36 +250,36 @@ impl<T: Copy> ProducerRing<T> {
         self.cached_cons.wrapping_sub(self.cached_prod)
     }
 
-    /// Starts a batch of up to `wanted` slots and returns how many were reserved (maybe 0).
-    /// Panics if a previous batch was not submitted.
-    pub fn reserve(&mut self, wanted: u32) -> u32 {
-        assert_eq!(self.reserved, 0, "previous producer batch not submitted");
+    /// Starts a batch of up to `wanted` slots (maybe none; see [`Reserved::remaining`]).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # fn f(xsk: &mut afxdp_xsk::Xsk) {
+    /// // The load generator's first burst: build packets in frames of our own and send them.
+    /// let mut frames: Vec<afxdp_xsk::Frame> = xsk.take_tx_frames().collect();
+    /// let parts = xsk.split();
+    /// let mut batch = parts.tx.reserve(frames.len() as u32);
+    /// while batch.remaining() > 0 {
+    ///     let mut frame = frames.pop().unwrap();
+    ///     frame.set_len(60);
+    ///     if let Some(bytes) = parts.umem.frame_mut(&frame) {
+    ///         bytes.fill(0); // build the packet here
+    ///     }
+    ///     batch.push(frame);
+    /// }
+    /// let queued = batch.submit();
+    /// # }
+    /// ```
+    #[inline]
+    pub fn reserve(&mut self, wanted: u32) -> Reserved<'_, T> {
         let n = self.free(wanted).min(wanted);
-        self.reserved = n;
-        n
-    }
-
-    /// Writes slot `i` (0-based) of the current batch. Panics if `i` is outside the batch.
-    pub fn write(&mut self, i: u32, value: T) {
-        assert!(
-            i < self.reserved,
-            "slot {i} outside the reserved batch of {}",
-            self.reserved
-        );
-        self.mem.write(self.cached_prod.wrapping_add(i), value);
-    }
-
-    /// Publishes the first `n` slots of the batch to the kernel and ends the batch (the rest of
-    /// the reservation is given back).
-    pub fn submit(&mut self, n: u32) {
-        assert!(n <= self.reserved, "submitting {n} of {} reserved", self.reserved);
-        self.reserved = 0;
-        if n == 0 {
-            return;
+        let next = self.cached_prod;
+        Reserved {
+            ring: self,
+            next,
+            end: next.wrapping_add(n),
         }
-        self.cached_prod = self.cached_prod.wrapping_add(n);
-        // Release: the entry writes above become visible before the kernel sees the new index.
-        self.mem.producer().store(self.cached_prod, Ordering::Release);
     }
 
     /// Entries published and not yet consumed by the kernel.
@@ -200,26 +288,28 @@ impl<T: Copy> ProducerRing<T> {
             .wrapping_sub(self.mem.consumer().load(Ordering::Acquire))
     }
 
-    /// Whether the kernel asked to be woken up for this ring (`XDP_RING_NEED_WAKEUP`).
+    /// Whether the kernel asked to be woken up for this ring (`XDP_RING_NEED_WAKEUP`; Linux
+    /// 5.4+, and only on a socket bound with need_wakeup).
     pub fn needs_wakeup(&self) -> bool {
         self.mem.flags().load(Ordering::Relaxed) & libc::XDP_RING_NEED_WAKEUP != 0
     }
 }
 
-impl<T: Copy> ConsumerRing<T> {
-    /// Maps the consumer ring `kind` of socket `fd` with `size` entries.
-    pub fn map(fd: BorrowedFd<'_>, kind: RingKind, size: u32) -> Result<Self, SyscallError> {
-        Ok(Self::from_mem(RingMem::map(fd, kind, size)?))
+impl<T: Entry> ConsumerRing<T> {
+    /// Maps the consumer ring `kind` of socket `fd` (whose identity is `owner`) with `size`
+    /// entries.
+    pub(crate) fn map(fd: BorrowedFd<'_>, kind: RingKind, size: u32, owner: u32) -> Result<Self, SyscallError> {
+        Ok(Self::from_mem(RingMem::map(fd, kind, size)?, owner))
     }
 
-    fn from_mem(mem: RingMem<T>) -> Self {
+    fn from_mem(mem: RingMem<T>, owner: u32) -> Self {
         let cached_cons = mem.consumer().load(Ordering::Relaxed);
         let cached_prod = mem.producer().load(Ordering::Acquire);
         ConsumerRing {
             mem,
             cached_cons,
             cached_prod,
-            peeked: 0,
+            owner,
         }
     }
 
@@ -230,6 +320,7 @@ impl<T: Copy> ConsumerRing<T> {
 
     /// Entries ready to read (at most `wanted`), reading the kernel's producer index only when
     /// the cached one shows fewer than `wanted`.
+    #[inline]
     pub fn available(&mut self, wanted: u32) -> u32 {
         let mut ready = self.cached_prod.wrapping_sub(self.cached_cons);
         if ready < wanted {
@@ -240,32 +331,35 @@ impl<T: Copy> ConsumerRing<T> {
         ready.min(wanted)
     }
 
-    /// Starts a batch of up to `wanted` entries and returns how many there are (maybe 0).
-    /// Panics if a previous batch was not released.
-    pub fn peek(&mut self, wanted: u32) -> u32 {
-        assert_eq!(self.peeked, 0, "previous consumer batch not released");
+    /// Starts a batch of up to `wanted` entries (maybe none): an iterator of the frames in them.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # fn f(xsk: &mut afxdp_xsk::Xsk) {
+    /// // Frames the kernel has sent go back to the fill ring, as many as fit.
+    /// let parts = xsk.split();
+    /// let room = parts.fill.free(64);
+    /// let mut refill = parts.fill.reserve(room);
+    /// for frame in parts.completion.peek(refill.remaining()) {
+    ///     refill.push(frame);
+    /// }
+    /// refill.submit();
+    /// # }
+    /// ```
+    #[inline]
+    pub fn peek(&mut self, wanted: u32) -> Peeked<'_, T> {
         let n = self.available(wanted);
-        self.peeked = n;
-        n
-    }
-
-    /// Reads entry `i` (0-based) of the current batch. Panics if `i` is outside the batch.
-    pub fn read(&self, i: u32) -> T {
-        assert!(i < self.peeked, "entry {i} outside the peeked batch of {}", self.peeked);
-        self.mem.read(self.cached_cons.wrapping_add(i))
-    }
-
-    /// Gives the first `n` entries of the batch back to the kernel and ends the batch (entries
-    /// not released stay in the ring and are seen again by the next `peek`).
-    pub fn release(&mut self, n: u32) {
-        assert!(n <= self.peeked, "releasing {n} of {} peeked", self.peeked);
-        self.peeked = 0;
-        if n == 0 {
-            return;
+        let start = self.cached_cons;
+        // Claim the whole batch now, so that even a leaked guard never hands out an entry twice;
+        // the guard gives back what it did not read.
+        self.cached_cons = start.wrapping_add(n);
+        Peeked {
+            ring: self,
+            start,
+            next: start,
+            end: start.wrapping_add(n),
         }
-        self.cached_cons = self.cached_cons.wrapping_add(n);
-        // Release: our reads of the entries happen before the kernel may overwrite them.
-        self.mem.consumer().store(self.cached_cons, Ordering::Release);
     }
 
     /// Entries produced by the kernel and not yet released by us.
@@ -277,26 +371,151 @@ impl<T: Copy> ConsumerRing<T> {
     }
 }
 
+/// A batch of slots on a [`ProducerRing`], from [`ProducerRing::reserve`]: push frames into it,
+/// then [`submit`](Reserved::submit) it (dropping it submits too).
+#[derive(Debug)]
+#[must_use = "a reserved batch gives nothing to the kernel until frames are pushed into it"]
+pub struct Reserved<'a, T: Entry> {
+    ring: &'a mut ProducerRing<T>,
+    /// Ring index of the next slot to write.
+    next: u32,
+    /// Ring index one past the last reserved slot.
+    end: u32,
+}
+
+impl<T: Entry> Reserved<'_, T> {
+    /// Slots still free in this batch.
+    #[inline]
+    pub fn remaining(&self) -> u32 {
+        self.end.wrapping_sub(self.next)
+    }
+
+    /// Puts `frame` into the next slot: it goes to the kernel when the batch is submitted.
+    ///
+    /// Panics if the batch is full ([`Reserved::remaining`] is 0) or the frame belongs to
+    /// another socket.
+    #[inline]
+    pub fn push(&mut self, frame: Frame) {
+        if self.next == self.end || frame.owner != self.ring.owner {
+            push_failed(self.remaining(), frame.owner, self.ring.owner);
+        }
+        let entry = T::from_frame(frame, self.ring.base_mask);
+        self.ring.mem.write(self.next, entry);
+        self.next = self.next.wrapping_add(1);
+    }
+
+    /// Publishes the frames pushed so far to the kernel and ends the batch (unused slots are
+    /// given back). Returns how many frames were published.
+    pub fn submit(self) -> u32 {
+        let n = self.next.wrapping_sub(self.ring.cached_prod);
+        drop(self); // publishes
+        n
+    }
+}
+
+impl<T: Entry> Drop for Reserved<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.next == self.ring.cached_prod {
+            return;
+        }
+        self.ring.cached_prod = self.next;
+        // Release: the entry writes above become visible before the kernel sees the new index.
+        self.ring.mem.producer().store(self.next, Ordering::Release);
+    }
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn push_failed(remaining: u32, frame_owner: u32, ring_owner: u32) -> ! {
+    if remaining == 0 {
+        panic!("pushed a frame into a full batch");
+    }
+    panic!("frame of socket #{frame_owner} given to a ring of socket #{ring_owner}");
+}
+
+/// A batch of entries from a [`ConsumerRing`], from [`ConsumerRing::peek`]: an iterator of the
+/// frames in them. [`release`](Peeked::release) it when done (dropping it releases too): the
+/// entries read are given back to the kernel, the others stay on the ring.
+#[derive(Debug)]
+#[must_use = "iterate over the batch to take its frames"]
+pub struct Peeked<'a, T: Entry> {
+    ring: &'a mut ConsumerRing<T>,
+    /// Ring index of the first entry of the batch.
+    start: u32,
+    /// Ring index of the next entry to read.
+    next: u32,
+    /// Ring index one past the last entry of the batch.
+    end: u32,
+}
+
+impl<T: Entry> Peeked<'_, T> {
+    /// Gives the entries read so far back to the kernel and ends the batch; entries not read
+    /// stay on the ring. Returns how many were released.
+    pub fn release(self) -> u32 {
+        let n = self.next.wrapping_sub(self.start);
+        drop(self); // publishes
+        n
+    }
+}
+
+impl<T: Entry> Iterator for Peeked<'_, T> {
+    type Item = Frame;
+
+    #[inline]
+    fn next(&mut self) -> Option<Frame> {
+        if self.next == self.end {
+            return None;
+        }
+        let entry = self.ring.mem.read(self.next);
+        self.next = self.next.wrapping_add(1);
+        Some(entry.into_frame(self.ring.owner))
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.end.wrapping_sub(self.next) as usize;
+        (left, Some(left))
+    }
+}
+
+impl<T: Entry> ExactSizeIterator for Peeked<'_, T> {}
+impl<T: Entry> FusedIterator for Peeked<'_, T> {}
+
+impl<T: Entry> Drop for Peeked<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        // Entries not read stay on the ring: un-claim them.
+        self.ring.cached_cons = self.next;
+        if self.next == self.start {
+            return;
+        }
+        // Release: our reads of the entries happen before the kernel may overwrite them.
+        self.ring.mem.consumer().store(self.next, Ordering::Release);
+    }
+}
+
 /// Heap memory laid out like a kernel ring, to test the index logic without a socket (and under
 /// Miri). The test plays the kernel by moving the other index by hand.
 #[cfg(test)]
-struct TestRingMem {
+struct TestRingMem<T> {
     indices: Box<[AtomicU32; 3]>,
     /// `UnsafeCell` because the ring under test writes through a raw pointer while the test
     /// (the "kernel") also reads and writes: shared access to interior-mutable memory.
-    entries: Box<[std::cell::UnsafeCell<u64>]>,
+    entries: Box<[std::cell::UnsafeCell<T>]>,
 }
 
 #[cfg(test)]
-impl TestRingMem {
-    fn new(size: u32, start: u32) -> Self {
+impl<T: Copy> TestRingMem<T> {
+    fn new(size: u32, start: u32, zero: T) -> Self {
         TestRingMem {
             indices: Box::new([AtomicU32::new(start), AtomicU32::new(start), AtomicU32::new(0)]),
-            entries: (0..size).map(|_| std::cell::UnsafeCell::new(0)).collect(),
+            entries: (0..size).map(|_| std::cell::UnsafeCell::new(zero)).collect(),
         }
     }
 
-    fn ring(&self) -> RingMem<u64> {
+    fn ring(&self) -> RingMem<T> {
         let size = self.entries.len() as u32;
         RingMem {
             producer: &self.indices[0],
@@ -310,7 +529,7 @@ impl TestRingMem {
     }
 
     /// The kernel side of a producer ring: consume `n` entries.
-    fn kernel_consume(&self, n: u32) -> Vec<u64> {
+    fn kernel_consume(&self, n: u32) -> Vec<T> {
         let cons = self.indices[1].load(Ordering::Acquire);
         let prod = self.indices[0].load(Ordering::Acquire);
         let n = n.min(prod.wrapping_sub(cons));
@@ -328,7 +547,7 @@ impl TestRingMem {
     }
 
     /// The kernel side of a consumer ring: produce `values` (assumes room).
-    fn kernel_produce(&self, values: &[u64]) {
+    fn kernel_produce(&self, values: &[T]) {
         let prod = self.indices[0].load(Ordering::Acquire);
         let mask = self.entries.len() as u32 - 1;
         for (i, v) in values.iter().enumerate() {
@@ -347,84 +566,184 @@ mod tests {
 
     // Start near u32::MAX so every test crosses the wrap-around of the free-running indices.
     const NEAR_WRAP: u32 = u32::MAX - 5;
+    /// The socket identity of the test rings.
+    const OWNER: u32 = 7;
+    const FRAME_SIZE: u64 = 4096;
+
+    fn frame(addr: u64, len: u32) -> Frame {
+        Frame {
+            addr,
+            len,
+            owner: OWNER,
+        }
+    }
+
+    fn fill_ring(mem: &TestRingMem<u64>) -> FillRing {
+        ProducerRing::from_mem(mem.ring(), OWNER, !(FRAME_SIZE - 1))
+    }
+
+    fn completion_ring(mem: &TestRingMem<u64>) -> CompletionRing {
+        ConsumerRing::from_mem(mem.ring(), OWNER)
+    }
+
+    fn desc(addr: u64, len: u32) -> xdp_desc {
+        xdp_desc { addr, len, options: 0 }
+    }
+
+    fn addrs(frames: impl Iterator<Item = Frame>) -> Vec<u64> {
+        frames.map(|f| f.addr()).collect()
+    }
 
     #[test]
     fn producer_fills_to_capacity_and_no_further() {
-        let mem = TestRingMem::new(8, NEAR_WRAP);
-        let mut ring = ProducerRing::from_mem(mem.ring());
-        assert_eq!(ring.reserve(100), 8);
+        let mem = TestRingMem::new(8, NEAR_WRAP, 0u64);
+        let mut ring = fill_ring(&mem);
+        let mut batch = ring.reserve(100);
+        assert_eq!(batch.remaining(), 8);
         for i in 0..8 {
-            ring.write(i, u64::from(i) * 10);
+            batch.push(frame(i * FRAME_SIZE, 0));
         }
-        ring.submit(8);
+        assert_eq!(batch.remaining(), 0);
+        assert_eq!(batch.submit(), 8);
         assert_eq!(ring.outstanding(), 8);
-        assert_eq!(ring.reserve(1), 0, "a full ring has no free slot");
-        ring.submit(0);
-        assert_eq!(mem.kernel_consume(3), vec![0, 10, 20]);
-        assert_eq!(ring.reserve(5), 3, "the three consumed slots are free again");
+        assert_eq!(ring.reserve(1).remaining(), 0, "a full ring has no free slot");
+        assert_eq!(mem.kernel_consume(3), vec![0, FRAME_SIZE, 2 * FRAME_SIZE]);
+        let mut batch = ring.reserve(5);
+        assert_eq!(batch.remaining(), 3, "the three consumed slots are free again");
         for i in 0..3 {
-            ring.write(i, 100 + u64::from(i));
+            batch.push(frame((100 + i) * FRAME_SIZE, 0));
         }
-        ring.submit(3);
-        assert_eq!(mem.kernel_consume(8), vec![30, 40, 50, 60, 70, 100, 101, 102]);
+        drop(batch); // dropping submits too
+        let got = mem.kernel_consume(8);
+        assert_eq!(got.len(), 8);
+        assert_eq!(got[5..], [100 * FRAME_SIZE, 101 * FRAME_SIZE, 102 * FRAME_SIZE]);
         assert_eq!(ring.outstanding(), 0);
     }
 
     #[test]
-    fn producer_partial_submit_gives_back_the_rest() {
-        let mem = TestRingMem::new(4, NEAR_WRAP);
-        let mut ring = ProducerRing::from_mem(mem.ring());
-        assert_eq!(ring.reserve(4), 4);
-        ring.write(0, 7);
-        ring.write(1, 8);
-        ring.submit(2);
-        assert_eq!(ring.free(4), 2);
-        assert_eq!(mem.kernel_consume(4), vec![7, 8]);
+    fn the_fill_ring_takes_frame_bases() {
+        let mem = TestRingMem::new(4, NEAR_WRAP, 0u64);
+        let mut ring = fill_ring(&mem);
+        let mut batch = ring.reserve(2);
+        // An RX address points past the headroom; the fill ring wants the frame's first byte.
+        batch.push(frame(3 * FRAME_SIZE + 256, 60));
+        batch.push(frame(FRAME_SIZE - 1, 1));
+        batch.submit();
+        assert_eq!(mem.kernel_consume(2), vec![3 * FRAME_SIZE, 0]);
     }
 
     #[test]
-    #[should_panic(expected = "outside the reserved batch")]
-    fn producer_write_outside_batch_panics() {
-        let mem = TestRingMem::new(4, 0);
-        let mut ring = ProducerRing::from_mem(mem.ring());
-        assert_eq!(ring.reserve(2), 2);
-        ring.write(2, 1);
+    fn producer_partial_batch_gives_back_the_rest() {
+        let mem = TestRingMem::new(4, NEAR_WRAP, 0u64);
+        let mut ring = fill_ring(&mem);
+        let mut batch = ring.reserve(4);
+        batch.push(frame(7 * FRAME_SIZE, 0));
+        batch.push(frame(8 * FRAME_SIZE, 0));
+        assert_eq!(batch.submit(), 2);
+        assert_eq!(ring.free(4), 2);
+        assert_eq!(mem.kernel_consume(4), vec![7 * FRAME_SIZE, 8 * FRAME_SIZE]);
+        // An empty batch publishes nothing.
+        assert_eq!(ring.reserve(4).submit(), 0);
+        assert_eq!(ring.outstanding(), 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "full batch")]
+    fn pushing_into_a_full_batch_panics() {
+        let mem = TestRingMem::new(4, 0, 0u64);
+        let mut ring = fill_ring(&mem);
+        let mut batch = ring.reserve(1);
+        batch.push(frame(0, 0));
+        batch.push(frame(FRAME_SIZE, 0));
+    }
+
+    #[test]
+    #[should_panic(expected = "frame of socket #8 given to a ring of socket #7")]
+    fn a_frame_of_another_socket_is_refused() {
+        let mem = TestRingMem::new(4, 0, 0u64);
+        let mut ring = fill_ring(&mem);
+        let mut batch = ring.reserve(1);
+        batch.push(Frame {
+            addr: 0,
+            len: 0,
+            owner: OWNER + 1,
+        });
+    }
+
+    #[test]
+    fn a_leaked_reserved_batch_publishes_nothing() {
+        let mem = TestRingMem::new(4, NEAR_WRAP, 0u64);
+        let mut ring = fill_ring(&mem);
+        let mut batch = ring.reserve(2);
+        batch.push(frame(0, 0));
+        std::mem::forget(batch);
+        assert_eq!(ring.outstanding(), 0);
+        assert_eq!(mem.kernel_consume(4), vec![], "the frame is lost, never half-published");
+        let mut batch = ring.reserve(4);
+        assert_eq!(batch.remaining(), 4);
+        batch.push(frame(FRAME_SIZE, 0));
+        batch.submit();
+        assert_eq!(mem.kernel_consume(4), vec![FRAME_SIZE]);
     }
 
     #[test]
     fn consumer_sees_only_published_entries_across_wrap() {
-        let mem = TestRingMem::new(8, NEAR_WRAP);
-        let mut ring = ConsumerRing::from_mem(mem.ring());
-        assert_eq!(ring.peek(8), 0);
-        ring.release(0);
+        let mem = TestRingMem::new(8, NEAR_WRAP, 0u64);
+        let mut ring = completion_ring(&mem);
+        assert_eq!(ring.peek(8).len(), 0);
         mem.kernel_produce(&[1, 2, 3, 4, 5]);
-        assert_eq!(ring.peek(3), 3);
-        assert_eq!((ring.read(0), ring.read(1), ring.read(2)), (1, 2, 3));
-        ring.release(2); // entry 3 stays and is seen again
+        let mut batch = ring.peek(3);
+        assert_eq!(batch.len(), 3);
+        assert_eq!(addrs(batch.by_ref().take(2)), vec![1, 2]);
+        assert_eq!(batch.release(), 2, "entry 3 was not read: it stays and is seen again");
         assert_eq!(ring.outstanding(), 3);
         mem.kernel_produce(&[6, 7, 8, 9, 10]);
-        assert_eq!(ring.peek(100), 8);
-        let got: Vec<u64> = (0..8).map(|i| ring.read(i)).collect();
-        assert_eq!(got, vec![3, 4, 5, 6, 7, 8, 9, 10]);
-        ring.release(8);
+        let batch = ring.peek(100);
+        assert_eq!(batch.len(), 8);
+        assert_eq!(addrs(batch), vec![3, 4, 5, 6, 7, 8, 9, 10]);
         assert_eq!(ring.outstanding(), 0);
         assert_eq!(mem.indices[1].load(Ordering::Relaxed), NEAR_WRAP.wrapping_add(10));
     }
 
     #[test]
-    #[should_panic(expected = "outside the peeked batch")]
-    fn consumer_read_outside_batch_panics() {
-        let mem = TestRingMem::new(4, 0);
-        mem.kernel_produce(&[1]);
-        let mut ring = ConsumerRing::from_mem(mem.ring());
-        assert_eq!(ring.peek(4), 1);
-        ring.read(1);
+    fn a_leaked_peeked_batch_never_hands_out_a_frame_twice() {
+        let mem = TestRingMem::new(8, NEAR_WRAP, 0u64);
+        let mut ring = completion_ring(&mem);
+        mem.kernel_produce(&[1, 2, 3, 4]);
+        let mut batch = ring.peek(3);
+        assert_eq!(batch.next().map(|f| f.addr()), Some(1));
+        std::mem::forget(batch);
+        // Frames 2 and 3 are lost with the leaked batch; frame 1 is not handed out again.
+        assert_eq!(addrs(ring.peek(8)), vec![4]);
+        assert_eq!(
+            mem.indices[1].load(Ordering::Relaxed),
+            NEAR_WRAP.wrapping_add(4),
+            "the next batch publishes past the leaked one"
+        );
+    }
+
+    #[test]
+    fn rx_frames_carry_their_length_and_tx_sends_the_length_set() {
+        let rx_mem = TestRingMem::new(4, NEAR_WRAP, desc(0, 0));
+        let tx_mem = TestRingMem::new(4, NEAR_WRAP, desc(0, 0));
+        let mut rx: RxRing = ConsumerRing::from_mem(rx_mem.ring(), OWNER);
+        let mut tx: TxRing = ProducerRing::from_mem(tx_mem.ring(), OWNER, !0);
+        rx_mem.kernel_produce(&[desc(FRAME_SIZE + 256, 98), desc(2 * FRAME_SIZE + 256, 118)]);
+        let mut batch = tx.reserve(2);
+        for mut frame in rx.peek(2) {
+            assert!(!frame.is_empty());
+            frame.set_len(frame.len() - 4);
+            batch.push(frame);
+        }
+        batch.submit();
+        let sent: Vec<(u64, u32)> = tx_mem.kernel_consume(2).iter().map(|d| (d.addr, d.len)).collect();
+        assert_eq!(sent, vec![(FRAME_SIZE + 256, 94), (2 * FRAME_SIZE + 256, 114)]);
     }
 
     #[test]
     fn need_wakeup_flag_is_read() {
-        let mem = TestRingMem::new(4, 0);
-        let ring = ProducerRing::from_mem(mem.ring());
+        let mem = TestRingMem::new(4, 0, 0u64);
+        let ring = fill_ring(&mem);
         assert!(!ring.needs_wakeup());
         mem.indices[2].store(libc::XDP_RING_NEED_WAKEUP, Ordering::Relaxed);
         assert!(ring.needs_wakeup());

@@ -1,5 +1,10 @@
 //! The kernel ABI of AF_XDP (`<linux/if_xdp.h>`) and the few raw system calls around it.
 //!
+//! Private to the crate: the public types ([`crate::Xsk`], [`crate::Umem`], the rings) are the
+//! only way in, so nothing outside this crate can hand the kernel a pointer. The crate root
+//! re-exports [`SyscallError`] and [`xdp_statistics`], and wraps [`statistics`] for a descriptor
+//! the caller holds.
+//!
 //! Every struct handed to the kernel is zeroed first (padding included: newer kernels read
 //! bytes that older headers call padding, e.g. `tx_metadata_len` in `xdp_umem_reg`, and reject
 //! non-zero garbage with `EINVAL`) and its size is asserted at compile time against the
@@ -14,7 +19,8 @@ use std::mem::{size_of, zeroed};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 
-pub use libc::{sockaddr_xdp, xdp_desc, xdp_mmap_offsets, xdp_options, xdp_statistics, xdp_umem_reg};
+pub use libc::xdp_statistics;
+pub(crate) use libc::{sockaddr_xdp, xdp_desc, xdp_mmap_offsets, xdp_options, xdp_umem_reg};
 
 // Compile-time size checks against <linux/if_xdp.h> (Linux 6.x): if libc ever changes a layout,
 // the build fails here instead of the kernel silently reading the wrong bytes.
@@ -24,9 +30,13 @@ const _: () = assert!(size_of::<xdp_mmap_offsets>() == 4 * 32);
 const _: () = assert!(size_of::<xdp_statistics>() == 48);
 const _: () = assert!(size_of::<xdp_options>() == 4);
 const _: () = assert!(size_of::<xdp_desc>() == 16);
+// The other structs handed to the kernel here: `struct ifreq` (<linux/if.h>, 64-bit layout) and
+// `struct pollfd`.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(size_of::<libc::ifreq>() == 40);
+const _: () = assert!(size_of::<libc::pollfd>() == 8);
 
-/// `SOL_XDP` socket option level.
-pub const SOL_XDP: libc::c_int = libc::SOL_XDP;
+const SOL_XDP: libc::c_int = libc::SOL_XDP;
 
 /// A failed system call, with the name of the call and the OS error.
 #[derive(Debug, thiserror::Error)]
@@ -53,17 +63,45 @@ impl SyscallError {
     }
 }
 
-/// Returns a value of `T` with every byte zero.
+/// Plain-old-data kernel structs: every bit pattern, all zeros included, is a valid value, and
+/// they have no invariants (no references, no `Drop`), so the kernel may write any bytes into
+/// them.
 ///
-/// Only used with the plain-old-data kernel structs re-exported above (integers only).
-fn zeroed_pod<T: Copy>() -> T {
-    // SAFETY: every `T` this module uses is a `#[repr(C)]` struct made only of integer fields,
-    // for which the all-zero bit pattern is a valid value.
+/// Private to this module, so [`zeroed_pod`] and [`getsockopt`] can be used only with the
+/// structs listed here.
+///
+/// # Safety
+///
+/// Implement only for `#[repr(C)]` types made of integers, arrays of integers, raw pointers and
+/// unions of those.
+unsafe trait KernelPod: Copy {}
+
+// SAFETY: integers.
+unsafe impl KernelPod for u32 {}
+// SAFETY: #[repr(C)] structs of integers (<linux/if_xdp.h>); `xdp_mmap_offsets` is four
+// `xdp_ring_offset`s of `u64`s.
+unsafe impl KernelPod for sockaddr_xdp {}
+// SAFETY: as above.
+unsafe impl KernelPod for xdp_umem_reg {}
+// SAFETY: as above.
+unsafe impl KernelPod for xdp_mmap_offsets {}
+// SAFETY: as above.
+unsafe impl KernelPod for xdp_statistics {}
+// SAFETY: as above.
+unsafe impl KernelPod for xdp_options {}
+// SAFETY: `struct ifreq`: a name array and a union of integers, sockaddrs (integers) and raw
+// pointers, for which all zeros (null) is valid.
+unsafe impl KernelPod for libc::ifreq {}
+
+/// Returns a value of `T` with every byte zero, padding included.
+fn zeroed_pod<T: KernelPod>() -> T {
+    // SAFETY: `T: KernelPod` is made of integers and raw pointers only, for which the all-zero
+    // bit pattern is a valid value.
     unsafe { zeroed() }
 }
 
 /// Opens an `AF_XDP` socket (`socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0)`).
-pub fn xdp_socket() -> Result<OwnedFd, SyscallError> {
+pub(crate) fn xdp_socket() -> Result<OwnedFd, SyscallError> {
     // SAFETY: plain system call with constant arguments; no memory is passed.
     let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -73,7 +111,12 @@ pub fn xdp_socket() -> Result<OwnedFd, SyscallError> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn setsockopt<T>(fd: BorrowedFd<'_>, opt: libc::c_int, value: &T, call: &'static str) -> Result<(), SyscallError> {
+fn setsockopt<T: KernelPod>(
+    fd: BorrowedFd<'_>,
+    opt: libc::c_int,
+    value: &T,
+    call: &'static str,
+) -> Result<(), SyscallError> {
     // SAFETY: `value` points to a live, initialized `T` of the size we pass; the kernel only
     // reads it during the call.
     let rc = unsafe {
@@ -91,11 +134,12 @@ fn setsockopt<T>(fd: BorrowedFd<'_>, opt: libc::c_int, value: &T, call: &'static
     Ok(())
 }
 
-fn getsockopt<T: Copy>(fd: BorrowedFd<'_>, opt: libc::c_int, call: &'static str) -> Result<T, SyscallError> {
+fn getsockopt<T: KernelPod>(fd: BorrowedFd<'_>, opt: libc::c_int, call: &'static str) -> Result<T, SyscallError> {
     let mut value: T = zeroed_pod();
     let mut len = size_of::<T>() as libc::socklen_t;
     // SAFETY: `value` is a writable `T` of `len` bytes; the kernel writes at most `len` bytes
-    // and reports the written length back in `len`.
+    // and reports the written length back in `len`; any bytes it writes are a valid `T`
+    // (`T: KernelPod`).
     let rc = unsafe { libc::getsockopt(fd.as_raw_fd(), SOL_XDP, opt, (&mut value as *mut T).cast(), &mut len) };
     if rc != 0 {
         return Err(SyscallError::last(call));
@@ -113,7 +157,22 @@ fn getsockopt<T: Copy>(fd: BorrowedFd<'_>, opt: libc::c_int, call: &'static str)
 }
 
 /// Registers `len` bytes at `addr` as the UMEM of the socket, cut into `chunk_size` frames.
-pub fn register_umem(fd: BorrowedFd<'_>, addr: *mut u8, len: usize, chunk_size: u32) -> Result<(), SyscallError> {
+///
+/// From then on the kernel writes received packets into any frame whose address is put on the
+/// fill ring, and reads the frames put on the TX ring.
+///
+/// # Safety
+///
+/// `addr..addr + len` must be a readable and writable mapping, page-aligned, that stays mapped
+/// for as long as the socket `fd` is open, and that Rust code touches only through frames it
+/// holds ([`crate::Frame`], crate rule 2): the caller never lets the kernel and Rust code use one
+/// frame at the same time.
+pub(crate) unsafe fn register_umem(
+    fd: BorrowedFd<'_>,
+    addr: *mut u8,
+    len: usize,
+    chunk_size: u32,
+) -> Result<(), SyscallError> {
     let mut reg: xdp_umem_reg = zeroed_pod();
     reg.addr = addr as u64;
     reg.len = len as u64;
@@ -125,7 +184,7 @@ pub fn register_umem(fd: BorrowedFd<'_>, addr: *mut u8, len: usize, chunk_size: 
 
 /// Which of the four rings a size or an mmap offset is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RingKind {
+pub(crate) enum RingKind {
     /// Fill ring: user space → kernel, free frames to receive into.
     Fill,
     /// Completion ring: kernel → user space, frames whose transmission finished.
@@ -157,7 +216,7 @@ impl RingKind {
     }
 
     /// This ring's offsets inside its mapping.
-    pub fn offsets(self, off: &xdp_mmap_offsets) -> libc::xdp_ring_offset {
+    pub(crate) fn offsets(self, off: &xdp_mmap_offsets) -> libc::xdp_ring_offset {
         match self {
             RingKind::Fill => off.fr,
             RingKind::Completion => off.cr,
@@ -168,28 +227,28 @@ impl RingKind {
 }
 
 /// Asks the kernel to create `kind` with `entries` descriptors (a power of two).
-pub fn set_ring_size(fd: BorrowedFd<'_>, kind: RingKind, entries: u32) -> Result<(), SyscallError> {
+pub(crate) fn set_ring_size(fd: BorrowedFd<'_>, kind: RingKind, entries: u32) -> Result<(), SyscallError> {
     let (opt, call) = kind.sockopt();
     setsockopt(fd, opt, &entries, call)
 }
 
 /// Reads where the producer, consumer, flags and descriptors live inside each ring mapping.
-pub fn mmap_offsets(fd: BorrowedFd<'_>) -> Result<xdp_mmap_offsets, SyscallError> {
+pub(crate) fn mmap_offsets(fd: BorrowedFd<'_>) -> Result<xdp_mmap_offsets, SyscallError> {
     getsockopt(fd, libc::XDP_MMAP_OFFSETS, "getsockopt(XDP_MMAP_OFFSETS)")
 }
 
 /// Reads the kernel's per-socket drop counters.
-pub fn statistics(fd: BorrowedFd<'_>) -> Result<xdp_statistics, SyscallError> {
+pub(crate) fn statistics(fd: BorrowedFd<'_>) -> Result<xdp_statistics, SyscallError> {
     getsockopt(fd, libc::XDP_STATISTICS, "getsockopt(XDP_STATISTICS)")
 }
 
 /// `XDP_MAX_TX_SKB_BUDGET` (Linux 6.17+): how many frames one `sendto()` may transmit in copy
 /// mode (default 32). Not yet in libc.
-pub const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+pub(crate) const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
 
 /// Raises the copy-mode TX budget per `sendto()` to `frames` (at least 32, at most half the TX
 /// ring). Returns `Ok(false)` on kernels without the option, which keep 32.
-pub fn set_max_tx_budget(fd: BorrowedFd<'_>, frames: u32) -> Result<bool, SyscallError> {
+pub(crate) fn set_max_tx_budget(fd: BorrowedFd<'_>, frames: u32) -> Result<bool, SyscallError> {
     match setsockopt(fd, XDP_MAX_TX_SKB_BUDGET, &frames, "setsockopt(XDP_MAX_TX_SKB_BUDGET)") {
         Ok(()) => Ok(true),
         Err(e) if e.errno() == Some(libc::ENOPROTOOPT) => Ok(false),
@@ -198,14 +257,14 @@ pub fn set_max_tx_budget(fd: BorrowedFd<'_>, frames: u32) -> Result<bool, Syscal
 }
 
 /// Reads `XDP_OPTIONS`: whether the bound socket runs in zero-copy mode.
-pub fn is_zero_copy(fd: BorrowedFd<'_>) -> Result<bool, SyscallError> {
+pub(crate) fn is_zero_copy(fd: BorrowedFd<'_>) -> Result<bool, SyscallError> {
     let opts: xdp_options = getsockopt(fd, libc::XDP_OPTIONS, "getsockopt(XDP_OPTIONS)")?;
     Ok(opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0)
 }
 
 /// Binds the socket to one queue of one interface. `flags` are `XDP_COPY`, `XDP_ZEROCOPY`,
 /// `XDP_USE_NEED_WAKEUP`.
-pub fn bind(fd: BorrowedFd<'_>, ifindex: u32, queue_id: u32, flags: u16) -> Result<(), SyscallError> {
+pub(crate) fn bind(fd: BorrowedFd<'_>, ifindex: u32, queue_id: u32, flags: u16) -> Result<(), SyscallError> {
     let mut sa: sockaddr_xdp = zeroed_pod();
     sa.sxdp_family = libc::AF_XDP as u16;
     sa.sxdp_flags = flags;
@@ -229,7 +288,7 @@ pub fn bind(fd: BorrowedFd<'_>, ifindex: u32, queue_id: u32, flags: u16) -> Resu
 ///
 /// Returns `Ok(())` also for the errors that only mean "try again later" (as xdpsock does):
 /// `ENOBUFS`, `EAGAIN`, `EBUSY`, `ENETDOWN`.
-pub fn kick_tx(fd: BorrowedFd<'_>) -> Result<(), SyscallError> {
+pub(crate) fn kick_tx(fd: BorrowedFd<'_>) -> Result<(), SyscallError> {
     // SAFETY: a zero-length send with null buffer and address is valid for AF_XDP sockets; the
     // kernel reads no user memory.
     let rc = unsafe {
@@ -255,7 +314,7 @@ pub fn kick_tx(fd: BorrowedFd<'_>) -> Result<(), SyscallError> {
 /// Waits up to `timeout_ms` for the socket to become readable (frames on the RX ring). In
 /// need-wakeup mode this call is also what lets the kernel refill from the fill ring.
 /// Returns whether the socket is readable; an interrupted wait counts as "not readable".
-pub fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> Result<bool, SyscallError> {
+pub(crate) fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> Result<bool, SyscallError> {
     let mut pfd = libc::pollfd {
         fd: fd.as_raw_fd(),
         events: libc::POLLIN,
@@ -282,7 +341,7 @@ pub fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> Result<bool, Syscal
 
 /// An owned memory mapping, unmapped in `Drop`.
 #[derive(Debug)]
-pub struct Mmap {
+pub(crate) struct Mmap {
     ptr: NonNull<u8>,
     len: usize,
 }
@@ -294,7 +353,7 @@ unsafe impl Send for Mmap {}
 impl Mmap {
     /// Anonymous, private, pre-faulted memory for a UMEM (`MAP_POPULATE` so the data path never
     /// page-faults).
-    pub fn anonymous(len: usize) -> Result<Self, SyscallError> {
+    pub(crate) fn anonymous(len: usize) -> Result<Self, SyscallError> {
         // SAFETY: a fresh anonymous mapping; no existing memory is touched.
         let ptr = unsafe {
             libc::mmap(
@@ -310,7 +369,7 @@ impl Mmap {
     }
 
     /// Maps one of the socket's rings (`kind`) of `len` bytes, shared with the kernel.
-    pub fn ring(fd: BorrowedFd<'_>, kind: RingKind, len: usize) -> Result<Self, SyscallError> {
+    pub(crate) fn ring(fd: BorrowedFd<'_>, kind: RingKind, len: usize) -> Result<Self, SyscallError> {
         // SAFETY: mapping the ring region of our own AF_XDP socket, at the page offset the
         // kernel defines for it; `len` covers exactly the ring as reported by XDP_MMAP_OFFSETS.
         let ptr = unsafe {
@@ -338,18 +397,13 @@ impl Mmap {
     }
 
     /// Start of the mapping.
-    pub fn as_ptr(&self) -> *mut u8 {
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }
 
     /// Length of the mapping in bytes.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
-    }
-
-    /// Whether the mapping is empty (never, for mappings made here).
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 }
 
@@ -364,7 +418,7 @@ impl Drop for Mmap {
 }
 
 /// The name of the driver behind `ifname` (`ethtool -i`), e.g. `"veth"`, `"ice"`, `"mlx5_core"`.
-pub fn driver_name(ifname: &str) -> Result<String, SyscallError> {
+pub(crate) fn driver_name(ifname: &str) -> Result<String, SyscallError> {
     const ETHTOOL_GDRVINFO: u32 = 0x0000_0003;
     // struct ethtool_drvinfo from <linux/ethtool.h>.
     #[repr(C)]
@@ -389,6 +443,8 @@ pub fn driver_name(ifname: &str) -> Result<String, SyscallError> {
         call: "ioctl(SIOCETHTOOL)",
         source: io::Error::new(io::ErrorKind::InvalidInput, "interface name contains NUL"),
     })?;
+    // SAFETY: `EthtoolDrvinfo` is #[repr(C)] and made of integers and integer arrays only.
+    unsafe impl KernelPod for EthtoolDrvinfo {}
     let mut info: EthtoolDrvinfo = zeroed_pod();
     info.cmd = ETHTOOL_GDRVINFO;
     let mut ifr: libc::ifreq = zeroed_pod();

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use afxdp_xsk::{SyscallError, Xsk, xdp_desc};
+use afxdp_xsk::{Frame, SyscallError, Xsk};
 
 use super::FloodConfig;
 use super::capture::Answered;
@@ -27,9 +27,8 @@ pub(super) fn sender(
     stop: &AtomicBool,
 ) -> Result<QueueResult, SyscallError> {
     const BATCH: u32 = 64;
-    let mut free: Vec<u64> = xsk.tx_frame_addrs().collect();
+    let mut free: Vec<Frame> = xsk.take_tx_frames().collect();
     let frame_len = template.frame.len() as u32;
-    let frame_size = xsk.umem.frame_size();
     let mut answered = Answered::default();
     let mut r = QueueResult::new(xsk.mode());
     let start = Instant::now();
@@ -48,11 +47,8 @@ pub(super) fn sender(
         }
 
         // Reclaim sent frames.
-        let done = xsk.comp.peek(xsk.comp.size());
-        for i in 0..done {
-            free.push(xsk.comp.read(i));
-        }
-        xsk.comp.release(done);
+        let parts = xsk.split();
+        free.extend(parts.completion.peek(parts.completion.size()));
 
         // Send, paced.
         let mut sent_now = 0;
@@ -65,26 +61,21 @@ pub(super) fn sender(
                 let due = (now.duration_since(start).as_secs_f64() * pps) as u64 + 1;
                 want = want.min(due.saturating_sub(r.sent).min(u64::from(BATCH)) as u32);
             }
-            let n = xsk.tx.reserve(want);
-            for i in 0..n {
-                let addr = free.pop().expect("reserved no more than the free frames");
+            let mut batch = parts.tx.reserve(want);
+            let n = batch.remaining();
+            for _ in 0..n {
+                let mut tx_frame = free.pop().expect("reserved no more than the free frames");
+                tx_frame.set_len(frame_len);
                 let gseq = r.sent;
                 let bad = cfg.bad_checksum_every > 0 && (gseq + 1).is_multiple_of(cfg.bad_checksum_every);
-                let frame = xsk.umem.frame_mut(addr, frame_len).expect("TX frame inside the UMEM");
+                let frame = parts.umem.frame_mut(&tx_frame).expect("TX frame inside the UMEM");
                 let ts = base.elapsed().as_nanos() as u64;
                 template.write_request(frame, ident, gseq, ts, bad);
-                xsk.tx.write(
-                    i,
-                    xdp_desc {
-                        addr,
-                        len: frame_len,
-                        options: 0,
-                    },
-                );
+                batch.push(tx_frame);
                 r.sent += 1;
                 r.sent_invalid += u64::from(bad);
             }
-            xsk.tx.submit(n);
+            batch.submit();
             sent_now = n;
             if n > 0 {
                 r.first_send.get_or_insert(now);
@@ -92,22 +83,23 @@ pub(super) fn sender(
             }
         }
         let mut kicks = 0;
-        while xsk.tx.outstanding() > 0 && kicks < 4 {
+        while xsk.tx().outstanding() > 0 && kicks < 4 {
             xsk.kick_tx()?;
             kicks += 1;
         }
 
         // Receive and verify, no more than the fill ring can take back right now (the kernel
         // publishes its fill consumer index lazily).
-        let room = xsk.fill.reserve(BATCH);
-        let got = xsk.rx.peek(room);
+        let parts = xsk.split();
+        let mut room = parts.fill.reserve(BATCH);
+        let mut received = parts.rx.peek(room.remaining());
+        let got = received.len() as u32;
         let now_ns = base.elapsed().as_nanos() as u64;
-        for i in 0..got {
-            let desc = xsk.rx.read(i);
+        for rx_frame in &mut received {
             r.replies += 1;
-            let ok = xsk
+            let ok = parts
                 .umem
-                .frame_mut(desc.addr, desc.len)
+                .frame_mut(&rx_frame)
                 .and_then(|f| template.check_reply(f, ident));
             match ok {
                 Some((gseq, ts)) if gseq < r.sent && !answered.test_and_set(gseq) => {
@@ -116,10 +108,10 @@ pub(super) fn sender(
                 }
                 _ => r.wrong += 1,
             }
-            xsk.fill.write(i, desc.addr - desc.addr % u64::from(frame_size));
+            room.push(rx_frame);
         }
-        xsk.fill.submit(got);
-        xsk.rx.release(got);
+        room.submit();
+        received.release();
 
         if got == 0 && sent_now == 0 {
             // Nothing to do right now: wait for replies, but not past the next send time.
