@@ -461,12 +461,10 @@ fn bench_engine(pair: &NetnsPair, exe: &Path, engine: EngineMode, plan: &Plan, i
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             match ResponderProcess::start(pair, exe, &args) {
                 Ok(r) => Some(r),
-                Err(err) if engine == EngineMode::AfxdpZeroCopy => {
-                    let said = match &err {
-                        LabError::CommandFailed { stderr, .. } => stderr.clone(),
-                        other => short_error(other),
-                    };
-                    return skipped(format!("not supported by veth: the responder said \"{said}\""));
+                // The responder refuses to start when the device has no zero-copy; its error is
+                // one line on stderr (errors are not events), quoted as it is.
+                Err(LabError::CommandFailed { stderr, .. }) if engine == EngineMode::AfxdpZeroCopy => {
+                    return skipped(format!("not supported by veth: the responder said \"{stderr}\""));
                 }
                 Err(err) => {
                     let error = format!("the responder did not start: {}", short_error(&err));
