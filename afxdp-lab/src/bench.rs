@@ -6,8 +6,8 @@
 //! responder once and runs every workload (IPv4 and ICMPv6; 64- and 1000-byte IP packets; max
 //! rate and a fixed rate below saturation) several times from the client namespace. It measures:
 //!
-//! - on the generator's side: sent, replies, correct, wrong, replies/s, latency
-//!   ([`generator::Generator`]);
+//! - on the generator's side (`afxdp-responder flood`, see [`generator`]): sent, replies,
+//!   correct, wrong, replies/s, latency percentiles;
 //! - the responder process's CPU seconds (`utime + stime` of `/proc/<pid>/stat`, all threads)
 //!   over the load run, with a per-thread breakdown;
 //! - host-wide softirq and busy CPU seconds from `/proc/stat` over the same window. `/proc/stat`
@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use self::cpu::{HostCpu, ProcessCpu};
-use self::generator::{Generator, GeneratorChoice, Load, Measured, Rate};
+use self::generator::{Load, Rate};
 use self::report::{BenchReport, IdleCheck, Row, RowStatus, Sample, Workload};
 use super::{Family, LabConfig, LabError, NetnsPair, ResponderProcess, Side, require_root};
 use crate::error::one_line;
@@ -87,10 +87,6 @@ pub struct BenchArgs {
     /// Seconds of the idle CPU check (responder with default options, no traffic); 0 skips it.
     #[arg(long, value_name = "SECONDS")]
     pub idle_seconds: Option<f64>,
-
-    /// The load generator: auto (flood when this build has it, else the ping stand-in), flood, ping.
-    #[arg(long, default_value = "auto", value_name = "GEN")]
-    pub generator: GeneratorChoice,
 
     /// Also replace the results section of this Markdown file (between `<!-- bench:begin -->` and
     /// `<!-- bench:end -->`), e.g. docs/benchmarks.md.
@@ -172,7 +168,7 @@ impl EngineMode {
 
     /// The responder's options for this engine/mode (without `--iface`), or `None` when no responder
     /// runs (the kernel stack).
-    pub fn responder_args(self, queues: u32, build: &BuildFeatures) -> Option<Vec<String>> {
+    pub fn responder_args(self, queues: u32) -> Option<Vec<String>> {
         let queue_list = if queues == 1 {
             "0".to_string()
         } else {
@@ -180,13 +176,19 @@ impl EngineMode {
         };
         let mut args: Vec<String> = Vec::new();
         let mut afxdp = |xdp_mode: &str, mode: &str| {
-            if build.engines {
-                args.extend(["--engine".into(), "afxdp".into()]);
-            }
             args.extend(
-                ["--queues", &queue_list, "--xdp-mode", xdp_mode, "--mode", mode]
-                    .iter()
-                    .map(|s| s.to_string()),
+                [
+                    "--engine",
+                    "afxdp",
+                    "--queues",
+                    &queue_list,
+                    "--xdp-mode",
+                    xdp_mode,
+                    "--mode",
+                    mode,
+                ]
+                .iter()
+                .map(|s| s.to_string()),
             );
         };
         match self {
@@ -203,23 +205,6 @@ impl EngineMode {
         args.extend(["--stats-interval", "0"].map(String::from));
         Some(args)
     }
-}
-
-/// What this build of the binary can do (the engines and the generator land separately).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BuildFeatures {
-    /// The responder has `--engine afxdp|xdp-tx|drop`.
-    pub engines: bool,
-    /// The load generator in use.
-    pub generator: String,
-}
-
-/// Whether `exe --help` lists `--engine`.
-fn has_engine_option(exe: &Path) -> bool {
-    let mut cmd = std::process::Command::new(exe);
-    cmd.arg("--help");
-    super::exec::run(cmd, "asking for --help", Duration::from_secs(10))
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("--engine"))
 }
 
 /// The effective plan of a bench run, after `--quick` and the defaults.
@@ -348,11 +333,6 @@ pub fn run(args: &BenchArgs, exe: &Path) -> Result<ExitCode, LabError> {
         // Ctrl-C stops after the current run and still writes (and cleans up) what was measured.
         let _ = signal_hook::flag::register(sig, Arc::clone(&interrupted));
     }
-    let generator = Generator::pick(args.generator, exe)?;
-    let build = BuildFeatures {
-        engines: has_engine_option(exe),
-        generator: generator.name().to_string(),
-    };
     let started = Instant::now();
     let estimate = plan.estimate();
     println!(
@@ -366,20 +346,9 @@ pub fn run(args: &BenchArgs, exe: &Path) -> Result<ExitCode, LabError> {
         plan.runs(),
         human_duration(estimate)
     );
-    println!(
-        "bench: generator: {}; --engine option in this build: {}",
-        generator.name(),
-        if build.engines { "yes" } else { "no" }
-    );
-    if matches!(generator, Generator::PingStandIn) {
-        println!(
-            "bench: NOTE: this build has no `flood` command; the iputils ping STAND-IN measures ping's own limits, \
-             not the responders'"
-        );
-    }
     println!("bench: /proc/stat softirq time is host-wide: keep the machine otherwise idle while this runs");
 
-    let mut report = BenchReport::new(&plan, &build, args.fixed_rate);
+    let mut report = BenchReport::new(&plan, args.fixed_rate);
     if plan.idle_s > 0.0 && !interrupted.load(Ordering::Relaxed) {
         match idle_check(exe, Duration::from_secs_f64(plan.idle_s)) {
             Ok(idle) => {
@@ -414,15 +383,9 @@ pub fn run(args: &BenchArgs, exe: &Path) -> Result<ExitCode, LabError> {
             if interrupted.load(Ordering::Relaxed) {
                 break 'queues;
             }
-            report.rows.extend(bench_engine(
-                &pair,
-                exe,
-                engine,
-                &plan,
-                &generator,
-                &build,
-                &interrupted,
-            ));
+            report
+                .rows
+                .extend(bench_engine(&pair, exe, engine, &plan, &interrupted));
         }
     }
     if interrupted.load(Ordering::Relaxed) {
@@ -464,12 +427,10 @@ fn human_duration(d: Duration) -> String {
     }
 }
 
-/// Why `engine` cannot run in this build or with this generator, if it cannot.
-fn unavailable(engine: EngineMode, queues: u32, build: &BuildFeatures) -> Option<String> {
+/// Why `engine` is not measured with `queues` veth queues, if it is not. (Zero-copy is tried: the
+/// responder says whether the device has it.)
+fn unavailable(engine: EngineMode, queues: u32) -> Option<String> {
     match engine {
-        EngineMode::XdpTx if !build.engines => {
-            Some("not available in this build (the responder has no --engine option yet)".into())
-        }
         // Generic XDP on veth sees every frame on RX queue 0: worker 0 answers everything on TX
         // queue 0, and a generator that expects each reply on its request's queue counts the
         // other queues' replies as wrong. One queue is all SKB mode can show on veth.
@@ -483,46 +444,27 @@ fn unavailable(engine: EngineMode, queues: u32, build: &BuildFeatures) -> Option
 }
 
 /// Every row of one engine on one pair: start it once, run each workload `repetitions` times.
-fn bench_engine(
-    pair: &NetnsPair,
-    exe: &Path,
-    engine: EngineMode,
-    plan: &Plan,
-    generator: &Generator,
-    build: &BuildFeatures,
-    interrupted: &AtomicBool,
-) -> Vec<Row> {
+fn bench_engine(pair: &NetnsPair, exe: &Path, engine: EngineMode, plan: &Plan, interrupted: &AtomicBool) -> Vec<Row> {
     let queues = pair.config().queues;
     let skipped = |reason: String| {
         println!("bench: {queues} queue(s), {}: skipped: {reason}", engine.label());
         vec![Row::skipped(queues, engine, reason)]
     };
-    if let Some(reason) = unavailable(engine, queues, build) {
+    if let Some(reason) = unavailable(engine, queues) {
         return skipped(reason);
     }
-    // On veth, XDP_TX frames reach the peer only if the peer runs XDP too. The flood generator
-    // attaches its own program on the client veth; for the ping stand-in, attach an XDP_PASS one
-    // for as long as this engine runs.
-    let _client_pass = if engine == EngineMode::XdpTx && !generator.has_client_xdp() {
-        match pair.attach_xdp_pass(Side::Client) {
-            Ok(program) => Some(program),
-            Err(err) => return skipped(format!("no XDP_PASS program on the client veth: {}", short_error(&err))),
-        }
-    } else {
-        None
-    };
-    let responder = match engine.responder_args(queues, build) {
+    // On veth, XDP_TX frames reach the peer only if the peer runs XDP too: the flood generator
+    // attaches its own program (the reply capture) on the client veth, which is enough.
+    let responder = match engine.responder_args(queues) {
         None => None,
         Some(args) => {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             match ResponderProcess::start(pair, exe, &args) {
                 Ok(r) => Some(r),
-                Err(err) if engine == EngineMode::AfxdpZeroCopy => {
-                    let said = match &err {
-                        LabError::CommandFailed { stderr, .. } => stderr.clone(),
-                        other => short_error(other),
-                    };
-                    return skipped(format!("not supported by veth: the responder said \"{said}\""));
+                // The responder refuses to start when the device has no zero-copy; its error is
+                // one line on stderr (errors are not events), quoted as it is.
+                Err(LabError::CommandFailed { stderr, .. }) if engine == EngineMode::AfxdpZeroCopy => {
+                    return skipped(format!("not supported by veth: the responder said \"{stderr}\""));
                 }
                 Err(err) => {
                     let error = format!("the responder did not start: {}", short_error(&err));
@@ -559,16 +501,16 @@ fn bench_engine(
                 duration: Duration::from_secs_f64(plan.duration_s),
                 queues,
             };
-            match measure(pair, generator, &load, responder.as_ref().map(ResponderProcess::pid)) {
+            match measure(pair, exe, &load, responder.as_ref().map(ResponderProcess::pid)) {
                 Ok(sample) => {
                     println!(
                         "bench: {queues}q {:<24} {:<26} rep {}: {:>10.0} replies/s, {:>6.2} % answered, {:>6.2} % correct",
                         engine.label(),
                         workload.label(),
                         rep + 1,
-                        sample.measured.replies_per_s,
-                        sample.answered_pct(),
-                        sample.correct_pct()
+                        sample.flood.replies_per_s,
+                        sample.flood.answered_pct,
+                        sample.flood.correct_pct
                     );
                     row.samples.push(sample);
                 }
@@ -627,12 +569,12 @@ fn cpu_mask(cpu: usize) -> String {
     mask
 }
 
-/// One load run with CPU accounting around it.
-fn measure(pair: &NetnsPair, generator: &Generator, load: &Load, pid: Option<u32>) -> Result<Sample, LabError> {
+/// One load run with CPU accounting around it; `exe` is the afxdp-responder binary (for `flood`).
+fn measure(pair: &NetnsPair, exe: &Path, load: &Load, pid: Option<u32>) -> Result<Sample, LabError> {
     let proc_before = pid.map(ProcessCpu::read).transpose()?;
     let host_before = HostCpu::read()?;
     let wall = Instant::now();
-    let measured: Measured = generator.run(pair, load)?;
+    let flood = generator::run_flood(pair, exe, load)?;
     let wall_s = wall.elapsed().as_secs_f64();
     let host = HostCpu::read()?.since(&host_before);
     let proc_delta = match (pid, proc_before) {
@@ -640,7 +582,7 @@ fn measure(pair: &NetnsPair, generator: &Generator, load: &Load, pid: Option<u32
         _ => None,
     };
     Ok(Sample {
-        measured,
+        flood,
         wall_s,
         responder_cpu_s: proc_delta.as_ref().map(|p| p.total_s),
         responder_threads: proc_delta.map(|p| p.threads).unwrap_or_default(),
@@ -756,34 +698,35 @@ mod tests {
 
     #[test]
     fn responder_options_per_engine() {
-        let old = BuildFeatures {
-            engines: false,
-            generator: "flood".into(),
-        };
-        let native = EngineMode::AfxdpCopyNative.responder_args(2, &old).unwrap().join(" ");
-        assert_eq!(native, "--queues 0-1 --xdp-mode native --mode copy --stats-interval 0");
-        let skb = EngineMode::AfxdpCopySkb.responder_args(1, &old).unwrap().join(" ");
+        let native = EngineMode::AfxdpCopyNative.responder_args(2).unwrap().join(" ");
+        assert_eq!(
+            native,
+            "--engine afxdp --queues 0-1 --xdp-mode native --mode copy --stats-interval 0"
+        );
+        let sleep = EngineMode::AfxdpCopyNativeSleep.responder_args(1).unwrap().join(" ");
+        assert!(
+            sleep.contains("--queues 0 --xdp-mode native --mode copy --wait sleep"),
+            "{sleep}"
+        );
+        let skb = EngineMode::AfxdpCopySkb.responder_args(1).unwrap().join(" ");
         assert!(skb.contains("--queues 0 --xdp-mode skb --mode copy"), "{skb}");
-        let new = BuildFeatures { engines: true, ..old };
-        let zc = EngineMode::AfxdpZeroCopy.responder_args(1, &new).unwrap().join(" ");
+        let zc = EngineMode::AfxdpZeroCopy.responder_args(1).unwrap().join(" ");
         assert!(
             zc.starts_with("--engine afxdp") && zc.contains("--mode zero-copy"),
             "{zc}"
         );
-        assert!(EngineMode::Kernel.responder_args(1, &new).is_none());
+        let xdp_tx = EngineMode::XdpTx.responder_args(2).unwrap().join(" ");
+        assert_eq!(xdp_tx, "--engine xdp-tx --xdp-mode native --stats-interval 0");
+        assert!(EngineMode::Kernel.responder_args(1).is_none());
     }
 
     #[test]
-    fn xdp_tx_needs_the_engine_option() {
-        let build = BuildFeatures {
-            engines: false,
-            generator: "ping stand-in".into(),
-        };
-        assert!(unavailable(EngineMode::XdpTx, 1, &build).is_some());
-        let build = BuildFeatures { engines: true, ..build };
-        assert!(unavailable(EngineMode::XdpTx, 2, &build).is_none());
-        assert!(unavailable(EngineMode::Kernel, 2, &build).is_none());
-        assert!(unavailable(EngineMode::AfxdpCopySkb, 1, &build).is_none());
-        assert!(unavailable(EngineMode::AfxdpCopySkb, 2, &build).is_some());
+    fn skb_mode_is_not_measured_with_several_queues() {
+        for engine in EngineMode::ALL {
+            assert!(unavailable(engine, 1).is_none(), "{engine:?}");
+        }
+        assert!(unavailable(EngineMode::AfxdpCopySkb, 2).is_some());
+        assert!(unavailable(EngineMode::AfxdpCopyNative, 2).is_none());
+        assert!(unavailable(EngineMode::XdpTx, 2).is_none());
     }
 }

@@ -29,8 +29,8 @@ enum Command {
     /// Runs the responder in one namespace and real `ping` from the other, checks the replies
     /// with the client's kernel counters and tcpdump, and removes everything it created.
     Demo(demo::DemoArgs),
-    /// Every engine and mode against the same loads in a namespace pair; writes a table
-    /// (Markdown, JSON) and a plot (SVG).
+    /// Every engine and mode against the same loads (sent by `afxdp-responder flood`) in a
+    /// namespace pair; writes a table (Markdown, JSON) and a plot (SVG).
     Bench(bench::BenchArgs),
 }
 

@@ -7,7 +7,7 @@
 
 use std::process::{Command, ExitCode};
 
-use afxdp_lab::bench::generator::{GeneratorChoice, Rate};
+use afxdp_lab::bench::generator::Rate;
 use afxdp_lab::bench::{BenchArgs, EngineMode, FamilyArg, RateArg};
 use afxdp_lab::require_root;
 
@@ -48,7 +48,6 @@ fn a_tiny_bench_writes_table_json_and_plot_and_cleans_up() {
         sizes: vec![64],
         rates: vec![RateArg::Max, RateArg::Fixed],
         idle_seconds: Some(0.3),
-        generator: GeneratorChoice::Auto,
         update_doc: Some(doc.clone()),
     };
     let exe = afxdp_lab::responder_exe().expect("the afxdp-responder binary (cargo build -p afxdp-responder)");
@@ -70,9 +69,12 @@ fn a_tiny_bench_writes_table_json_and_plot_and_cleans_up() {
         let samples = row["samples"].as_array().unwrap();
         assert_eq!(samples.len(), 2, "{row:#?}");
         for s in samples {
-            assert!(s["sent"].as_u64().unwrap() > 0, "{s:#?}");
-            assert!(s["replies"].as_u64().unwrap() > 0, "{s:#?}");
-            assert_eq!(s["wrong"], 0, "{s:#?}");
+            // The generator's report, as `flood --json` printed it.
+            let flood = &s["flood"];
+            assert!(flood["sent"].as_u64().unwrap() > 0, "{s:#?}");
+            assert!(flood["replies"].as_u64().unwrap() > 0, "{s:#?}");
+            assert_eq!(flood["wrong"], 0, "{s:#?}");
+            assert!(flood["latency_us"]["p50"].as_f64().unwrap() > 0.0, "{s:#?}");
             assert!(s["softirq_cpu_s"].as_f64().unwrap() >= 0.0);
         }
         let summary = &row["summary"];
@@ -96,6 +98,8 @@ fn a_tiny_bench_writes_table_json_and_plot_and_cleans_up() {
         serde_json::json!({"pps": 2000})
     );
     assert!(json["idle"]["pct_of_core"].as_f64().unwrap() >= 0.0);
+    assert_eq!(json["generator"], "flood");
+    assert!(json.get("build").is_none());
     assert!(!json["machine"]["kernel"].as_str().unwrap().is_empty());
 
     let md = std::fs::read_to_string(out.join("results/latest.md")).unwrap();

@@ -118,7 +118,7 @@ pub fn svg(report: &BenchReport) -> Result<String, String> {
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let title = format!(
             "afxdp-lab bench, {} · kernel {} · {} · generator: {}",
-            report.date, report.machine.kernel, report.machine.cpu_model, report.build.generator
+            report.date, report.machine.kernel, report.machine.cpu_model, report.generator
         );
         root.draw(&Text::new(
             title,
@@ -261,9 +261,9 @@ fn panel(
 mod tests {
     use super::*;
     use crate::Family;
-    use crate::bench::generator::{Latency, Measured};
+    use crate::bench::Plan;
     use crate::bench::report::{Row, Sample, Workload};
-    use crate::bench::{BuildFeatures, Plan};
+    use responder_json::FloodReport;
 
     fn report() -> BenchReport {
         let plan = Plan {
@@ -274,11 +274,7 @@ mod tests {
             repetitions: 1,
             idle_s: 0.0,
         };
-        let build = BuildFeatures {
-            engines: true,
-            generator: "flood".into(),
-        };
-        BenchReport::new(&plan, &build, 100_000)
+        BenchReport::new(&plan, 100_000)
     }
 
     #[test]
@@ -295,14 +291,13 @@ mod tests {
             for (family, rate) in [(Family::V4, Rate::Max), (Family::V6, Rate::Pps(100_000))] {
                 let mut row = Row::new(1, engine, Workload::new(family, 64, rate));
                 row.samples.push(Sample {
-                    measured: Measured {
+                    flood: FloodReport {
                         sent: 1_000_000,
                         replies: rps as u64,
                         correct: rps as u64,
                         duration_s: 1.0,
                         replies_per_s: rps,
-                        latency: Latency::default(),
-                        ..Measured::default()
+                        ..FloodReport::default()
                     },
                     wall_s: 1.0,
                     responder_cpu_s: (engine != EngineMode::Kernel).then_some(0.3),

@@ -4,10 +4,11 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use responder_json::{FloodReport, Latency};
 use serde::Serialize;
 
-use super::generator::{Latency, Measured, Rate};
-use super::{BuildFeatures, EngineMode, Plan};
+use super::generator::{self, Rate};
+use super::{EngineMode, Plan};
 use crate::{Family, LabError};
 
 /// IP version of a workload, as written in the JSON.
@@ -75,9 +76,8 @@ impl Workload {
 /// One load run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sample {
-    /// What the generator saw.
-    #[serde(flatten)]
-    pub measured: Measured,
+    /// What the generator saw: the report of `afxdp-responder flood --json`, as it printed it.
+    pub flood: FloodReport,
     /// Wall-clock seconds of the run as the bench saw it (generator start to end).
     pub wall_s: f64,
     /// CPU seconds of the responder process over the run (`None`: no responder process).
@@ -91,22 +91,8 @@ pub struct Sample {
 }
 
 impl Sample {
-    /// Percentage of requests answered.
-    pub fn answered_pct(&self) -> f64 {
-        pct(self.measured.replies, self.measured.sent)
-    }
-
-    /// Percentage of replies that were correct (100 when there were none).
-    pub fn correct_pct(&self) -> f64 {
-        if self.measured.replies == 0 {
-            100.0
-        } else {
-            pct(self.measured.correct, self.measured.replies)
-        }
-    }
-
     fn per_mreply(&self, cpu_s: f64) -> Option<f64> {
-        (self.measured.replies > 0).then(|| cpu_s / (self.measured.replies as f64 / 1e6))
+        (self.flood.replies > 0).then(|| cpu_s / (self.flood.replies as f64 / 1e6))
     }
 }
 
@@ -172,8 +158,9 @@ pub struct Summary {
     pub host_busy_cpu_s_per_mreply: Option<Spread>,
     /// Responder process CPU in percent of one core over the run.
     pub responder_cpu_pct_of_core: Option<Spread>,
-    /// Latency: medians over the repetitions of p50/p99/p99.9/avg, the maximum of the maxima.
-    pub latency_us: Latency,
+    /// Latency: medians over the repetitions of p50/p99/p99.9, the maximum of the maxima; over
+    /// the runs with correct replies (`None`: none had any).
+    pub latency_us: Option<Latency>,
 }
 
 /// Whether a row was measured.
@@ -182,7 +169,7 @@ pub struct Summary {
 pub enum RowStatus {
     /// Measured (see the samples and the summary).
     Ok,
-    /// Not run, and why (an engine this build or device lacks).
+    /// Not run, and why (zero-copy, which veth lacks; SKB mode with several veth queues).
     Skipped {
         /// Why.
         reason: String,
@@ -248,23 +235,29 @@ impl Row {
     /// Computes [`Row::summary`] from the samples.
     pub fn summarize(&mut self) {
         let s = &self.samples;
-        let Some(replies_per_s) = Spread::of(s.iter().map(|x| x.measured.replies_per_s)) else {
+        let Some(replies_per_s) = Spread::of(s.iter().map(|x| x.flood.replies_per_s)) else {
             self.summary = None;
             return;
         };
         let sum = |f: fn(&Sample) -> u64| s.iter().map(f).sum::<u64>();
         let (sent, replies, correct) = (
-            sum(|x| x.measured.sent),
-            sum(|x| x.measured.replies),
-            sum(|x| x.measured.correct),
+            sum(|x| x.flood.sent),
+            sum(|x| x.flood.replies),
+            sum(|x| x.flood.correct),
         );
-        let lat = |f: fn(&Latency) -> Option<f64>| Spread::of(s.iter().filter_map(|x| f(&x.measured.latency)));
+        // A run without correct replies has no round trips to measure (flood then says 0).
+        let timed: Vec<&Latency> = s
+            .iter()
+            .filter(|x| x.flood.correct > 0)
+            .map(|x| &x.flood.latency_us)
+            .collect();
+        let lat = |f: fn(&Latency) -> f64| Spread::of(timed.iter().map(|l| f(l)));
         self.summary = Some(Summary {
             replies_per_s,
-            sent_per_s: Spread::of(s.iter().map(|x| x.measured.sent_per_s)).unwrap_or(replies_per_s),
+            sent_per_s: Spread::of(s.iter().map(|x| x.flood.sent_per_s)).unwrap_or(replies_per_s),
             answered_pct: pct(replies, sent),
             correct_pct: if replies == 0 { 100.0 } else { pct(correct, replies) },
-            wrong: sum(|x| x.measured.wrong),
+            wrong: sum(|x| x.flood.wrong),
             responder_cpu_s_per_mreply: Spread::of(
                 s.iter().filter_map(|x| x.responder_cpu_s.and_then(|c| x.per_mreply(c))),
             ),
@@ -272,14 +265,16 @@ impl Row {
             host_busy_cpu_s_per_mreply: Spread::of(s.iter().filter_map(|x| x.per_mreply(x.host_busy_cpu_s))),
             responder_cpu_pct_of_core: Spread::of(
                 s.iter()
-                    .filter_map(|x| x.responder_cpu_s.map(|c| 100.0 * c / x.measured.duration_s.max(1e-9))),
+                    .filter_map(|x| x.responder_cpu_s.map(|c| 100.0 * c / x.flood.duration_s.max(1e-9))),
             ),
-            latency_us: Latency {
-                p50: lat(|l| l.p50).map(|v| v.median),
-                p99: lat(|l| l.p99).map(|v| v.median),
-                p999: lat(|l| l.p999).map(|v| v.median),
-                max: lat(|l| l.max).map(|v| v.max),
-                avg: lat(|l| l.avg).map(|v| v.median),
+            latency_us: match (lat(|l| l.p50), lat(|l| l.p99), lat(|l| l.p999), lat(|l| l.max)) {
+                (Some(p50), Some(p99), Some(p999), Some(max)) => Some(Latency {
+                    p50: p50.median,
+                    p99: p99.median,
+                    p999: p999.median,
+                    max: max.max,
+                }),
+                _ => None,
             },
         });
     }
@@ -353,13 +348,13 @@ pub struct BenchReport {
     pub plan: Plan,
     /// The fixed rate in requests per second.
     pub fixed_rate_pps: u64,
-    /// What this build has (engines option, generator).
-    pub build: BuildFeatures,
+    /// The load generator (`flood`: `afxdp-responder flood`).
+    pub generator: &'static str,
     /// The idle check, if it ran.
     pub idle: Option<IdleCheck>,
     /// Every row, in run order.
     pub rows: Vec<Row>,
-    /// Remarks (interruptions, failed checks, the stand-in).
+    /// Remarks (how to read host-wide figures, interruptions, failed checks).
     pub notes: Vec<String>,
     /// Wall-clock seconds of the whole bench.
     pub elapsed_s: f64,
@@ -367,26 +362,19 @@ pub struct BenchReport {
 
 impl BenchReport {
     /// An empty report for `plan`, dated now.
-    pub fn new(plan: &Plan, build: &BuildFeatures, fixed_rate_pps: u64) -> Self {
-        let mut notes = vec![
+    pub fn new(plan: &Plan, fixed_rate_pps: u64) -> Self {
+        let notes = vec![
             "softirq and host busy CPU come from /proc/stat and are host-wide (generator-side softirq included); \
              the bench assumes it is the only load on the machine"
                 .to_string(),
             "the generator's own process CPU is not counted".to_string(),
         ];
-        if build.generator != "flood" {
-            notes.push(
-                "STAND-IN generator: iputils ping (one system call per request); its rates are ping's limits, \
-                 not the responders', and it gives no latency percentiles"
-                    .to_string(),
-            );
-        }
         BenchReport {
             date: utc_now(),
             machine: Machine::read(),
             plan: plan.clone(),
             fixed_rate_pps,
-            build: build.clone(),
+            generator: generator::NAME,
             idle: None,
             rows: Vec::new(),
             notes,
@@ -434,7 +422,7 @@ impl BenchReport {
         let _ = writeln!(
             out,
             "- generator: {}; {} repetition(s) of {:.1} s per row; fixed rate {} requests/s",
-            self.build.generator,
+            self.generator,
             self.plan.repetitions,
             self.plan.duration_s,
             si(self.fixed_rate_pps as f64)
@@ -500,7 +488,7 @@ impl BenchReport {
                         pct_text(s.correct_pct),
                         cpu(&s.responder_cpu_s_per_mreply),
                         cpu(&s.softirq_cpu_s_per_mreply),
-                        latency_text(&s.latency_us),
+                        latency_text(s.latency_us.as_ref()),
                     );
                 }
                 (RowStatus::Ok, None) => {
@@ -588,12 +576,10 @@ fn pct_text(v: f64) -> String {
     }
 }
 
-fn latency_text(l: &Latency) -> String {
-    let f = |v: Option<f64>| v.map_or_else(|| "–".to_string(), |v| format!("{v:.0}"));
-    if l.p50.is_none() && l.avg.is_some() {
-        format!("avg {} / max {}", f(l.avg), f(l.max))
-    } else {
-        format!("{} / {} / {} / {}", f(l.p50), f(l.p99), f(l.p999), f(l.max))
+fn latency_text(l: Option<&Latency>) -> String {
+    match l {
+        Some(l) => format!("{:.0} / {:.0} / {:.0} / {:.0}", l.p50, l.p99, l.p999, l.max),
+        None => "–".into(),
     }
 }
 
@@ -643,7 +629,7 @@ mod tests {
 
     fn sample(sent: u64, replies: u64, correct: u64, rps: f64, cpu: Option<f64>, softirq: f64) -> Sample {
         Sample {
-            measured: Measured {
+            flood: FloodReport {
                 sent,
                 replies,
                 correct,
@@ -652,14 +638,13 @@ mod tests {
                 duration_s: 1.0,
                 sent_per_s: sent as f64,
                 replies_per_s: rps,
-                latency: Latency {
-                    p50: Some(10.0),
-                    p99: Some(20.0),
-                    p999: Some(30.0),
-                    max: Some(rps / 1000.0),
-                    avg: None,
+                latency_us: Latency {
+                    p50: 10.0,
+                    p99: 20.0,
+                    p999: 30.0,
+                    max: rps / 1000.0,
                 },
-                ..Measured::default()
+                ..FloodReport::default()
             },
             wall_s: 1.2,
             responder_cpu_s: cpu,
@@ -708,8 +693,25 @@ mod tests {
         assert_eq!(s.wrong, 1);
         // 0.5 s / 1 M, 0.5 s / 0.5 M = 1.0, 0.9 s / 1 M: median 0.9.
         assert!((s.responder_cpu_s_per_mreply.unwrap().median - 0.9).abs() < 1e-9);
-        assert_eq!(s.latency_us.max, Some(1000.0));
-        assert_eq!(s.latency_us.p50, Some(10.0));
+        let latency = s.latency_us.unwrap();
+        assert_eq!((latency.p50, latency.max), (10.0, 1000.0));
+    }
+
+    #[test]
+    fn runs_without_correct_replies_have_no_latency() {
+        let w = Workload::new(Family::V4, 64, Rate::Max);
+        let mut row = Row::new(1, EngineMode::XdpTx, w);
+        // flood says 0 µs when nothing came back: that is no measurement.
+        let mut silent = sample(1000, 0, 0, 0.0, Some(0.1), 0.1);
+        silent.flood.latency_us = Latency::default();
+        row.samples = vec![silent.clone(), sample(1000, 1000, 1000, 1e6, Some(0.1), 0.1)];
+        row.summarize();
+        let latency = row.summary.as_ref().unwrap().latency_us.unwrap();
+        assert_eq!((latency.p50, latency.max), (10.0, 1000.0));
+        row.samples = vec![silent];
+        row.summarize();
+        assert_eq!(row.summary.as_ref().unwrap().latency_us, None);
+        assert_eq!(latency_text(None), "–");
     }
 
     #[test]
@@ -722,11 +724,7 @@ mod tests {
             repetitions: 1,
             idle_s: 0.0,
         };
-        let build = BuildFeatures {
-            engines: false,
-            generator: "flood".into(),
-        };
-        let mut report = BenchReport::new(&plan, &build, 100_000);
+        let mut report = BenchReport::new(&plan, 100_000);
         let mut row = Row::new(
             1,
             EngineMode::Kernel,
@@ -757,7 +755,9 @@ mod tests {
         assert_eq!(json["rows"][0]["workload"]["ip"], "ipv4");
         assert_eq!(json["rows"][0]["workload"]["rate"]["pps"], 100_000);
         assert_eq!(json["rows"][1]["status"], "skipped");
-        assert_eq!(json["rows"][0]["samples"][0]["replies"], 100_000);
+        assert_eq!(json["generator"], "flood");
+        assert_eq!(json["rows"][0]["samples"][0]["flood"]["replies"], 100_000);
+        assert_eq!(json["rows"][0]["summary"]["latency_us"]["p99"], 20.0);
     }
 
     #[test]
@@ -794,11 +794,7 @@ mod tests {
             repetitions: 1,
             idle_s: 0.0,
         };
-        let build = BuildFeatures {
-            engines: false,
-            generator: "flood".into(),
-        };
-        let report = BenchReport::new(&plan, &build, 1000);
+        let report = BenchReport::new(&plan, 1000);
         update_doc(&doc, &report, &dir.join("bench-results")).unwrap();
         let text = std::fs::read_to_string(&doc).unwrap();
         assert!(
