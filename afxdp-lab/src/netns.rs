@@ -557,7 +557,7 @@ impl Drop for NetnsPair {
         }
         for ns in &self.created {
             if let Err(err) = self.ip_cmd("removing a network namespace", &["netns", "del", ns]) {
-                eprintln!("afxdp-responder lab: {err}; remove it by hand: ip netns del {ns}");
+                eprintln!("afxdp-lab: {err}; remove it by hand: ip netns del {ns}");
             }
         }
     }
