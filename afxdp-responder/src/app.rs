@@ -190,6 +190,7 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
         capabilities,
         pid: std::process::id(),
     }));
+    crate::notify::notify("READY=1");
 
     let started = Instant::now();
     let mut owned = OwnedAddresses {
@@ -199,6 +200,7 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
     };
     let failure = monitor(cfg, &iface, &mut owned, &mut program, stop, &running, started, out);
 
+    crate::notify::notify("STOPPING=1");
     // Detach first: from here on the kernel answers pings itself again.
     let counters = program.counters().unwrap_or_default();
     for r in &running {

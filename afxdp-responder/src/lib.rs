@@ -12,6 +12,7 @@
 //! | [`cpu`] | allowed CPUs, default CPU per queue, pinning a thread |
 //! | [`app`] | the responder as a whole, for every engine: start-up, workers, the monitor loop, orderly shutdown, the events |
 //! | [`output`] | the events rendered as human lines or JSON lines (`--output`) |
+//! | [`notify`] | systemd readiness (`READY=1`, `STOPPING=1`) when run with `Type=notify` |
 //! | [`privileges`] | dropping every capability once set-up is done |
 //! | [`worker`] | one pinned thread per queue: the RX → respond → TX loop |
 //! | [`stats`] | per-queue counters and the kernel's socket statistics |
@@ -30,6 +31,7 @@ pub mod cpu;
 pub mod flood;
 pub mod iface;
 pub mod loader;
+pub mod notify;
 pub mod options;
 pub mod output;
 pub mod privileges;

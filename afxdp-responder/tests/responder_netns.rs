@@ -10,10 +10,11 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use afxdp_lab::{Family, NetnsPair, Nstat, PingSpec, ResponderExit, Side, ping};
+use afxdp_lab::{Background, Family, NetnsPair, Nstat, PingSpec, ResponderExit, Side, ping};
 use common::{
     EXE, assert_nothing_attached, counter_names, link_details, pair, ping_all_answered, ping_sizes, start, stop, sysctl,
 };
+use responder_json::Event;
 
 /// Pings `family` at payload sizes 0, 56 and 1400 (with a data pattern), 5 each, and
 /// checks everything the client side can see.
@@ -188,6 +189,44 @@ fn every_wait_mode_answers_a_ping_flood_with_every_frame_accounted_for() {
             _ => assert!(waits.sleeps > 0, "{mode:?}: {waits:?}"),
         }
     }
+}
+
+/// Under systemd with `Type=notify`, readiness is `READY=1` on `$NOTIFY_SOCKET`, sent when the
+/// responder serves every queue (with its `ready` event), and `STOPPING=1` when it stops.
+#[test]
+fn systemd_readiness_is_notified_with_the_ready_event() {
+    let pair = pair(1);
+    let path = std::env::temp_dir().join(format!("afxdp-notify-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("binding the notify socket");
+    socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut cmd = pair.command_in(Side::Responder, EXE);
+    cmd.args([
+        "--iface",
+        pair.responder_if(),
+        "--output",
+        "json",
+        "--stats-interval",
+        "0",
+    ])
+    .env("NOTIFY_SOCKET", &path);
+    let mut process = Background::spawn(cmd).expect("starting the responder");
+    let mut buf = [0u8; 64];
+    let n = socket.recv(&mut buf).expect("READY=1 within 20 s");
+    assert_eq!(&buf[..n], b"READY=1");
+    // By then the ready event is out, and pings are answered.
+    process
+        .wait_for("the ready event", Duration::from_secs(5), |l| {
+            matches!(Event::parse_line(l), Some(Event::Ready(_)))
+        })
+        .expect("a ready event");
+    ping_all_answered(&pair, Family::V4, 2);
+    let finished = process.stop(Duration::from_secs(10)).expect("stopping");
+    let n = socket.recv(&mut buf).expect("STOPPING=1");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    let _ = std::fs::remove_file(&path);
+    assert!(finished.status.success(), "{}", finished.stderr);
+    assert_eq!(ResponderExit::new(finished).totals(), (2, 2, 0));
 }
 
 /// GNU `timeout -s INT` signals the child and its process group, and a terminal's Ctrl-C reaches the
