@@ -147,6 +147,20 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
         },
     };
 
+    if cfg.engine.uses_afxdp() && (cfg.queues.len() as u32) < iface.queue_count {
+        let unserved: Vec<String> = (0..iface.queue_count)
+            .filter(|q| !cfg.queues.contains(q))
+            .map(|q| q.to_string())
+            .collect();
+        out.notice(format!(
+            "warning: {} has {} queues and {} of them are not served ({}): pings arriving there are answered \
+             by the kernel; serve them with --queues all, or steer pings to the served queues (ethtool -N)",
+            iface.name,
+            iface.queue_count,
+            unserved.len(),
+            unserved.join(",")
+        ));
+    }
     let mut program = EngineProgram::load_engine(cfg.engine, iface.mac, &addresses, policy)?;
     let attached = program.attach(&iface.name, cfg.xdp_mode)?;
     let driver = afxdp_xsk::driver_name(&iface.name).unwrap_or_else(|_| "unknown".into());

@@ -9,6 +9,39 @@ use std::time::Duration;
 use crate::options::{Engine, XdpMode, XskMode};
 use afxdp_xsk::XskConfig;
 
+/// `--queues`: `all` (every RX/combined channel of the interface, known once it is looked up)
+/// or a list such as `0-3`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueList {
+    /// Every queue of the interface.
+    All,
+    /// These queues, in this order.
+    Ids(IdList),
+}
+
+impl FromStr for QueueList {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.trim().eq_ignore_ascii_case("all") {
+            return Ok(QueueList::All);
+        }
+        s.parse::<IdList>()
+            .map(QueueList::Ids)
+            .map_err(|e| e.replace("use a list like 0-3 or 0,2", "use all, or a list like 0-3 or 0,2"))
+    }
+}
+
+impl QueueList {
+    /// The queue ids, `all` meaning `0..count`.
+    pub fn resolve(&self, count: u32) -> Vec<u32> {
+        match self {
+            QueueList::All => (0..count).collect(),
+            QueueList::Ids(ids) => ids.0.clone(),
+        }
+    }
+}
+
 /// A parsed list of small numbers such as `0-3` or `0,2,5-6`, in the order given, without
 /// duplicates.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,8 +8,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use afxdp_responder::app::{self, one_line};
-use afxdp_responder::config::{Config, IdList};
+use afxdp_responder::config::{Config, IdList, QueueList};
 use afxdp_responder::cpu;
+use afxdp_responder::iface::Interface;
 use afxdp_responder::options::{self, Engine, WaitMode, XdpMode, XskMode};
 use afxdp_responder::output::{Output, OutputFormat};
 use afxdp_responder::worker::{self, Wait};
@@ -168,11 +169,12 @@ struct RunArgs {
     #[arg(long, short = 'i', required = true, value_name = "IFACE")]
     iface: Option<String>,
 
-    /// Queues to serve, one pinned worker each: a list or ranges, e.g. 0-3 or 0,2.
-    /// Serve every queue that receives pings (or steer them to the served ones): a ping that
-    /// arrives on an unserved queue is answered by the kernel instead.
-    #[arg(long, short = 'q', default_value = "0", value_name = "LIST")]
-    queues: IdList,
+    /// Queues to serve, one pinned worker each: `all` (every RX/combined channel of the
+    /// interface), or a list or ranges, e.g. 0-3 or 0,2. Serve every queue that receives pings
+    /// (or steer them to the served ones): a ping that arrives on an unserved queue is answered
+    /// by the kernel instead, and the responder says so at start.
+    #[arg(long, short = 'q', default_value = "0", value_name = "all|LIST")]
+    queues: QueueList,
 
     /// CPU for each queue's worker, in the same order as --queues (default: the i-th CPU this
     /// process may use for the i-th queue).
@@ -281,13 +283,20 @@ impl RunArgs {
                 self.stats_interval
             ));
         }
-        let queues = self.queues.0;
+        let iface = self.iface.unwrap_or_default();
+        let queues = match self.queues {
+            QueueList::All => {
+                let count = Interface::lookup(&iface).map_err(|e| e.to_string())?.queue_count;
+                QueueList::All.resolve(count)
+            }
+            QueueList::Ids(ids) => ids.0,
+        };
         let cpus = match self.cpus {
             Some(list) => list.0.into_iter().map(|c| c as usize).collect(),
             None => cpu::default_cpus(queues.len(), &cpu::allowed_cpus()),
         };
         let cfg = Config {
-            iface: self.iface.unwrap_or_default(),
+            iface,
             queues,
             cpus,
             mode: self.mode,

@@ -191,6 +191,32 @@ fn every_wait_mode_answers_a_ping_flood_with_every_frame_accounted_for() {
     }
 }
 
+/// `--queues all` serves every queue of the interface; serving fewer says, at start, which ones
+/// are left to the kernel and how to fix it.
+#[test]
+fn queues_all_serves_every_queue_and_fewer_are_warned_about() {
+    let pair = pair(2);
+    let responder = start(&pair, &["--queues", "0", "--stats-interval", "0"]);
+    let notices = responder.notices();
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.contains("1 of them are not served (1)") && n.contains("--queues all")),
+        "{notices:?}"
+    );
+    stop(responder);
+
+    let responder = start(&pair, &["--queues", "all", "--stats-interval", "0"]);
+    let served: Vec<u32> = responder.ready().queues.iter().map(|q| q.queue).collect();
+    assert_eq!(served, [0, 1]);
+    assert!(
+        !responder.notices().iter().any(|n| n.contains("not served")),
+        "{:?}",
+        responder.notices()
+    );
+    stop(responder);
+}
+
 /// Under systemd with `Type=notify`, readiness is `READY=1` on `$NOTIFY_SOCKET`, sent when the
 /// responder serves every queue (with its `ready` event), and `STOPPING=1` when it stops.
 #[test]
@@ -299,7 +325,10 @@ fn bad_start_up_input_gives_one_line_and_a_non_zero_exit() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--iface", &iface, "--queues", "0-2"], "has 2 queue(s)"),
         (vec!["--iface", "afxr-nonexist0"], "does not exist"),
-        (vec!["--iface", &iface, "--queues", "2-1"], "use a list like 0-3"),
+        (
+            vec!["--iface", &iface, "--queues", "2-1"],
+            "use all, or a list like 0-3",
+        ),
         (vec!["--iface", &iface, "--frame-size", "1000"], "use 2048 or 4096"),
         (vec!["--iface", &iface, "--rx-size", "1000"], "power of two"),
         (
