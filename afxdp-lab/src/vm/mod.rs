@@ -88,6 +88,9 @@ pub struct VmArgs {
     /// Also flood each mode with `afxdp-responder flood` at this rate (e.g. 2k) ...
     #[arg(long, value_name = "PPS")]
     pub flood_rate: Option<String>,
+    /// The flood rate for a mode that got copy mode, if lower (emulated copy is slower).
+    #[arg(long, value_name = "PPS", requires = "flood_rate")]
+    pub flood_copy_rate: Option<String>,
     /// ... for this many seconds (at most 60).
     #[arg(long, default_value_t = 3.0, value_name = "SECONDS")]
     pub flood_duration: f64,
@@ -162,6 +165,7 @@ pub fn run(args: &VmArgs) -> Result<ExitCode, LabError> {
         pings: args.pings,
         flood: args.flood_rate.clone().map(|rate| FloodSpec {
             rate,
+            copy_rate: args.flood_copy_rate.clone(),
             duration: args.flood_duration,
         }),
         echo: !args.quiet,
