@@ -241,7 +241,7 @@ fn clean(raw: &str) -> String {
                 // CSI: ESC [ params final-byte
                 if chars.peek() == Some(&'[') {
                     chars.next();
-                    while let Some(p) = chars.next() {
+                    for p in chars.by_ref() {
                         if ('@'..='~').contains(&p) {
                             break;
                         }
