@@ -26,9 +26,9 @@ usage: ./run.sh COMMAND [ARGS...]
 Both demo and test need root and install missing packages with apt-get:
   clang llvm libbpf-dev iproute2 iputils-ping tcpdump ethtool python3 python3-pip qemu-system-x86
   xz-utils zstd
+and test installs scapy (PyPI) for the kernel parity test's packet crafting when python3 lacks it.
 test also runs the VM lab (QEMU guests under emulation, about 2 minutes); on first use it fetches
 Debian's guest kernels and busybox (about 300 MiB) into /var/cache/afxdp-lab, kept between runs.
-and test installs scapy (PyPI) for the kernel parity test's packet crafting when python3 lacks it.
 EOF
 }
 

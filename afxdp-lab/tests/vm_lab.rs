@@ -1,6 +1,6 @@
 //! The VM lab in CI: the kernel matrix on Debian's 6.1, 6.12 and 7.3, and the responder in a QEMU
 //! guest (TCG) with a virtio-net NIC: zero-copy, copy and auto on 7.3 (pings, counters, a bounded
-//! flood, the frame census), and a refused zero-copy bind plus the copy fallback on 6.12.
+//! flood, the frame census; two NIC queues), and a refused zero-copy bind plus the copy fallback on 6.12.
 //!
 //! Root is required, and QEMU (`qemu-system-x86`); the guest kernels and busybox are fetched into
 //! /var/cache/afxdp-lab on first use (a failure to reach the archive fails the test in one line).
@@ -39,11 +39,11 @@ fn leftovers() -> Vec<String> {
         .collect()
 }
 
-fn vm(kernel: GuestKernel, modes: &[&str], flood: Option<FloodSpec>) -> VmReport {
+fn vm(kernel: GuestKernel, queues: u32, modes: &[&str], flood: Option<FloodSpec>) -> VmReport {
     let cfg = VmConfig {
         kernel,
         modes: modes.iter().map(|m| m.to_string()).collect(),
-        queues: 1,
+        queues,
         pings: 5,
         flood,
         echo: false,
@@ -116,7 +116,7 @@ fn virtio_on_7_3_binds_zero_copy_and_copy_and_answers_everything() {
         copy_rate: Some("5k".into()),
         duration: 3.0,
     };
-    let report = vm(GuestKernel::V7_3, &["zero-copy", "copy", "auto"], Some(flood));
+    let report = vm(GuestKernel::V7_3, 1, &["zero-copy", "copy", "auto"], Some(flood));
     assert_eq!(report.driver, "virtio_net");
     let [zc, copy, auto] = &report.modes[..] else {
         panic!("three modes ran: {:?}", report.modes)
@@ -150,7 +150,7 @@ fn virtio_on_7_3_binds_zero_copy_and_copy_and_answers_everything() {
 #[test]
 fn virtio_on_6_12_refuses_zero_copy_in_one_line_and_auto_falls_back_to_copy() {
     let _guest = one_guest();
-    let report = vm(GuestKernel::V6_12, &["zero-copy", "auto"], None);
+    let report = vm(GuestKernel::V6_12, 1, &["zero-copy", "auto"], None);
     let [zc, auto] = &report.modes[..] else {
         panic!("two modes ran: {:?}", report.modes)
     };
@@ -164,4 +164,16 @@ fn virtio_on_6_12_refuses_zero_copy_in_one_line_and_auto_falls_back_to_copy() {
     );
     assert_eq!(auto.queue_modes(), ["copy"]);
     assert_answered(auto);
+}
+
+#[test]
+fn virtio_on_7_3_with_two_queues_serves_both_in_zero_copy() {
+    let _guest = one_guest();
+    let report = vm(GuestKernel::V7_3, 2, &["auto"], None);
+    let [auto] = &report.modes[..] else {
+        panic!("one mode ran: {:?}", report.modes)
+    };
+    assert_eq!(auto.queue_modes(), ["zero-copy", "zero-copy"]);
+    assert_answered(auto);
+    assert_eq!(auto.summary.as_ref().unwrap().queues.len(), 2);
 }
