@@ -321,7 +321,11 @@ impl Cache {
             let out = run(update, "apt-get update", Duration::from_secs(180))?;
             let stderr = String::from_utf8_lossy(&out.stderr);
             if !out.status.success() || stderr.contains("Failed to fetch") || stderr.contains("Could not resolve") {
-                return Err(fetch_err(tail(&stderr)));
+                // apt exits 0 when it cannot connect; its first warning says why.
+                let first = stderr
+                    .lines()
+                    .find(|l| l.contains("Failed to fetch") || l.contains("Could not resolve"));
+                return Err(fetch_err(first.map_or_else(|| tail(&stderr), |l| l.trim().to_string())));
             }
             println!("vm: downloading {} ({what})", missing.join(" "));
             let mut download = self.apt()?;
