@@ -8,7 +8,9 @@ set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 
 # Debian/Ubuntu packages: the BPF toolchain for build.rs, and the tools the lab drives.
-PACKAGES=(clang llvm libbpf-dev iproute2 iputils-ping tcpdump ethtool python3 python3-pip)
+# qemu-system-x86, xz-utils and zstd for the VM lab (guest kernels and busybox are fetched into
+# /var/cache/afxdp-lab on first use and kept there).
+PACKAGES=(clang llvm libbpf-dev iproute2 iputils-ping tcpdump ethtool python3 python3-pip qemu-system-x86 xz-utils zstd)
 
 usage() {
     cat <<'EOF'
@@ -22,8 +24,11 @@ usage: ./run.sh COMMAND [ARGS...]
   help            this text
 
 Both demo and test need root and install missing packages with apt-get:
-  clang llvm libbpf-dev iproute2 iputils-ping tcpdump ethtool python3 python3-pip
+  clang llvm libbpf-dev iproute2 iputils-ping tcpdump ethtool python3 python3-pip qemu-system-x86
+  xz-utils zstd
 and test installs scapy (PyPI) for the kernel parity test's packet crafting when python3 lacks it.
+test also runs the VM lab (QEMU guests under emulation, about 2 minutes); on first use it fetches
+Debian's guest kernels and busybox (about 300 MiB) into /var/cache/afxdp-lab, kept between runs.
 EOF
 }
 
@@ -156,7 +161,28 @@ cmd_test() {
     # build (found beside the test binaries): build every binary first so none is stale.
     # Cargo's usual summary closes the run.
     cargo build --workspace --locked --bins
+    # The VM lab's kernel matrix runs the xdp_verdicts test binary inside each guest; cargo cannot
+    # build it from inside the running `cargo test`, so build it here and name it.
+    local json
+    json=$(cargo test --locked -p afxdp-responder --test xdp_verdicts --no-run --message-format=json)
+    export AFXDP_XDP_VERDICTS AFXDP_XDP_VERDICTS_OUT_DIR
+    AFXDP_XDP_VERDICTS=$(jq_field "$json" 'm.get("target", {}).get("name") == "xdp_verdicts" and m.get("executable")' executable)
+    AFXDP_XDP_VERDICTS_OUT_DIR=$(jq_field "$json" 'm.get("reason") == "build-script-executed" and "afxdp-responder" in m.get("package_id", "")' out_dir)
+    [ -n "$AFXDP_XDP_VERDICTS" ] || die "cargo did not name the xdp_verdicts test binary"
     cargo test --workspace --locked --test '*' -- --test-threads=1
+}
+
+jq_field() { # $1: cargo's JSON messages, $2: a python condition on message m, $3: the field to print
+    python3 -c '
+import json, sys
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if '"$2"':
+        print(m["'"$3"'"])
+' <<<"$1" | tail -n 1
 }
 
 case "${1:-help}" in

@@ -65,6 +65,17 @@ pub enum LabError {
     #[error("invalid lab configuration: {0}")]
     Config(String),
 
+    /// The VM lab could not fetch a guest kernel or busybox from Debian's archive.
+    #[error(
+        "cannot fetch {what} from the Debian archive (deb.debian.org): {detail}; check the network, or see docs/testing.md to fill /var/cache/afxdp-lab by hand"
+    )]
+    Fetch {
+        /// What was being fetched.
+        what: String,
+        /// The last lines apt printed.
+        detail: String,
+    },
+
     /// Reading a pipe or a file failed.
     #[error("{what}: {source}")]
     Io {

@@ -26,6 +26,13 @@ const TOOLS: &[(&str, &str)] = &[
     ("taskset", "util-linux"),
     ("cat", "coreutils"),
     ("sh", "dash"),
+    ("qemu-system-x86_64", "qemu-system-x86"),
+    ("apt-get", "apt"),
+    ("dpkg-deb", "dpkg"),
+    ("ldd", "libc-bin"),
+    ("gzip", "gzip"),
+    ("xz", "xz-utils"),
+    ("zstd", "zstd"),
 ];
 
 /// Directories searched besides `$PATH`: `sudo` and cron often drop the `sbin` ones, where `ip` lives.

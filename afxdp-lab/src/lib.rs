@@ -37,12 +37,13 @@ mod netns;
 mod nstat;
 mod ping;
 mod responder;
+pub mod vm;
 mod xdp_pass;
 
 pub use capture::{Capture, CaptureText, ICMP_FILTER};
 pub use error::{LabError, one_line, require_root};
 pub use exec::{Background, Finished};
-pub use netns::{Family, LabConfig, NetnsPair, Side, allowed_cpus, mac_string};
+pub use netns::{Endpoints, Family, LabConfig, NetnsPair, Side, allowed_cpus, mac_string};
 pub use nstat::Nstat;
 pub use ping::{MAX_COUNT, MAX_DEADLINE, PingReport, PingSpec, RttStats, ping, ping_command};
 pub use responder::{ResponderExit, ResponderProcess, responder_exe};

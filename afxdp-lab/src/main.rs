@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use afxdp_lab::{bench, demo, one_line, responder_exe};
+use afxdp_lab::{bench, demo, one_line, responder_exe, vm};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -17,7 +17,7 @@ use clap::{Parser, Subcommand};
                   Everything it creates (namespaces, a veth pair, addresses from 198.18.0.0/15 and \
                   2001:db8::/32 only) is removed when it ends, also on Ctrl-C or failure. It needs root \
                   and the afxdp-responder binary beside it (or in $AFXDP_RESPONDER).\n\n\
-                  Examples:\n  afxdp-lab demo\n  afxdp-lab demo --queues 2\n  afxdp-lab bench --quick"
+                  Examples:\n  afxdp-lab demo\n  afxdp-lab demo --queues 2\n  afxdp-lab bench --quick\n  afxdp-lab vm --kernel 7.3 --mode all\n  afxdp-lab vm --matrix"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -32,6 +32,10 @@ enum Command {
     /// Every engine and mode against the same loads (sent by `afxdp-responder flood`) in a
     /// namespace pair; writes a table (Markdown, JSON) and a plot (SVG).
     Bench(bench::BenchArgs),
+    /// A QEMU guest (TCG) with a virtio-net NIC: the responder in zero-copy and copy mode on
+    /// Debian's kernels, pinged from a tap in a namespace of its own; or, with --matrix, the XDP
+    /// programs and their verdict tests on 6.1, 6.12 and 7.3. Downloads go to /var/cache/afxdp-lab.
+    Vm(vm::VmArgs),
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::Bench(args) => responder_exe().and_then(|exe| bench::run(&args, &exe)),
+        Command::Vm(args) => vm::run(&args),
     };
     result.unwrap_or_else(|e| fail(one_line(&e)))
 }

@@ -50,6 +50,29 @@ impl Side {
     }
 }
 
+/// Where the lab's clients run and whom they talk to: a [`NetnsPair`], or the host end of a VM
+/// guest (`vm::TapNs`). [`super::ping`] and [`super::Nstat`] work with either.
+pub trait Endpoints {
+    /// `program` to run on `side` (pinned to `cpu` if given); an error if the lab cannot run
+    /// commands there (inside a VM guest).
+    fn command_on(&self, side: Side, program: &str, cpu: Option<usize>) -> Result<Command, LabError>;
+    /// The address of `side` in `family`.
+    fn address_of(&self, side: Side, family: Family) -> IpAddr;
+}
+
+impl Endpoints for NetnsPair {
+    fn command_on(&self, side: Side, program: &str, cpu: Option<usize>) -> Result<Command, LabError> {
+        match cpu {
+            Some(cpu) => self.command_pinned(side, cpu, program),
+            None => Ok(self.command_in(side, program)),
+        }
+    }
+
+    fn address_of(&self, side: Side, family: Family) -> IpAddr {
+        self.addr(side, family)
+    }
+}
+
 /// IP version of an address or a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Family {

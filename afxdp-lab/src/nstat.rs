@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::exec::{run_ok, tool};
-use super::{LabError, NetnsPair, Side};
+use super::{Endpoints, LabError, Side};
 
 /// Absolute counter values at one moment, e.g. `IcmpInEchoReps`, `Icmp6InEchoReplies`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -25,8 +25,8 @@ const REQUIRED: &[&str] = &[
 
 impl Nstat {
     /// Reads the counters of `side`'s namespace now.
-    pub fn read(pair: &NetnsPair, side: Side) -> Result<Self, LabError> {
-        let mut cmd = pair.command_in(side, &tool("cat")?.to_string_lossy());
+    pub fn read(pair: &impl Endpoints, side: Side) -> Result<Self, LabError> {
+        let mut cmd = pair.command_on(side, &tool("cat")?.to_string_lossy(), None)?;
         cmd.args(["/proc/net/snmp", "/proc/net/snmp6", "/proc/net/netstat"]);
         Self::parse(&run_ok(cmd, "reading SNMP counters")?)
     }

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::exec::{describe, run, tail, tool};
-use super::{Family, LabError, NetnsPair, Side};
+use super::{Endpoints, Family, LabError, Side};
 
 /// The longest a single ping run may last, whatever the caller asks for.
 pub const MAX_DEADLINE: Duration = Duration::from_secs(300);
@@ -96,7 +96,7 @@ impl PingSpec {
         self
     }
 
-    /// Runs ping on one CPU (`taskset -c`); with [`NetnsPair::steer_client_queue`] this picks the
+    /// Runs ping on one CPU (`taskset -c`); with [`super::NetnsPair::steer_client_queue`] this picks the
     /// queue its requests arrive on.
     pub fn pinned_cpu(mut self, cpu: usize) -> Self {
         self.cpu = Some(cpu);
@@ -296,15 +296,13 @@ fn parse_rtt(values: &str) -> Result<RttStats, LabError> {
 
 /// The `ip netns exec NS [taskset -c CPU] ping ...` command for `spec`, to run it in the background
 /// (with [`super::Background`]) and parse its stdout with [`PingReport::parse`].
-pub fn ping_command(pair: &NetnsPair, spec: &PingSpec) -> Result<Command, LabError> {
+pub fn ping_command(pair: &impl Endpoints, spec: &PingSpec) -> Result<Command, LabError> {
     spec.validate()?;
     let ping = tool("ping")?;
-    let ping = ping.to_string_lossy();
-    let mut cmd = match spec.cpu {
-        Some(cpu) => pair.command_pinned(spec.from, cpu, &ping)?,
-        None => pair.command_in(spec.from, &ping),
-    };
-    let target = spec.target.unwrap_or_else(|| pair.addr(spec.from.peer(), spec.family));
+    let mut cmd = pair.command_on(spec.from, &ping.to_string_lossy(), spec.cpu)?;
+    let target = spec
+        .target
+        .unwrap_or_else(|| pair.address_of(spec.from.peer(), spec.family));
     cmd.arg(match spec.family {
         Family::V4 => "-4",
         Family::V6 => "-6",
@@ -338,7 +336,7 @@ pub fn ping_command(pair: &NetnsPair, spec: &PingSpec) -> Result<Command, LabErr
 ///
 /// Missing replies are not an error (look at [`PingReport::received`]); a ping that could not send at
 /// all (no summary line) is, with its stderr.
-pub fn ping(pair: &NetnsPair, spec: &PingSpec) -> Result<PingReport, LabError> {
+pub fn ping(pair: &impl Endpoints, spec: &PingSpec) -> Result<PingReport, LabError> {
     let cmd = ping_command(pair, spec)?;
     let command = describe(&cmd);
     // ping stops itself at -w; the extra time only matters if it hangs anyway.

@@ -236,7 +236,14 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
             }
         }
     }
-    let summary = summary(cfg.engine, &iface.name, started.elapsed(), &reports, &counters);
+    let summary = summary(
+        cfg.engine,
+        &iface.name,
+        started.elapsed(),
+        &reports,
+        &counters,
+        cfg.xsk.fill_size,
+    );
     out.emit(&Event::Summary(summary.clone()));
     match first_error {
         Some(e) => Err(e),
@@ -258,18 +265,28 @@ fn program_counters(c: &EngineCounters) -> ProgramCounters {
 /// engines have no workers; their program's counters fill the same fields: xdp-tx received
 /// `replied + bad checksum`, sent `replied`, dropped `bad checksum`; drop received and dropped
 /// `dropped`, sent nothing.
+///
+/// The frame census: in copy mode every frame must be on a ring at exit; in zero-copy mode the
+/// driver keeps up to a fill ring's worth of frames as posted RX buffers, and those are reported
+/// as `in_driver`, not as missing.
 fn summary(
     engine: Engine,
     iface: &str,
     duration: Duration,
     reports: &[WorkerReport],
     counters: &EngineCounters,
+    fill_size: u32,
 ) -> Summary {
     let queues: Vec<QueueSummary> = reports
         .iter()
         .map(|r| {
             let c = &r.counters;
             let census = &r.census;
+            let elsewhere = census.elsewhere();
+            let in_driver = match r.mode {
+                BindMode::ZeroCopy => u32::try_from(elsewhere).ok().filter(|&n| n <= fill_size).unwrap_or(0),
+                BindMode::Copy => 0,
+            };
             QueueSummary {
                 queue: r.queue,
                 mode: r.mode.to_string(),
@@ -284,8 +301,9 @@ fn summary(
                     rx: census.rx,
                     tx: census.tx,
                     completion: census.completion,
-                    elsewhere: census.elsewhere(),
-                    accounted: census.elsewhere() == 0,
+                    elsewhere,
+                    accounted: elsewhere == i64::from(in_driver),
+                    in_driver,
                 },
                 waits: c.waits(),
             }

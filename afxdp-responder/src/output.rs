@@ -249,6 +249,9 @@ fn human_queue_summary(out: &mut String, q: &QueueSummary) {
         "queue {} frames: {} frames = {} fill + {} rx + {} tx + {} completion",
         q.queue, f.total, f.fill, f.rx, f.tx, f.completion
     );
+    if f.in_driver > 0 {
+        let _ = write!(out, " + {} held by the zero-copy driver as RX buffers", f.in_driver);
+    }
     if f.accounted {
         out.push_str(": all accounted for\n");
     } else {

@@ -218,8 +218,14 @@ pub struct FrameCensus {
     /// On no ring: held by a zero-copy driver as RX buffers, or in flight in the kernel; a
     /// leak if it stays non-zero after a quiet copy-mode shutdown.
     pub elsewhere: i64,
-    /// `elsewhere == 0`: every frame is on a ring.
+    /// Every frame is known: in copy mode `elsewhere == 0`; in zero-copy mode the frames on no
+    /// ring are the driver's RX buffers (`elsewhere == in_driver`, at most the fill ring's size).
     pub accounted: bool,
+    /// Zero-copy mode only: frames the driver took from the fill ring as RX buffers and still
+    /// held at exit (they are `elsewhere`, not lost). Always 0 in copy mode. Added after
+    /// `accounted`; absent in older output, read as 0.
+    #[serde(default)]
+    pub in_driver: u32,
 }
 
 /// How a worker waited when its RX ring was empty.

@@ -1,0 +1,205 @@
+//! The VM lab: the responder and the XDP programs on other kernels and on an emulated NIC that
+//! has AF_XDP zero-copy (virtio-net), in a QEMU guest under pure emulation (TCG).
+//!
+//! - [`run_vm`] (`afxdp-lab vm`): boots a Debian kernel with a virtio-net NIC whose host end is a
+//!   tap in a namespace of the lab's own ([`TapNs`]), runs `afxdp-responder --output json` in the
+//!   guest once per `--mode`, pings it from the host with the real `ping` (v4 and v6), checks the
+//!   host's SNMP counters, optionally floods it with `afxdp-responder flood`, and reports the mode
+//!   each queue got (the guest's `ready` event, relayed over the serial console).
+//! - [`run_matrix`] (`afxdp-lab vm --matrix`): per kernel, loads the five XDP objects and runs the
+//!   daemon's `xdp_verdicts` test binary in the guest; one PASS/FAIL table.
+//!
+//! What it needs is fetched on first use into `/var/cache/afxdp-lab` ([`Cache`]): Debian's guest
+//! kernels 6.1, 6.12 and 7.3 and busybox-static (about 300 MiB); QEMU itself is the host's
+//! `qemu-system-x86` package. The guest, the tap and the namespace are removed when the run ends,
+//! also on failure or Ctrl-C (each is a guard with a `Drop`). Addresses: 198.18.0.1/.2 and
+//! 2001:db8::1/::2 only.
+//!
+//! ```no_run
+//! use std::sync::{Arc, atomic::AtomicBool};
+//! use afxdp_lab::vm::{Cache, GuestKernel, VmConfig, run_vm};
+//!
+//! # fn main() -> Result<(), afxdp_lab::LabError> {
+//! let cfg = VmConfig {
+//!     kernel: GuestKernel::V7_3,
+//!     modes: vec!["zero-copy".into()],
+//!     queues: 1,
+//!     pings: 5,
+//!     flood: None,
+//!     echo: true,
+//!     responder: afxdp_lab::responder_exe()?,
+//! };
+//! let report = run_vm(&cfg, &Cache::default(), Arc::new(AtomicBool::new(false)))?;
+//! assert_eq!(report.modes[0].queue_modes(), ["zero-copy"]);
+//! # Ok(())
+//! # }
+//! ```
+
+mod cache;
+mod guest;
+mod initramfs;
+mod lab;
+mod matrix;
+mod tapns;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+pub use cache::{CACHE_DIR, Cache, GuestKernel, KernelFiles};
+pub use lab::{FloodSpec, ModeRun, VmConfig, VmReport, run_vm};
+pub use matrix::{MatrixRow, TEST_BINARY_ENV, TestBinary, render_matrix, run_matrix};
+pub use tapns::{GUEST_MAC, GUEST_V4, GUEST_V6, HOST_V4, HOST_V6, TapNs};
+
+use crate::{LabError, require_root, responder_exe};
+
+/// `--mode` of `afxdp-lab vm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VmMode {
+    /// Zero-copy only: refused where the driver has none.
+    ZeroCopy,
+    /// Copy mode.
+    Copy,
+    /// Zero-copy where possible, else copy.
+    Auto,
+    /// copy, zero-copy and auto, one after another in the same guest.
+    All,
+}
+
+/// Options of `afxdp-lab vm`.
+#[derive(Debug, clap::Args)]
+pub struct VmArgs {
+    /// Guest kernel: Debian 12's 6.1, Debian 13's 6.12, or 7.3 from trixie-backports (the one
+    /// whose virtio-net driver has zero-copy).
+    #[arg(long, value_enum, default_value = "7.3")]
+    pub kernel: GuestKernel,
+    /// Guest NIC (only virtio-net is implemented; igb needs QEMU >= 8).
+    #[arg(long, default_value = "virtio", value_parser = ["virtio"])]
+    pub nic: String,
+    /// The responder's --mode in the guest.
+    #[arg(long, value_enum, default_value = "all")]
+    pub mode: VmMode,
+    /// NIC queues, each served by the responder (2 = -smp 2, virtio mq, a multi-queue tap).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=2))]
+    pub queues: u32,
+    /// Echo requests per family per mode.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub pings: u32,
+    /// Also flood each mode with `afxdp-responder flood` at this rate (e.g. 2k) ...
+    #[arg(long, value_name = "PPS")]
+    pub flood_rate: Option<String>,
+    /// The flood rate for a mode that got copy mode, if lower (emulated copy is slower).
+    #[arg(long, value_name = "PPS", requires = "flood_rate")]
+    pub flood_copy_rate: Option<String>,
+    /// ... for this many seconds (at most 60).
+    #[arg(long, default_value_t = 3.0, value_name = "SECONDS")]
+    pub flood_duration: f64,
+    /// Instead: the kernel matrix: per kernel, load the five XDP objects and run the
+    /// xdp_verdicts test binary in the guest (6.1, 6.12 and 7.3 unless --matrix-kernel).
+    #[arg(long)]
+    pub matrix: bool,
+    /// With --matrix: only these kernels (repeatable); default all three.
+    #[arg(long = "matrix-kernel", value_enum)]
+    pub matrix_kernels: Vec<GuestKernel>,
+    /// Do not print the guest's console lines.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl VmMode {
+    fn modes(self) -> Vec<String> {
+        match self {
+            VmMode::ZeroCopy => vec!["zero-copy".into()],
+            VmMode::Copy => vec!["copy".into()],
+            VmMode::Auto => vec!["auto".into()],
+            VmMode::All => vec!["copy".into(), "zero-copy".into(), "auto".into()],
+        }
+    }
+}
+
+/// Ctrl-C and SIGTERM set the flag; the waits notice it and the guards clean up.
+fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
+    }
+    flag
+}
+
+/// Runs `afxdp-lab vm` (or `vm --matrix`) and prints the results.
+pub fn run(args: &VmArgs) -> Result<ExitCode, LabError> {
+    require_root()?;
+    let cache = Cache::default();
+    let interrupted = interrupt_flag();
+    if args.matrix {
+        let kernels = if args.matrix_kernels.is_empty() {
+            GuestKernel::ALL.to_vec()
+        } else {
+            args.matrix_kernels.clone()
+        };
+        if let Some(msg) = cache.missing(&kernels) {
+            println!("vm: {msg}");
+        }
+        let test = TestBinary::find()?;
+        let rows = run_matrix(&kernels, &test, &cache, !args.quiet, interrupted)?;
+        println!("\n{}", render_matrix(&rows));
+        return Ok(if rows.iter().all(MatrixRow::passed) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    if !(args.flood_duration > 0.0 && args.flood_duration <= 60.0) {
+        return Err(LabError::Config(format!(
+            "--flood-duration {}: use seconds in (0, 60]",
+            args.flood_duration
+        )));
+    }
+    if let Some(msg) = cache.missing(&[args.kernel]) {
+        println!("vm: {msg}");
+    }
+    let cfg = VmConfig {
+        kernel: args.kernel,
+        modes: args.mode.modes(),
+        queues: args.queues,
+        pings: args.pings,
+        flood: args.flood_rate.clone().map(|rate| FloodSpec {
+            rate,
+            copy_rate: args.flood_copy_rate.clone(),
+            duration: args.flood_duration,
+        }),
+        echo: !args.quiet,
+        responder: responder_exe()?,
+    };
+    let report = run_vm(&cfg, &cache, interrupted)?;
+    println!(
+        "\nLinux {} on QEMU/TCG, NIC {} ({} queue(s)), boot {:.1} s, total {:.0} s:",
+        report.kernel.release(),
+        report.driver,
+        cfg.queues,
+        report.boot.as_secs_f64(),
+        report.total.as_secs_f64()
+    );
+    let mut ok = true;
+    for m in &report.modes {
+        // Before 6.13 virtio-net has no zero-copy: a clean refusal is the right answer there.
+        let expected_refusal = m.requested == "zero-copy"
+            && !report.kernel.virtio_zero_copy()
+            && m.ready.is_none()
+            && m.exit_code == Some(1);
+        let problems = if expected_refusal { Vec::new() } else { m.problems() };
+        let got = if m.ready.is_some() {
+            m.queue_modes().join(", ")
+        } else {
+            "refused".into()
+        };
+        let verdict = match (expected_refusal, problems.is_empty()) {
+            (true, _) => "OK: refused in one line, exit 1 (virtio-net zero-copy needs Linux >= 6.13)".to_string(),
+            (false, true) => "OK".to_string(),
+            (false, false) => problems.join("; "),
+        };
+        println!("  --mode {:<9} got {:<22} {verdict}", m.requested, got);
+        ok &= problems.is_empty();
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
