@@ -165,9 +165,8 @@ cmd_test() {
     # build it from inside the running `cargo test`, so build it here and name it.
     local json
     json=$(cargo test --locked -p afxdp-responder --test xdp_verdicts --no-run --message-format=json)
-    export AFXDP_XDP_VERDICTS AFXDP_XDP_VERDICTS_OUT_DIR
+    export AFXDP_XDP_VERDICTS
     AFXDP_XDP_VERDICTS=$(jq_field "$json" 'm.get("target", {}).get("name") == "xdp_verdicts" and m.get("executable")' executable)
-    AFXDP_XDP_VERDICTS_OUT_DIR=$(jq_field "$json" 'm.get("reason") == "build-script-executed" and "afxdp-responder" in m.get("package_id", "")' out_dir)
     [ -n "$AFXDP_XDP_VERDICTS" ] || die "cargo did not name the xdp_verdicts test binary"
     cargo test --workspace --locked --test '*' -- --test-threads=1
 }

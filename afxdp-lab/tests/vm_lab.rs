@@ -5,8 +5,7 @@
 //! Root is required, and QEMU (`qemu-system-x86`); the guest kernels and busybox are fetched into
 //! /var/cache/afxdp-lab on first use (a failure to reach the archive fails the test in one line).
 //! Without root the tests panic with one clear line (never a silent pass). The matrix needs the
-//! `xdp_verdicts` test binary in `$AFXDP_XDP_VERDICTS` (and its `OUT_DIR` in
-//! `$AFXDP_XDP_VERDICTS_OUT_DIR`): `./run.sh test` sets both (cargo cannot build it from inside a
+//! `xdp_verdicts` test binary in `$AFXDP_XDP_VERDICTS`: `./run.sh test` sets it (cargo cannot build it from inside a
 //! running `cargo test`). Guests run one at a time; about 2 minutes in all on 2 cores.
 
 use std::process::Command;
@@ -86,9 +85,7 @@ fn assert_answered(run: &ModeRun) {
 fn kernel_matrix_passes_on_6_1_6_12_and_7_3() {
     let _guest = one_guest();
     if std::env::var_os(TEST_BINARY_ENV).is_none() {
-        panic!(
-            "set {TEST_BINARY_ENV} to the xdp_verdicts test binary (and {TEST_BINARY_ENV}_OUT_DIR): ./run.sh test does"
-        );
+        panic!("set {TEST_BINARY_ENV} to the xdp_verdicts test binary: ./run.sh test does");
     }
     let test = TestBinary::find().unwrap_or_else(|e| panic!("{}", one_line(&e)));
     let rows = run_matrix(

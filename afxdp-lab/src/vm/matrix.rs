@@ -17,26 +17,21 @@ use crate::exec::{run, tail};
 /// The environment variable that names a prebuilt `xdp_verdicts` test binary.
 pub const TEST_BINARY_ENV: &str = "AFXDP_XDP_VERDICTS";
 
-/// The test binary to run in the guest and the `OUT_DIR` baked into it (the guest gets the XDP
-/// objects there too).
+/// The test binary to run in the guest.
 #[derive(Debug, Clone)]
 pub struct TestBinary {
     /// The `xdp_verdicts-<hash>` executable.
     pub path: PathBuf,
-    /// The afxdp-responder build script's `OUT_DIR` at build time.
-    pub out_dir: Option<PathBuf>,
 }
 
 impl TestBinary {
-    /// `$AFXDP_XDP_VERDICTS` (with `$AFXDP_XDP_VERDICTS_OUT_DIR`) if set, else built with
+    /// `$AFXDP_XDP_VERDICTS` if set, else built with
     /// `cargo test -p afxdp-responder --test xdp_verdicts --no-run --message-format=json` in the
     /// workspace.
     pub fn find() -> Result<Self, LabError> {
         if let Some(path) = std::env::var_os(TEST_BINARY_ENV) {
-            let out_dir = std::env::var_os(format!("{TEST_BINARY_ENV}_OUT_DIR")).map(PathBuf::from);
             return Ok(TestBinary {
                 path: PathBuf::from(path),
-                out_dir,
             });
         }
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new("."));
@@ -64,18 +59,14 @@ impl TestBinary {
                 stderr: tail(&String::from_utf8_lossy(&out.stderr)),
             });
         }
-        let (mut path, mut out_dir) = (None, None);
+        let mut path = None;
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
                 continue;
             };
-            let package = msg["package_id"].as_str().unwrap_or_default();
             match msg["reason"].as_str() {
                 Some("compiler-artifact") if msg["target"]["name"] == "xdp_verdicts" => {
                     path = msg["executable"].as_str().map(PathBuf::from);
-                }
-                Some("build-script-executed") if package.contains("afxdp-responder") => {
-                    out_dir = msg["out_dir"].as_str().map(PathBuf::from);
                 }
                 _ => {}
             }
@@ -84,7 +75,7 @@ impl TestBinary {
             what: "cargo's JSON messages",
             detail: "no xdp_verdicts executable".into(),
         })?;
-        Ok(TestBinary { path, out_dir })
+        Ok(TestBinary { path })
     }
 }
 
@@ -147,7 +138,7 @@ pub fn run_matrix(
             modules: kernel.load_order(&["veth"]),
             tests: vec![("xdp_verdicts".into(), test.path.clone())],
             objects: objects(),
-            object_dirs: test.out_dir.iter().cloned().collect(),
+            object_dirs: Vec::new(),
             ..Initramfs::default()
         }
         .build()?;
