@@ -6,8 +6,8 @@
 //! Input layout: bytes 0-1 a split point, 2-3 a word index, 4-5 a new word value, the rest the data.
 #![no_main]
 
-use echo_wire::checksum::{self, Sum};
 use afxdp_responder_fuzz::{internet_checksum, ones_complement_sum};
+use echo_wire::checksum::{self, Sum};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &[u8]| {

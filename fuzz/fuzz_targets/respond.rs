@@ -14,8 +14,8 @@
 //! * the reply, fed back in, is dropped: the responder never answers its own replies.
 #![no_main]
 
-use echo_wire::respond::{DropReason, ReplyPolicy, Responder, Verdict};
 use afxdp_responder_fuzz::{Policy, expected_reply};
+use echo_wire::respond::{DropReason, ReplyPolicy, Responder, Verdict};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &[u8]| {
