@@ -70,6 +70,9 @@ pub enum AppError {
     /// A worker failed while running.
     #[error("worker failed: {0} (is the interface still there and up?)")]
     Worker(#[from] WorkerError),
+    /// The running kernel is older than the responder needs.
+    #[error("{0}")]
+    KernelTooOld(String),
     /// The interface disappeared while running (deleted, or moved to another namespace).
     #[error("{0} was removed while the responder was running (the kernel unbound its AF_XDP sockets): stopped")]
     InterfaceGone(String),
@@ -115,6 +118,7 @@ pub fn one_line(err: &dyn std::error::Error) -> String {
 /// Runs the responder until `stop` is set (by a signal handler, or a test) and returns its
 /// summary (also emitted as the last event).
 pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary, AppError> {
+    crate::kernel::check().map_err(AppError::KernelTooOld)?;
     let iface = Interface::lookup(&cfg.iface)?;
     if cfg.engine.uses_afxdp() {
         for &queue in &cfg.queues {

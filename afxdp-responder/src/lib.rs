@@ -9,6 +9,7 @@
 //! | [`loader`] | the XDP programs: load (aya), maps, attach with a bpf_link, existing-program discovery |
 //! | [`flood`] | the load generator: echo requests from AF_XDP TX rings, every reply verified |
 //! | [`iface`] | facts about a network interface: index, MAC, addresses, queues, TTL |
+//! | [`kernel`] | the running kernel's version against the minimum (5.9) |
 //! | [`cpu`] | allowed CPUs, default CPU per queue, pinning a thread |
 //! | [`app`] | the responder as a whole, for every engine: start-up, workers, the monitor loop, orderly shutdown, the events |
 //! | [`output`] | the events rendered as human lines or JSON lines (`--output`) |
@@ -30,6 +31,7 @@ pub mod config;
 pub mod cpu;
 pub mod flood;
 pub mod iface;
+pub mod kernel;
 pub mod loader;
 pub mod notify;
 pub mod options;
