@@ -76,6 +76,14 @@ need_scapy() { # tests/parity.rs crafts its frames with scapy, run by the python
         die "could not install scapy: run python3 -m pip install scapy"
 }
 
+need_prometheus_client() { # tests/metrics_netns.rs checks the exposition with an independent parser
+    python3 -c 'import prometheus_client' 2>/dev/null && return 0
+    echo "run.sh: installing prometheus-client with pip (for the metrics test)" >&2
+    python3 -m pip install --quiet prometheus-client 2>/dev/null ||
+        python3 -m pip install --quiet --break-system-packages prometheus-client ||
+        die "could not install prometheus-client: run python3 -m pip install prometheus-client"
+}
+
 need_cargo() {
     if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
         PATH="$HOME/.cargo/bin:$PATH"
@@ -147,6 +155,7 @@ cmd_test() {
     need_root "the tests need" test
     install_packages
     need_scapy
+    need_prometheus_client
     need_cargo
     need_rust_components
     cargo fmt --all --check

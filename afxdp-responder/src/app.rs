@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Config;
 use crate::cpu;
@@ -20,6 +20,7 @@ use crate::options::{Engine, XskMode};
 
 use crate::iface::{IfaceError, Interface};
 use crate::loader::{AttachedMode, EngineCounters, EngineProgram, LoaderError};
+use crate::metrics::{Exporter, MetricsError, QueueSample, Snapshot};
 use crate::output::Output;
 use crate::privileges;
 use crate::stats::{Counters, KernelStats, Rates, SharedCounters};
@@ -76,6 +77,9 @@ pub enum AppError {
     /// The interface disappeared while running (deleted, or moved to another namespace).
     #[error("{0} was removed while the responder was running (the kernel unbound its AF_XDP sockets): stopped")]
     InterfaceGone(String),
+    /// The metrics endpoint could not be started.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
     /// A worker thread panicked (a bug: please report it).
     #[error("worker for queue {0} panicked (a bug: please report it with the output above)")]
     WorkerPanicked(u32),
@@ -118,6 +122,7 @@ pub fn one_line(err: &dyn std::error::Error) -> String {
 /// Runs the responder until `stop` is set (by a signal handler, or a test) and returns its
 /// summary (also emitted as the last event).
 pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary, AppError> {
+    let start_time = SystemTime::now();
     crate::kernel::check().map_err(AppError::KernelTooOld)?;
     let iface = Interface::lookup(&cfg.iface)?;
     if cfg.engine.uses_afxdp() {
@@ -165,6 +170,8 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
             unserved.join(",")
         ));
     }
+    // Bound before anything is attached, so a port in use is a clean error at start.
+    let exporter = cfg.metrics_addr.map(Exporter::start).transpose()?;
     let mut program = EngineProgram::load_engine(cfg.engine, iface.mac, &addresses, policy)?;
     let attached = program.attach(&iface.name, cfg.xdp_mode)?;
     let driver = afxdp_xsk::driver_name(&iface.name).unwrap_or_else(|_| "unknown".into());
@@ -195,6 +202,16 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
         Ok(_) => "none".to_string(),
         Err(e) => format!("could not drop capabilities after set-up ({e}); running with them"),
     };
+    let mut metrics = exporter.map(|exporter| MetricsFeed {
+        exporter,
+        iface: iface.name.clone(),
+        engine: cfg.engine.name().to_string(),
+        start_time,
+        cpus: queues.iter().map(|q| (q.queue, q.cpu)).collect(),
+    });
+    if let Some(m) = &mut metrics {
+        m.publish_if_due(&running, &program, addresses.len()); // a scrape after `ready` gets numbers
+    }
     out.emit(&Event::Ready(Ready {
         engine: cfg.engine.name().to_string(),
         iface: iface.name.clone(),
@@ -209,6 +226,9 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
         pid: std::process::id(),
     }));
     crate::notify::notify("READY=1");
+    if let Some(m) = &metrics {
+        out.notice(format!("metrics: http://{}/metrics", m.exporter.local_addr()));
+    }
 
     let started = Instant::now();
     let mut owned = OwnedAddresses {
@@ -216,7 +236,17 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
         current: addresses,
         checked: started,
     };
-    let failure = monitor(cfg, &iface, &mut owned, &mut program, stop, &running, started, out);
+    let failure = monitor(
+        cfg,
+        &iface,
+        &mut owned,
+        &mut program,
+        stop,
+        &running,
+        started,
+        out,
+        &mut metrics,
+    );
 
     crate::notify::notify("STOPPING=1");
     // Detach first: from here on the kernel answers pings itself again.
@@ -550,6 +580,7 @@ fn monitor(
     running: &[Running],
     started: Instant,
     out: &mut Output,
+    metrics: &mut Option<MetricsFeed>,
 ) -> Option<AppError> {
     let mut last_print = started;
     let mut last: Vec<Counters> = running.iter().map(|r| r.shared.snapshot()).collect();
@@ -560,6 +591,9 @@ fn monitor(
             return Some(AppError::InterfaceGone(iface.name.clone()));
         }
         owned.refresh(iface, program, out);
+        if let Some(m) = metrics {
+            m.publish_if_due(running, program, owned.current.len());
+        }
         if let Some(r) = running.iter().find(|r| r.handle.is_finished()) {
             // The worker ended on its own: an error (reported when it is joined).
             out.notice(format!("queue {} stopped unexpectedly", r.queue));
@@ -624,6 +658,54 @@ fn empty_report(queue: u32) -> WorkerReport {
         counters: Counters::default(),
         census: Default::default(),
         kernel: KernelStats::default(),
+    }
+}
+
+// ---- The Prometheus endpoint (--metrics-addr; see metrics.rs for why this is the only feed) ----
+
+/// What the monitor loop needs to feed the exporter: the endpoint and the facts that do not change.
+struct MetricsFeed {
+    exporter: Exporter,
+    iface: String,
+    engine: String,
+    start_time: SystemTime,
+    /// (queue, CPU of its worker).
+    cpus: Vec<(u32, usize)>,
+}
+
+impl MetricsFeed {
+    /// Publishes a new snapshot when one is due: the workers' published counters, the kernel's
+    /// statistics through the duplicate descriptors, the program's counters through its map.
+    fn publish_if_due(&mut self, running: &[Running], program: &EngineProgram, owned_addresses: usize) {
+        if !self.exporter.due() {
+            return;
+        }
+        let queues = running
+            .iter()
+            .map(|r| QueueSample {
+                queue: r.queue,
+                cpu: self.cpus.iter().find(|c| c.0 == r.queue).map_or(0, |c| c.1),
+                mode: r.mode.to_string(),
+                counters: r.shared.snapshot(),
+                kernel: afxdp_xsk::statistics(r.fd.as_fd())
+                    .map(KernelStats::from)
+                    .unwrap_or_default()
+                    .drops(r.mode),
+            })
+            .collect();
+        let snapshot = Snapshot {
+            iface: self.iface.clone(),
+            engine: self.engine.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            start_time_seconds: self
+                .start_time
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            owned_addresses,
+            queues,
+            program: program.counters().unwrap_or_default(),
+        };
+        self.exporter.publish(&snapshot);
     }
 }
 

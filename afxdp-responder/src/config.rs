@@ -121,6 +121,8 @@ pub struct Config {
     pub check_frames: bool,
     /// Which engine handles the requests (AF_XDP workers, in-kernel XDP_TX, or drop).
     pub engine: Engine,
+    /// Where to serve Prometheus metrics (`--metrics-addr`); `None`: no endpoint.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -189,6 +191,7 @@ mod tests {
             stats_interval: None,
             check_frames: false,
             engine: Engine::AfXdp,
+            metrics_addr: None,
         }
     }
 

@@ -17,6 +17,7 @@
 //! | [`privileges`] | dropping every capability once set-up is done |
 //! | [`worker`] | one pinned thread per queue: the RX → respond → TX loop |
 //! | [`stats`] | per-queue counters and the kernel's socket statistics |
+//! | [`metrics`] | the Prometheus endpoint (`--metrics-addr`): rendering and its HTTP thread |
 //!
 //! The packet views and `respond()` are the `echo-wire` crate, the AF_XDP rings and sockets the
 //! `afxdp-xsk` crate, the machine-readable output's schema the `responder-json` crate.
@@ -24,7 +25,7 @@
 //! Module dependencies go one way (checked by listing every `crate::` path outside comments per
 //! module and sorting the graph with `tsort`, which fails on a cycle): `options` and `cpu` depend
 //! on nothing in the crate; `worker` on `stats`; `config` on `options` and `worker`; `loader` on
-//! `options`; `output` on `stats`; `app` on all of these; `flood` on `loader`, `options`, `iface`, `stats` and `cpu`.
+//! `options`; `output` on `stats`; `metrics` on `stats`, `loader` and `privileges`; `app` on all of these; `flood` on `loader`, `options`, `iface`, `stats` and `cpu`.
 
 pub mod app;
 pub mod config;
@@ -33,6 +34,7 @@ pub mod flood;
 pub mod iface;
 pub mod kernel;
 pub mod loader;
+pub mod metrics;
 pub mod notify;
 pub mod options;
 pub mod output;

@@ -273,6 +273,18 @@ struct RunArgs {
     /// running afxdp-responder, is never replaced: stop its owner.
     #[arg(long)]
     force: bool,
+
+    /// Serve Prometheus metrics over HTTP on this address, e.g. 127.0.0.1:9417 (GET /metrics;
+    /// see docs/metrics.md). Off by default. The endpoint has no authentication: bind it to a
+    /// loopback or management address.
+    #[arg(long, value_name = "ADDR:PORT", value_parser = parse_metrics_addr)]
+    metrics_addr: Option<std::net::SocketAddr>,
+}
+
+fn parse_metrics_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not ADDR:PORT: use e.g. 127.0.0.1:9417 or [::1]:9417"))
 }
 
 impl RunArgs {
@@ -324,6 +336,7 @@ impl RunArgs {
             stats_interval: (self.stats_interval > 0.0).then(|| Duration::from_secs_f64(self.stats_interval)),
             check_frames: self.check_frames,
             engine: self.engine,
+            metrics_addr: self.metrics_addr,
         };
         cfg.validate()?;
         Ok(cfg)

@@ -345,6 +345,15 @@ fn bad_start_up_input_gives_one_line_and_a_non_zero_exit() {
             "cannot be used with",
         ),
         (vec!["--iface", &iface, "--spin-window-us", "0"], "not in 1..=10000"),
+        (
+            vec!["--iface", &iface, "--metrics-addr", "localhost"],
+            "is not ADDR:PORT: use e.g. 127.0.0.1:9417",
+        ),
+        (
+            // Not an address of the responder's namespace (nothing is sent: bind fails).
+            vec!["--iface", &iface, "--metrics-addr", "198.18.255.254:9417"],
+            "use an address of this host",
+        ),
     ];
     for (args, expected) in cases {
         let (code, stderr) = run(&args);
