@@ -10,7 +10,7 @@ cd "$(dirname "$(readlink -f "$0")")"
 # Debian/Ubuntu packages: the BPF toolchain for build.rs, and the tools the lab drives.
 # qemu-system-x86, xz-utils and zstd for the VM lab (guest kernels and busybox are fetched into
 # /var/cache/afxdp-lab on first use and kept there).
-PACKAGES=(clang llvm libbpf-dev iproute2 iputils-ping tcpdump ethtool python3 python3-pip qemu-system-x86 xz-utils zstd)
+PACKAGES=(clang llvm libbpf-dev iproute2 iputils-ping tcpdump ethtool curl python3 python3-pip qemu-system-x86 xz-utils zstd)
 
 usage() {
     cat <<'EOF'
@@ -24,9 +24,10 @@ usage: ./run.sh COMMAND [ARGS...]
   help            this text
 
 Both demo and test need root and install missing packages with apt-get:
-  clang llvm libbpf-dev iproute2 iputils-ping tcpdump ethtool python3 python3-pip qemu-system-x86
+  clang llvm libbpf-dev iproute2 iputils-ping tcpdump ethtool curl python3 python3-pip qemu-system-x86
   xz-utils zstd
-and test installs scapy (PyPI) for the kernel parity test's packet crafting when python3 lacks it.
+and test installs scapy and prometheus-client (PyPI) for the parity and metrics tests when python3
+lacks them.
 test also runs the VM lab (QEMU guests under emulation, about 2 minutes); on first use it fetches
 Debian's guest kernels and busybox (about 300 MiB) into /var/cache/afxdp-lab, kept between runs.
 EOF
