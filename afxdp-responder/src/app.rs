@@ -500,7 +500,11 @@ fn start_workers(
             return Err(AppError::WorkerPanicked(queue));
         };
         program.register_socket(queue, r.fd.as_fd())?;
-        tracing::debug!("queue {queue}: socket bound in {} mode on CPU {}, registered in the XSKMAP", r.mode, r.cpu);
+        tracing::debug!(
+            "queue {queue}: socket bound in {} mode on CPU {}, registered in the XSKMAP",
+            r.mode,
+            r.cpu
+        );
         announced.push(QueueReady {
             queue,
             cpu: r.cpu,

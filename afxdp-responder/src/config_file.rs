@@ -111,9 +111,14 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// give.
 fn file_arguments(level: &Command, matches: &ArgMatches, file: &str, text: &str) -> Result<Vec<OsString>, String> {
     let table: BTreeMap<Spanned<String>, Spanned<Value>> = toml::from_str(text).map_err(|e| {
-        let at = e.span().map_or(String::new(), |s| format!(" line {}", line_of(text, s.start)));
+        let at = e
+            .span()
+            .map_or(String::new(), |s| format!(" line {}", line_of(text, s.start)));
         let message: Vec<&str> = e.message().split_whitespace().collect();
-        format!("{file}{at}: not valid TOML: {} (fix the file; see config/afxdp-responder.toml)", message.join(" "))
+        format!(
+            "{file}{at}: not valid TOML: {} (fix the file; see config/afxdp-responder.toml)",
+            message.join(" ")
+        )
     })?;
     let keys = keys(level);
     let mut out = Vec::new();
@@ -157,7 +162,9 @@ fn file_arguments(level: &Command, matches: &ArgMatches, file: &str, text: &str)
                 };
                 for item in items {
                     let text = scalar(item).ok_or_else(|| {
-                        bad(&format!("{item} is not a string or number: use e.g. {name} = [\"…\", \"…\"]"))
+                        bad(&format!(
+                            "{item} is not a string or number: use e.g. {name} = [\"…\", \"…\"]"
+                        ))
                     })?;
                     check_value(level, arg, &text).map_err(|e| bad(&e))?;
                     out.push(OsString::from(format!("--{long}={text}")));
@@ -220,7 +227,11 @@ mod tests {
             .arg(Arg::new("force").long("force").action(ArgAction::SetTrue))
             .arg(Arg::new("verbose").long("verbose").short('v').action(ArgAction::Count))
             .arg(Arg::new("address").long("address").action(ArgAction::Append))
-            .subcommand(Command::new("check").arg(Arg::new("config").long("config")).arg(Arg::new("iface").long("iface")))
+            .subcommand(
+                Command::new("check")
+                    .arg(Arg::new("config").long("config"))
+                    .arg(Arg::new("iface").long("iface")),
+            )
     }
 
     fn expand(argv: &[&str], text: &str) -> Result<Vec<String>, String> {
@@ -231,7 +242,8 @@ mod tests {
 
     #[test]
     fn every_kind_of_option() {
-        let text = "iface = \"eth0\"\nqueues = 3\nforce = true\nverbose = 2\naddress = [\"198.18.0.1\", \"2001:db8::1\"]\n";
+        let text =
+            "iface = \"eth0\"\nqueues = 3\nforce = true\nverbose = 2\naddress = [\"198.18.0.1\", \"2001:db8::1\"]\n";
         assert_eq!(
             expand(&["x"], text).unwrap(),
             [
@@ -269,18 +281,29 @@ mod tests {
 
     #[test]
     fn errors_name_the_file_the_line_and_the_key() {
-        let err = expand(&["x"], "iface = \"eth0\"\n\nqueue = 3\n").unwrap_err();
-        assert!(err.starts_with("f.toml line 3: unknown key `queue`: "), "{err}");
-        let err = expand(&["x"], "queues = \"many\"\n").unwrap_err();
-        assert!(err.starts_with("f.toml line 1: bad value for `queues`: invalid value 'many'"), "{err}");
-        let err = expand(&["x"], "force = \"yes\"\n").unwrap_err();
-        assert!(err.contains("use force = true or false"), "{err}");
-        let err = expand(&["x"], "iface = [\"a\", \"b\"]\n").unwrap_err();
-        assert!(err.contains("takes one value, not a list"), "{err}");
-        let err = expand(&["x"], "iface = \n").unwrap_err();
-        assert!(err.starts_with("f.toml line 1: not valid TOML: "), "{err}");
-        for e in [err] {
-            assert!(!e.contains('\n'), "one line: {e}");
+        let cases = [
+            (
+                "iface = \"eth0\"\n\nqueue = 3\n",
+                "f.toml line 3: unknown key `queue`: ",
+            ),
+            (
+                "queues = \"many\"\n",
+                "f.toml line 1: bad value for `queues`: invalid value 'many'",
+            ),
+            (
+                "force = \"yes\"\n",
+                "f.toml line 1: bad value for `force`: \"yes\" is not a boolean",
+            ),
+            (
+                "iface = [\"a\", \"b\"]\n",
+                "f.toml line 1: bad value for `iface`: iface takes one value, not a list",
+            ),
+            ("iface = \n", "f.toml line 1: not valid TOML: "),
+        ];
+        for (text, wanted) in cases {
+            let err = expand(&["x"], text).unwrap_err();
+            assert!(err.starts_with(wanted), "{text:?}: {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
         }
     }
 

@@ -55,7 +55,11 @@ pub fn parse_ruleset(json: &str) -> Result<Vec<String>, String> {
     let chains: Vec<(String, String, String, String)> = items
         .iter()
         .filter_map(|i| i.get("chain"))
-        .filter(|c| c.get("hook").and_then(Value::as_str).is_some_and(|h| HOOKS.contains(&h)))
+        .filter(|c| {
+            c.get("hook")
+                .and_then(Value::as_str)
+                .is_some_and(|h| HOOKS.contains(&h))
+        })
         .map(|c| {
             let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
             (s("family"), s("table"), s("name"), s("policy"))
@@ -72,7 +76,10 @@ pub fn parse_ruleset(json: &str) -> Result<Vec<String>, String> {
             .collect();
         let mut echo_accepted = false;
         for rule in &rules {
-            let exprs = rule.get("expr").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+            let exprs = rule
+                .get("expr")
+                .and_then(Value::as_array)
+                .map_or(&[][..], Vec::as_slice);
             let Some(verdict) = verdict(exprs) else { continue };
             let Some(what) = matches_echo(exprs) else { continue };
             if verdict == "accept" {
@@ -93,11 +100,9 @@ pub fn parse_ruleset(json: &str) -> Result<Vec<String>, String> {
 
 /// The rule's verdict: `accept`, `drop`, `reject` (or another statement that ends it).
 fn verdict(exprs: &[Value]) -> Option<&'static str> {
-    exprs.iter().find_map(|e| {
-        ["accept", "drop", "reject"]
-            .into_iter()
-            .find(|v| e.get(*v).is_some())
-    })
+    exprs
+        .iter()
+        .find_map(|e| ["accept", "drop", "reject"].into_iter().find(|v| e.get(*v).is_some()))
 }
 
 /// Whether the rule's matches can match an ICMP(v6) echo request, and how to describe them.

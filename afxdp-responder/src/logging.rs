@@ -70,7 +70,10 @@ pub fn init(verbosity: i16) {
     let (filter, bad) = match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.trim().is_empty() => match EnvFilter::try_new(&spec) {
             Ok(f) => (f, None),
-            Err(e) => (EnvFilter::new(default_directive(verbosity)), Some(format!("{spec:?}: {e}"))),
+            Err(e) => (
+                EnvFilter::new(default_directive(verbosity)),
+                Some(format!("{spec:?}: {e}")),
+            ),
         },
         _ => (EnvFilter::new(default_directive(verbosity)), None),
     };
@@ -105,7 +108,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: format::Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: format::Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
         let level = *event.metadata().level();
         if self.journal {
             write!(writer, "<{}>", priority(level))?;
@@ -149,5 +157,4 @@ mod tests {
         assert_eq!(priority(Level::WARN), 4);
         assert_eq!(priority(Level::ERROR), 3);
     }
-
 }

@@ -494,7 +494,11 @@ fn run_check(args: CheckArgs) -> ExitCode {
     } else {
         println!("{}", afxdp_responder::preflight::human_check(&report));
     }
-    if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn run_status(args: &StatusArgs) -> ExitCode {
@@ -510,7 +514,11 @@ fn run_status(args: &StatusArgs) -> ExitCode {
     } else {
         println!("{}", afxdp_responder::preflight::human_status(&report));
     }
-    if report.attached.is_some() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if report.attached.is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn run_responder(args: RunArgs) -> ExitCode {
@@ -571,4 +579,114 @@ fn stop_on_signals(stop: Arc<AtomicBool>) -> std::io::Result<()> {
         }
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+
+    use afxdp_responder::config_file;
+    use clap::CommandFactory;
+    use clap::parser::ValueSource;
+
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../config/afxdp-responder.toml");
+
+    /// The example with every commented `# key = value` line made active.
+    fn example_uncommented() -> String {
+        EXAMPLE
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if rest.split_once(" = ").is_some_and(|(k, _)| !k.contains(' ')) => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn expand(argv: &[&str], file: &str) -> Vec<OsString> {
+        let argv: Vec<OsString> = argv.iter().map(OsString::from).collect();
+        config_file::expand_with_text(&Cli::command(), &argv, "afxdp-responder.toml", file)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_example_names_every_run_option() {
+        let cmd = Cli::command();
+        let text = example_uncommented();
+        for (key, _) in config_file::keys(&cmd) {
+            assert!(
+                text.lines().any(|l| l.starts_with(&format!("{key} = "))),
+                "config/afxdp-responder.toml does not show `{key}`: add it, commented, with its default"
+            );
+        }
+    }
+
+    #[test]
+    fn the_example_as_shipped_parses() {
+        let argv = expand(&["afxdp-responder"], EXAMPLE);
+        let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cli.run.iface.as_deref(), Some("eth0"));
+        assert_eq!(cli.run.queues, QueueList::All);
+        assert_eq!(cli.run.stats_interval, 0.0);
+    }
+
+    /// Every option of the run command, whatever it is and however it was added, is taken from
+    /// the file: after expansion clap sees it as given (so its own value parser checked it),
+    /// unless the example's value is "off" (a false flag, a count of 0). No per-option code is involved.
+    #[test]
+    fn every_option_of_the_example_reaches_clap() {
+        let cmd = Cli::command();
+        let text = example_uncommented();
+        let argv = expand(&["afxdp-responder"], &text);
+        let matches = cmd
+            .clone()
+            .try_get_matches_from(&argv)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        for (key, arg) in config_file::keys(&cmd) {
+            let off = match table.get(key) {
+                Some(toml::Value::Boolean(false)) => true,
+                Some(toml::Value::Integer(0)) => matches!(arg.get_action(), clap::ArgAction::Count),
+                _ => false,
+            };
+            let source = matches.value_source(arg.get_id().as_str());
+            if off {
+                assert_ne!(source, Some(ValueSource::CommandLine), "{key}");
+            } else {
+                assert_eq!(
+                    source,
+                    Some(ValueSource::CommandLine),
+                    "{key} did not reach clap: {argv:?}"
+                );
+            }
+        }
+        let cli = Cli::try_parse_from(&argv).unwrap();
+        assert_eq!(cli.run.addresses.len(), 2);
+        assert_eq!(cli.run.metrics_addr, Some("127.0.0.1:9417".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_command_line_overrides_the_file() {
+        let file = "iface = \"eth0\"\nqueues = \"0-3\"\naddress = [\"198.18.0.1\"]\nforce = true\nverbose = 2\n";
+        let argv = expand(
+            &["afxdp-responder", "--queues", "1", "--address", "198.18.0.7", "-q"],
+            file,
+        );
+        let cli = Cli::try_parse_from(&argv).unwrap();
+        assert_eq!(cli.run.queues, QueueList::Ids(IdList(vec![1])));
+        assert_eq!(cli.run.addresses, ["198.18.0.7".parse::<IpAddr>().unwrap()]);
+        assert!(cli.run.force);
+        assert_eq!(cli.run.iface.as_deref(), Some("eth0"));
+        assert_eq!(cli.run.verbosity.level(), 1); // -v -v from the file, -q from the command line
+        // `check` takes the same keys.
+        let argv = expand(&["afxdp-responder", "check", "--json"], file);
+        let cli = Cli::try_parse_from(&argv).unwrap();
+        let Some(Command::Check(check)) = cli.command else {
+            panic!("{argv:?}")
+        };
+        assert!(check.json);
+        assert_eq!(check.run.queues, QueueList::Ids(IdList(vec![0, 1, 2, 3])));
+    }
 }

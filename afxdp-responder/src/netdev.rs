@@ -148,16 +148,11 @@ pub fn device_features(ifindex: u32) -> Result<DeviceFeatures, String> {
     genl.set_resolved_family_id(id);
     let answer = request_as(&socket, genl).map_err(|e| format!("NETDEV_CMD_DEV_GET: {e}"))?;
     let attr = |kind: u16| {
-        answer
-            .payload
-            .attrs
-            .iter()
-            .find(|a| a.kind() == kind)
-            .map(|a| {
-                let mut v = vec![0u8; a.value_len()];
-                a.emit_value(&mut v);
-                v
-            })
+        answer.payload.attrs.iter().find(|a| a.kind() == kind).map(|a| {
+            let mut v = vec![0u8; a.value_len()];
+            a.emit_value(&mut v);
+            v
+        })
     };
     let xdp = attr(NETDEV_A_DEV_XDP_FEATURES)
         .and_then(|v| v.get(..8).map(|b| u64::from_ne_bytes(b.try_into().unwrap_or_default())))

@@ -192,9 +192,13 @@ pub fn check(input: &CheckInput) -> Result<CheckReport, IfaceError> {
     let existing = loader::attached_program(name);
     if let Some(e) = &existing {
         if input.force && e.link_id.is_none() {
-            warnings.push(format!("{e} is attached: --force would detach it (it is not re-attached at exit)"));
+            warnings.push(format!(
+                "{e} is attached: --force would detach it (it is not re-attached at exit)"
+            ));
         } else {
-            problems.push(format!("{name} already has an XDP program attached ({e}): the responder would not start"));
+            problems.push(format!(
+                "{name} already has an XDP program attached ({e}): the responder would not start"
+            ));
         }
     }
 
@@ -257,7 +261,12 @@ pub fn check(input: &CheckInput) -> Result<CheckReport, IfaceError> {
         warnings,
         ifindex: iface.index,
         driver,
-        mac: iface.mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"),
+        mac: iface
+            .mac
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
         addresses: addresses.iter().map(IpAddr::to_string).collect(),
         queues: QueueCheck {
             rx: count("rx-"),
@@ -320,11 +329,19 @@ fn describe(p: &AttachedProgram) -> String {
 /// The report for a terminal.
 pub fn human_check(r: &CheckReport) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "interface   {} (index {}, driver {}, MAC {})", r.iface, r.ifindex, r.driver, r.mac);
+    let _ = writeln!(
+        s,
+        "interface   {} (index {}, driver {}, MAC {})",
+        r.iface, r.ifindex, r.driver, r.mac
+    );
     let _ = writeln!(
         s,
         "addresses   {}",
-        if r.addresses.is_empty() { "none".to_string() } else { r.addresses.join(", ") }
+        if r.addresses.is_empty() {
+            "none".to_string()
+        } else {
+            r.addresses.join(", ")
+        }
     );
     let q = &r.queues;
     let _ = writeln!(
@@ -334,7 +351,11 @@ pub fn human_check(r: &CheckReport) -> String {
         q.tx,
         q.usable,
         join(&q.requested),
-        if q.unserved.is_empty() { String::new() } else { format!("; unserved {}", join(&q.unserved)) }
+        if q.unserved.is_empty() {
+            String::new()
+        } else {
+            format!("; unserved {}", join(&q.unserved))
+        }
     );
     let f = &r.xdp_features;
     if f.known {
@@ -354,7 +375,11 @@ pub fn human_check(r: &CheckReport) -> String {
             f.unknown_reason.as_deref().unwrap_or("not reported")
         );
     }
-    let _ = writeln!(s, "attached    {}", r.attached.as_ref().map_or("nothing".to_string(), describe));
+    let _ = writeln!(
+        s,
+        "attached    {}",
+        r.attached.as_ref().map_or("nothing".to_string(), describe)
+    );
     let _ = writeln!(
         s,
         "privileges  {}",
@@ -408,10 +433,7 @@ pub fn human_check(r: &CheckReport) -> String {
 pub fn status(ifname: &str) -> Result<StatusReport, IfaceError> {
     let iface = Interface::lookup(ifname)?;
     let existing = loader::attached_program(&iface.name);
-    let engine = existing
-        .as_ref()
-        .and_then(|e| e.name.as_deref())
-        .and_then(engine_of);
+    let engine = existing.as_ref().and_then(|e| e.name.as_deref()).and_then(engine_of);
     let counters = existing
         .as_ref()
         .and_then(|e| loader::program_counters(e.id).ok())
@@ -434,7 +456,10 @@ pub fn status(ifname: &str) -> Result<StatusReport, IfaceError> {
 /// The status for a terminal.
 pub fn human_status(r: &StatusReport) -> String {
     let Some(p) = &r.attached else {
-        return format!("{}: no XDP program attached (the responder is not running there)", r.iface);
+        return format!(
+            "{}: no XDP program attached (the responder is not running there)",
+            r.iface
+        );
     };
     let mut s = format!("{}: {}", r.iface, describe(p));
     match &r.engine {
@@ -444,7 +469,11 @@ pub fn human_status(r: &StatusReport) -> String {
         None => s.push_str("\nnot afxdp-responder's program"),
     }
     if let Some(c) = &r.counters {
-        let verb = r.engine.as_deref().and_then(|e| crate::options::parse::<Engine>(e).ok()).map_or("handled", Engine::handled_verb);
+        let verb = r
+            .engine
+            .as_deref()
+            .and_then(|e| crate::options::parse::<Engine>(e).ok())
+            .map_or("handled", Engine::handled_verb);
         let _ = write!(
             s,
             "\ncounters: {verb} {}, passed to the kernel {}, no socket {}, bad checksum {}",

@@ -46,5 +46,7 @@ pub fn program_counters(prog_id: u32) -> Result<EngineCounters, String> {
             bad_checksum: read(COUNTER_BAD_CHECKSUM)?,
         });
     }
-    Err(format!("program {prog_id} has no `{MAP_COUNTERS}` map: it is not one of afxdp-responder's"))
+    Err(format!(
+        "program {prog_id} has no `{MAP_COUNTERS}` map: it is not one of afxdp-responder's"
+    ))
 }
