@@ -162,6 +162,9 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
         },
     };
 
+    // Bound before anything is attached, so a port in use is a clean error at start.
+    let exporter = cfg.metrics_addr.map(Exporter::start).transpose()?;
+    // Warnings after the last check of the input, so that bad input is one line on stderr.
     if cfg.engine.uses_afxdp() && (cfg.queues.len() as u32) < iface.queue_count {
         let unserved: Vec<String> = (0..iface.queue_count)
             .filter(|q| !cfg.queues.contains(q))
@@ -182,8 +185,6 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
         Some(_) => tracing::debug!("nftables: no rule filters ICMP echo requests on input"),
         None => tracing::debug!("nftables ruleset not readable (no nft?): firewall not checked"),
     }
-    // Bound before anything is attached, so a port in use is a clean error at start.
-    let exporter = cfg.metrics_addr.map(Exporter::start).transpose()?;
     let mut program = EngineProgram::load_engine(cfg.engine, iface.mac, &addresses, policy)?;
     tracing::debug!(
         "loaded the {} program for {} address(es); TTL {}, hop limit {}",

@@ -10,6 +10,7 @@
 //! | [`logging`] | diagnostics on stderr (`tracing`, `RUST_LOG`, `-v`/`-q`, journald priorities) |
 //! | [`firewall`] | nftables rules that filter ICMP echo input (XDP bypasses them) |
 //! | [`netdev`] | a device's XDP features from the netdev generic netlink family |
+//! | [`xsk_diag`] | the bound AF_XDP sockets (interface, queue) from the kernel's socket diagnostics |
 //! | [`preflight`] | `check` (would starting work?) and `status` (what runs now?) |
 //! | [`loader`] | the XDP programs: load (aya), maps, attach with a bpf_link, existing-program discovery |
 //! | [`flood`] | the load generator: echo requests from AF_XDP TX rings, every reply verified |
@@ -30,7 +31,7 @@
 //! Module dependencies go one way (checked by listing every `crate::` path outside comments per
 //! module and sorting the graph with `tsort`, which fails on a cycle): `options` and `cpu` depend
 //! on nothing in the crate; `worker` on `stats`; `config` on `options` and `worker`; `loader` on
-//! `options`; `output` on `stats`; `metrics` on `stats`, `loader` and `privileges`; `app` on all of these and `firewall`; `preflight` on `config`, `iface`, `kernel`, `loader`, `netdev`, `options` and `firewall`; `config_file`, `logging`, `firewall` and `netdev` on nothing in the crate; `flood` on `loader`, `options`, `iface`, `stats` and `cpu`.
+//! `options`; `output` on `stats`; `metrics` on `stats`, `loader` and `privileges`; `app` on all of these and `firewall`; `preflight` on `config`, `iface`, `kernel`, `loader`, `netdev`, `options`, `firewall` and `xsk_diag`; `config_file`, `logging`, `firewall`, `netdev` and `xsk_diag` on nothing in the crate; `flood` on `loader`, `options`, `iface`, `stats` and `cpu`.
 
 pub mod app;
 pub mod config;
@@ -51,3 +52,4 @@ pub mod preflight;
 pub mod privileges;
 pub mod stats;
 pub mod worker;
+pub mod xsk_diag;

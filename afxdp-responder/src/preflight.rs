@@ -448,7 +448,7 @@ pub fn status(ifname: &str) -> Result<StatusReport, IfaceError> {
         attached: existing.as_ref().map(attached),
         responder: engine.is_some(),
         engine: engine.map(|e| e.name().to_string()),
-        queues: None,
+        queues: crate::xsk_diag::queues_with_sockets(iface.index).ok(),
         counters,
     })
 }
@@ -467,6 +467,13 @@ pub fn human_status(r: &StatusReport) -> String {
             let _ = write!(s, "\nafxdp-responder, engine {engine}");
         }
         None => s.push_str("\nnot afxdp-responder's program"),
+    }
+    match &r.queues {
+        Some(q) if q.is_empty() => s.push_str("\nqueues with an AF_XDP socket: none"),
+        Some(q) => {
+            let _ = write!(s, "\nqueues with an AF_XDP socket: {}", join(q));
+        }
+        None => s.push_str("\nqueues with an AF_XDP socket: unknown (no AF_XDP socket diagnostics in this kernel)"),
     }
     if let Some(c) = &r.counters {
         let verb = r

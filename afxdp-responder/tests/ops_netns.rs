@@ -185,6 +185,13 @@ fn status_reads_the_running_programs_counters() {
         counters.handled
     );
     assert_eq!(counters.no_socket, 0);
+    // Queues with a socket come from the kernel's AF_XDP socket diagnostics, when it has them.
+    let diag = kernel_config_has("CONFIG_XDP_SOCKETS_DIAG");
+    match diag {
+        Some(true) => assert_eq!(r.queues.as_deref(), Some(&[0u32][..]), "{r:?}"),
+        Some(false) => assert_eq!(r.queues, None, "no AF_XDP socket diagnostics in this kernel"),
+        None => {}
+    }
 
     let exit = stop(responder);
     let summary = exit.expect_summary();
@@ -195,6 +202,22 @@ fn status_reads_the_running_programs_counters() {
     );
     let (code, _) = status_json(&pair);
     assert_eq!(code, 1, "detached at exit");
+}
+
+/// Whether the running kernel was built with `option` (`/proc/config.gz`); `None` if unreadable.
+fn kernel_config_has(option: &str) -> Option<bool> {
+    let out = std::process::Command::new("zcat")
+        .arg("/proc/config.gz")
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    Some(
+        text.lines()
+            .any(|l| l == format!("{option}=y") || l == format!("{option}=m")),
+    )
 }
 
 /// A config file in /tmp, removed on drop.

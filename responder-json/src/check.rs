@@ -148,8 +148,9 @@ pub struct StatusReport {
     pub responder: bool,
     /// The engine it belongs to (`afxdp`, `xdp-tx`, `drop`), if it is the responder's.
     pub engine: Option<String>,
-    /// Queues with a socket in the XSKMAP: `null` because the kernel does not let user space read
-    /// an XSKMAP (sockets are write-only there).
+    /// Queues of the interface with a bound AF_XDP socket in this namespace, from the kernel's
+    /// socket diagnostics (`ss --xdp`; the kernel does not let user space read an XSKMAP);
+    /// `null` when the kernel has no AF_XDP socket diagnostics (`CONFIG_XDP_SOCKETS_DIAG`).
     pub queues: Option<Vec<u32>>,
     /// The program's counters, from its per-CPU `counters` map (`null` if not readable).
     pub counters: Option<crate::ProgramCounters>,
