@@ -100,14 +100,26 @@ pub fn parse_ruleset(json: &str) -> Result<Vec<String>, String> {
 
 /// The rule's verdict: `accept`, `drop`, `reject` (or another statement that ends it).
 fn verdict(exprs: &[Value]) -> Option<&'static str> {
-    exprs
-        .iter()
-        .find_map(|e| ["accept", "drop", "reject"].into_iter().find(|v| e.get(*v).is_some()))
+    exprs.iter().find_map(|e| {
+        // iptables-nft's REJECT target is an `xt` target, not a native statement.
+        let xt_target = e
+            .get("xt")
+            .filter(|x| x.get("type").and_then(Value::as_str) == Some("target"))
+            .and_then(|x| x.get("name").and_then(Value::as_str));
+        match xt_target {
+            Some("REJECT") => Some("reject"),
+            Some("DROP") => Some("drop"),
+            Some("ACCEPT") => Some("accept"),
+            _ => ["accept", "drop", "reject"].into_iter().find(|v| e.get(*v).is_some()),
+        }
+    })
 }
 
 /// Whether the rule's matches can match an ICMP(v6) echo request, and how to describe them.
 fn matches_echo(exprs: &[Value]) -> Option<String> {
     let mut described = Vec::new();
+    // (`xt` matches of iptables-nft are not `match` expressions: such a rule is judged by its
+    // native matches only.)
     for m in exprs.iter().filter_map(|e| e.get("match")) {
         let left = m.get("left")?;
         let right = m.get("right")?;
@@ -221,6 +233,14 @@ mod tests {
 ]}"#;
         assert_eq!(parse_ruleset(accept).unwrap(), Vec::<String>::new());
         assert_eq!(parse_ruleset(r#"{"nftables": []}"#).unwrap(), Vec::<String>::new());
+        let xt_reject = r#"{"nftables": [
+{"chain": {"family": "ip", "table": "filter", "name": "INPUT", "hook": "input", "policy": "accept"}},
+{"rule": {"family": "ip", "table": "filter", "chain": "INPUT", "handle": 4, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "protocol"}}, "right": "icmp"}}, {"counter": null}, {"xt": {"type": "target", "name": "REJECT"}}]}}
+]}"#;
+        assert_eq!(
+            parse_ruleset(xt_reject).unwrap(),
+            ["ip filter INPUT (handle 4): ip protocol icmp reject"]
+        );
         assert!(parse_ruleset("not json").is_err());
     }
 }

@@ -37,6 +37,12 @@ Examples:
   afxdp-responder --iface eth0 --engine xdp-tx     (answer in the kernel, for comparison)
   afxdp-responder --iface eth0 --output json       (one JSON event per line, for programs)
   afxdp-responder flood --iface eth1 --dst 198.18.0.1 --rate 100k --duration 5
+  afxdp-responder --config /etc/afxdp-responder/afxdp-responder.toml   (options from a TOML file)
+  afxdp-responder check --iface eth0 --queues all --mode zero-copy    (would it work? exit 0 / 1)
+  afxdp-responder status --iface eth0 --json                          (what runs there now)
+
+Diagnostics (warnings, notices; -v set-up steps) go to stderr, with journald priorities under
+systemd; RUST_LOG overrides -v / -q. Standard output holds only the statistics and the totals.
 
 The lab (network-namespace demo, bench) is its own program: afxdp-lab --help.";
 
@@ -62,15 +68,20 @@ enum Command {
     /// (checksums, addresses, identifier, sequence, payload) and reports rates, losses and
     /// round-trip percentiles. Bounded by --duration (at most 600 s) and --count.
     Flood(FloodArgs),
-    /// Pre-flight check: would starting the responder with these options work? Reports the
+    /// Pre-flight check: would starting the responder with these options work?
+    ///
+    /// Reports the
     /// driver, queue counts, the device's XDP features (native, redirect, AF_XDP zero-copy, from
     /// the netdev netlink family), the XDP program attached now, capabilities, locked memory
     /// against the UMEM, the kernel, the queues --queues would leave unserved, and firewall rules
     /// that XDP bypasses. Takes every option of the responder (and --config). Exit status 0: it
     /// would work; 1: it would not (the problems say why); 2: bad usage.
     Check(CheckArgs),
-    /// What runs on an interface now, read from the kernel without the process's help: the
-    /// attached XDP program (id, name, mode, bpf_link and its holder) and its counters. Exit
+    /// What runs on an interface now: the attached program and its counters.
+    ///
+    /// Read from the kernel without the process's help: the
+    /// attached XDP program (id, name, mode, bpf_link and its holder), its counters and the queues
+    /// with a bound AF_XDP socket. Exit
     /// status 1 when no XDP program is attached.
     Status(StatusArgs),
 }
