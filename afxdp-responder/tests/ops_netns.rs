@@ -320,7 +320,7 @@ fn drop_echo_with_nft(pair: &NetnsPair) {
 /// A responder in human mode with stderr going to a file (so that `JOURNAL_STREAM` can name it):
 /// started, waited for with `status --json` (the documented interface, not its text), stopped
 /// with SIGINT. Returns (stdout, stderr).
-fn run_human(pair: &NetnsPair, args: &[&str], journal: bool) -> (String, String) {
+fn run_human(pair: &NetnsPair, args: &[&str], journal: bool, rust_log: Option<&str>) -> (String, String) {
     let err_path = std::env::temp_dir().join(format!("afxops-{}-stderr", std::process::id()));
     let err = File::create(&err_path).unwrap();
     let meta = err.metadata().unwrap();
@@ -335,7 +335,10 @@ fn run_human(pair: &NetnsPair, args: &[&str], journal: bool) -> (String, String)
     } else {
         cmd.env_remove("JOURNAL_STREAM");
     }
-    cmd.env_remove("RUST_LOG");
+    match rust_log {
+        Some(filter) => cmd.env("RUST_LOG", filter),
+        None => cmd.env_remove("RUST_LOG"),
+    };
     let child: Child = cmd.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while status_json(pair).0 != 0 {
@@ -367,7 +370,7 @@ fn diagnostics_go_to_stderr_with_journal_priorities_and_json_stays_pure() {
     drop_echo_with_nft(&pair);
 
     // Under journald: the firewall warning with <4>, the veth XDP_TX caveat (a notice) with <5>.
-    let (stdout, stderr) = run_human(&pair, &["--engine", "xdp-tx"], true);
+    let (stdout, stderr) = run_human(&pair, &["--engine", "xdp-tx"], true, None);
     let warning = stderr
         .lines()
         .find(|l| l.contains("XDP runs before netfilter"))
@@ -382,7 +385,7 @@ fn diagnostics_go_to_stderr_with_journal_priorities_and_json_stays_pure() {
     assert!(!stdout.contains("netfilter"), "diagnostics are not on stdout: {stdout}");
 
     // -q hides notices, keeps warnings; without journald the lines carry the program's name.
-    let (_, stderr) = run_human(&pair, &["--engine", "xdp-tx", "-q"], false);
+    let (_, stderr) = run_human(&pair, &["--engine", "xdp-tx", "-q"], false, None);
     assert!(!stderr.contains("on veth, native XDP_TX"), "{stderr}");
     assert!(
         stderr
@@ -391,9 +394,17 @@ fn diagnostics_go_to_stderr_with_journal_priorities_and_json_stays_pure() {
         "{stderr}"
     );
     // -qq hides the warning too; -v shows the set-up steps.
-    let (_, stderr) = run_human(&pair, &["--engine", "xdp-tx", "-qq"], false);
+    let (_, stderr) = run_human(&pair, &["--engine", "xdp-tx", "-qq"], false, None);
     assert!(stderr.is_empty(), "{stderr}");
-    let (_, stderr) = run_human(&pair, &["--queues", "all", "-v"], false);
+    let (_, stderr) = run_human(&pair, &["--queues", "all", "-v"], false, None);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("afxdp-responder: debug: attached in")),
+        "{stderr}"
+    );
+    // RUST_LOG decides over -q.
+    let (_, stderr) = run_human(&pair, &["--queues", "all", "-qq"], false, Some("debug"));
     assert!(
         stderr
             .lines()
