@@ -16,7 +16,8 @@ pub fn neighbour_mac(index: u32, ip: IpAddr) -> Result<Option<[u8; 6]>, NetlinkE
         IpAddr::V4(_) => AddressFamily::Inet,
         IpAddr::V6(_) => AddressFamily::Inet6,
     };
-    request.header.ifindex = index;
+    // The whole family's table: the kernel filters dumps by an NDA_IFINDEX attribute, not by
+    // the header's index; the interface is checked below.
     let answers = RouteSocket::open()?.request(
         "neighbour dump (RTM_GETNEIGH)",
         RouteNetlinkMessage::GetNeighbour(request),
