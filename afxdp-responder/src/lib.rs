@@ -25,8 +25,10 @@
 //!
 //! Module dependencies go one way (checked by listing every `crate::` path outside comments per
 //! module and sorting the graph with `tsort`, which fails on a cycle): `options`, `cpu` and
-//! `netlink` depend on nothing in the crate; `iface` on `netlink`; `worker` on `stats`; `config` on `options` and `worker`; `loader` on
-//! `options` and `netlink`; `output` on `stats`; `metrics` on `stats`, `loader` and `privileges`; `app` on all of these; `flood` on `loader`, `options`, `iface`, `netlink`, `stats` and `cpu`.
+//! `netlink` depend on nothing in the crate; `iface` on `netlink`; `worker` on `stats`; `config`
+//! on `options` and `worker`; `loader` on `options` and `netlink`; `output` on `stats`;
+//! `metrics` on `stats`, `loader` and `privileges`; `app` on all of these; `flood` on `loader`,
+//! `options`, `iface`, `netlink`, `stats` and `cpu`.
 
 pub mod app;
 pub mod config;
