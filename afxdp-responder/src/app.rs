@@ -642,7 +642,10 @@ impl Following {
             let _ = program.remove_address(0, *gone);
         }
         for new in now.iter().filter(|a| !self.current.contains(a)) {
-            let _ = program.add_address(0, *new);
+            if let Err(e) = program.add_address(0, *new) {
+                // E.g. the map is full: say so rather than list an address that is not answered.
+                out.notice(format!("warning: {new} is not answered: {}", one_line(&e)));
+            }
         }
         out.emit(&Event::Addresses(Addresses {
             iface: self.link.name.clone(),

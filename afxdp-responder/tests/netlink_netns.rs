@@ -126,10 +126,42 @@ fn slow_dad(pair: &NetnsPair, probes: u32, retrans_ms: u32) {
     sysctl(pair, &format!("{neigh}.retrans_time_ms"), &retrans_ms.to_string());
 }
 
+/// The metrics endpoint of the responder, on its namespace's own loopback.
+const METRICS: &str = "127.0.0.1:9471";
+
+/// Waits (bounded: the exporter publishes at most every 250 ms) until the metrics' owned-address
+/// count is `expected`; scraped with `curl` inside the responder's namespace.
+fn wait_owned_metric(pair: &NetnsPair, expected: usize) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let out = pair
+            .command_in(Side::Responder, "curl")
+            .args(["-sS", "--max-time", "2", &format!("http://{METRICS}/metrics")])
+            .output()
+            .expect("running curl");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let value = text
+            .lines()
+            .find(|l| l.starts_with("afxdp_responder_owned_addresses{"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok());
+        if value == Some(expected as f64) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "owned addresses {value:?}, expected {expected}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn addresses_added_and_removed_while_running_are_followed_at_once() {
     let pair = pair(1);
-    let mut responder = start(&pair, &["--stats-interval", "0"]);
+    let mut responder = start(&pair, &["--stats-interval", "0", "--metrics-addr", METRICS]);
+    let initial = responder.ready().addresses.len();
+    wait_owned_metric(&pair, initial);
     let mac = pair.mac(Side::Responder);
     let mut replies = 0;
     for (addr, prefix, extra) in [("198.18.0.10", 24, None), ("2001:db8:0:1::10", 64, Some("nodad"))] {
@@ -142,6 +174,7 @@ fn addresses_added_and_removed_while_running_are_followed_at_once() {
         add.extend(extra);
         ip(&pair, &add);
         wait_addresses(&mut responder, addr, true);
+        wait_owned_metric(&pair, initial + 1);
         let answered = ping_to(&pair, addr, 10, Duration::from_millis(20), Duration::from_secs(5));
         assert_eq!(answered.received, 10, "{}", answered.raw);
 
@@ -166,6 +199,7 @@ fn addresses_added_and_removed_while_running_are_followed_at_once() {
         // From the event on: zero replies (the kernel does not answer either: the address is gone).
         let after = ping_to(&pair, addr, 100, Duration::from_millis(10), Duration::from_secs(2));
         assert_eq!(after.received, 0, "answered after the addresses event: {}", after.raw);
+        wait_owned_metric(&pair, initial);
         replies += answered.received + across.received;
     }
     let exit = stop(responder);
@@ -417,4 +451,74 @@ fn flood_finds_the_destination_mac_in_the_neighbour_table_through_netlink() {
     );
     let exit = stop(responder);
     assert_eq!(exit.totals(), (sent, sent, 0), "{}", exit.finished.stdout);
+}
+
+/// Runs `ip -batch -` in the responder's namespace with `lines` on stdin.
+fn ip_batch(pair: &NetnsPair, lines: &str) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = pair
+        .command_in(Side::Responder, "ip")
+        .args(["-batch", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("ip -batch");
+    child.stdin.take().unwrap().write_all(lines.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success(), "ip -batch failed");
+}
+
+#[test]
+fn lost_notifications_are_recovered_from_a_full_dump() {
+    let pair = pair(1);
+    let mut responder = start(&pair, &["--stats-interval", "0"]);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(responder.pid()).unwrap());
+    let count = 1000u32;
+    let addr = |n: u32| format!("2001:db8:0:1::1:{n:x}");
+    let (first, last) = (addr(1), addr(count));
+    client_neighbour(&pair, &last, pair.mac(Side::Responder));
+
+    // While the responder is stopped, a thousand notifications overflow its socket's buffer.
+    let mut add = String::new();
+    let mut del = String::new();
+    for n in 1..=count {
+        add.push_str(&format!("addr add {}/64 dev {} nodad\n", addr(n), pair.responder_if()));
+        del.push_str(&format!("addr del {}/64 dev {}\n", addr(n), pair.responder_if()));
+    }
+    for (lines, present) in [(&add, true), (&del, false)] {
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        ip_batch(&pair, lines);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+        responder
+            .wait_for_event(
+                "the overflow notice",
+                Duration::from_secs(5),
+                |e| matches!(e, Event::Notice(n) if n.message.contains("overflowed")),
+            )
+            .unwrap();
+        let event = responder
+            .wait_for_event("the addresses after the dump", Duration::from_secs(5), |e| {
+                matches!(e, Event::Addresses(_))
+            })
+            .unwrap();
+        let Event::Addresses(listed) = event else {
+            unreachable!()
+        };
+        for a in [&first, &last] {
+            assert_eq!(
+                listed.addresses.contains(a),
+                present,
+                "{a} in {:?}",
+                listed.addresses.len()
+            );
+        }
+        let pings = ping_to(&pair, &last, 5, Duration::from_millis(20), Duration::from_secs(2));
+        assert_eq!(pings.received, if present { 5 } else { 0 }, "{}", pings.raw);
+    }
+    let exit = stop(responder);
+    assert_eq!(
+        exit.totals(),
+        (5, 5, 0),
+        "answered by the responder: {}",
+        exit.finished.stdout
+    );
 }

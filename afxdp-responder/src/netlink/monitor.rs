@@ -56,9 +56,10 @@ impl Notifications {
             .bind(&SocketAddr::new(0, groups as u32))
             .map_err(|e| io("subscribing to link and address notifications", e))?;
         socket.set_non_blocking(true).map_err(|e| io("O_NONBLOCK", e))?;
-        // Room for bursts (an interface going down removes all its IPv6 addresses at once);
-        // capped by net.core.rmem_max, and an overflow is recovered from anyway.
-        let _ = socket.set_rx_buf_sz(1 << 20);
+        // Room for bursts (an interface going down removes all its IPv6 addresses at once):
+        // a few hundred notifications (the kernel doubles it, capped by net.core.rmem_max); an
+        // overflow is recovered from by a full dump.
+        let _ = socket.set_rx_buf_sz(256 * 1024);
         Ok(Notifications {
             socket,
             buffer: vec![0; RECV_BUFFER],
