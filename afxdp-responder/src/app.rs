@@ -254,6 +254,7 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
             mtu: iface.mtu,
         },
         warned: false,
+        stale: false,
     };
     let failure = monitor(
         cfg,
@@ -571,6 +572,8 @@ struct Following {
     link: LinkFacts,
     /// A failing notification socket was reported once.
     warned: bool,
+    /// Notifications may have been missed (a read failed): re-read everything at the next turn.
+    stale: bool,
 }
 
 /// How long the monitor loop waits for a notification before it looks at the statistics.
@@ -586,15 +589,16 @@ impl Following {
                 if !self.warned {
                     self.warned = true;
                     out.notice(format!(
-                        "warning: {}; address and link changes are no longer followed",
+                        "warning: {}; address and link changes may be missed until it recovers",
                         one_line(&e)
                     ));
                 }
+                self.stale = true;
                 thread::sleep(MONITOR_TICK);
                 return None;
             }
         };
-        let mut resync = false;
+        let mut resync = std::mem::take(&mut self.stale);
         let mut addresses_changed = false;
         for change in &changes {
             match change {
@@ -621,7 +625,10 @@ impl Following {
                 self.table.replace(entries);
                 addresses_changed = true;
             }
-            out.notice("rtnetlink notifications overflowed: resynchronised from a full dump");
+            out.notice(
+                "rtnetlink notifications were lost (the socket buffer overflowed, or a read failed): \
+                 resynchronised from a full dump",
+            );
         }
         if addresses_changed {
             self.sync_addresses(program, out);
