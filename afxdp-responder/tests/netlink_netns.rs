@@ -522,3 +522,27 @@ fn lost_notifications_are_recovered_from_a_full_dump() {
         exit.finished.stdout
     );
 }
+
+#[test]
+fn an_interface_whose_only_address_is_tentative_starts_and_answers_after_dad() {
+    let pair = pair(1);
+    slow_dad(&pair, 3, 1000);
+    ip(&pair, &["addr", "flush", "dev", pair.responder_if()]);
+    let addr = "2001:db8:0:1::40";
+    ip(
+        &pair,
+        &["addr", "add", &format!("{addr}/64"), "dev", pair.responder_if()],
+    );
+    let mut responder = start(&pair, &["--stats-interval", "0"]);
+    assert!(
+        kernel_flags(&pair, addr).is_some_and(|f| f.contains(&"tentative".to_string())),
+        "DAD ended before the responder was ready: make it slower"
+    );
+    assert!(responder.ready().addresses.is_empty(), "{:?}", responder.ready());
+    client_neighbour(&pair, addr, pair.mac(Side::Responder));
+    wait_addresses(&mut responder, addr, true);
+    let after = ping_to(&pair, addr, 10, Duration::from_millis(20), Duration::from_secs(5));
+    assert_eq!(after.received, 10, "{}", after.raw);
+    let exit = stop(responder);
+    assert_eq!(exit.totals(), (10, 10, 0), "{}", exit.finished.stdout);
+}
