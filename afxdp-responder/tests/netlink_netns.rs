@@ -293,7 +293,7 @@ fn an_ipv6_address_whose_dad_failed_is_never_answered() {
 }
 
 #[test]
-fn a_mac_change_is_followed() {
+fn mac_and_mtu_changes_are_followed() {
     let pair = pair(1);
     let mut responder = start(&pair, &["--stats-interval", "0"]);
     let addr = pair.ipv4(Side::Responder).to_string();
@@ -324,6 +324,15 @@ fn a_mac_change_is_followed() {
     client_neighbour(&pair, &addr, new_mac);
     let fresh = ping_to(&pair, &addr, 10, Duration::from_millis(20), Duration::from_secs(3));
     assert_eq!(fresh.received, 10, "{}", fresh.raw);
+    // An MTU change is noticed too (what the daemon holds about the link stays true).
+    ip(&pair, &["link", "set", "dev", pair.responder_if(), "mtu", "1400"]);
+    responder
+        .wait_for_event(
+            "the MTU change notice",
+            Duration::from_secs(5),
+            |e| matches!(e, Event::Notice(n) if n.message.contains("MTU changed from 1500 to 1400")),
+        )
+        .unwrap();
     let exit = stop(responder);
     assert_eq!(
         exit.totals(),
