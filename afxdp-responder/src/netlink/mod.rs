@@ -75,6 +75,9 @@ impl NetlinkError {
 /// The largest datagram we read: the kernel fills dump datagrams up to about 32 KiB.
 const RECV_BUFFER: usize = 64 * 1024;
 
+/// How long a request waits for the kernel's answer.
+const REQUEST_TIMEOUT_S: i64 = 5;
+
 /// A request/response rtnetlink socket (not subscribed to any group).
 #[derive(Debug)]
 pub(crate) struct RouteSocket {
@@ -93,6 +96,10 @@ impl RouteSocket {
         // Dumps only the asked interface's entries where the kernel can filter (4.20+); older
         // kernels ignore it and every caller filters again.
         let _ = socket.set_netlink_get_strict_chk(true);
+        // The kernel always answers; should it not, a request fails instead of hanging.
+        let timeout = nix::sys::time::TimeVal::new(REQUEST_TIMEOUT_S, 0);
+        nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::ReceiveTimeout, &timeout)
+            .map_err(|e| io("SO_RCVTIMEO", e.into()))?;
         Ok(RouteSocket {
             socket,
             sequence: 0,
@@ -188,4 +195,49 @@ pub(crate) fn messages(
                 .map_err(|e| e.to_string()),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_core::DoneMessage;
+    use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+
+    fn bytes(sequence: u32, payload: NetlinkPayload<RouteNetlinkMessage>) -> Vec<u8> {
+        let mut header = NetlinkHeader::default();
+        header.sequence_number = sequence;
+        let mut message = NetlinkMessage::new(header, payload);
+        message.finalize();
+        let mut out = vec![0; message.buffer_len()];
+        message.serialize(&mut out);
+        out
+    }
+
+    #[test]
+    fn a_datagram_is_split_into_its_messages_and_garbage_is_an_error() {
+        let mut address = AddressMessage::default();
+        address.header.index = 7;
+        address
+            .attributes
+            .push(AddressAttribute::Local("198.18.0.1".parse().unwrap()));
+        let mut datagram = bytes(3, NetlinkPayload::from(RouteNetlinkMessage::NewAddress(address)));
+        datagram.resize(datagram.len().next_multiple_of(4), 0);
+        datagram.extend(bytes(3, NetlinkPayload::Done(DoneMessage::default())));
+        let parsed: Vec<_> = messages(&datagram).collect();
+        assert_eq!(parsed.len(), 2, "{parsed:?}");
+        assert!(matches!(
+            &parsed[0],
+            Ok((3, NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(a)))) if a.header.index == 7
+        ));
+        assert!(matches!(parsed[1], Ok((3, NetlinkPayload::Done(_)))));
+
+        // A length field longer than the datagram, or shorter than a header: one error, no panic.
+        let mut bad = datagram.clone();
+        bad[0..4].copy_from_slice(&10_000u32.to_ne_bytes());
+        let parsed: Vec<_> = messages(&bad).collect();
+        assert!(parsed.len() == 1 && parsed[0].is_err(), "{parsed:?}");
+        for cut in 0..datagram.len() {
+            let _ = messages(&datagram[..cut]).count();
+        }
+    }
 }
