@@ -85,6 +85,21 @@ impl ResponderProcess {
             .collect()
     }
 
+    /// Waits (at most `timeout`) for the next event for which `wanted` is true and returns it;
+    /// events before it are kept for [`ResponderExit`]. Fails with the responder's error if it
+    /// exits first. `what` names the wait in the error.
+    pub fn wait_for_event(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut wanted: impl FnMut(&Event) -> bool,
+    ) -> Result<Event, LabError> {
+        let line = self.process.wait_for(what, timeout, |line| {
+            Event::parse_line(line).is_some_and(|e| wanted(&e))
+        })?;
+        Ok(Event::parse_line(&line).expect("wait_for returned a line that parsed"))
+    }
+
     /// Process id of the responder.
     pub fn pid(&self) -> u32 {
         self.process.pid()

@@ -1,7 +1,8 @@
 //! The responder as a whole, for every engine: look at the interface, load and attach the XDP
 //! program, start one pinned worker per queue (`--engine afxdp`; the in-kernel engines have
-//! none), drop every capability, say `ready`, then watch the run (live statistics, address
-//! changes, a vanished interface or worker) until SIGINT/SIGTERM, and stop in the right order:
+//! none), drop every capability, say `ready`, then watch the run (live statistics, address and
+//! link changes as rtnetlink announces them, a vanished interface or worker) until
+//! SIGINT/SIGTERM, and stop in the right order:
 //! detach first, so the kernel answers again at once; then drain the workers; then the
 //! `summary`. What it says goes through [`Output`] as events (`--output human|json`).
 
@@ -18,9 +19,10 @@ use crate::config::Config;
 use crate::cpu;
 use crate::options::{Engine, XskMode};
 
-use crate::iface::{IfaceError, Interface};
+use crate::iface::{AddressTable, IfaceError, Interface};
 use crate::loader::{AttachedMode, EngineCounters, EngineProgram, LoaderError};
 use crate::metrics::{Exporter, MetricsError, QueueSample, Snapshot};
+use crate::netlink::{Change, Link, Notifications};
 use crate::output::Output;
 use crate::privileges;
 use crate::stats::{Counters, KernelStats, Rates, SharedCounters};
@@ -124,6 +126,9 @@ pub fn one_line(err: &dyn std::error::Error) -> String {
 pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary, AppError> {
     let start_time = SystemTime::now();
     crate::kernel::check().map_err(AppError::KernelTooOld)?;
+    // Subscribed before the interface and its addresses are read, so that no change between
+    // that reading and the monitor loop is missed.
+    let notifications = Notifications::subscribe().map_err(IfaceError::from)?;
     let iface = Interface::lookup(&cfg.iface)?;
     tracing::debug!(
         "interface {}: index {}, {} usable queue(s)",
@@ -143,12 +148,19 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
             }
         }
     }
+    let table = AddressTable::new(iface.index, iface.address_entries()?);
     let addresses = if cfg.addresses.is_empty() {
-        iface.addresses()?
+        table.answered()
     } else {
         cfg.addresses.clone()
     };
-    if addresses.is_empty() {
+    // An interface whose only addresses are still in DAD starts with nothing to answer and
+    // answers them once the kernel says they are usable.
+    let pending = table
+        .entries()
+        .iter()
+        .any(|a| crate::iface::is_unicast(&a.ip) && !a.answers_echo());
+    if addresses.is_empty() && !(cfg.addresses.is_empty() && pending) {
         return Err(AppError::NoAddresses(iface.name.clone()));
     }
     let policy = ReplyPolicy {
@@ -255,10 +267,18 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
     }
 
     let started = Instant::now();
-    let mut owned = OwnedAddresses {
+    let mut owned = Following {
+        notifications,
+        table,
         follow: cfg.addresses.is_empty(),
         current: addresses,
-        checked: started,
+        link: LinkFacts {
+            name: iface.name.clone(),
+            mac: iface.mac,
+            mtu: iface.mtu,
+        },
+        warned: false,
+        stale: false,
     };
     let failure = monitor(
         cfg,
@@ -548,37 +568,109 @@ fn explain_xsk_error(e: XskError, cfg: &Config) -> AppError {
     AppError::Privilege { needs, source: e }
 }
 
-/// Whether the interface is gone: the kernel unbinds every AF_XDP socket of an interface that is
-/// unregistered and sets its socket error to `ENETDOWN` (`poll()` does not report it, so the
-/// workers would sleep on forever); a plain link down does neither.
-fn interface_gone(iface: &Interface, running: &[Running]) -> bool {
+/// Whether the interface is gone as far as the sockets tell: the kernel unbinds every AF_XDP
+/// socket of an interface that is unregistered and sets its socket error to `ENETDOWN`
+/// (`poll()` does not report it, so the workers would sleep on forever); a plain link down does
+/// neither. The `RTM_DELLINK` notification ([`Following`]) says the same for every engine.
+fn sockets_unbound(running: &[Running]) -> bool {
     use nix::sys::socket::{getsockopt, sockopt::SocketError};
-    let unbound = running
+    running
         .iter()
-        .any(|r| getsockopt(&r.fd, SocketError).is_ok_and(|e| e == libc::ENETDOWN));
-    unbound || nix::net::if_::if_nametoindex(iface.name.as_str()).ok() != Some(iface.index)
+        .any(|r| getsockopt(&r.fd, SocketError).is_ok_and(|e| e == libc::ENETDOWN))
 }
 
-/// The addresses answered for. Without `--address` they follow the interface's own, as the
-/// kernel's answers do: e.g. Linux flushes an interface's IPv6 addresses when it goes down
-/// (unless `keep_addr_on_down`), and a ping to a removed address must no longer be answered.
-struct OwnedAddresses {
+/// What the daemon holds about its link, kept true from `RTM_NEWLINK` notifications.
+struct LinkFacts {
+    name: String,
+    mac: [u8; 6],
+    mtu: u32,
+}
+
+/// The interface's state as rtnetlink announces it: the addresses answered for and the link.
+/// Without `--address` the answered addresses follow the interface's own exactly as the kernel
+/// treats them ([`AddressTable::answered`]): a new address is answered as soon as its
+/// `RTM_NEWADDR` arrives (for IPv6, the one that says DAD is over), a removed one no longer as
+/// soon as its `RTM_DELADDR` arrives (Linux flushes an interface's IPv6 addresses when it goes
+/// down, unless `keep_addr_on_down`). The XDP program's map is changed before the `addresses`
+/// event is printed.
+struct Following {
+    notifications: Notifications,
+    table: AddressTable,
     follow: bool,
     current: Vec<IpAddr>,
-    checked: Instant,
+    link: LinkFacts,
+    /// A failing notification socket was reported once.
+    warned: bool,
+    /// Notifications may have been missed (a read failed): re-read everything at the next turn.
+    stale: bool,
 }
 
-/// How often the interface's addresses are compared with the answered ones.
-const ADDRESS_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+/// How long the monitor loop waits for a notification before it looks at the statistics.
+const MONITOR_TICK: Duration = Duration::from_millis(50);
 
-impl OwnedAddresses {
-    /// Brings the XDP program's address map in line with the interface's addresses.
-    fn refresh(&mut self, iface: &Interface, program: &mut EngineProgram, out: &mut Output) {
-        if !self.follow || self.checked.elapsed() < ADDRESS_CHECK_INTERVAL {
+impl Following {
+    /// Waits up to [`MONITOR_TICK`] for notifications and applies them; returns the error to
+    /// stop with if the interface is gone.
+    fn wait_and_apply(&mut self, iface: &Interface, program: &mut EngineProgram, out: &mut Output) -> Option<AppError> {
+        let changes = match self.notifications.wait(MONITOR_TICK) {
+            Ok(changes) => changes,
+            Err(e) => {
+                if !self.warned {
+                    self.warned = true;
+                    out.notice(format!(
+                        "warning: {}; address and link changes may be missed until it recovers",
+                        one_line(&e)
+                    ));
+                }
+                self.stale = true;
+                thread::sleep(MONITOR_TICK);
+                return None;
+            }
+        };
+        let mut resync = std::mem::take(&mut self.stale);
+        let mut addresses_changed = false;
+        for change in &changes {
+            match change {
+                Change::Overflow => resync = true,
+                Change::DelLink { index } if *index == iface.index => {
+                    return Some(AppError::InterfaceGone(self.link.name.clone()));
+                }
+                Change::NewLink(link) if link.index == iface.index => self.link_changed(link, program, out),
+                Change::NewAddress(_) | Change::DelAddress(_) => {
+                    self.table.apply(change);
+                    addresses_changed = true;
+                }
+                _ => {}
+            }
+        }
+        if resync {
+            // Notifications were lost: the kernel's present state replaces what we built.
+            match self.notifications.link(iface.index) {
+                Ok(None) => return Some(AppError::InterfaceGone(self.link.name.clone())),
+                Ok(Some(link)) => self.link_changed(&link, program, out),
+                Err(_) => {}
+            }
+            if let Ok(entries) = self.notifications.dump_addresses(iface.index) {
+                self.table.replace(entries);
+                addresses_changed = true;
+            }
+            out.notice(
+                "rtnetlink notifications were lost (the socket buffer overflowed, or a read failed): \
+                 resynchronised from a full dump",
+            );
+        }
+        if addresses_changed {
+            self.sync_addresses(program, out);
+        }
+        None
+    }
+
+    /// Brings the XDP program's address map in line with the table, then says so.
+    fn sync_addresses(&mut self, program: &mut EngineProgram, out: &mut Output) {
+        if !self.follow {
             return;
         }
-        self.checked = Instant::now();
-        let Ok(now) = iface.addresses() else { return };
+        let now = self.table.answered();
         if now.len() == self.current.len() && now.iter().all(|a| self.current.contains(a)) {
             return;
         }
@@ -586,24 +678,63 @@ impl OwnedAddresses {
             let _ = program.remove_address(0, *gone);
         }
         for new in now.iter().filter(|a| !self.current.contains(a)) {
-            let _ = program.add_address(0, *new);
+            if let Err(e) = program.add_address(0, *new) {
+                // E.g. the map is full: say so rather than list an address that is not answered.
+                out.notice(format!("warning: {new} is not answered: {}", one_line(&e)));
+            }
         }
         out.emit(&Event::Addresses(Addresses {
-            iface: iface.name.clone(),
+            iface: self.link.name.clone(),
             addresses: now.iter().map(IpAddr::to_string).collect(),
         }));
         self.current = now;
     }
+
+    /// Keeps the link facts true. Up/down needs nothing here (the addresses Linux flushes or
+    /// marks tentative arrive as address notifications); a new MAC goes into the XDP
+    /// program's configuration, so only frames to it are handled.
+    fn link_changed(&mut self, link: &Link, program: &mut EngineProgram, out: &mut Output) {
+        if !link.name.is_empty() && link.name != self.link.name {
+            out.notice(format!("{} was renamed to {}", self.link.name, link.name));
+            self.link.name.clone_from(&link.name);
+        }
+        if let Some(mac) = link.mac().filter(|m| *m != self.link.mac) {
+            let result = match program.set_mac(mac) {
+                Ok(()) => "requests are answered only when sent to the new one".to_string(),
+                Err(e) => format!("the XDP program could not follow it: {}", one_line(&e)),
+            };
+            out.notice(format!(
+                "{}: MAC address changed from {} to {}: {result}",
+                self.link.name,
+                mac_text(self.link.mac),
+                mac_text(mac)
+            ));
+            self.link.mac = mac;
+        }
+        if link.mtu != 0 && link.mtu != self.link.mtu {
+            out.notice(format!(
+                "{}: MTU changed from {} to {}",
+                self.link.name, self.link.mtu, link.mtu
+            ));
+            self.link.mtu = link.mtu;
+        }
+    }
+}
+
+fn mac_text(mac: [u8; 6]) -> String {
+    let [a, b, c, d, e, f] = mac;
+    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
 }
 
 /// Waits for `stop`, emitting live statistics every `--stats-interval` (when something moved)
-/// and following the interface's addresses; returns early if a worker dies or the interface
+/// and following the interface's addresses and link from rtnetlink notifications (the wait
+/// for the next one is the loop's clock); returns early if a worker dies or the interface
 /// disappears. The same loop serves every engine: the in-kernel ones simply have no workers.
 #[allow(clippy::too_many_arguments)]
 fn monitor(
     cfg: &Config,
     iface: &Interface,
-    owned: &mut OwnedAddresses,
+    owned: &mut Following,
     program: &mut EngineProgram,
     stop: &AtomicBool,
     running: &[Running],
@@ -615,11 +746,12 @@ fn monitor(
     let mut last: Vec<Counters> = running.iter().map(|r| r.shared.snapshot()).collect();
     let mut last_program = program.counters().unwrap_or_default();
     while !stop.load(Ordering::Relaxed) {
-        thread::sleep(Duration::from_millis(50));
-        if interface_gone(iface, running) {
-            return Some(AppError::InterfaceGone(iface.name.clone()));
+        if let Some(gone) = owned.wait_and_apply(iface, program, out) {
+            return Some(gone);
         }
-        owned.refresh(iface, program, out);
+        if sockets_unbound(running) {
+            return Some(AppError::InterfaceGone(owned.link.name.clone()));
+        }
         if let Some(m) = metrics {
             m.publish_if_due(running, program, owned.current.len());
         }

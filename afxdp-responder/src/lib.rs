@@ -14,7 +14,8 @@
 //! | [`preflight`] | `check` (would starting work?) and `status` (what runs now?) |
 //! | [`loader`] | the XDP programs: load (aya), maps, attach with a bpf_link, existing-program discovery |
 //! | [`flood`] | the load generator: echo requests from AF_XDP TX rings, every reply verified |
-//! | [`iface`] | facts about a network interface: index, MAC, addresses, queues, TTL |
+//! | [`netlink`] | rtnetlink, synchronously: links, addresses with their flags, neighbours, XDP detach, change notifications |
+//! | [`iface`] | facts about a network interface: index, MAC, MTU, addresses (and the table that follows them), queues, TTL |
 //! | [`kernel`] | the running kernel's version against the minimum (5.9) |
 //! | [`cpu`] | allowed CPUs, default CPU per queue, pinning a thread |
 //! | [`app`] | the responder as a whole, for every engine: start-up, workers, the monitor loop, orderly shutdown, the events |
@@ -29,9 +30,13 @@
 //! `afxdp-xsk` crate, the machine-readable output's schema the `responder-json` crate.
 //!
 //! Module dependencies go one way (checked by listing every `crate::` path outside comments per
-//! module and sorting the graph with `tsort`, which fails on a cycle): `options` and `cpu` depend
-//! on nothing in the crate; `worker` on `stats`; `config` on `options` and `worker`; `loader` on
-//! `options`; `output` on `stats`; `metrics` on `stats`, `loader` and `privileges`; `app` on all of these and `firewall`; `preflight` on `config`, `iface`, `kernel`, `loader`, `netdev`, `options`, `firewall` and `xsk_diag`; `config_file`, `logging`, `firewall`, `netdev` and `xsk_diag` on nothing in the crate; `flood` on `loader`, `options`, `iface`, `stats` and `cpu`.
+//! module and sorting the graph with `tsort`, which fails on a cycle): `options`, `cpu`,
+//! `netlink`, `config_file`, `logging`, `firewall`, `netdev` and `xsk_diag` depend on nothing in
+//! the crate; `iface` on `netlink`; `worker` on `stats`; `config` on `options` and `worker`;
+//! `loader` on `options` and `netlink`; `output` on `stats`; `metrics` on `stats`, `loader` and
+//! `privileges`; `app` on all of these and `firewall`; `preflight` on `config`, `iface`, `kernel`,
+//! `loader`, `netdev`, `options`, `firewall` and `xsk_diag`; `flood` on `loader`, `options`,
+//! `iface`, `netlink`, `stats` and `cpu`.
 
 pub mod app;
 pub mod config;
@@ -45,6 +50,7 @@ pub mod loader;
 pub mod logging;
 pub mod metrics;
 pub mod netdev;
+pub mod netlink;
 pub mod notify;
 pub mod options;
 pub mod output;

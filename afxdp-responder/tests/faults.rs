@@ -72,7 +72,6 @@ fn interface_down_and_up_while_pings_flow_is_survived() {
         "the responder must survive the interface coming back"
     );
     assert!(during.received > 0, "{}", during.raw);
-    std::thread::sleep(Duration::from_millis(400)); // one address check
     let after_v4 = ping_all_answered(&pair, Family::V4, 10);
 
     // Linux flushed the IPv6 address on the way down (keep_addr_on_down is off): like the kernel,
@@ -92,7 +91,15 @@ fn interface_down_and_up_while_pings_flow_is_survived() {
     .unwrap();
     assert_eq!(gone_v6.received, 0, "answered for a removed address: {}", gone_v6.raw);
     ip(&pair, &["addr", "add", &v6, "dev", pair.responder_if(), "nodad"]);
-    std::thread::sleep(Duration::from_millis(400));
+    // Answered from the `addresses` event on (rtnetlink notification, no polling window).
+    let v6_addr = pair.ipv6(Side::Responder).to_string();
+    responder
+        .wait_for_event(
+            "the addresses event with the IPv6 address back",
+            Duration::from_secs(5),
+            |e| matches!(e, Event::Addresses(a) if a.addresses.contains(&v6_addr)),
+        )
+        .expect("the responder follows the re-added address");
     let back_v6 = ping_all_answered(&pair, Family::V6, 10);
 
     let exit = stop(responder);

@@ -29,9 +29,9 @@ use std::time::{Duration, Instant};
 use crate::cpu;
 use crate::iface::{IfaceError, Interface};
 use crate::loader::{CaptureProgram, LoaderError};
+use crate::netlink::{self, NetlinkError};
 use crate::options::XdpMode;
 use afxdp_xsk::{SyscallError, Xsk, XskConfig, XskError};
-use echo_wire::ethernet;
 
 mod capture;
 mod queue;
@@ -88,7 +88,7 @@ pub struct FloodConfig {
     pub dst: IpAddr,
     /// Our source address (default: the interface's first address of the same family).
     pub src: Option<IpAddr>,
-    /// MAC of the target (default: from the kernel's neighbour table).
+    /// MAC of the target (default: from the kernel's neighbour table, read with rtnetlink).
     pub dst_mac: Option<[u8; 6]>,
     /// IP packet size in bytes (header included).
     pub size: usize,
@@ -117,6 +117,9 @@ pub enum FloodError {
     /// Interface lookup.
     #[error(transparent)]
     Iface(#[from] IfaceError),
+    /// The neighbour table could not be read.
+    #[error("reading the neighbour table for the default --dst-mac: {0}")]
+    Neighbour(#[from] NetlinkError),
     /// The reply capture program could not be loaded, filled or attached.
     #[error("the reply capture XDP program: {0}")]
     Program(#[from] LoaderError),
@@ -132,17 +135,6 @@ pub enum FloodError {
         #[source]
         source: SyscallError,
     },
-}
-
-/// The neighbour table's MAC for `ip` on `iface` (`ip neigh show`), for the default `--dst-mac`.
-fn neighbour_mac(iface: &str, ip: IpAddr) -> Option<[u8; 6]> {
-    let out = std::process::Command::new("ip")
-        .args(["neigh", "show", "to", &ip.to_string(), "dev", iface])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mac = text.split_whitespace().skip_while(|w| *w != "lladdr").nth(1)?;
-    ethernet::parse_mac(mac)
 }
 
 /// Runs a flood and returns what it measured. `stop` ends it early (Ctrl-C).
@@ -182,14 +174,17 @@ pub fn run(cfg: &FloodConfig, stop: &AtomicBool, out: &mut dyn Write) -> Result<
                 ))
             })?,
     };
-    let their_mac = match cfg.dst_mac.or_else(|| neighbour_mac(&iface.name, cfg.dst)) {
+    let their_mac = match cfg.dst_mac {
         Some(m) => m,
-        None => {
-            return Err(FloodError::Config(format!(
-                "no neighbour entry for {} on {}: ping it once first or pass --dst-mac",
-                cfg.dst, iface.name
-            )));
-        }
+        None => match netlink::neighbour_mac(iface.index, cfg.dst)? {
+            Some(m) => m,
+            None => {
+                return Err(FloodError::Config(format!(
+                    "no neighbour entry for {} on {}: ping it once first or pass --dst-mac",
+                    cfg.dst, iface.name
+                )));
+            }
+        },
     };
     let template = Template::new(src, cfg.dst, cfg.size, iface.mac, their_mac)?;
     let (mut capture, _attached) = CaptureProgram::load_and_attach(&iface.name, cfg.xdp_mode, src)?;

@@ -1,18 +1,20 @@
 //! Attaching a loaded program to an interface with a bpf_link, and finding out what is
-//! attached already: the kernel's link list, `ip -d link show` and `/proc/*/fdinfo`.
+//! attached already: the interface's `IFLA_XDP` (rtnetlink), the kernel's program and link
+//! lists, and `/proc/*/fdinfo` for the process that holds a link.
 //!
 //! Nothing is ever replaced silently: an interface that has an XDP program gets
 //! [`LoaderError::AlreadyAttached`], which names the program and its owner. Only `--force`
 //! ([`detach_netlink_program`]) removes a program, and only one attached with netlink (`ip link
-//! set ... xdp obj ...`); a bpf_link can be released by its owner alone. (`ip` is used for the
-//! discovery and for `--force` until they move to netlink.)
+//! set ... xdp obj ...`), by the same netlink request `ip link set ... off` sends; a bpf_link can
+//! be released by its owner alone.
 
-use std::{fmt, process::Command};
+use std::fmt;
 
 use aya::programs::{Link as _, ProgramError, Xdp, links::LinkType, loaded_links, loaded_programs, xdp::XdpLink};
 
 use super::error::{LoaderError, errno_of, error_chain, hint_for, program_error};
 use super::program::{EngineProgram, xdp_program};
+use crate::netlink::{self, XdpAttachment};
 use crate::options::XdpMode;
 
 /// The mode an attached program actually runs in.
@@ -42,7 +44,8 @@ impl fmt::Display for AttachedMode {
     }
 }
 
-/// An XDP program that was already attached to an interface, as `ip link` reports it.
+/// An XDP program that was already attached to an interface, as rtnetlink (`IFLA_XDP`) and the
+/// kernel's program and link lists report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExistingXdpProgram {
     /// Mode keyword as `ip link set … <mode> off` takes it: `xdpdrv`, `xdpgeneric` or
@@ -242,8 +245,8 @@ impl EngineProgram {
     ///
     /// Refuses ([`LoaderError::AlreadyAttached`]) when any XDP program, in any mode, is
     /// already attached to the interface: the error names it (program id and name, the
-    /// bpf_link that holds it if any, as reported by `ip -d link show` and the kernel's link
-    /// list) and says how to remove it. Nothing is replaced.
+    /// bpf_link that holds it if any, as reported by rtnetlink and the kernel's program and
+    /// link lists) and says how to remove it. Nothing is replaced.
     pub fn attach(&mut self, ifname: &str, mode: XdpMode) -> Result<AttachedMode, LoaderError> {
         let name = self.engine.program_name();
         self.attacher
@@ -305,31 +308,41 @@ fn xdp_link_exists(prog_id: u32) -> Option<bool> {
     Some(false)
 }
 
-/// The XDP program attached to `ifname`, from `ip -d link show dev IFNAME`, completed with the
-/// program name and bpf_link id from the kernel. `None` if there is none or `ip` is missing
-/// (the kernel then still refuses a second program, and the error says so without details).
-pub(super) fn existing_xdp_program(ifname: &str) -> Option<ExistingXdpProgram> {
-    let output = Command::new("ip")
-        .args(["-d", "link", "show", "dev", ifname])
-        .env("LC_ALL", "C")
-        .output()
-        .ok()?;
-    if !output.status.success() {
-        return None;
-    }
-    let mut existing = parse_ip_link_xdp(&String::from_utf8_lossy(&output.stdout))?;
-    if existing.name.is_none() {
-        existing.name = loaded_programs()
-            .flatten()
-            .find(|info| info.id() == existing.id)
-            .and_then(|info| info.name_as_str().map(str::to_owned));
-    }
-    existing.link_id = loaded_links()
+/// The XDP program attached to `ifname` (the first one if several modes have one), from the
+/// interface's `IFLA_XDP`, completed with the program's name and the id of the bpf_link that
+/// holds it, if any, from the kernel's program and link lists (which need `CAP_SYS_ADMIN`;
+/// without it the name and link are unknown). `None` if there is none or the interface cannot
+/// be asked (the kernel then still refuses a second program, and the error says so without
+/// details).
+pub fn existing_xdp_program(ifname: &str) -> Option<ExistingXdpProgram> {
+    let (_, attachment) = attached_program(ifname)?;
+    Some(describe(attachment))
+}
+
+/// The interface's index and its first attached XDP program.
+fn attached_program(ifname: &str) -> Option<(u32, XdpAttachment)> {
+    let link = netlink::link_by_name(ifname).ok()??;
+    let first = *link.xdp.first()?;
+    Some((link.index, first))
+}
+
+fn describe(attachment: XdpAttachment) -> ExistingXdpProgram {
+    let id = attachment.prog_id;
+    let name = loaded_programs()
         .flatten()
-        .find(|info| info.program_id() == existing.id && matches!(info.link_type(), Ok(LinkType::Xdp)))
+        .find(|info| info.id() == id)
+        .and_then(|info| info.name_as_str().map(str::to_owned));
+    let link_id = loaded_links()
+        .flatten()
+        .find(|info| info.program_id() == id && matches!(info.link_type(), Ok(LinkType::Xdp)))
         .map(|info| info.id());
-    existing.holder = existing.link_id.and_then(link_holder);
-    Some(existing)
+    ExistingXdpProgram {
+        mode: attachment.mode.ip_keyword(),
+        id,
+        name,
+        link_id,
+        holder: link_id.and_then(link_holder),
+    }
 }
 
 /// The process that holds bpf_link `link_id` open: the first `/proc/PID/fdinfo/FD` that says
@@ -363,9 +376,10 @@ fn link_holder(link_id: u32) -> Option<Box<str>> {
 /// responder exits. A program held by a bpf_link is refused with [`LoaderError::AlreadyAttached`]:
 /// only its owner can release it.
 pub fn detach_netlink_program(ifname: &str) -> Result<Option<ExistingXdpProgram>, LoaderError> {
-    let Some(existing) = existing_xdp_program(ifname) else {
+    let Some((ifindex, attachment)) = attached_program(ifname) else {
         return Ok(None);
     };
+    let existing = describe(attachment);
     if existing.link_id.is_some() {
         return Err(already_attached(ifname, Some(existing)));
     }
@@ -374,96 +388,16 @@ pub fn detach_netlink_program(ifname: &str) -> Result<Option<ExistingXdpProgram>
         existing: Box::new(existing.clone()),
         detail,
     };
-    let output = Command::new("ip")
-        .args(["link", "set", "dev", ifname, existing.mode, "off"])
-        .env("LC_ALL", "C")
-        .output()
-        .map_err(|e| failed(format!("running `ip`: {e}")))?;
-    if !output.status.success() {
-        return Err(failed(String::from_utf8_lossy(&output.stderr).trim().to_owned()));
-    }
+    netlink::detach_xdp(ifindex, attachment.mode).map_err(|e| failed(e.to_string()))?;
     if let Some(still) = existing_xdp_program(ifname) {
         return Err(failed(format!("{still} is still attached")));
     }
     Ok(Some(existing))
 }
 
-/// Parses the XDP part of `ip link show` output (iproute2 ≥ 4.x):
-///
-/// ```text
-/// 3: va@vb: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 xdpgeneric qdisc noqueue ...
-///     prog/xdp id 101 name redirect_echo tag 9a10604b8db38cb4 jited
-/// ```
-///
-/// The flag after the MTU is `xdp` (native), `xdpgeneric`, `xdpoffload` or `xdpmulti`; with
-/// `xdpmulti` each program line names its mode (`prog/xdpdrv`, `prog/xdpgeneric`, …). The
-/// first program line wins.
-fn parse_ip_link_xdp(text: &str) -> Option<ExistingXdpProgram> {
-    let first_line = text.lines().next()?;
-    let flag_mode = first_line.split_whitespace().find_map(|word| match word {
-        "xdp" => Some("xdpdrv"),
-        "xdpgeneric" => Some("xdpgeneric"),
-        "xdpoffload" => Some("xdpoffload"),
-        _ => None,
-    });
-    for line in text.lines().skip(1) {
-        let mut words = line.split_whitespace();
-        let Some(kind) = words.next().and_then(|w| w.strip_prefix("prog/")) else {
-            continue;
-        };
-        let mode = match kind {
-            "xdpdrv" => "xdpdrv",
-            "xdpgeneric" => "xdpgeneric",
-            "xdpoffload" => "xdpoffload",
-            "xdp" => flag_mode.unwrap_or("xdpdrv"),
-            _ => continue,
-        };
-        let rest: Vec<&str> = words.collect();
-        let value_of = |key: &str| rest.windows(2).find(|pair| pair[0] == key).map(|pair| pair[1]);
-        let Some(id) = value_of("id").and_then(|id| id.parse().ok()) else {
-            continue;
-        };
-        return Some(ExistingXdpProgram {
-            mode,
-            id,
-            name: value_of("name").map(str::to_owned),
-            link_id: None,
-            holder: None,
-        });
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_ip_link_output() {
-        let generic = "3: va@vb: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 xdpgeneric qdisc \
-                       noqueue state UP mode DEFAULT group default qlen 1000\n    link/ether \
-                       0e:86:29:90:74:01 brd ff:ff:ff:ff:ff:ff\n    prog/xdp id 101 name \
-                       redirect_echo tag 9a10604b8db38cb4 jited \n";
-        assert_eq!(
-            parse_ip_link_xdp(generic),
-            Some(ExistingXdpProgram {
-                mode: "xdpgeneric",
-                id: 101,
-                name: Some("redirect_echo".into()),
-                link_id: None,
-                holder: None,
-            })
-        );
-        let native = "2: vb@va: <UP> mtu 1500 xdp qdisc noqueue\n    link/ether \
-                      8e:d0:e7:b6:ed:88 brd ff:ff:ff:ff:ff:ff\n    prog/xdp id 111 tag 9a jited\n";
-        let parsed = parse_ip_link_xdp(native).unwrap();
-        assert_eq!((parsed.mode, parsed.id, parsed.name), ("xdpdrv", 111, None));
-        let multi = "2: vb@va: <UP> mtu 1500 xdpmulti qdisc noqueue\n    link/ether 8e:d0\n    \
-                     prog/xdpgeneric id 7 name a\n    prog/xdpdrv id 8 name b\n";
-        assert_eq!(parse_ip_link_xdp(multi).unwrap().mode, "xdpgeneric");
-        let none = "2: vb@va: <UP> mtu 1500 qdisc noqueue\n    link/ether 8e:d0\n";
-        assert_eq!(parse_ip_link_xdp(none), None);
-    }
 
     #[test]
     fn existing_program_message_says_how_to_remove_it() {

@@ -145,7 +145,7 @@ pub enum LoaderError {
     #[error(
         "interface {ifname} already has an XDP program attached ({}); afxdp-responder does \
          not replace it: {remedy}",
-        existing.as_ref().map_or_else(|| "could not identify it: `ip` is missing".to_owned(), ToString::to_string)
+        existing.as_ref().map_or_else(|| "could not identify it through rtnetlink".to_owned(), ToString::to_string)
     )]
     AlreadyAttached {
         /// The interface.

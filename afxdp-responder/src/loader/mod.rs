@@ -82,7 +82,7 @@ mod program;
 #[cfg(feature = "test-support")]
 mod test_run;
 
-pub use attach::{AttachedMode, ExistingXdpProgram, detach_netlink_program};
+pub use attach::{AttachedMode, ExistingXdpProgram, detach_netlink_program, existing_xdp_program};
 pub use error::LoaderError;
 pub use inspect::{attached_program, program_counters};
 pub use program::{CaptureProgram, EngineCounters, EngineProgram};

@@ -226,6 +226,8 @@ pub struct EngineProgram {
     xsks: Option<XskMap<MapData>>,
     owned_addrs: HashMap<MapData, OwnedKey, u32>,
     counters: PerCpuArray<MapData, u64>,
+    /// `config`: kept to follow the interface's MAC ([`EngineProgram::set_mac`]).
+    config: Array<MapData, ConfigValue>,
     pub(super) ebpf: Ebpf,
 }
 
@@ -286,7 +288,6 @@ impl EngineProgram {
         config
             .set(0, config_value(mac, policy), 0)
             .map_err(|source| map_error(MAP_CONFIG, "setting the interface MAC and reply TTL".into(), source))?;
-        // `config` may be dropped: the loaded program holds its own reference to the map.
 
         let mut this = Self {
             attacher: Attacher::default(),
@@ -294,6 +295,7 @@ impl EngineProgram {
             xsks,
             owned_addrs,
             counters,
+            config,
             ebpf,
         };
         for &addr in owned {
@@ -314,6 +316,24 @@ impl EngineProgram {
         self.owned_addrs
             .remove(&key)
             .map_err(|source| map_error(MAP_OWNED_ADDRS, format!("removing {addr} on VLAN {vlan_id}"), source))
+    }
+
+    /// Sets the interface MAC in `config` (after the interface's address changed): only frames
+    /// sent to it are handled from now on, so a frame to the old MAC goes to the kernel, which
+    /// drops it as another host's, as it would without the responder. The reply TTL and hop
+    /// limit stay as they are.
+    pub fn set_mac(&mut self, mac: [u8; 6]) -> Result<(), LoaderError> {
+        if !ethernet::is_unicast_mac(&mac) || mac == [0; 6] {
+            return Err(LoaderError::InvalidMac { mac });
+        }
+        let mut value = self
+            .config
+            .get(&0, 0)
+            .map_err(|source| map_error(MAP_CONFIG, "reading the configuration".into(), source))?;
+        value[..6].copy_from_slice(&mac);
+        self.config
+            .set(0, value, 0)
+            .map_err(|source| map_error(MAP_CONFIG, "setting the interface MAC".into(), source))
     }
 
     /// The engine whose program this is.
