@@ -602,7 +602,7 @@ pub fn si(v: f64) -> String {
 }
 
 /// `YYYY-MM-DD HH:MM UTC` for now.
-fn utc_now() -> String {
+pub(crate) fn utc_now() -> String {
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     utc_text(secs)
 }

@@ -1,0 +1,607 @@
+//! `afxdp-lab vm --bench`: the comparison the product promises, on an emulated NIC that has
+//! AF_XDP zero-copy: AF_XDP zero-copy vs copy mode vs the in-kernel `XDP_TX` engine vs the guest
+//! kernel's own stack, the same load from the host's `flood` generator, in one guest per NIC.
+//!
+//! The variants are interleaved (zero-copy, copy, xdp-tx, kernel, then again, `--bench-repetitions`
+//! times), so slow drifts of a shared machine hit them alike; each figure is the median of the
+//! repetitions. CPU per reply is the **guest's** CPU time (its `/proc/stat`, read over the console
+//! before and after each flood: user + system + irq + softirq of the vCPU) divided by the replies:
+//! it covers the responder, the XDP program, the driver and the kernel stack inside the guest, not
+//! QEMU's emulation on the host. Under TCG the absolute figures are those of an emulated CPU:
+//! compare the ratios (the `vs copy` column), not the numbers.
+//!
+//! Writes `vm-latest.json`, `vm-latest.md` and `vm-latest.svg` into `--bench-out`.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use plotters::prelude::*;
+use responder_json::Event;
+use serde::Serialize;
+
+use super::cache::{Cache, GuestKernel, Qemu};
+use super::guest::{Accel, Guest, GuestSpec, Nic, choose_accel};
+use super::initramfs::Initramfs;
+use super::lab::{GuestCpu, event_in, guest_stat, run_flood};
+use super::tapns::{GUEST_MAC, TapNs};
+use crate::bench::report::Spread;
+use crate::{LabError, responder_exe};
+
+/// Options of `afxdp-lab vm --bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VmBenchArgs {
+    /// Run the zero-copy vs copy vs XDP_TX vs kernel comparison in the guest instead of the
+    /// functional checks.
+    #[arg(long)]
+    pub bench: bool,
+    /// NICs to compare (one guest each), e.g. virtio,igb; default: --nic.
+    #[arg(long = "bench-nics", value_enum, value_delimiter = ',', value_name = "LIST")]
+    pub nics: Vec<Nic>,
+    /// Request rates of the flood (the same for every variant), e.g. 5k,20k.
+    #[arg(
+        long = "bench-rates",
+        value_delimiter = ',',
+        default_value = "5k,20k",
+        value_name = "LIST"
+    )]
+    pub rates: Vec<String>,
+    /// Seconds per flood.
+    #[arg(long = "bench-duration", default_value_t = 3.0, value_name = "SECONDS")]
+    pub duration: f64,
+    /// Rounds of the interleaved variants; the table gives medians.
+    #[arg(long = "bench-repetitions", default_value_t = 3, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub repetitions: u32,
+    /// Where to write vm-latest.json, vm-latest.md and vm-latest.svg.
+    #[arg(long = "bench-out", default_value = "docs/bench-results", value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+/// The variants, in interleaving order: `(id the guest's /init takes, label)`.
+pub const VARIANTS: [(&str, &str); 4] = [
+    ("zero-copy", "AF_XDP zero-copy"),
+    ("copy", "AF_XDP copy"),
+    ("xdp-tx", "XDP_TX (in-kernel)"),
+    ("kernel", "kernel stack, no XDP"),
+];
+
+/// One flood of one variant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VmSample {
+    /// Requests sent.
+    pub sent: u64,
+    /// Replies received.
+    pub replies: u64,
+    /// Replies correct byte for byte.
+    pub correct: u64,
+    /// Replies per second.
+    pub replies_per_s: f64,
+    /// Median round trip, µs.
+    pub p50_us: f64,
+    /// The guest's busy CPU seconds over the flood.
+    pub guest_busy_s: f64,
+    /// Of which softirq.
+    pub guest_softirq_s: f64,
+    /// Guest CPU µs per reply.
+    pub cpu_us_per_reply: Option<f64>,
+}
+
+/// One variant at one rate on one NIC, over the repetitions.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VmBenchRow {
+    /// `virtio` or `igb`.
+    pub nic: Nic,
+    /// Variant id (`zero-copy`, `copy`, `xdp-tx`, `kernel`).
+    pub variant: &'static str,
+    /// Variant label.
+    pub label: &'static str,
+    /// The AF_XDP mode each queue got (`ready` event), empty for xdp-tx and kernel.
+    pub mode_obtained: Vec<String>,
+    /// The flood's `--rate`.
+    pub rate: String,
+    /// Each repetition.
+    pub samples: Vec<VmSample>,
+    /// Answered over all repetitions, percent.
+    pub answered_pct: f64,
+    /// Correct over all replies, percent.
+    pub correct_pct: f64,
+    /// Replies per second.
+    pub replies_per_s: Option<Spread>,
+    /// Guest CPU µs per reply.
+    pub cpu_us_per_reply: Option<Spread>,
+    /// Median CPU per reply over copy mode's, same NIC and rate.
+    pub cpu_vs_copy: Option<f64>,
+    /// Median round trip, µs (median of the repetitions' medians).
+    pub p50_us: Option<f64>,
+    /// Why the variant did not run, if it did not.
+    pub error: Option<String>,
+}
+
+/// What a `vm --bench` run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct VmBenchReport {
+    /// UTC date.
+    pub date: String,
+    /// Guest kernel release.
+    pub kernel: String,
+    /// Accelerator per NIC, and the QEMU version.
+    pub guests: Vec<(Nic, String, String)>,
+    /// Seconds per flood.
+    pub duration_s: f64,
+    /// Rounds.
+    pub repetitions: u32,
+    /// Where CPU per reply comes from.
+    pub cpu_source: &'static str,
+    /// The rows.
+    pub rows: Vec<VmBenchRow>,
+    /// Wall time.
+    pub elapsed_s: f64,
+}
+
+const CPU_SOURCE: &str = "guest /proc/stat over each flood: user+nice+system+irq+softirq of the guest's vCPU (responder, XDP, driver and kernel stack inside the guest; not QEMU's emulation on the host)";
+
+/// Runs the comparison on `nics` with `kernel` and writes the results.
+pub fn run_vm_bench(
+    args: &VmBenchArgs,
+    kernel: GuestKernel,
+    nics: &[Nic],
+    cache: &Cache,
+    echo: bool,
+    interrupted: Arc<AtomicBool>,
+) -> Result<ExitCode, LabError> {
+    if !(args.duration > 0.0 && args.duration <= 30.0) {
+        return Err(LabError::Config(format!(
+            "--bench-duration {}: use seconds in (0, 30]",
+            args.duration
+        )));
+    }
+    let started = Instant::now();
+    let exe = responder_exe()?;
+    let files = cache.kernel(kernel)?;
+    let mut report = VmBenchReport {
+        date: crate::bench::report::utc_now(),
+        kernel: files.release.clone(),
+        guests: Vec::new(),
+        duration_s: args.duration,
+        repetitions: args.repetitions,
+        cpu_source: CPU_SOURCE,
+        rows: Vec::new(),
+        elapsed_s: 0.0,
+    };
+    let floods = nics.len() * VARIANTS.len() * args.rates.len() * args.repetitions as usize;
+    println!(
+        "vm bench: {} NIC(s) x {} variants x {} rate(s) x {} round(s) of {:.0} s floods = {floods} floods, interleaved; about {:.0} min",
+        nics.len(),
+        VARIANTS.len(),
+        args.rates.len(),
+        args.repetitions,
+        args.duration,
+        (floods as f64 * (args.duration + 3.0)
+            + (nics.len() * VARIANTS.len() * args.repetitions as usize) as f64 * 8.0)
+            / 60.0
+    );
+    for &nic in nics {
+        let qemu = match nic {
+            Nic::Virtio => Qemu::host()?,
+            Nic::Igb => cache.qemu_backports()?,
+        };
+        let image = Initramfs {
+            busybox: cache.busybox()?,
+            modules: files.load_order(nic.modules()),
+            responder: Some(exe.clone()),
+            ..Initramfs::default()
+        }
+        .build()?;
+        let accel = choose_accel(&qemu, &files.vmlinuz, image.path(), &interrupted);
+        report.guests.push((nic, accel.to_string(), qemu.version()));
+        println!(
+            "vm bench: {}: Linux {}, QEMU {}, accelerator {accel}",
+            nic.label(),
+            files.release,
+            qemu.version()
+        );
+        if accel.accel == Accel::Tcg {
+            println!(
+                "vm bench: TCG emulates every guest instruction: absolute figures mean little, compare the ratios"
+            );
+        }
+        let mut modes = Vec::new();
+        for _ in 0..args.repetitions {
+            modes.extend(VARIANTS.iter().map(|(id, _)| *id));
+        }
+        let net = TapNs::create(1)?;
+        let spec = GuestSpec {
+            qemu: &qemu,
+            accel: accel.accel,
+            vmlinuz: &files.vmlinuz,
+            initrd: image.path(),
+            options: format!("kmx.mode=responder kmx.modes={} kmx.queues=1", modes.join(",")),
+            nic: Some((nic, net.tap().to_string(), 1)),
+            mac: GUEST_MAC.into(),
+            echo,
+            prefix: format!("  guest {}| ", nic.label()),
+        };
+        let mut guest = Guest::boot(&spec, Some(net.ns()), Arc::clone(&interrupted))?;
+        guest.wait_for("KMX-NET ready", Duration::from_secs(240), |l| {
+            l.contains("KMX-NET ready")
+        })?;
+        let mut rows: Vec<VmBenchRow> = Vec::new();
+        for rate in &args.rates {
+            for (id, label) in VARIANTS {
+                rows.push(VmBenchRow {
+                    nic,
+                    variant: id,
+                    label,
+                    mode_obtained: Vec::new(),
+                    rate: rate.clone(),
+                    samples: Vec::new(),
+                    answered_pct: 0.0,
+                    correct_pct: 0.0,
+                    replies_per_s: None,
+                    cpu_us_per_reply: None,
+                    cpu_vs_copy: None,
+                    p50_us: None,
+                    error: None,
+                });
+            }
+        }
+        for (round, mode) in modes.iter().enumerate() {
+            let marker = format!("KMX-START mode={mode}");
+            guest.wait_for(&marker, Duration::from_secs(90), |l| l.contains(&marker))?;
+            let line = guest.wait_for("the variant's start", Duration::from_secs(180), |l| {
+                matches!(event_in(l), Some(Event::Ready(_))) || l.contains("KMX-EXIT") || l.contains("KMX-KERNEL ready")
+            })?;
+            let obtained: Vec<String> = match event_in(&line) {
+                Some(Event::Ready(r)) => r.queues.iter().map(|q| q.mode.clone()).collect(),
+                _ => Vec::new(),
+            };
+            if line.contains("KMX-EXIT") {
+                for row in rows.iter_mut().filter(|r| r.variant == *mode) {
+                    row.error = Some(format!("did not start ({})", line.trim()));
+                }
+                guest.send_line("next")?;
+                continue;
+            }
+            // Let the start-up settle (map filling, the first neighbour resolution).
+            std::thread::sleep(Duration::from_millis(500));
+            for rate in &args.rates {
+                let before = guest_stat(&mut guest)?;
+                let flood = run_flood(&exe, &net, rate, args.duration)?;
+                let cpu = GuestCpu::between(&before, &guest_stat(&mut guest)?);
+                let sample = VmSample {
+                    sent: flood.sent,
+                    replies: flood.replies,
+                    correct: flood.correct,
+                    replies_per_s: flood.replies_per_s,
+                    p50_us: flood.latency_us.p50,
+                    guest_busy_s: cpu.busy_s,
+                    guest_softirq_s: cpu.softirq_s,
+                    cpu_us_per_reply: (flood.replies > 0).then(|| 1e6 * cpu.busy_s / flood.replies as f64),
+                };
+                println!(
+                    "vm bench: {} round {} {:<22} {:>4} pps: {:>6} sent, {:>6.1} % answered, {} wrong, guest CPU {:.2} s = {} us/reply",
+                    nic.label(),
+                    round / VARIANTS.len() + 1,
+                    mode,
+                    rate,
+                    sample.sent,
+                    flood.answered_pct,
+                    flood.wrong,
+                    cpu.busy_s,
+                    sample
+                        .cpu_us_per_reply
+                        .map_or_else(|| "-".into(), |c| format!("{c:.1}"))
+                );
+                if let Some(row) = rows.iter_mut().find(|r| r.variant == *mode && &r.rate == rate) {
+                    row.mode_obtained.clone_from(&obtained);
+                    row.samples.push(sample);
+                }
+            }
+            guest.send_line("next")?;
+            guest.wait_for("the variant's exit", Duration::from_secs(60), |l| {
+                l.contains("KMX-EXIT")
+            })?;
+        }
+        let _ = guest.finish(Duration::from_secs(60));
+        summarize(&mut rows);
+        report.rows.extend(rows);
+    }
+    report.elapsed_s = started.elapsed().as_secs_f64();
+    std::fs::create_dir_all(&args.out).map_err(|source| LabError::Io {
+        what: format!("creating {}", args.out.display()),
+        source,
+    })?;
+    for (name, text) in [
+        (
+            "vm-latest.json",
+            serde_json::to_string_pretty(&report).unwrap_or_default(),
+        ),
+        ("vm-latest.md", markdown(&report)),
+        ("vm-latest.svg", svg(&report).map_err(LabError::Config)?),
+    ] {
+        let path = args.out.join(name);
+        std::fs::write(&path, text).map_err(|source| LabError::Io {
+            what: format!("writing {}", path.display()),
+            source,
+        })?;
+        println!("vm bench: wrote {}", path.display());
+    }
+    println!("\n{}", markdown(&report));
+    let failed = report
+        .rows
+        .iter()
+        .any(|r| r.error.is_some() || r.samples.iter().any(|s| s.correct != s.replies));
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Medians, totals and the ratio to copy mode.
+fn summarize(rows: &mut [VmBenchRow]) {
+    for row in rows.iter_mut() {
+        let (sent, replies, correct) = row
+            .samples
+            .iter()
+            .fold((0, 0, 0), |(s, r, c), x| (s + x.sent, r + x.replies, c + x.correct));
+        row.answered_pct = if sent == 0 {
+            0.0
+        } else {
+            100.0 * replies as f64 / sent as f64
+        };
+        row.correct_pct = if replies == 0 {
+            100.0
+        } else {
+            100.0 * correct as f64 / replies as f64
+        };
+        row.replies_per_s = Spread::of(row.samples.iter().map(|s| s.replies_per_s));
+        row.cpu_us_per_reply = Spread::of(row.samples.iter().filter_map(|s| s.cpu_us_per_reply));
+        row.p50_us = Spread::of(row.samples.iter().map(|s| s.p50_us)).map(|s| s.median);
+    }
+    let copies: Vec<(Nic, String, f64)> = rows
+        .iter()
+        .filter(|r| r.variant == "copy")
+        .filter_map(|r| Some((r.nic, r.rate.clone(), r.cpu_us_per_reply?.median)))
+        .collect();
+    for row in rows.iter_mut() {
+        if let (Some(cpu), Some((_, _, copy))) = (
+            row.cpu_us_per_reply,
+            copies.iter().find(|(n, rate, _)| *n == row.nic && *rate == row.rate),
+        ) {
+            row.cpu_vs_copy = Some(cpu.median / copy);
+        }
+    }
+}
+
+/// The Markdown table.
+pub fn markdown(report: &VmBenchReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Guest Linux {}, {} s floods, {} interleaved round(s), medians (min–max); {}.",
+        report.kernel, report.duration_s, report.repetitions, report.date
+    );
+    for (nic, accel, qemu) in &report.guests {
+        let _ = writeln!(out, "- {}: QEMU {qemu}, accelerator {accel}", nic.label());
+    }
+    let _ = writeln!(
+        out,
+        "- CPU per reply: {}. **Under TCG every figure is an emulated CPU's: compare the ratios.**\n",
+        report.cpu_source
+    );
+    out.push_str("| NIC | variant | mode obtained | rate | answered | correct | replies/s | guest CPU µs/reply | vs copy | p50 µs |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    for r in &report.rows {
+        let spread = |s: Option<Spread>, digits: usize| {
+            s.map_or_else(
+                || "–".to_string(),
+                |s| format!("{:.d$} ({:.d$}–{:.d$})", s.median, s.min, s.max, d = digits),
+            )
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} pps | {} | {:.1} % | {} | {} | {} | {} |",
+            r.nic.label(),
+            r.label,
+            if r.mode_obtained.is_empty() {
+                "–".to_string()
+            } else {
+                r.mode_obtained.join(", ")
+            },
+            r.rate,
+            r.error
+                .as_ref()
+                .map_or_else(|| format!("{:.1} %", r.answered_pct), |e| format!("FAILED: {e}")),
+            r.correct_pct,
+            spread(r.replies_per_s, 0),
+            spread(r.cpu_us_per_reply, 1),
+            r.cpu_vs_copy.map_or_else(|| "–".into(), |x| format!("{x:.2}×")),
+            r.p50_us.map_or_else(|| "–".into(), |x| format!("{x:.0}")),
+        );
+    }
+    out
+}
+
+/// Grouped bars: guest CPU µs per reply (median), one group per NIC and rate, one bar per variant.
+pub fn svg(report: &VmBenchReport) -> Result<String, String> {
+    let mut groups: Vec<(Nic, String)> = Vec::new();
+    for r in &report.rows {
+        if !groups.iter().any(|(n, rate)| *n == r.nic && *rate == r.rate) {
+            groups.push((r.nic, r.rate.clone()));
+        }
+    }
+    let max = report
+        .rows
+        .iter()
+        .filter_map(|r| r.cpu_us_per_reply.map(|s| s.max))
+        .fold(1.0_f64, f64::max);
+    let colors = [
+        RGBColor(0x2c, 0xa0, 0x2c),
+        RGBColor(0x1f, 0x77, 0xb4),
+        RGBColor(0xff, 0x7f, 0x0e),
+        RGBColor(0x7f, 0x7f, 0x7f),
+    ];
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, (1000, 520)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let n = groups.len().max(1) as f64;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!(
+                    "Guest CPU per reply, Linux {} in QEMU (lower is better; TCG: compare ratios)",
+                    report.kernel
+                ),
+                ("sans-serif", 18),
+            )
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..n, 0.0..max * 1.15)
+            .map_err(|e| e.to_string())?;
+        let labels = groups.clone();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(groups.len() * 2 + 1)
+            .x_label_formatter(&|x| {
+                let i = x.floor() as usize;
+                if (x - x.floor() - 0.5).abs() < 0.01 {
+                    labels
+                        .get(i)
+                        .map_or_else(String::new, |(nic, rate)| format!("{} {rate} pps", nic.label()))
+                } else {
+                    String::new()
+                }
+            })
+            .y_desc("guest CPU µs per reply")
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (v, (id, label)) in VARIANTS.iter().enumerate() {
+            let color = colors[v % colors.len()];
+            let bars: Vec<Rectangle<(f64, f64)>> = groups
+                .iter()
+                .enumerate()
+                .filter_map(|(g, (nic, rate))| {
+                    let row = report
+                        .rows
+                        .iter()
+                        .find(|r| r.nic == *nic && r.rate == *rate && r.variant == *id)?;
+                    let cpu = row.cpu_us_per_reply?.median;
+                    let x0 = g as f64 + 0.1 + 0.2 * v as f64;
+                    Some(Rectangle::new([(x0, 0.0), (x0 + 0.18, cpu)], color.filled()))
+                })
+                .collect();
+            chart
+                .draw_series(bars)
+                .map_err(|e| e.to_string())?
+                .label(*label)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(replies: u64, busy_s: f64) -> VmSample {
+        VmSample {
+            sent: replies,
+            replies,
+            correct: replies,
+            replies_per_s: replies as f64 / 3.0,
+            p50_us: 100.0,
+            guest_busy_s: busy_s,
+            guest_softirq_s: busy_s / 2.0,
+            cpu_us_per_reply: Some(1e6 * busy_s / replies as f64),
+        }
+    }
+
+    fn row(variant: &'static str, samples: Vec<VmSample>) -> VmBenchRow {
+        VmBenchRow {
+            nic: Nic::Virtio,
+            variant,
+            label: variant,
+            mode_obtained: Vec::new(),
+            rate: "5k".into(),
+            samples,
+            answered_pct: 0.0,
+            correct_pct: 0.0,
+            replies_per_s: None,
+            cpu_us_per_reply: None,
+            cpu_vs_copy: None,
+            p50_us: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn medians_and_the_ratio_to_copy() {
+        let mut rows = vec![
+            row("copy", vec![sample(15000, 1.5), sample(15000, 3.0), sample(15000, 1.2)]),
+            row(
+                "zero-copy",
+                vec![sample(15000, 0.6), sample(15000, 0.75), sample(15000, 9.0)],
+            ),
+        ];
+        summarize(&mut rows);
+        assert_eq!(rows[0].cpu_us_per_reply.unwrap().median, 100.0);
+        assert_eq!(rows[1].cpu_us_per_reply.unwrap().median, 50.0);
+        assert_eq!(rows[1].cpu_vs_copy, Some(0.5));
+        assert_eq!(rows[0].answered_pct, 100.0);
+        let md = markdown(&VmBenchReport {
+            date: "d".into(),
+            kernel: "7.3.4+deb13-amd64".into(),
+            guests: vec![],
+            duration_s: 3.0,
+            repetitions: 3,
+            cpu_source: CPU_SOURCE,
+            rows: rows.clone(),
+            elapsed_s: 1.0,
+        });
+        assert!(
+            md.contains("| virtio | zero-copy | – | 5k pps | 100.0 % | 100.0 % |"),
+            "{md}"
+        );
+        assert!(md.contains("0.50×"), "{md}");
+    }
+
+    #[test]
+    fn guest_cpu_from_two_proc_stat_lines() {
+        let a = GuestCpu::parse("KMX-STAT cpu  100 0 50 1000 0 0 10 0 0 0").unwrap();
+        let b = GuestCpu::parse("KMX-STAT cpu  150 0 80 1200 0 0 40 0 0 0").unwrap();
+        let cpu = GuestCpu::between(&a, &b);
+        assert!((cpu.busy_s - 1.1).abs() < 1e-9, "{cpu:?}");
+        assert!((cpu.softirq_s - 0.3).abs() < 1e-9);
+        assert!((cpu.total_s - 3.1).abs() < 1e-9);
+        assert!(GuestCpu::parse("cpu0 1 2").is_none());
+    }
+
+    #[test]
+    fn the_plot_renders() {
+        let mut rows = vec![row("copy", vec![sample(15000, 1.5)])];
+        summarize(&mut rows);
+        let svg = svg(&VmBenchReport {
+            date: "d".into(),
+            kernel: "k".into(),
+            guests: vec![],
+            duration_s: 3.0,
+            repetitions: 1,
+            cpu_source: CPU_SOURCE,
+            rows,
+            elapsed_s: 1.0,
+        })
+        .unwrap();
+        assert!(svg.contains("<svg"));
+    }
+}
