@@ -7,8 +7,13 @@
 //! repetitions. CPU per reply is the **guest's** CPU time (its `/proc/stat`, read over the console
 //! before and after each flood: user + system + irq + softirq of the vCPU) divided by the replies:
 //! it covers the responder, the XDP program, the driver and the kernel stack inside the guest, not
-//! QEMU's emulation on the host. Under TCG the absolute figures are those of an emulated CPU:
-//! compare the ratios (the `vs copy` column), not the numbers.
+//! QEMU's emulation on the host. Beside it, the host side: the CPU time of the whole QEMU process
+//! (`utime + stime` of all its threads: the emulated vCPU and the emulated NIC) per reply, which
+//! also counts what the emulated device costs. The guest's figure is sampled by its 250 Hz tick
+//! (Debian's kernels have no IRQ time accounting), so short softirq bursts are counted
+//! statistically; the QEMU figure is exact but includes the emulation. Under TCG the absolute
+//! figures are those of an emulated CPU: compare the ratios (the `vs copy` columns), not the
+//! numbers.
 //!
 //! Writes `vm-latest.json`, `vm-latest.md` and `vm-latest.svg` into `--bench-out`.
 
@@ -27,7 +32,8 @@ use super::cache::{Cache, GuestKernel, Qemu};
 use super::guest::{Accel, Guest, GuestSpec, Nic, choose_accel};
 use super::initramfs::Initramfs;
 use super::lab::{GuestCpu, event_in, guest_stat, run_flood};
-use super::tapns::{GUEST_MAC, TapNs};
+use super::tapns::{GUEST_MAC, GUEST_PASS_V4, GUEST_V4, TapNs};
+use crate::bench::cpu::ProcessCpu;
 use crate::bench::report::Spread;
 use crate::{LabError, responder_exe};
 
@@ -56,18 +62,43 @@ pub struct VmBenchArgs {
     #[arg(long = "bench-repetitions", default_value_t = 3, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=10))]
     pub repetitions: u32,
-    /// Where to write vm-latest.json, vm-latest.md and vm-latest.svg.
+    /// Variants to interleave: zero-copy, copy, xdp-tx, kernel, zero-copy-pass, copy-pass.
+    #[arg(long = "bench-variants", value_delimiter = ',', default_value = DEFAULT_VARIANTS,
+          value_parser = clap::builder::PossibleValuesParser::new(VARIANTS.map(|(id, _)| id)),
+          value_name = "LIST")]
+    pub variants: Vec<String>,
+    /// Where to write the results.
     #[arg(long = "bench-out", default_value = "docs/bench-results", value_name = "DIR")]
     pub out: PathBuf,
+    /// File name stem of the results: STEM.json, STEM.md, STEM.svg.
+    #[arg(long = "bench-name", default_value = "vm-latest", value_name = "STEM")]
+    pub name: String,
 }
 
-/// The variants, in interleaving order: `(id the guest's /init takes, label)`.
-pub const VARIANTS: [(&str, &str); 4] = [
+impl VmBenchArgs {
+    fn variants(&self) -> Vec<(&'static str, &'static str)> {
+        VARIANTS
+            .into_iter()
+            .filter(|(id, _)| self.variants.iter().any(|v| v == id))
+            .collect()
+    }
+}
+
+/// The variants, in interleaving order: `(id the guest's /init takes, label)`. The `-pass`
+/// variants run the responder in that mode but flood an address it does not answer
+/// ([`GUEST_PASS_V4`]): every request is `XDP_PASS`ed and the guest kernel replies, which in
+/// zero-copy mode costs a copy of each frame into a new kernel buffer (an skb).
+pub const VARIANTS: [(&str, &str); 6] = [
     ("zero-copy", "AF_XDP zero-copy"),
     ("copy", "AF_XDP copy"),
     ("xdp-tx", "XDP_TX (in-kernel)"),
     ("kernel", "kernel stack, no XDP"),
+    ("zero-copy-pass", "XDP_PASS to the kernel, zero-copy socket bound"),
+    ("copy-pass", "XDP_PASS to the kernel, copy-mode socket bound"),
 ];
+
+/// The default variants: the four answering ones.
+const DEFAULT_VARIANTS: &str = "zero-copy,copy,xdp-tx,kernel";
 
 /// One flood of one variant.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -88,6 +119,10 @@ pub struct VmSample {
     pub guest_softirq_s: f64,
     /// Guest CPU µs per reply.
     pub cpu_us_per_reply: Option<f64>,
+    /// CPU seconds of the QEMU process on the host over the flood.
+    pub qemu_cpu_s: f64,
+    /// QEMU process CPU µs per reply.
+    pub qemu_us_per_reply: Option<f64>,
 }
 
 /// One variant at one rate on one NIC, over the repetitions.
@@ -115,6 +150,10 @@ pub struct VmBenchRow {
     pub cpu_us_per_reply: Option<Spread>,
     /// Median CPU per reply over copy mode's, same NIC and rate.
     pub cpu_vs_copy: Option<f64>,
+    /// QEMU process CPU µs per reply (host side).
+    pub qemu_us_per_reply: Option<Spread>,
+    /// Its median over copy mode's.
+    pub qemu_vs_copy: Option<f64>,
     /// Median round trip, µs (median of the repetitions' medians).
     pub p50_us: Option<f64>,
     /// Why the variant did not run, if it did not.
@@ -172,16 +211,20 @@ pub fn run_vm_bench(
         rows: Vec::new(),
         elapsed_s: 0.0,
     };
-    let floods = nics.len() * VARIANTS.len() * args.rates.len() * args.repetitions as usize;
+    let variants = args.variants();
+    if variants.is_empty() {
+        return Err(LabError::Config("--bench-variants: name at least one".into()));
+    }
+    let floods = nics.len() * variants.len() * args.rates.len() * args.repetitions as usize;
     println!(
         "vm bench: {} NIC(s) x {} variants x {} rate(s) x {} round(s) of {:.0} s floods = {floods} floods, interleaved; about {:.0} min",
         nics.len(),
-        VARIANTS.len(),
+        variants.len(),
         args.rates.len(),
         args.repetitions,
         args.duration,
         (floods as f64 * (args.duration + 3.0)
-            + (nics.len() * VARIANTS.len() * args.repetitions as usize) as f64 * 8.0)
+            + (nics.len() * variants.len() * args.repetitions as usize) as f64 * 8.0)
             / 60.0
     );
     for &nic in nics {
@@ -211,7 +254,7 @@ pub fn run_vm_bench(
         }
         let mut modes = Vec::new();
         for _ in 0..args.repetitions {
-            modes.extend(VARIANTS.iter().map(|(id, _)| *id));
+            modes.extend(variants.iter().map(|(id, _)| *id));
         }
         let net = TapNs::create(1)?;
         let spec = GuestSpec {
@@ -231,7 +274,7 @@ pub fn run_vm_bench(
         })?;
         let mut rows: Vec<VmBenchRow> = Vec::new();
         for rate in &args.rates {
-            for (id, label) in VARIANTS {
+            for &(id, label) in &variants {
                 rows.push(VmBenchRow {
                     nic,
                     variant: id,
@@ -244,6 +287,8 @@ pub fn run_vm_bench(
                     replies_per_s: None,
                     cpu_us_per_reply: None,
                     cpu_vs_copy: None,
+                    qemu_us_per_reply: None,
+                    qemu_vs_copy: None,
                     p50_us: None,
                     error: None,
                 });
@@ -270,7 +315,14 @@ pub fn run_vm_bench(
             std::thread::sleep(Duration::from_millis(500));
             for rate in &args.rates {
                 let before = guest_stat(&mut guest)?;
-                let flood = run_flood(&exe, &net, rate, args.duration)?;
+                let qemu_before = ProcessCpu::read(guest.pid())?;
+                let dst = if mode.ends_with("-pass") {
+                    GUEST_PASS_V4
+                } else {
+                    GUEST_V4
+                };
+                let flood = run_flood(&exe, &net, dst, rate, args.duration)?;
+                let qemu_cpu = ProcessCpu::read(guest.pid())?.since(&qemu_before).total_s;
                 let cpu = GuestCpu::between(&before, &guest_stat(&mut guest)?);
                 let sample = VmSample {
                     sent: flood.sent,
@@ -281,11 +333,13 @@ pub fn run_vm_bench(
                     guest_busy_s: cpu.busy_s,
                     guest_softirq_s: cpu.softirq_s,
                     cpu_us_per_reply: (flood.replies > 0).then(|| 1e6 * cpu.busy_s / flood.replies as f64),
+                    qemu_cpu_s: qemu_cpu,
+                    qemu_us_per_reply: (flood.replies > 0).then(|| 1e6 * qemu_cpu / flood.replies as f64),
                 };
                 println!(
                     "vm bench: {} round {} {:<22} {:>4} pps: {:>6} sent, {:>6.1} % answered, {} wrong, guest CPU {:.2} s = {} us/reply",
                     nic.label(),
-                    round / VARIANTS.len() + 1,
+                    round / variants.len() + 1,
                     mode,
                     rate,
                     sample.sent,
@@ -357,19 +411,28 @@ fn summarize(rows: &mut [VmBenchRow]) {
         };
         row.replies_per_s = Spread::of(row.samples.iter().map(|s| s.replies_per_s));
         row.cpu_us_per_reply = Spread::of(row.samples.iter().filter_map(|s| s.cpu_us_per_reply));
+        row.qemu_us_per_reply = Spread::of(row.samples.iter().filter_map(|s| s.qemu_us_per_reply));
         row.p50_us = Spread::of(row.samples.iter().map(|s| s.p50_us)).map(|s| s.median);
     }
-    let copies: Vec<(Nic, String, f64)> = rows
-        .iter()
-        .filter(|r| r.variant == "copy")
-        .filter_map(|r| Some((r.nic, r.rate.clone(), r.cpu_us_per_reply?.median)))
-        .collect();
-    for row in rows.iter_mut() {
-        if let (Some(cpu), Some((_, _, copy))) = (
-            row.cpu_us_per_reply,
-            copies.iter().find(|(n, rate, _)| *n == row.nic && *rate == row.rate),
-        ) {
-            row.cpu_vs_copy = Some(cpu.median / copy);
+    type Pick = fn(&VmBenchRow) -> Option<Spread>;
+    type Set = fn(&mut VmBenchRow, f64);
+    let pairs: [(Pick, Set); 2] = [
+        (|r| r.cpu_us_per_reply, |r, x| r.cpu_vs_copy = Some(x)),
+        (|r| r.qemu_us_per_reply, |r, x| r.qemu_vs_copy = Some(x)),
+    ];
+    for (pick, set) in pairs {
+        let copies: Vec<(Nic, String, f64)> = rows
+            .iter()
+            .filter(|r| r.variant == "copy")
+            .filter_map(|r| Some((r.nic, r.rate.clone(), pick(r)?.median)))
+            .collect();
+        for row in rows.iter_mut() {
+            if let (Some(cpu), Some((_, _, copy))) = (
+                pick(row),
+                copies.iter().find(|(n, rate, _)| *n == row.nic && *rate == row.rate),
+            ) {
+                set(row, cpu.median / copy);
+            }
         }
     }
 }
@@ -390,8 +453,8 @@ pub fn markdown(report: &VmBenchReport) -> String {
         "- CPU per reply: {}. **Under TCG every figure is an emulated CPU's: compare the ratios.**\n",
         report.cpu_source
     );
-    out.push_str("| NIC | variant | mode obtained | rate | answered | correct | replies/s | guest CPU µs/reply | vs copy | p50 µs |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| NIC | variant | mode obtained | rate | answered | correct | replies/s | guest CPU µs/reply | vs copy | QEMU CPU µs/reply | vs copy | p50 µs |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in &report.rows {
         let spread = |s: Option<Spread>, digits: usize| {
             s.map_or_else(
@@ -401,7 +464,7 @@ pub fn markdown(report: &VmBenchReport) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} pps | {} | {:.1} % | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} pps | {} | {:.1} % | {} | {} | {} | {} | {} | {} |",
             r.nic.label(),
             r.label,
             if r.mode_obtained.is_empty() {
@@ -417,14 +480,51 @@ pub fn markdown(report: &VmBenchReport) -> String {
             spread(r.replies_per_s, 0),
             spread(r.cpu_us_per_reply, 1),
             r.cpu_vs_copy.map_or_else(|| "–".into(), |x| format!("{x:.2}×")),
+            spread(r.qemu_us_per_reply, 1),
+            r.qemu_vs_copy.map_or_else(|| "–".into(), |x| format!("{x:.2}×")),
             r.p50_us.map_or_else(|| "–".into(), |x| format!("{x:.0}")),
         );
     }
     out
 }
 
-/// Grouped bars: guest CPU µs per reply (median), one group per NIC and rate, one bar per variant.
+/// Two panels of grouped bars, one group per NIC and rate, one bar per variant: the guest's CPU
+/// µs per reply (top) and the QEMU process's (bottom), medians.
 pub fn svg(report: &VmBenchReport) -> Result<String, String> {
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, (1000, 900)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let (top, bottom) = root.split_vertically(450);
+        panel(
+            &top,
+            report,
+            &format!(
+                "Guest CPU per reply, Linux {} (guest /proc/stat; lower is better; TCG: compare ratios)",
+                report.kernel
+            ),
+            "guest CPU µs per reply",
+            |r| r.cpu_us_per_reply,
+        )?;
+        panel(
+            &bottom,
+            report,
+            "QEMU process CPU per reply on the host (emulated vCPU + NIC)",
+            "QEMU CPU µs per reply",
+            |r| r.qemu_us_per_reply,
+        )?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(text)
+}
+
+fn panel(
+    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    report: &VmBenchReport,
+    caption: &str,
+    y_desc: &str,
+    pick: fn(&VmBenchRow) -> Option<Spread>,
+) -> Result<(), String> {
     let mut groups: Vec<(Nic, String)> = Vec::new();
     for r in &report.rows {
         if !groups.iter().any(|(n, rate)| *n == r.nic && *rate == r.rate) {
@@ -434,80 +534,75 @@ pub fn svg(report: &VmBenchReport) -> Result<String, String> {
     let max = report
         .rows
         .iter()
-        .filter_map(|r| r.cpu_us_per_reply.map(|s| s.max))
+        .filter_map(|r| pick(r).map(|s| s.median))
         .fold(1.0_f64, f64::max);
     let colors = [
         RGBColor(0x2c, 0xa0, 0x2c),
         RGBColor(0x1f, 0x77, 0xb4),
         RGBColor(0xff, 0x7f, 0x0e),
         RGBColor(0x7f, 0x7f, 0x7f),
+        RGBColor(0x94, 0x67, 0xbd),
+        RGBColor(0xd6, 0x27, 0x28),
     ];
-    let mut text = String::new();
-    {
-        let root = SVGBackend::with_string(&mut text, (1000, 520)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let n = groups.len().max(1) as f64;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                format!(
-                    "Guest CPU per reply, Linux {} in QEMU (lower is better; TCG: compare ratios)",
-                    report.kernel
-                ),
-                ("sans-serif", 18),
-            )
-            .margin(15)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.0..n, 0.0..max * 1.15)
-            .map_err(|e| e.to_string())?;
-        let labels = groups.clone();
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(groups.len() * 2 + 1)
-            .x_label_formatter(&|x| {
-                let i = x.floor() as usize;
-                if (x - x.floor() - 0.5).abs() < 0.01 {
-                    labels
-                        .get(i)
-                        .map_or_else(String::new, |(nic, rate)| format!("{} {rate} pps", nic.label()))
-                } else {
-                    String::new()
-                }
+    let n = groups.len().max(1) as f64;
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 17))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..n, 0.0..max * 1.25)
+        .map_err(|e| e.to_string())?;
+    let labels = groups.clone();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(groups.len() * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = x.floor() as usize;
+            if (x - x.floor() - 0.5).abs() < 0.01 {
+                labels
+                    .get(i)
+                    .map_or_else(String::new, |(nic, rate)| format!("{} {rate} pps", nic.label()))
+            } else {
+                String::new()
+            }
+        })
+        .y_desc(y_desc)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let present: Vec<&(&str, &str)> = VARIANTS
+        .iter()
+        .filter(|(id, _)| report.rows.iter().any(|r| r.variant == *id))
+        .collect();
+    let width = 0.8 / present.len().max(1) as f64;
+    for (v, (id, label)) in present.into_iter().enumerate() {
+        let color = colors[v % colors.len()];
+        let bars: Vec<Rectangle<(f64, f64)>> = groups
+            .iter()
+            .enumerate()
+            .filter_map(|(g, (nic, rate))| {
+                let row = report
+                    .rows
+                    .iter()
+                    .find(|r| r.nic == *nic && r.rate == *rate && r.variant == *id)?;
+                let value = pick(row)?.median;
+                let x0 = g as f64 + 0.1 + width * v as f64;
+                Some(Rectangle::new([(x0, 0.0), (x0 + width * 0.9, value)], color.filled()))
             })
-            .y_desc("guest CPU µs per reply")
-            .draw()
-            .map_err(|e| e.to_string())?;
-        for (v, (id, label)) in VARIANTS.iter().enumerate() {
-            let color = colors[v % colors.len()];
-            let bars: Vec<Rectangle<(f64, f64)>> = groups
-                .iter()
-                .enumerate()
-                .filter_map(|(g, (nic, rate))| {
-                    let row = report
-                        .rows
-                        .iter()
-                        .find(|r| r.nic == *nic && r.rate == *rate && r.variant == *id)?;
-                    let cpu = row.cpu_us_per_reply?.median;
-                    let x0 = g as f64 + 0.1 + 0.2 * v as f64;
-                    Some(Rectangle::new([(x0, 0.0), (x0 + 0.18, cpu)], color.filled()))
-                })
-                .collect();
-            chart
-                .draw_series(bars)
-                .map_err(|e| e.to_string())?
-                .label(*label)
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
-        }
+            .collect();
         chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
+            .draw_series(bars)
+            .map_err(|e| e.to_string())?
+            .label(*label)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
     }
-    Ok(text)
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -524,6 +619,8 @@ mod tests {
             guest_busy_s: busy_s,
             guest_softirq_s: busy_s / 2.0,
             cpu_us_per_reply: Some(1e6 * busy_s / replies as f64),
+            qemu_cpu_s: 2.0 * busy_s,
+            qemu_us_per_reply: Some(2e6 * busy_s / replies as f64),
         }
     }
 
@@ -540,6 +637,8 @@ mod tests {
             replies_per_s: None,
             cpu_us_per_reply: None,
             cpu_vs_copy: None,
+            qemu_us_per_reply: None,
+            qemu_vs_copy: None,
             p50_us: None,
             error: None,
         }
@@ -558,6 +657,8 @@ mod tests {
         assert_eq!(rows[0].cpu_us_per_reply.unwrap().median, 100.0);
         assert_eq!(rows[1].cpu_us_per_reply.unwrap().median, 50.0);
         assert_eq!(rows[1].cpu_vs_copy, Some(0.5));
+        assert_eq!(rows[1].qemu_us_per_reply.unwrap().median, 100.0);
+        assert_eq!(rows[1].qemu_vs_copy, Some(0.5));
         assert_eq!(rows[0].answered_pct, 100.0);
         let md = markdown(&VmBenchReport {
             date: "d".into(),

@@ -330,6 +330,11 @@ impl Guest {
         })
     }
 
+    /// The QEMU process's id (`ip netns exec` execs QEMU in place).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Seconds since QEMU started.
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()

@@ -6,7 +6,9 @@
 #   kmx.mode=responder  configure eth0, run afxdp-responder --output json once per kmx.modes
 #                       entry; the lab writes a line on the console when it is done with one
 #   kmx.modes=copy,zero-copy,auto,xdp-tx,kernel   kmx.queues=N (1 or 2)
-#                       (xdp-tx: --engine xdp-tx; kernel: no responder, the kernel answers)
+#                       (xdp-tx: --engine xdp-tx; kernel: no responder, the kernel answers;
+#                       zero-copy-pass, copy-pass: that mode, answering 198.18.0.1 and 2001:db8::1
+#                       only, so requests to 198.18.0.3 are passed to the kernel)
 #   kmx.mode=probe      print the boot line and power off (the lab's KVM probe)
 # While a mode runs, the lab may write "stat" (the guest answers with its /proc/stat CPU line)
 # and writes "next" when it is done with the mode.
@@ -61,12 +63,14 @@ elif [ "$mode" = responder ]; then
 	if [ "$q" -gt 1 ]; then /usr/sbin/ethtool -L $dev combined "$q"; qs=0-$((q - 1)); fi
 	$IP link set $dev up
 	$IP addr add 198.18.0.1/24 dev $dev
+	$IP addr add 198.18.0.3/24 dev $dev
 	$IP -6 addr add 2001:db8::1/64 dev $dev nodad
 	echo "KMX-NET ready driver=$(/usr/sbin/ethtool -i $dev | sed -n 's/^driver: //p') queues=$q"
 	for m in $(arg kmx.modes | tr , ' '); do
 		echo "KMX-START mode=$m"
 		case $m in
 		xdp-tx) opts="--engine xdp-tx" ;;
+		*-pass) opts="--queues $qs --mode ${m%-pass} --address 198.18.0.1 --address 2001:db8::1" ;;
 		*) opts="--queues $qs --mode $m" ;;
 		esac
 		echo 0 >/tmp/resp.pid

@@ -2,6 +2,7 @@
 //! optionally the `flood` generator) from the host end, checked with the host's kernel counters
 //! and `tcpdump -vvv` on the tap.
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -426,7 +427,7 @@ fn run_mode(cfg: &VmConfig, net: &TapNs, guest: &mut Guest, mode: &str) -> Resul
                 _ => &flood.rate,
             };
             let cpu_before = guest_stat(guest)?;
-            let report = run_flood(&cfg.responder, net, rate, flood.duration)?;
+            let report = run_flood(&cfg.responder, net, GUEST_V4, rate, flood.duration)?;
             let cpu = GuestCpu::between(&cpu_before, &guest_stat(guest)?);
             run.guest_cpu = Some(cpu);
             println!(
@@ -511,14 +512,20 @@ pub(super) fn guest_stat(guest: &mut Guest) -> Result<[u64; 10], LabError> {
 }
 
 /// `afxdp-responder flood --json` from the host namespace against the guest.
-pub(super) fn run_flood(exe: &Path, net: &TapNs, rate: &str, duration: f64) -> Result<FloodReport, LabError> {
+pub(super) fn run_flood(
+    exe: &Path,
+    net: &TapNs,
+    dst: Ipv4Addr,
+    rate: &str,
+    duration: f64,
+) -> Result<FloodReport, LabError> {
     let mut cmd: Command = net.command_on(Side::Client, &exe.to_string_lossy(), None)?;
     cmd.args([
         "flood",
         "--iface",
         net.tap(),
         "--dst",
-        &GUEST_V4.to_string(),
+        &dst.to_string(),
         "--dst-mac",
         GUEST_MAC,
     ])

@@ -55,7 +55,7 @@ pub use cache::{CACHE_DIR, Cache, GuestKernel, KernelFiles, KernelPackage, Qemu,
 pub use guest::{ACCEL_ENV, Accel, AccelChoice, Nic, choose_accel};
 pub use lab::{CaptureCheck, FloodSpec, GuestCpu, ModeRun, VmConfig, VmReport, has_zero_copy, run_vm};
 pub use matrix::{MatrixRow, TEST_BINARY_ENV, TestBinary, render_matrix, run_matrix};
-pub use tapns::{GUEST_MAC, GUEST_V4, GUEST_V6, HOST_V4, HOST_V6, TapNs};
+pub use tapns::{GUEST_MAC, GUEST_PASS_V4, GUEST_V4, GUEST_V6, HOST_V4, HOST_V6, TapNs};
 
 use crate::{LabError, require_root, responder_exe};
 
