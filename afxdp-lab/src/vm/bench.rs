@@ -294,73 +294,36 @@ pub fn run_vm_bench(
                 });
             }
         }
+        let mut stopped = None;
         for (round, mode) in modes.iter().enumerate() {
-            let marker = format!("KMX-START mode={mode}");
-            guest.wait_for(&marker, Duration::from_secs(90), |l| l.contains(&marker))?;
-            let line = guest.wait_for("the variant's start", Duration::from_secs(180), |l| {
-                matches!(event_in(l), Some(Event::Ready(_))) || l.contains("KMX-EXIT") || l.contains("KMX-KERNEL ready")
-            })?;
-            let obtained: Vec<String> = match event_in(&line) {
-                Some(Event::Ready(r)) => r.queues.iter().map(|q| q.mode.clone()).collect(),
-                _ => Vec::new(),
+            let ctx = Round {
+                exe: &exe,
+                net: &net,
+                args,
+                nic,
+                round: round / variants.len() + 1,
+                mode,
             };
-            if line.contains("KMX-EXIT") {
-                for row in rows.iter_mut().filter(|r| r.variant == *mode) {
-                    row.error = Some(format!("did not start ({})", line.trim()));
-                }
-                guest.send_line("next")?;
-                continue;
+            if let Err(err) = bench_round(&ctx, &mut guest, &mut rows) {
+                stopped = Some(crate::one_line(&err));
+                break;
             }
-            // Let the start-up settle (map filling, the first neighbour resolution).
-            std::thread::sleep(Duration::from_millis(500));
-            for rate in &args.rates {
-                let before = guest_stat(&mut guest)?;
-                let qemu_before = ProcessCpu::read(guest.pid())?;
-                let dst = if mode.ends_with("-pass") {
-                    GUEST_PASS_V4
-                } else {
-                    GUEST_V4
-                };
-                let flood = run_flood(&exe, &net, dst, rate, args.duration)?;
-                let qemu_cpu = ProcessCpu::read(guest.pid())?.since(&qemu_before).total_s;
-                let cpu = GuestCpu::between(&before, &guest_stat(&mut guest)?);
-                let sample = VmSample {
-                    sent: flood.sent,
-                    replies: flood.replies,
-                    correct: flood.correct,
-                    replies_per_s: flood.replies_per_s,
-                    p50_us: flood.latency_us.p50,
-                    guest_busy_s: cpu.busy_s,
-                    guest_softirq_s: cpu.softirq_s,
-                    cpu_us_per_reply: (flood.replies > 0).then(|| 1e6 * cpu.busy_s / flood.replies as f64),
-                    qemu_cpu_s: qemu_cpu,
-                    qemu_us_per_reply: (flood.replies > 0).then(|| 1e6 * qemu_cpu / flood.replies as f64),
-                };
-                println!(
-                    "vm bench: {} round {} {:<22} {:>4} pps: {:>6} sent, {:>6.1} % answered, {} wrong, guest CPU {:.2} s = {} us/reply",
-                    nic.label(),
-                    round / variants.len() + 1,
-                    mode,
-                    rate,
-                    sample.sent,
-                    flood.answered_pct,
-                    flood.wrong,
-                    cpu.busy_s,
-                    sample
-                        .cpu_us_per_reply
-                        .map_or_else(|| "-".into(), |c| format!("{c:.1}"))
-                );
-                if let Some(row) = rows.iter_mut().find(|r| r.variant == *mode && &r.rate == rate) {
-                    row.mode_obtained.clone_from(&obtained);
-                    row.samples.push(sample);
-                }
-            }
-            guest.send_line("next")?;
-            guest.wait_for("the variant's exit", Duration::from_secs(60), |l| {
-                l.contains("KMX-EXIT")
-            })?;
         }
-        let _ = guest.finish(Duration::from_secs(60));
+        match stopped {
+            None => {
+                let _ = guest.finish(Duration::from_secs(60));
+            }
+            Some(msg) => {
+                // A guest that stops answering ends this NIC's part; what was measured stays.
+                println!("vm bench: {}: stopped: {msg}", nic.label());
+                for row in rows
+                    .iter_mut()
+                    .filter(|r| r.error.is_none() && r.samples.len() < args.repetitions as usize)
+                {
+                    row.error = Some(format!("incomplete: {msg}"));
+                }
+            }
+        }
         summarize(&mut rows);
         report.rows.extend(rows);
     }
@@ -435,6 +398,94 @@ fn summarize(rows: &mut [VmBenchRow]) {
             }
         }
     }
+}
+
+/// What one round of one variant needs.
+struct Round<'a> {
+    exe: &'a std::path::Path,
+    net: &'a TapNs,
+    args: &'a VmBenchArgs,
+    nic: Nic,
+    round: usize,
+    mode: &'a str,
+}
+
+/// One variant once: wait for it to start, flood it at each rate with the CPU readings around,
+/// and tell the guest to move on.
+fn bench_round(ctx: &Round<'_>, guest: &mut Guest, rows: &mut [VmBenchRow]) -> Result<(), LabError> {
+    let Round {
+        exe,
+        net,
+        args,
+        nic,
+        round,
+        mode,
+    } = *ctx;
+    let marker = format!("KMX-START mode={mode}");
+    guest.wait_for(&marker, Duration::from_secs(90), |l| l.contains(&marker))?;
+    let line = guest.wait_for("the variant's start", Duration::from_secs(180), |l| {
+        matches!(event_in(l), Some(Event::Ready(_))) || l.contains("KMX-EXIT") || l.contains("KMX-KERNEL ready")
+    })?;
+    let obtained: Vec<String> = match event_in(&line) {
+        Some(Event::Ready(r)) => r.queues.iter().map(|q| q.mode.clone()).collect(),
+        _ => Vec::new(),
+    };
+    if line.contains("KMX-EXIT") {
+        for row in rows.iter_mut().filter(|r| r.variant == mode) {
+            row.error = Some(format!("did not start ({})", line.trim()));
+        }
+        guest.send_line("next")?;
+        return Ok(());
+    }
+    // Let the start-up settle (map filling, the first neighbour resolution).
+    std::thread::sleep(Duration::from_millis(500));
+    for rate in &args.rates {
+        let before = guest_stat(guest)?;
+        let qemu_before = ProcessCpu::read(guest.pid())?;
+        let dst = if mode.ends_with("-pass") {
+            GUEST_PASS_V4
+        } else {
+            GUEST_V4
+        };
+        let flood = run_flood(exe, net, dst, rate, args.duration)?;
+        let qemu_cpu = ProcessCpu::read(guest.pid())?.since(&qemu_before).total_s;
+        let cpu = GuestCpu::between(&before, &guest_stat(guest)?);
+        let sample = VmSample {
+            sent: flood.sent,
+            replies: flood.replies,
+            correct: flood.correct,
+            replies_per_s: flood.replies_per_s,
+            p50_us: flood.latency_us.p50,
+            guest_busy_s: cpu.busy_s,
+            guest_softirq_s: cpu.softirq_s,
+            cpu_us_per_reply: (flood.replies > 0).then(|| 1e6 * cpu.busy_s / flood.replies as f64),
+            qemu_cpu_s: qemu_cpu,
+            qemu_us_per_reply: (flood.replies > 0).then(|| 1e6 * qemu_cpu / flood.replies as f64),
+        };
+        println!(
+            "vm bench: {} round {} {:<22} {:>4} pps: {:>6} sent, {:>6.1} % answered, {} wrong, guest CPU {:.2} s = {} us/reply",
+            nic.label(),
+            round,
+            mode,
+            rate,
+            sample.sent,
+            flood.answered_pct,
+            flood.wrong,
+            cpu.busy_s,
+            sample
+                .cpu_us_per_reply
+                .map_or_else(|| "-".into(), |c| format!("{c:.1}"))
+        );
+        if let Some(row) = rows.iter_mut().find(|r| r.variant == mode && &r.rate == rate) {
+            row.mode_obtained.clone_from(&obtained);
+            row.samples.push(sample);
+        }
+    }
+    guest.send_line("next")?;
+    guest.wait_for("the variant's exit", Duration::from_secs(60), |l| {
+        l.contains("KMX-EXIT")
+    })?;
+    Ok(())
 }
 
 /// The Markdown table.
