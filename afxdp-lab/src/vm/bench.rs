@@ -601,7 +601,7 @@ fn panel(
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(0.0..n, 0.0..max * 1.25)
+        .build_cartesian_2d(0.0..n, 0.0..max * 1.8)
         .map_err(|e| e.to_string())?;
     let labels = groups.clone();
     chart

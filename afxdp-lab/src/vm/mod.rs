@@ -110,7 +110,7 @@ pub struct VmArgs {
     #[arg(long, default_value_t = 3.0, value_name = "SECONDS")]
     pub flood_duration: f64,
     /// Instead: the kernel matrix: per kernel, load the five XDP objects and run the
-    /// xdp_verdicts test binary in the guest (6.1, 6.12 and 7.3 unless --matrix-kernel).
+    /// xdp_verdicts test binary in the guest (6.1, 6.12 and 7 unless --matrix-kernel).
     #[arg(long)]
     pub matrix: bool,
     /// With --matrix: only these kernels (repeatable); default all three.
