@@ -161,7 +161,7 @@ pub struct VmBenchRow {
 }
 
 /// What a `vm --bench` run measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VmBenchReport {
     /// UTC date.
     pub date: String,
@@ -192,6 +192,49 @@ pub fn run_vm_bench(
     echo: bool,
     interrupted: Arc<AtomicBool>,
 ) -> Result<ExitCode, LabError> {
+    let report = measure_vm_bench(args, kernel, nics, cache, echo, interrupted)?;
+    std::fs::create_dir_all(&args.out).map_err(|source| LabError::Io {
+        what: format!("creating {}", args.out.display()),
+        source,
+    })?;
+    for (ext, text) in [
+        ("json", serde_json::to_string_pretty(&report).unwrap_or_default()),
+        ("md", markdown(&report)),
+        ("svg", svg(&report).map_err(LabError::Config)?),
+    ] {
+        let path = args.out.join(format!("{}.{ext}", args.name));
+        std::fs::write(&path, text).map_err(|source| LabError::Io {
+            what: format!("writing {}", path.display()),
+            source,
+        })?;
+        println!("vm bench: wrote {}", path.display());
+    }
+    println!("\n{}", markdown(&report));
+    Ok(if report.failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+impl VmBenchReport {
+    /// Whether a variant failed or a reply was wrong.
+    pub fn failed(&self) -> bool {
+        self.rows
+            .iter()
+            .any(|r| r.error.is_some() || r.samples.iter().any(|s| s.correct != s.replies))
+    }
+}
+
+/// Measures the comparison on `nics` with `kernel` (one guest per NIC, variants interleaved).
+pub fn measure_vm_bench(
+    args: &VmBenchArgs,
+    kernel: GuestKernel,
+    nics: &[Nic],
+    cache: &Cache,
+    echo: bool,
+    interrupted: Arc<AtomicBool>,
+) -> Result<VmBenchReport, LabError> {
     if !(args.duration > 0.0 && args.duration <= 30.0) {
         return Err(LabError::Config(format!(
             "--bench-duration {}: use seconds in (0, 30]",
@@ -328,31 +371,7 @@ pub fn run_vm_bench(
         report.rows.extend(rows);
     }
     report.elapsed_s = started.elapsed().as_secs_f64();
-    std::fs::create_dir_all(&args.out).map_err(|source| LabError::Io {
-        what: format!("creating {}", args.out.display()),
-        source,
-    })?;
-    for (name, text) in [
-        (
-            "vm-latest.json",
-            serde_json::to_string_pretty(&report).unwrap_or_default(),
-        ),
-        ("vm-latest.md", markdown(&report)),
-        ("vm-latest.svg", svg(&report).map_err(LabError::Config)?),
-    ] {
-        let path = args.out.join(name);
-        std::fs::write(&path, text).map_err(|source| LabError::Io {
-            what: format!("writing {}", path.display()),
-            source,
-        })?;
-        println!("vm bench: wrote {}", path.display());
-    }
-    println!("\n{}", markdown(&report));
-    let failed = report
-        .rows
-        .iter()
-        .any(|r| r.error.is_some() || r.samples.iter().any(|s| s.correct != s.replies));
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(report)
 }
 
 /// Medians, totals and the ratio to copy mode.

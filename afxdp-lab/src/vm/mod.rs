@@ -50,7 +50,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-pub use bench::{VmBenchArgs, VmBenchRow, run_vm_bench};
+pub use bench::{VmBenchArgs, VmBenchReport, VmBenchRow, measure_vm_bench, run_vm_bench};
+/// The VM bench's Markdown table and plot, for `afxdp-lab bench --vm`.
+pub mod bench_output {
+    pub use super::bench::{markdown, svg};
+}
 pub use cache::{CACHE_DIR, Cache, GuestKernel, KernelFiles, KernelPackage, Qemu, release_version};
 pub use guest::{ACCEL_ENV, Accel, AccelChoice, Nic, choose_accel};
 pub use lab::{CaptureCheck, FloodSpec, GuestCpu, ModeRun, VmConfig, VmReport, has_zero_copy, run_vm};
