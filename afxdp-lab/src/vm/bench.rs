@@ -183,6 +183,8 @@ pub struct VmBenchReport {
 
 const CPU_SOURCE: &str = "guest /proc/stat over each flood: user+nice+system+irq+softirq of the guest's vCPU (responder, XDP, driver and kernel stack inside the guest; not QEMU's emulation on the host)";
 
+const QEMU_SOURCE: &str = "utime + stime of the QEMU process on the host over each flood (all its threads: the emulated vCPU and NIC included)";
+
 /// Runs the comparison on `nics` with `kernel` and writes the results.
 pub fn run_vm_bench(
     args: &VmBenchArgs,
@@ -520,7 +522,7 @@ pub fn markdown(report: &VmBenchReport) -> String {
     }
     let _ = writeln!(
         out,
-        "- CPU per reply: {}. **Under TCG every figure is an emulated CPU's: compare the ratios.**\n",
+        "- guest CPU per reply: {}; QEMU CPU per reply: {QEMU_SOURCE}. **Under TCG every figure is an emulated CPU's: compare the ratios.**\n",
         report.cpu_source
     );
     out.push_str("| NIC | variant | mode obtained | rate | answered | correct | replies/s | guest CPU µs/reply | vs copy | QEMU CPU µs/reply | vs copy | p50 µs |\n");
