@@ -28,8 +28,9 @@ Both demo and test need root and install missing packages with apt-get:
   xz-utils zstd
 and test installs scapy and prometheus-client (PyPI) for the parity and metrics tests when python3
 lacks them.
-test also runs the VM lab (QEMU guests under emulation, about 2 minutes); on first use it fetches
-Debian's guest kernels and busybox (about 300 MiB) into /var/cache/afxdp-lab, kept between runs.
+test also runs the VM lab (QEMU guests, KVM if usable else emulation: about 5 minutes); on first
+use it fetches the newest of Debian's guest kernels 6.1, 6.12 and 7.x, busybox and, for the igb
+NIC, QEMU 10 from bookworm-backports (about 320 MiB) into /var/cache/afxdp-lab, kept between runs.
 EOF
 }
 

@@ -88,6 +88,20 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SECONDS")]
     pub idle_seconds: Option<f64>,
 
+    /// Also run the VM rows on these emulated NICs (virtio, igb): zero-copy vs copy vs XDP_TX vs
+    /// the kernel stack in a QEMU guest (see `afxdp-lab vm --bench`), into the same table, JSON
+    /// and a second plot (latest-vm.svg).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
+    pub vm: Vec<crate::vm::Nic>,
+
+    /// Guest kernel series of the VM rows.
+    #[arg(long, value_enum, default_value = "7", value_name = "SERIES")]
+    pub vm_kernel: crate::vm::GuestKernel,
+
+    /// Request rates of the VM rows' floods (emulated NICs answer far less than veth).
+    #[arg(long, value_delimiter = ',', default_value = "5k,20k", value_name = "LIST")]
+    pub vm_rates: Vec<String>,
+
     /// Also replace the results section of this Markdown file (between `<!-- bench:begin -->` and
     /// `<!-- bench:end -->`), e.g. docs/benchmarks.md.
     #[arg(long, value_name = "FILE")]
@@ -388,6 +402,33 @@ pub fn run(args: &BenchArgs, exe: &Path) -> Result<ExitCode, LabError> {
                 .extend(bench_engine(&pair, exe, engine, &plan, &interrupted));
         }
     }
+    if !args.vm.is_empty() && !interrupted.load(Ordering::Relaxed) {
+        let vm_args = crate::vm::VmBenchArgs {
+            bench: true,
+            nics: args.vm.clone(),
+            rates: args.vm_rates.clone(),
+            duration: plan.duration_s.min(30.0),
+            repetitions: plan.repetitions,
+            variants: ["zero-copy", "copy", "xdp-tx", "kernel"].map(String::from).to_vec(),
+            out: args.out.clone(),
+            name: "latest-vm".into(),
+        };
+        let cache = crate::vm::Cache::default();
+        match crate::vm::measure_vm_bench(
+            &vm_args,
+            args.vm_kernel,
+            &args.vm,
+            &cache,
+            false,
+            Arc::clone(&interrupted),
+        ) {
+            Ok(vm) => report.vm = Some(vm),
+            Err(err) => {
+                println!("bench: VM rows failed: {}", one_line(&err));
+                report.notes.push(format!("VM rows failed: {}", one_line(&err)));
+            }
+        }
+    }
     if interrupted.load(Ordering::Relaxed) {
         report.notes.push("interrupted: the results are partial".into());
     }
@@ -408,8 +449,13 @@ pub fn run(args: &BenchArgs, exe: &Path) -> Result<ExitCode, LabError> {
     println!("bench: done in {}", human_duration(started.elapsed()));
     println!();
     println!("{}", report.markdown_table());
+    if let Some(vm) = &report.vm {
+        println!("{}", crate::vm::bench_output::markdown(vm));
+    }
     Ok(
-        if report.rows.iter().any(|r| matches!(r.status, RowStatus::Failed { .. })) {
+        if report.rows.iter().any(|r| matches!(r.status, RowStatus::Failed { .. }))
+            || report.vm.as_ref().is_some_and(crate::vm::VmBenchReport::failed)
+        {
             ExitCode::FAILURE
         } else {
             ExitCode::SUCCESS

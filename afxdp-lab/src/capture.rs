@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::exec::{Background, tool};
-use super::{LabError, NetnsPair, Side};
+use super::{Endpoints, LabError, NetnsPair, Side};
 
 /// The BPF filter for echo traffic of both families (untagged frames only; VLAN needs `vlan and ...`).
 pub const ICMP_FILTER: &str = "icmp or icmp6";
@@ -28,10 +28,21 @@ impl Capture {
     /// Starts `tcpdump -i IF -n -vvv -l --immediate-mode FILTER` on `side`'s veth and returns once it
     /// really listens (its "listening on" line), so nothing sent afterwards is missed.
     pub fn start(pair: &NetnsPair, side: Side, filter: &str) -> Result<Self, LabError> {
-        let mut cmd = pair.command_in(side, &tool("tcpdump")?.to_string_lossy());
+        Self::start_on(pair, side, pair.ifname(side), filter)
+    }
+
+    /// Like [`Capture::start`], on interface `iface` of any [`Endpoints`]' `side` (the VM lab's
+    /// tap, whose other end is a guest).
+    pub fn start_on<E: Endpoints + ?Sized>(
+        endpoints: &E,
+        side: Side,
+        iface: &str,
+        filter: &str,
+    ) -> Result<Self, LabError> {
+        let mut cmd = endpoints.command_on(side, &tool("tcpdump")?.to_string_lossy(), None)?;
         // -n: no name lookups; -l: line-buffered; --immediate-mode: hand each frame over at once
         // (TPACKET_V3 otherwise batches them and an interrupt can lose the last block).
-        cmd.args(["-i", pair.ifname(side), "-n", "-vvv", "-l", "--immediate-mode"]);
+        cmd.args(["-i", iface, "-n", "-vvv", "-l", "--immediate-mode"]);
         cmd.arg(filter);
         let mut process = Background::spawn(cmd)?;
         process.wait_for_line("listening on", START_TIMEOUT)?;

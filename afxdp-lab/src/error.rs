@@ -67,7 +67,7 @@ pub enum LabError {
 
     /// The VM lab could not fetch a guest kernel or busybox from Debian's archive.
     #[error(
-        "cannot fetch {what} from the Debian archive (deb.debian.org): {detail}; check the network, or see docs/testing.md to fill /var/cache/afxdp-lab by hand"
+        "cannot fetch {what} from the Debian archive (deb.debian.org, or $AFXDP_LAB_MIRROR): {detail}; check the network, or see docs/testing.md to fill /var/cache/afxdp-lab by hand"
     )]
     Fetch {
         /// What was being fetched.

@@ -17,7 +17,7 @@ use clap::{Parser, Subcommand};
                   Everything it creates (namespaces, a veth pair, addresses from 198.18.0.0/15 and \
                   2001:db8::/32 only) is removed when it ends, also on Ctrl-C or failure. It needs root \
                   and the afxdp-responder binary beside it (or in $AFXDP_RESPONDER).\n\n\
-                  Examples:\n  afxdp-lab demo\n  afxdp-lab demo --queues 2\n  afxdp-lab bench --quick\n  afxdp-lab vm --kernel 7.3 --mode all\n  afxdp-lab vm --matrix"
+                  Examples:\n  afxdp-lab demo\n  afxdp-lab demo --queues 2\n  afxdp-lab bench --quick\n  afxdp-lab vm --kernel 7 --mode all\n  afxdp-lab vm --nic igb\n  afxdp-lab vm --matrix\n  afxdp-lab vm --bench"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -32,9 +32,11 @@ enum Command {
     /// Every engine and mode against the same loads (sent by `afxdp-responder flood`) in a
     /// namespace pair; writes a table (Markdown, JSON) and a plot (SVG).
     Bench(bench::BenchArgs),
-    /// A QEMU guest (TCG) with a virtio-net NIC: the responder in zero-copy and copy mode on
-    /// Debian's kernels, pinged from a tap in a namespace of its own; or, with --matrix, the XDP
-    /// programs and their verdict tests on 6.1, 6.12 and 7.3. Downloads go to /var/cache/afxdp-lab.
+    /// A QEMU guest (KVM if a probe boot works, else TCG) with a virtio-net or igb NIC: the
+    /// responder in zero-copy and copy mode on Debian's kernels, pinged from a tap in a namespace
+    /// of its own; with --matrix, the XDP programs and their verdict tests on 6.1, 6.12 and 7.x;
+    /// with --bench, zero-copy vs copy vs XDP_TX vs the kernel stack. Downloads go to
+    /// /var/cache/afxdp-lab.
     Vm(vm::VmArgs),
 }
 

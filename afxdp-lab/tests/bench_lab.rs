@@ -49,6 +49,10 @@ fn a_tiny_bench_writes_table_json_and_plot_and_cleans_up() {
         rates: vec![RateArg::Max, RateArg::Fixed],
         idle_seconds: Some(0.3),
         update_doc: Some(doc.clone()),
+        // The VM rows take minutes under emulation: `afxdp-lab bench --vm virtio` by hand.
+        vm: Vec::new(),
+        vm_kernel: afxdp_lab::vm::GuestKernel::V7,
+        vm_rates: Vec::new(),
     };
     let exe = afxdp_lab::responder_exe().expect("the afxdp-responder binary (cargo build -p afxdp-responder)");
     let code = afxdp_lab::bench::run(&args, &exe).unwrap_or_else(|e| panic!("bench: {e}"));

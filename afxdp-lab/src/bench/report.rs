@@ -358,6 +358,9 @@ pub struct BenchReport {
     pub notes: Vec<String>,
     /// Wall-clock seconds of the whole bench.
     pub elapsed_s: f64,
+    /// The VM rows (`--vm`): zero-copy vs copy vs XDP_TX vs the kernel stack on an emulated NIC.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vm: Option<crate::vm::VmBenchReport>,
 }
 
 impl BenchReport {
@@ -379,6 +382,7 @@ impl BenchReport {
             rows: Vec::new(),
             notes,
             elapsed_s: 0.0,
+            vm: None,
         }
     }
 
@@ -404,7 +408,16 @@ impl BenchReport {
             &svg,
             &super::plot::svg(self).map_err(|detail| LabError::Parse { what: "plot", detail })?,
         )?;
-        Ok(vec![json, md, svg])
+        let mut written = vec![json, md, svg];
+        if let Some(vm) = &self.vm {
+            let path = dir.join("latest-vm.svg");
+            write_file(
+                &path,
+                &crate::vm::bench_output::svg(vm).map_err(|detail| LabError::Parse { what: "plot", detail })?,
+            )?;
+            written.push(path);
+        }
+        Ok(written)
     }
 
     /// The header lines: date, kernel, CPU, generator, idle check.
@@ -501,11 +514,20 @@ impl BenchReport {
 
     /// `latest.md`: header, table, plot link.
     pub fn markdown(&self, svg_link: &str) -> String {
-        format!(
+        let mut out = format!(
             "# afxdp-lab bench results\n\n{}\n{}\n![replies/s and CPU per million replies]({svg_link})\n",
             self.markdown_header(),
             self.markdown_table()
-        )
+        );
+        if let Some(vm) = &self.vm {
+            let vm_svg = svg_link.replace(".svg", "-vm.svg");
+            let _ = write!(
+                out,
+                "\n## VM rows: zero-copy vs copy vs XDP_TX vs the kernel stack on an emulated NIC\n\n{}\n![guest and QEMU CPU per reply]({vm_svg})\n",
+                crate::vm::bench_output::markdown(vm)
+            );
+        }
+        out
     }
 }
 
@@ -602,7 +624,7 @@ pub fn si(v: f64) -> String {
 }
 
 /// `YYYY-MM-DD HH:MM UTC` for now.
-fn utc_now() -> String {
+pub(crate) fn utc_now() -> String {
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     utc_text(secs)
 }

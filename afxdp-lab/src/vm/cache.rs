@@ -18,6 +18,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::LabError;
@@ -26,18 +28,27 @@ use crate::exec::{run, run_ok, tail, tool};
 /// The cache directory of the lab's downloads.
 pub const CACHE_DIR: &str = "/var/cache/afxdp-lab";
 
-/// The private sources list: Debian 12 and 13 with their security and backports suites. Never
-/// sid (it would upgrade the host's libc and apt if it ever reached the system's sources).
+/// The private sources list: Debian 12 and 13 with their security and backports suites, from
+/// `MIRROR` (`http://deb.debian.org` unless `$AFXDP_LAB_MIRROR` names another). Never sid (it
+/// would upgrade the host's libc and apt if it ever reached the system's sources).
 const SOURCES: &str = "\
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bookworm-security main
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-backports main
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security trixie-security main
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie-backports main
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] MIRROR/debian bookworm main
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] MIRROR/debian-security bookworm-security main
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] MIRROR/debian bookworm-backports main
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] MIRROR/debian trixie main
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] MIRROR/debian-security trixie-security main
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] MIRROR/debian trixie-backports main
 ";
 
-/// Modules kept from each kernel (those that are built in are simply absent).
+/// The archive the lab fetches from by default.
+pub const DEFAULT_MIRROR: &str = "http://deb.debian.org";
+
+/// Environment variable naming another archive (a local mirror: `http://mirror.example/`, or
+/// `file:///srv/debian-mirror`), with `debian/` and `debian-security/` below it.
+pub const MIRROR_ENV: &str = "AFXDP_LAB_MIRROR";
+
+/// Modules kept from each kernel (those that are built in are simply absent): veth for the
+/// matrix, the virtio-net stack, igb and what it depends on.
 const MODULES: &[&str] = &[
     "veth",
     "failover",
@@ -48,54 +59,54 @@ const MODULES: &[&str] = &[
     "virtio_pci_legacy_dev",
     "virtio_pci",
     "virtio_net",
+    "igb",
+    "dca",
+    "i2c_algo_bit",
+    "pps_core",
+    "ptp",
+    "hwmon",
 ];
 
-/// The guest kernels the lab boots: the default kernels of Debian 12 and 13 and the newest
-/// backports kernel. Exact package versions, so a run is reproducible.
+/// The file in a cached kernel's directory that lists the modules kept: an entry kept with an
+/// older list is unpacked again.
+const KEPT: &str = "modules/.kept";
+
+/// A guest kernel series the lab boots: the default kernels of Debian 12 and 13 and the newest
+/// backports kernel. Which exact package of the series is resolved when it is fetched (the
+/// newest in the archive: Debian bumps the ABI with each security update and removes the old
+/// packages), then cached and used offline from then on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
 pub enum GuestKernel {
-    /// Debian 12 (bookworm-security): 6.1.0-57.
+    /// Debian 12 (bookworm, bookworm-security): the newest 6.1.0-N.
     #[value(name = "6.1")]
     V6_1,
-    /// Debian 13 (trixie): 6.12.118.
+    /// Debian 13 (trixie, trixie-security): the newest 6.12.N+deb13.
     #[value(name = "6.12")]
     V6_12,
-    /// Debian 13 backports (trixie-backports): 7.3.4.
-    #[value(name = "7.3")]
-    V7_3,
+    /// Debian 13 backports (trixie-backports): the newest 7.x (7.3.4 when this was written).
+    #[value(name = "7", alias = "7.3", alias = "backports")]
+    V7,
 }
 
 impl GuestKernel {
     /// Every kernel, oldest first.
-    pub const ALL: [GuestKernel; 3] = [GuestKernel::V6_1, GuestKernel::V6_12, GuestKernel::V7_3];
+    pub const ALL: [GuestKernel; 3] = [GuestKernel::V6_1, GuestKernel::V6_12, GuestKernel::V7];
 
-    /// `6.1`, `6.12`, `7.3`.
+    /// `6.1`, `6.12`, `7` (the `--kernel` value).
     pub fn label(self) -> &'static str {
         match self {
             GuestKernel::V6_1 => "6.1",
             GuestKernel::V6_12 => "6.12",
-            GuestKernel::V7_3 => "7.3",
+            GuestKernel::V7 => "7",
         }
     }
 
-    /// `uname -r` of the guest, the directory name under `/lib/modules`.
-    pub fn release(self) -> &'static str {
+    /// Where the series comes from, for messages.
+    pub fn suites(self) -> &'static str {
         match self {
-            GuestKernel::V6_1 => "6.1.0-57-amd64",
-            GuestKernel::V6_12 => "6.12.118+deb13-amd64",
-            GuestKernel::V7_3 => "7.3.4+deb13-amd64",
-        }
-    }
-
-    /// The Debian packages that hold its `vmlinuz` and modules.
-    fn packages(self) -> &'static [&'static str] {
-        match self {
-            GuestKernel::V6_1 => &["linux-image-6.1.0-57-amd64-unsigned"],
-            GuestKernel::V6_12 => &["linux-image-6.12.118+deb13-amd64-unsigned"],
-            GuestKernel::V7_3 => &[
-                "linux-binary-unsigned-7.3.4+deb13-amd64",
-                "linux-modules-7.3.4+deb13-amd64",
-            ],
+            GuestKernel::V6_1 => "bookworm/bookworm-security",
+            GuestKernel::V6_12 => "trixie/trixie-security",
+            GuestKernel::V7 => "trixie-backports",
         }
     }
 
@@ -104,27 +115,178 @@ impl GuestKernel {
         match self {
             GuestKernel::V6_1 => 70,
             GuestKernel::V6_12 => 110,
-            GuestKernel::V7_3 => 115,
+            GuestKernel::V7 => 115,
         }
     }
 
-    /// Whether its virtio-net driver has AF_XDP zero-copy (Linux >= 6.13).
-    pub fn virtio_zero_copy(self) -> bool {
-        self == GuestKernel::V7_3
+    /// Whether `abi` (e.g. `6.1.0-57`, `6.12.118+deb13`, `7.3.4+deb13`: a package name without
+    /// its `linux-image-` and flavour) is of this series, in the `amd64` flavour (not `cloud`,
+    /// `rt`, and not bookworm-backports' `+deb12` builds of 6.12).
+    pub fn matches_abi(self, abi: &str) -> bool {
+        let flavoured = abi
+            .split(['-', '+', '.'])
+            .any(|seg| !seg.is_empty() && seg.chars().all(|c| c.is_ascii_alphabetic()));
+        if flavoured || abi.is_empty() {
+            return false;
+        }
+        match self {
+            GuestKernel::V6_1 => abi.starts_with("6.1.0-") && !abi.contains('+'),
+            GuestKernel::V6_12 => abi.starts_with("6.12.") && abi.contains("+deb13"),
+            GuestKernel::V7 => abi.starts_with("7.") && abi.contains("+deb13"),
+        }
+    }
+
+    /// The newest package of this series among the archive's package `names` (both of Debian's
+    /// schemes: `linux-image-ABI-amd64-unsigned`, or `linux-binary-unsigned-ABI-amd64` with its
+    /// `linux-modules-ABI-amd64`).
+    pub fn newest<'a>(self, names: impl IntoIterator<Item = &'a str>) -> Option<KernelPackage> {
+        let names: Vec<&str> = names.into_iter().collect();
+        let mut best: Option<KernelPackage> = None;
+        for name in &names {
+            let candidate = if let Some(abi) = name
+                .strip_prefix("linux-image-")
+                .and_then(|s| s.strip_suffix("-amd64-unsigned"))
+            {
+                KernelPackage {
+                    abi: abi.to_string(),
+                    packages: vec![(*name).to_string()],
+                }
+            } else if let Some(abi) = name
+                .strip_prefix("linux-binary-unsigned-")
+                .and_then(|s| s.strip_suffix("-amd64"))
+            {
+                let modules = format!("linux-modules-{abi}-amd64");
+                if !names.contains(&modules.as_str()) {
+                    continue;
+                }
+                KernelPackage {
+                    abi: abi.to_string(),
+                    packages: vec![(*name).to_string(), modules],
+                }
+            } else {
+                continue;
+            };
+            if !self.matches_abi(&candidate.abi) {
+                continue;
+            }
+            if best
+                .as_ref()
+                .is_none_or(|b| version_key(&candidate.abi) > version_key(&b.abi))
+            {
+                best = Some(candidate);
+            }
+        }
+        best
     }
 }
 
 impl std::fmt::Display for GuestKernel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.release())
+        write!(f, "Linux {} ({})", self.label(), self.suites())
+    }
+}
+
+/// One kernel's packages in the archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelPackage {
+    /// `6.1.0-57`, `7.3.4+deb13`.
+    pub abi: String,
+    /// The packages that hold its `vmlinuz` and modules.
+    pub packages: Vec<String>,
+}
+
+impl KernelPackage {
+    /// `uname -r` of the kernel: `6.1.0-57-amd64`.
+    pub fn release(&self) -> String {
+        format!("{}-amd64", self.abi)
+    }
+}
+
+/// The numbers in an ABI string, for ordering: `6.12.118+deb13` → `[6, 12, 118, 13]`.
+fn version_key(abi: &str) -> Vec<u64> {
+    abi.split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap_or(u64::MAX))
+        .collect()
+}
+
+/// `(major, minor)` of a release such as `6.12.118+deb13-amd64`.
+pub fn release_version(release: &str) -> (u32, u32) {
+    let mut nums = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap_or(0));
+    (nums.next().unwrap_or(0), nums.next().unwrap_or(0))
+}
+
+/// What `--nic igb` needs from bookworm-backports: QEMU 10 (the `igb` device is in QEMU >= 8),
+/// its firmware files, and the SeaBIOS it was built for.
+const QEMU_PACKAGES: &[&str] = &[
+    "qemu-system-x86/bookworm-backports",
+    "qemu-system-data/bookworm-backports",
+    "seabios/bookworm-backports",
+];
+
+/// A QEMU to run: the host's, or QEMU 10 unpacked in the cache.
+#[derive(Debug, Clone)]
+pub struct Qemu {
+    /// `qemu-system-x86_64`.
+    pub exe: PathBuf,
+    /// Firmware directories, each given with `-L`.
+    pub data_dirs: Vec<PathBuf>,
+    /// `QEMU_MODULE_DIR` for an unpacked QEMU.
+    pub module_dir: Option<PathBuf>,
+}
+
+impl Qemu {
+    /// The host's `qemu-system-x86_64` (package qemu-system-x86).
+    pub fn host() -> Result<Self, LabError> {
+        Ok(Qemu {
+            exe: tool("qemu-system-x86_64")?,
+            data_dirs: Vec::new(),
+            module_dir: None,
+        })
+    }
+
+    /// A command that runs this QEMU (through `wrapper`, e.g. `ip netns exec NS`, if given).
+    pub fn command(&self, wrapper: Option<Command>) -> Command {
+        let mut cmd = match wrapper {
+            Some(mut w) => {
+                w.arg(&self.exe);
+                w
+            }
+            None => Command::new(&self.exe),
+        };
+        for dir in &self.data_dirs {
+            cmd.arg("-L").arg(dir);
+        }
+        if let Some(dir) = &self.module_dir {
+            cmd.env("QEMU_MODULE_DIR", dir);
+        }
+        cmd
+    }
+
+    /// `QEMU emulator version 10.0.2 (...)` → `10.0.2`.
+    pub fn version(&self) -> String {
+        let Ok(out) = Command::new(&self.exe).arg("--version").output() else {
+            return "?".into();
+        };
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .skip_while(|w| *w != "version")
+            .nth(1)
+            .unwrap_or("?")
+            .to_string()
     }
 }
 
 /// A kernel ready to boot: its image and its modules (decompressed), by name.
 #[derive(Debug, Clone)]
 pub struct KernelFiles {
-    /// Which kernel.
+    /// Which series.
     pub kernel: GuestKernel,
+    /// The exact release (`uname -r`), e.g. `6.1.0-57-amd64`.
+    pub release: String,
     /// The `vmlinuz` to give QEMU's `-kernel`.
     pub vmlinuz: PathBuf,
     /// `.ko` files present as modules (built-in ones are absent), by module name.
@@ -132,6 +294,11 @@ pub struct KernelFiles {
 }
 
 impl KernelFiles {
+    /// `(major, minor)` of the release.
+    pub fn version(&self) -> (u32, u32) {
+        release_version(&self.release)
+    }
+
     /// The modules to `insmod` for `wanted`, dependencies first; names that are not modules of
     /// this kernel are built in and skipped.
     pub fn load_order(&self, wanted: &[&str]) -> Vec<PathBuf> {
@@ -174,17 +341,31 @@ fn module_depends(ko: &Path) -> Vec<String> {
 #[derive(Debug, Clone)]
 pub struct Cache {
     root: PathBuf,
+    mirror: String,
+    refresh: bool,
+    /// Whether this run already refreshed the private package lists.
+    updated: Arc<AtomicBool>,
 }
 
 impl Default for Cache {
+    /// `/var/cache/afxdp-lab`, fetching from `$AFXDP_LAB_MIRROR` or deb.debian.org.
     fn default() -> Self {
-        Cache {
-            root: PathBuf::from(CACHE_DIR),
-        }
+        let mirror = std::env::var(MIRROR_ENV).unwrap_or_else(|_| DEFAULT_MIRROR.to_string());
+        Cache::new(PathBuf::from(CACHE_DIR), &mirror)
     }
 }
 
 impl Cache {
+    /// A cache in `root` that fetches from `mirror` (see [`MIRROR_ENV`]).
+    pub fn new(root: PathBuf, mirror: &str) -> Self {
+        Cache {
+            root,
+            mirror: mirror.trim_end_matches('/').to_string(),
+            refresh: false,
+            updated: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
     /// What is still missing for `kernels` (and busybox), as one line for the user; `None` if
     /// everything is cached.
     pub fn missing(&self, kernels: &[GuestKernel]) -> Option<String> {
@@ -195,14 +376,20 @@ impl Cache {
             mib += 1;
         }
         for &k in kernels {
-            if !self.kernel_cached(k) {
-                parts.push(format!("Linux {} ({} MiB)", k.release(), k.download_mib()));
+            if self.refresh || self.cached_release(k).is_none() {
+                parts.push(format!(
+                    "the newest Linux {} of {} ({} MiB)",
+                    k.label(),
+                    k.suites(),
+                    k.download_mib()
+                ));
                 mib += k.download_mib();
             }
         }
         (!parts.is_empty()).then(|| {
             format!(
-                "fetching from deb.debian.org into {}: {} — about {mib} MiB, once; later runs use the cache",
+                "fetching from {} into {}: {} — about {mib} MiB, once; later runs use the cache",
+                self.mirror,
                 self.root.display(),
                 parts.join(", ")
             )
@@ -226,18 +413,53 @@ impl Cache {
         Ok(path)
     }
 
-    /// The files of `kernel`, fetched and unpacked on first use.
-    pub fn kernel(&self, kernel: GuestKernel) -> Result<KernelFiles, LabError> {
-        let dir = self.kernel_dir(kernel);
-        if !self.kernel_cached(kernel) {
-            let debs = self.download(kernel.packages(), &format!("Linux {}", kernel.release()))?;
-            println!(
-                "vm: unpacking Linux {} (vmlinuz and {} network modules)",
-                kernel.release(),
-                MODULES.len()
-            );
-            self.extract_kernel(kernel, &debs)?;
-        }
+    /// With `refresh`, look in the archive for a newer kernel of each series even when one is
+    /// cached (`afxdp-lab vm --refresh`); without it a cached kernel is used and no network is
+    /// needed.
+    pub fn with_refresh(mut self, refresh: bool) -> Self {
+        self.refresh = refresh;
+        self
+    }
+
+    /// The files of the newest kernel of `series`: from the cache, or (when none is cached, or
+    /// with `refresh`) resolved from the archive's package lists, downloaded and unpacked. Says
+    /// which exact release it uses.
+    pub fn kernel(&self, series: GuestKernel) -> Result<KernelFiles, LabError> {
+        let release = match (self.refresh, self.cached_release(series)) {
+            (false, Some(release)) => {
+                println!("vm: Linux {}: {release} (cached)", series.label());
+                release
+            }
+            _ => {
+                let what = format!("the newest Linux {} of {}", series.label(), series.suites());
+                self.update_lists(&what)?;
+                let names = self.package_names("linux-")?;
+                let pkg = series
+                    .newest(names.iter().map(String::as_str))
+                    .ok_or_else(|| LabError::Fetch {
+                        what: what.clone(),
+                        detail: "the archive's package lists name no such kernel package".into(),
+                    })?;
+                let release = pkg.release();
+                println!(
+                    "vm: Linux {}: newest in {} is {release} ({})",
+                    series.label(),
+                    series.suites(),
+                    pkg.packages.join(" + ")
+                );
+                if !self.kernel_cached(&release) {
+                    let refs: Vec<&str> = pkg.packages.iter().map(String::as_str).collect();
+                    let debs = self.download(&refs, &format!("Linux {release}"))?;
+                    println!(
+                        "vm: unpacking Linux {release} (vmlinuz and up to {} network modules)",
+                        MODULES.len()
+                    );
+                    self.extract_kernel(&release, &debs)?;
+                }
+                release
+            }
+        };
+        let dir = self.kernel_dir(&release);
         let mut modules = BTreeMap::new();
         let entries = fs::read_dir(dir.join("modules")).map_err(io("reading the cached modules"))?;
         for entry in entries.flatten() {
@@ -249,36 +471,147 @@ impl Cache {
             }
         }
         Ok(KernelFiles {
-            kernel,
+            kernel: series,
             vmlinuz: dir.join("vmlinuz"),
+            release,
             modules,
         })
     }
 
+    /// QEMU 10 from bookworm-backports (the host's Debian 12 QEMU 7.2 has no `igb` device),
+    /// fetched and unpacked on first use into `qemu/`; never installed.
+    pub fn qemu_backports(&self) -> Result<Qemu, LabError> {
+        let dir = self.root.join("qemu");
+        let exe = dir.join("x/usr/bin/qemu-system-x86_64");
+        if !(exe.is_file() && dir.join(".complete").is_file()) {
+            let debs = self.download(QEMU_PACKAGES, "QEMU 10 (bookworm-backports)")?;
+            let staging = TempDir::new(&self.root.join(format!("qemu.{}", std::process::id())))?;
+            for deb in &debs {
+                unpack(deb, &staging.0.join("x"))?;
+            }
+            fs::create_dir_all(staging.0.join("modules")).map_err(io("creating QEMU's module directory"))?;
+            fs::write(staging.0.join(".complete"), "").map_err(io("marking the QEMU cache complete"))?;
+            let _ = fs::remove_dir_all(&dir);
+            fs::rename(&staging.0, &dir).map_err(io("moving QEMU into the cache"))?;
+        }
+        let qemu = Qemu {
+            exe,
+            data_dirs: vec![dir.join("x/usr/share/qemu"), dir.join("x/usr/share/seabios")],
+            // Empty: QEMU would otherwise load the host QEMU's modules, which refuse to load.
+            module_dir: Some(dir.join("modules")),
+        };
+        let mut ldd = Command::new(tool("ldd")?);
+        ldd.arg(&qemu.exe);
+        let out = run(ldd, "listing QEMU 10's libraries (ldd)", Duration::from_secs(10))?;
+        let missing: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("not found"))
+            .filter_map(|l| l.split_whitespace().next().map(String::from))
+            .collect();
+        if !missing.is_empty() {
+            return Err(LabError::Config(format!(
+                "QEMU 10 needs libraries this host lacks: {}; install their Debian 12 packages (apt-get install qemu-system-x86 brings them)",
+                missing.join(", ")
+            )));
+        }
+        Ok(qemu)
+    }
+
+    /// `bin/busybox` (Debian 12's package) or `usr/bin/busybox` (Debian 13's, merged /usr).
     fn busybox_path(&self) -> PathBuf {
-        self.root.join("busybox/x/bin/busybox")
+        let x = self.root.join("busybox/x");
+        let merged = x.join("usr/bin/busybox");
+        if merged.is_file() {
+            merged
+        } else {
+            x.join("bin/busybox")
+        }
     }
 
-    fn kernel_dir(&self, kernel: GuestKernel) -> PathBuf {
-        self.root.join("kernels").join(kernel.release())
+    fn kernels_dir(&self) -> PathBuf {
+        self.root.join("kernels")
     }
 
-    fn kernel_cached(&self, kernel: GuestKernel) -> bool {
-        let dir = self.kernel_dir(kernel);
-        dir.join("vmlinuz").is_file() && dir.join("modules/veth.ko").is_file()
+    fn kernel_dir(&self, release: &str) -> PathBuf {
+        self.kernels_dir().join(release)
+    }
+
+    /// Whether `release` is unpacked with the current module list.
+    fn kernel_cached(&self, release: &str) -> bool {
+        let dir = self.kernel_dir(release);
+        dir.join("vmlinuz").is_file() && fs::read_to_string(dir.join(KEPT)).is_ok_and(|k| k == MODULES.join("\n"))
+    }
+
+    /// The newest release of `series` in the cache, if any.
+    pub fn cached_release(&self, series: GuestKernel) -> Option<String> {
+        fs::read_dir(self.kernels_dir())
+            .ok()?
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| {
+                name.strip_suffix("-amd64").is_some_and(|abi| series.matches_abi(abi)) && self.kernel_cached(name)
+            })
+            .max_by_key(|name| version_key(name))
+    }
+
+    /// Refreshes the private package lists, once per run; an archive that cannot be reached is
+    /// an error naming what was being fetched.
+    fn update_lists(&self, what: &str) -> Result<(), LabError> {
+        if self.updated.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        println!("vm: apt-get update (private lists in {}/apt)", self.root.display());
+        let mut update = self.apt()?;
+        update.arg("update");
+        let out = run(update, "apt-get update", Duration::from_secs(180))?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let failure = |l: &str| {
+            l.contains("Failed to fetch")
+                || l.contains("Could not resolve")
+                || l.starts_with("Err:")
+                || l.starts_with("E:")
+        };
+        if !out.status.success() || stderr.lines().any(failure) {
+            // apt exits 0 when it cannot connect; its first warning says why.
+            let first = stderr.lines().find(|l| failure(l));
+            return Err(LabError::Fetch {
+                what: what.to_string(),
+                detail: first.map_or_else(|| tail(&stderr), |l| l.trim().to_string()),
+            });
+        }
+        self.updated.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Every package name in the private lists that starts with `prefix`.
+    fn package_names(&self, prefix: &str) -> Result<Vec<String>, LabError> {
+        let mut cmd = self.apt_tool("apt-cache")?;
+        cmd.args(["pkgnames", prefix]);
+        let out = run(cmd, "apt-cache pkgnames", Duration::from_secs(60))?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect())
     }
 
     /// apt-get with the lab's private configuration (never /etc/apt, never /var/lib/apt).
     fn apt(&self) -> Result<Command, LabError> {
+        self.apt_tool("apt-get")
+    }
+
+    /// `apt-get` or `apt-cache` with the private configuration.
+    fn apt_tool(&self, program: &'static str) -> Result<Command, LabError> {
         let apt = self.root.join("apt");
         for sub in ["lists/partial", "cache/archives/partial"] {
             fs::create_dir_all(apt.join(sub)).map_err(io("creating the private apt directory"))?;
         }
         let sources = apt.join("sources.list");
-        if !sources.is_file() {
-            fs::write(&sources, SOURCES).map_err(io("writing the private sources list"))?;
+        let list = SOURCES.replace("MIRROR", &self.mirror);
+        if fs::read_to_string(&sources).ok().as_deref() != Some(list.as_str()) {
+            fs::write(&sources, list).map_err(io("writing the private sources list"))?;
         }
-        let mut cmd = Command::new(tool("apt-get")?);
+        let mut cmd = Command::new(tool(program)?);
         let opt = |k: &str, v: &Path| format!("{k}={}", v.display());
         cmd.args(["-o", &opt("Dir::Etc::SourceList", &sources)])
             .args(["-o", "Dir::Etc::SourceParts=-"])
@@ -295,7 +628,8 @@ impl Cache {
         let debs = self.root.join("debs");
         fs::create_dir_all(&debs).map_err(io("creating the download directory"))?;
         let find = |pkg: &str| -> Option<PathBuf> {
-            let prefix = format!("{}_", pkg.replace(':', "%3a"));
+            let name = pkg.split('/').next().unwrap_or(pkg);
+            let prefix = format!("{}_", name.replace(':', "%3a"));
             let mut found: Vec<PathBuf> = fs::read_dir(&debs)
                 .ok()?
                 .flatten()
@@ -315,18 +649,7 @@ impl Cache {
                 what: what.to_string(),
                 detail,
             };
-            println!("vm: apt-get update (private lists in {}/apt)", self.root.display());
-            let mut update = self.apt()?;
-            update.arg("update");
-            let out = run(update, "apt-get update", Duration::from_secs(180))?;
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            if !out.status.success() || stderr.contains("Failed to fetch") || stderr.contains("Could not resolve") {
-                // apt exits 0 when it cannot connect; its first warning says why.
-                let first = stderr
-                    .lines()
-                    .find(|l| l.contains("Failed to fetch") || l.contains("Could not resolve"));
-                return Err(fetch_err(first.map_or_else(|| tail(&stderr), |l| l.trim().to_string())));
-            }
+            self.update_lists(what)?;
             println!("vm: downloading {} ({what})", missing.join(" "));
             let mut download = self.apt()?;
             download.arg("download").args(&missing).current_dir(&debs);
@@ -353,12 +676,11 @@ impl Cache {
     }
 
     /// Unpacks the kernel packages and keeps `vmlinuz` and the [`MODULES`], decompressed.
-    fn extract_kernel(&self, kernel: GuestKernel, debs: &[PathBuf]) -> Result<(), LabError> {
+    fn extract_kernel(&self, release: &str, debs: &[PathBuf]) -> Result<(), LabError> {
         let tmp = TempDir::new(&self.root.join(format!("unpack.{}", std::process::id())))?;
         for deb in debs {
             unpack(deb, &tmp.0)?;
         }
-        let release = kernel.release();
         let moddir = ["lib/modules", "usr/lib/modules"]
             .iter()
             .map(|d| tmp.0.join(d).join(release))
@@ -372,7 +694,7 @@ impl Cache {
         .into_iter()
         .find(|p| p.is_file())
         .ok_or_else(|| LabError::Config(format!("the packages of {release} have no vmlinuz")))?;
-        let out = self.kernel_dir(kernel);
+        let out = self.kernel_dir(release);
         let staging = self.root.join(format!("kernels/.{release}.{}", std::process::id()));
         let _ = fs::remove_dir_all(&staging);
         fs::create_dir_all(staging.join("modules")).map_err(io("creating the kernel directory"))?;
@@ -407,6 +729,7 @@ impl Cache {
                 }
             }
         }
+        fs::write(staging.join(KEPT), MODULES.join("\n")).map_err(io("writing the module list"))?;
         let _ = fs::remove_dir_all(&out);
         fs::rename(&staging, &out).map_err(io("moving the unpacked kernel into the cache"))?;
         Ok(())
@@ -472,5 +795,114 @@ pub(crate) fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> LabError 
     move |source| LabError::Io {
         what: what.into(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Package names as the archive listed them on 2 Dec 2026 (a selection).
+    const NAMES: &[&str] = &[
+        "linux-image-6.1.0-47-amd64-unsigned",
+        "linux-image-6.1.0-57-amd64-unsigned",
+        "linux-image-6.1.0-57-cloud-amd64-unsigned",
+        "linux-image-6.1.0-57-rt-amd64-unsigned",
+        "linux-image-6.1.0-9-amd64-unsigned",
+        "linux-image-6.12.95+deb12-amd64-unsigned",
+        "linux-image-6.12.117+deb12-amd64-unsigned",
+        "linux-image-6.12.107+deb13-amd64-unsigned",
+        "linux-image-6.12.115+deb13.1-amd64-unsigned",
+        "linux-image-6.12.118+deb13-amd64-unsigned",
+        "linux-image-6.12.118+deb13-cloud-amd64-unsigned",
+        "linux-image-amd64",
+        "linux-binary-unsigned-7.2.12+deb13-amd64",
+        "linux-modules-7.2.12+deb13-amd64",
+        "linux-binary-unsigned-7.3.4+deb13-amd64",
+        "linux-binary-unsigned-7.3.4+deb13-rt-amd64",
+        "linux-modules-7.3.4+deb13-amd64",
+        "linux-binary-unsigned-7.10.1+deb13-amd64",
+    ];
+
+    #[test]
+    fn newest_of_each_series_is_resolved_from_the_names() {
+        let newest = |k: GuestKernel| k.newest(NAMES.iter().copied()).unwrap();
+        assert_eq!(
+            newest(GuestKernel::V6_1),
+            KernelPackage {
+                abi: "6.1.0-57".into(),
+                packages: vec!["linux-image-6.1.0-57-amd64-unsigned".into()],
+            }
+        );
+        assert_eq!(newest(GuestKernel::V6_12).release(), "6.12.118+deb13-amd64");
+        // 7.10.1 has no modules package: it is not a bootable candidate.
+        assert_eq!(
+            newest(GuestKernel::V7).packages,
+            [
+                "linux-binary-unsigned-7.3.4+deb13-amd64",
+                "linux-modules-7.3.4+deb13-amd64"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bumped_abi_wins_and_a_missing_series_is_none() {
+        let mut names = NAMES.to_vec();
+        names.push("linux-image-6.1.0-58-amd64-unsigned");
+        names.push("linux-binary-unsigned-7.4.1+deb13-amd64");
+        names.push("linux-modules-7.4.1+deb13-amd64");
+        assert_eq!(GuestKernel::V6_1.newest(names.iter().copied()).unwrap().abi, "6.1.0-58");
+        assert_eq!(
+            GuestKernel::V7.newest(names.iter().copied()).unwrap().abi,
+            "7.4.1+deb13"
+        );
+        assert_eq!(
+            GuestKernel::V6_12.newest(["linux-image-6.12.95+deb12-amd64-unsigned"]),
+            None
+        );
+    }
+
+    #[test]
+    fn flavours_and_other_series_do_not_match() {
+        assert!(GuestKernel::V6_1.matches_abi("6.1.0-57"));
+        assert!(!GuestKernel::V6_1.matches_abi("6.1.0-57-cloud"));
+        assert!(!GuestKernel::V6_1.matches_abi("6.12.118+deb13"));
+        assert!(!GuestKernel::V6_12.matches_abi("6.12.117+deb12"));
+        assert!(!GuestKernel::V7.matches_abi("7.3.4+deb13-rt"));
+        assert_eq!(release_version("6.12.118+deb13-amd64"), (6, 12));
+        assert_eq!(release_version("7.3.4+deb13-amd64"), (7, 3));
+    }
+
+    #[test]
+    fn the_newest_cached_release_of_a_series_is_used() {
+        let root = TempDir::new(Path::new(&format!("/tmp/afxdp-lab-cache-test.{}", std::process::id()))).unwrap();
+        let cache = Cache::new(root.0.clone(), DEFAULT_MIRROR);
+        for (release, complete) in [
+            ("6.1.0-50-amd64", true),
+            ("6.1.0-57-amd64", true),
+            ("6.1.0-58-amd64", false),
+            ("6.12.118+deb13-amd64", true),
+        ] {
+            let dir = cache.kernel_dir(release);
+            fs::create_dir_all(dir.join("modules")).unwrap();
+            fs::write(dir.join("vmlinuz"), "").unwrap();
+            if complete {
+                fs::write(dir.join(KEPT), MODULES.join("\n")).unwrap();
+            }
+        }
+        assert_eq!(
+            cache.cached_release(GuestKernel::V6_1).as_deref(),
+            Some("6.1.0-57-amd64")
+        );
+        assert_eq!(
+            cache.cached_release(GuestKernel::V6_12).as_deref(),
+            Some("6.12.118+deb13-amd64")
+        );
+        assert_eq!(cache.cached_release(GuestKernel::V7), None);
+        assert!(
+            cache
+                .missing(&[GuestKernel::V6_1])
+                .is_some_and(|m| m.contains("busybox"))
+        );
     }
 }

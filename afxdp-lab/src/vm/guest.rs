@@ -1,4 +1,5 @@
-//! One QEMU guest under pure emulation (`-accel tcg`), its serial console read line by line.
+//! One QEMU guest, its serial console read line by line; KVM where a probe boot shows that it
+//! works, pure emulation (`-accel tcg`) otherwise.
 //!
 //! The console is QEMU's stdin/stdout (`-serial stdio`): every line the guest prints reaches the
 //! lab (and, prefixed, the user), and the lab answers the guest's `/init` by writing a line. The
@@ -14,20 +15,216 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::cache::Qemu;
 use crate::LabError;
 use crate::exec::{ChildGuard, tool};
+
+/// The guest's NIC model (`--nic`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Nic {
+    /// virtio-net (`virtio-net-pci`, modern-only behind an IOMMU); the host's QEMU is enough;
+    /// AF_XDP zero-copy in guests >= 6.13.
+    Virtio,
+    /// Intel 82576 (`igb`): QEMU >= 8, fetched from bookworm-backports; AF_XDP zero-copy in
+    /// guests >= 6.14.
+    Igb,
+}
+
+impl Nic {
+    /// The guest driver's name, as `ethtool -i` and the responder report it.
+    pub fn driver(self) -> &'static str {
+        match self {
+            Nic::Virtio => "virtio_net",
+            Nic::Igb => "igb",
+        }
+    }
+
+    /// The `--nic` value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Nic::Virtio => "virtio",
+            Nic::Igb => "igb",
+        }
+    }
+
+    /// The modules the guest loads for it (built-in ones are skipped).
+    pub fn modules(self) -> &'static [&'static str] {
+        match self {
+            Nic::Virtio => &["virtio_pci", "virtio_net"],
+            Nic::Igb => &["igb"],
+        }
+    }
+
+    /// The first guest kernel whose driver has AF_XDP zero-copy: virtio-net 6.13 (TX zero-copy,
+    /// commit "virtio_net: xsk: tx: support xmit xsk buffer"), igb 6.14.
+    pub fn zero_copy_since(self) -> (u32, u32) {
+        match self {
+            Nic::Virtio => (6, 13),
+            Nic::Igb => (6, 14),
+        }
+    }
+
+    /// QEMU's `-device` and `-netdev` for this NIC on `tap` with `queues` queues.
+    fn qemu_args(self, tap: &str, queues: u32, mac: &str) -> (String, String) {
+        let mut netdev = format!("tap,id=n0,ifname={tap},script=no,downscript=no");
+        if queues > 1 {
+            netdev.push_str(&format!(",queues={queues}"));
+        }
+        let device = match self {
+            // Zero-copy needs a modern-only device behind an IOMMU (else the bind fails with
+            // EINVAL); several queues need mq=on and 2 vectors per queue pair + 2.
+            Nic::Virtio => {
+                let mut d = format!("virtio-net-pci,disable-legacy=on,iommu_platform=on,netdev=n0,mac={mac},romfile=");
+                if queues > 1 {
+                    d.push_str(&format!(",mq=on,vectors={}", 2 * queues + 2));
+                }
+                d
+            }
+            // igb has 8 queue pairs of its own; the guest uses one per vCPU.
+            Nic::Igb => format!("igb,netdev=n0,mac={mac},romfile="),
+        };
+        (device, netdev)
+    }
+}
+
+/// How QEMU runs the guest's CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    /// Hardware virtualisation through /dev/kvm.
+    Kvm,
+    /// QEMU's own emulation: slow, but runs anywhere.
+    Tcg,
+}
+
+impl Accel {
+    /// `kvm` or `tcg`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+
+    fn qemu_args(self) -> [&'static str; 4] {
+        match self {
+            Accel::Kvm => ["-accel", "kvm", "-cpu", "host"],
+            Accel::Tcg => ["-accel", "tcg", "-cpu", "max"],
+        }
+    }
+}
+
+/// The accelerator chosen for a QEMU, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccelChoice {
+    /// KVM or TCG.
+    pub accel: Accel,
+    /// Why: "KVM probe booted in 1.2 s", "/dev/kvm: No such file or directory", ...
+    pub why: String,
+}
+
+impl std::fmt::Display for AccelChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.accel.name(), self.why)
+    }
+}
+
+/// Environment variable that skips the probe: `kvm` or `tcg`.
+pub const ACCEL_ENV: &str = "AFXDP_LAB_ACCEL";
+
+/// How long a KVM probe boot may take: a working KVM reaches `/init` in a second or two.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Lines of QEMU or the guest that mean KVM cannot run this guest (seen on a PVM hypervisor:
+/// `-cpu host` aborts on an MSR, other CPU models stop in early boot).
+const KVM_FAILURES: &[&str] = &[
+    "KVM internal error",
+    "failed to set MSR",
+    "kvm run failed",
+    "Could not access KVM",
+];
+
+/// Cached per QEMU binary: the probe runs once per process.
+static CHOICES: std::sync::Mutex<Vec<(std::path::PathBuf, AccelChoice)>> = std::sync::Mutex::new(Vec::new());
+
+/// Chooses KVM if `/dev/kvm` can really boot `vmlinuz` with `initrd` (a probe boot with
+/// `kmx.mode=probe`, bounded by a timeout), else TCG; `$AFXDP_LAB_ACCEL` overrides. The answer is
+/// kept for the rest of the process.
+pub fn choose_accel(qemu: &Qemu, vmlinuz: &Path, initrd: &Path, interrupted: &Arc<AtomicBool>) -> AccelChoice {
+    if let Ok(forced) = std::env::var(ACCEL_ENV) {
+        let accel = if forced == "kvm" { Accel::Kvm } else { Accel::Tcg };
+        return AccelChoice {
+            accel,
+            why: format!("${ACCEL_ENV}={forced}"),
+        };
+    }
+    let mut choices = CHOICES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, c)) = choices.iter().find(|(exe, _)| *exe == qemu.exe) {
+        return c.clone();
+    }
+    let choice = probe_kvm(qemu, vmlinuz, initrd, interrupted);
+    choices.push((qemu.exe.clone(), choice.clone()));
+    choice
+}
+
+fn probe_kvm(qemu: &Qemu, vmlinuz: &Path, initrd: &Path, interrupted: &Arc<AtomicBool>) -> AccelChoice {
+    let tcg = |why: String| AccelChoice { accel: Accel::Tcg, why };
+    if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
+        return tcg(format!("/dev/kvm: {e}"));
+    }
+    let spec = GuestSpec {
+        qemu,
+        accel: Accel::Kvm,
+        vmlinuz,
+        initrd,
+        options: "kmx.mode=probe".into(),
+        nic: None,
+        mac: String::new(),
+        echo: false,
+        prefix: String::new(),
+    };
+    let started = Instant::now();
+    let mut guest = match Guest::boot(&spec, None, Arc::clone(interrupted)) {
+        Ok(g) => g,
+        Err(e) => return tcg(format!("KVM probe did not start: {}", crate::one_line(&e))),
+    };
+    let mut failure = None;
+    let booted = guest.wait_for("the KVM probe's boot line", PROBE_TIMEOUT, |l| {
+        if KVM_FAILURES.iter().any(|f| l.contains(f)) {
+            failure = Some(l.to_string());
+            return true;
+        }
+        l.contains("KMX-BOOT")
+    });
+    match (booted, failure) {
+        (Ok(_), None) => AccelChoice {
+            accel: Accel::Kvm,
+            why: format!(
+                "a KVM probe boot reached /init in {:.1} s",
+                started.elapsed().as_secs_f64()
+            ),
+        },
+        (_, Some(line)) => tcg(format!("KVM cannot run this guest: \"{}\"", line.trim())),
+        (Err(e), None) => tcg(format!("KVM probe failed: {}", crate::one_line(&e))),
+    }
+}
 
 /// How the guest is started.
 #[derive(Debug, Clone)]
 pub struct GuestSpec<'a> {
+    /// The QEMU to run.
+    pub qemu: &'a Qemu,
+    /// KVM or TCG.
+    pub accel: Accel,
     /// The kernel image.
     pub vmlinuz: &'a Path,
     /// The initramfs.
     pub initrd: &'a Path,
     /// `kmx.*` options for `/init` (appended to the kernel command line).
     pub options: String,
-    /// Guest NIC: `(tap name, queues)`; `None` for no NIC.
-    pub nic: Option<(String, u32)>,
+    /// Guest NIC: `(model, tap name, queues)`; `None` for no NIC.
+    pub nic: Option<(Nic, String, u32)>,
     /// The guest's MAC address.
     pub mac: String,
     /// Print console lines as they come (prefixed with `prefix`).
@@ -52,18 +249,29 @@ pub struct Guest {
 impl Guest {
     /// Starts QEMU (inside network namespace `ns` when given) with `spec`.
     pub fn boot(spec: &GuestSpec<'_>, ns: Option<&str>, interrupted: Arc<AtomicBool>) -> Result<Self, LabError> {
-        let qemu = tool("qemu-system-x86_64")?;
-        let mut cmd = match ns {
+        let wrapper = match ns {
             Some(ns) => {
                 let mut c = Command::new(tool("ip")?);
-                c.args(["netns", "exec", ns]).arg(&qemu);
-                c
+                c.args(["netns", "exec", ns]);
+                Some(c)
             }
-            None => Command::new(&qemu),
+            None => None,
         };
-        let smp = spec.nic.as_ref().map_or(1, |(_, q)| (*q).max(1));
-        cmd.args(["-accel", "tcg", "-cpu", "max", "-smp", &smp.to_string(), "-m", "1G"])
-            .args(["-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot"])
+        let mut cmd = spec.qemu.command(wrapper);
+        let smp = spec.nic.as_ref().map_or(1, |(_, _, q)| (*q).max(1));
+        cmd.args(spec.accel.qemu_args())
+            .args(["-smp", &smp.to_string(), "-m", "1G"])
+            .args([
+                "-display",
+                "none",
+                "-vga",
+                "none",
+                "-monitor",
+                "none",
+                "-serial",
+                "stdio",
+                "-no-reboot",
+            ])
             .arg("-kernel")
             .arg(spec.vmlinuz)
             .arg("-initrd")
@@ -71,18 +279,8 @@ impl Guest {
             .arg("-append")
             .arg(format!("console=ttyS0 panic=-1 loglevel=4 {}", spec.options));
         match &spec.nic {
-            Some((tap, queues)) => {
-                // Zero-copy needs a modern-only device behind an IOMMU (else the bind fails
-                // with EINVAL); several queues need mq=on and 2 vectors per queue pair + 2.
-                let mut device = format!(
-                    "virtio-net-pci,disable-legacy=on,iommu_platform=on,netdev=n0,mac={}",
-                    spec.mac
-                );
-                let mut netdev = format!("tap,id=n0,ifname={tap},script=no,downscript=no");
-                if *queues > 1 {
-                    device.push_str(&format!(",mq=on,vectors={}", 2 * queues + 2));
-                    netdev.push_str(&format!(",queues={queues}"));
-                }
+            Some((model, tap, queues)) => {
+                let (device, netdev) = model.qemu_args(tap, *queues, &spec.mac);
                 cmd.args(["-device", &device, "-netdev", &netdev]);
             }
             None => {
@@ -130,6 +328,11 @@ impl Guest {
             interrupted,
             started: Instant::now(),
         })
+    }
+
+    /// The QEMU process's id (`ip netns exec` execs QEMU in place).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Seconds since QEMU started.

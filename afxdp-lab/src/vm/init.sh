@@ -5,7 +5,13 @@
 #   kmx.mode=tests      load every XDP object with ip, run each test binary in /tests
 #   kmx.mode=responder  configure eth0, run afxdp-responder --output json once per kmx.modes
 #                       entry; the lab writes a line on the console when it is done with one
-#   kmx.modes=copy,zero-copy,auto   kmx.queues=N (1 or 2)
+#   kmx.modes=copy,zero-copy,auto,xdp-tx,kernel   kmx.queues=N (1 or 2)
+#                       (xdp-tx: --engine xdp-tx; kernel: no responder, the kernel answers;
+#                       zero-copy-pass, copy-pass: that mode, answering 198.18.0.1 and 2001:db8::1
+#                       only, so requests to 198.18.0.3 are passed to the kernel)
+#   kmx.mode=probe      print the boot line and power off (the lab's KVM probe)
+# While a mode runs, the lab may write "stat" (the guest answers with its /proc/stat CPU line)
+# and writes "next" when it is done with the mode.
 /bin/busybox --install -s /bin
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root RUST_BACKTRACE=1
 mount -t proc proc /proc
@@ -24,6 +30,7 @@ stty -echo 2>/dev/null
 arg() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
 mode=$(arg kmx.mode); mode=${mode:-tests}
 echo "KMX-BOOT kernel=$(uname -r) uptime=$(cut -d' ' -f1 /proc/uptime)s mode=$mode"
+[ "$mode" = probe ] && poweroff -f
 
 for m in $(cat /modules/order 2>/dev/null); do
 	if insmod "/modules/$m.ko" 2>/tmp/insmod.err; then echo "KMX-MODULE $m ok"
@@ -56,24 +63,46 @@ elif [ "$mode" = responder ]; then
 	if [ "$q" -gt 1 ]; then /usr/sbin/ethtool -L $dev combined "$q"; qs=0-$((q - 1)); fi
 	$IP link set $dev up
 	$IP addr add 198.18.0.1/24 dev $dev
+	$IP addr add 198.18.0.3/24 dev $dev
 	$IP -6 addr add 2001:db8::1/64 dev $dev nodad
 	echo "KMX-NET ready driver=$(/usr/sbin/ethtool -i $dev | sed -n 's/^driver: //p') queues=$q"
 	for m in $(arg kmx.modes | tr , ' '); do
 		echo "KMX-START mode=$m"
-		(
-			/usr/bin/afxdp-responder --iface $dev --queues $qs --mode "$m" \
-				--output json --stats-interval 0 2>/tmp/resp.err &
-			echo $! >/tmp/resp.pid
-			wait $!
-			rc=$?
-			sed 's/^/KMX-ERR /' /tmp/resp.err
-			echo "KMX-EXIT mode=$m rc=$rc"
-		) &
-		sub=$!
-		# The lab writes a line when it is done with this mode (bounded: 10 minutes).
-		read -t 600 line
-		kill -INT "$(cat /tmp/resp.pid)" 2>/dev/null
-		wait $sub
+		case $m in
+		xdp-tx) opts="--engine xdp-tx" ;;
+		*-pass) opts="--queues $qs --mode ${m%-pass} --address 198.18.0.1 --address 2001:db8::1" ;;
+		*) opts="--queues $qs --mode $m" ;;
+		esac
+		echo 0 >/tmp/resp.pid
+		if [ "$m" = kernel ]; then
+			echo "KMX-KERNEL ready"
+			sub=
+		else
+			(
+				/usr/bin/afxdp-responder --iface $dev $opts \
+					--output json --stats-interval 0 2>/tmp/resp.err &
+				echo $! >/tmp/resp.pid
+				wait $!
+				rc=$?
+				sed 's/^/KMX-ERR /' /tmp/resp.err
+				echo "KMX-EXIT mode=$m rc=$rc"
+			) &
+			sub=$!
+		fi
+		# The lab writes "stat" for a CPU reading and "next" when it is done with this mode
+		# (bounded: 10 minutes without a line ends the mode).
+		while read -t 600 line; do
+			case $line in
+			stat) echo "KMX-STAT $(head -n 1 /proc/stat)" ;;
+			*) break ;;
+			esac
+		done
+		if [ -n "$sub" ]; then
+			kill -INT "$(cat /tmp/resp.pid)" 2>/dev/null
+			wait $sub
+		else
+			echo "KMX-EXIT mode=$m rc=0"
+		fi
 	done
 fi
 echo "KMX-DONE uptime=$(cut -d' ' -f1 /proc/uptime)s"

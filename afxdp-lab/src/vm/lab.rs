@@ -1,6 +1,8 @@
-//! `afxdp-lab vm`: the responder inside a guest with a virtio-net NIC, real `ping` (and
-//! optionally the `flood` generator) from the host end, checked with the host's kernel counters.
+//! `afxdp-lab vm`: the responder inside a guest with a virtio-net or igb NIC, real `ping` (and
+//! optionally the `flood` generator) from the host end, checked with the host's kernel counters
+//! and `tcpdump -vvv` on the tap.
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -9,15 +11,12 @@ use std::time::{Duration, Instant};
 
 use responder_json::{Event, FloodReport, Ready, Summary};
 
-use super::cache::{Cache, GuestKernel};
-use super::guest::{Guest, GuestSpec};
+use super::cache::{Cache, GuestKernel, Qemu};
+use super::guest::{Accel, AccelChoice, Guest, GuestSpec, Nic, choose_accel};
 use super::initramfs::Initramfs;
 use super::tapns::{GUEST_MAC, GUEST_V4, TapNs};
 use crate::exec::{describe, run, tail};
-use crate::{Endpoints, Family, LabError, Nstat, PingReport, PingSpec, Side, ping};
-
-/// The modules a virtio-net guest loads (those that are built in are skipped).
-const VIRTIO_MODULES: &[&str] = &["virtio_pci", "virtio_net"];
+use crate::{Capture, Endpoints, Family, ICMP_FILTER, LabError, Nstat, PingReport, PingSpec, Side, ping};
 
 /// A bounded load from the `flood` generator in the host namespace.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,7 +37,10 @@ pub struct FloodSpec {
 pub struct VmConfig {
     /// Guest kernel.
     pub kernel: GuestKernel,
-    /// `--mode` values to run the responder with, one after another in the same guest.
+    /// Guest NIC.
+    pub nic: Nic,
+    /// `--mode` values to run the responder with, one after another in the same guest; also
+    /// `xdp-tx` (`--engine xdp-tx`) and `kernel` (no responder: the guest kernel answers).
     pub modes: Vec<String>,
     /// NIC queues (1 or 2), each served by the responder.
     pub queues: u32,
@@ -67,13 +69,75 @@ pub struct ModeRun {
     pub pings: Vec<(Family, PingReport)>,
     /// The host namespace's SNMP counters: growth over the pings.
     pub counters: Option<Nstat>,
+    /// What `tcpdump -vvv` on the tap saw during the pings.
+    pub capture: Option<CaptureCheck>,
     /// The flood report.
     pub flood: Option<FloodReport>,
+    /// The guest's CPU over the flood (its `/proc/stat`).
+    pub guest_cpu: Option<GuestCpu>,
     /// The `summary` event.
     pub summary: Option<Summary>,
 }
 
+/// The echo replies `tcpdump -vvv` captured on the host end of the tap.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaptureCheck {
+    /// Echo replies captured (v4 and v6).
+    pub replies: usize,
+    /// Frames with a checksum tcpdump found wrong, as it printed them.
+    pub bad_checksums: Vec<String>,
+    /// The TTLs / hop limits of the replies.
+    pub ttls: Vec<u8>,
+}
+
+/// The guest's CPU time over a measurement, from the first line of its `/proc/stat` (the
+/// guest's own accounting of its vCPUs, in USER_HZ ticks; under TCG its clock is the host's).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GuestCpu {
+    /// Busy seconds over all vCPUs: user, nice, system, irq, softirq (and steal, guest).
+    pub busy_s: f64,
+    /// Of which softirq (where the kernel stack, XDP and copy-mode AF_XDP run).
+    pub softirq_s: f64,
+    /// All seconds, idle included, over all vCPUs.
+    pub total_s: f64,
+}
+
+impl GuestCpu {
+    /// Parses a `cpu  user nice system idle iowait irq softirq steal guest guest_nice` line.
+    pub fn parse(line: &str) -> Option<[u64; 10]> {
+        let rest = line.split("cpu ").nth(1)?;
+        let mut out = [0u64; 10];
+        let mut n = 0;
+        for (slot, word) in out.iter_mut().zip(rest.split_whitespace()) {
+            *slot = word.parse().ok()?;
+            n += 1;
+        }
+        (n >= 8).then_some(out)
+    }
+
+    /// The CPU between two `/proc/stat` readings (USER_HZ = 100).
+    pub fn between(before: &[u64; 10], after: &[u64; 10]) -> Self {
+        let d: Vec<f64> = before
+            .iter()
+            .zip(after)
+            .map(|(b, a)| a.saturating_sub(*b) as f64 / 100.0)
+            .collect();
+        // guest and guest_nice are already counted in user and nice.
+        let total: f64 = d[..8].iter().sum();
+        GuestCpu {
+            busy_s: total - d[3] - d[4],
+            softirq_s: d[6],
+            total_s: total,
+        }
+    }
+}
+
 impl ModeRun {
+    /// Whether this run let the guest kernel answer (no responder).
+    pub fn is_kernel_stack(&self) -> bool {
+        self.requested == "kernel"
+    }
+
     /// The mode of each queue, e.g. `["zero-copy"]`.
     pub fn queue_modes(&self) -> Vec<String> {
         self.ready
@@ -85,7 +149,7 @@ impl ModeRun {
     /// What is wrong with a run that started: missing or bad replies, unaccounted frames.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if self.ready.is_none() {
+        if self.ready.is_none() && !self.is_kernel_stack() {
             out.push(format!(
                 "--mode {} did not start: {}",
                 self.requested,
@@ -124,6 +188,21 @@ impl ModeRun {
                 }
             }
         }
+        if let Some(c) = &self.capture {
+            let answered: u64 = self.pings.iter().map(|(_, r)| r.received).sum();
+            if c.replies as u64 != answered {
+                out.push(format!(
+                    "tcpdump on the tap saw {} echo replies, ping received {answered}",
+                    c.replies
+                ));
+            }
+            if !c.bad_checksums.is_empty() {
+                out.push(format!("tcpdump: wrong checksums: {}", c.bad_checksums.join(" | ")));
+            }
+            if c.ttls.iter().any(|&t| t != 64) {
+                out.push(format!("tcpdump: reply TTL / hop limit {:?}, not 64", c.ttls));
+            }
+        }
         if let Some(f) = &self.flood
             && (f.lost != 0 || f.wrong != 0 || f.replies != f.sent)
         {
@@ -133,6 +212,7 @@ impl ModeRun {
             ));
         }
         match &self.summary {
+            None if self.is_kernel_stack() => {}
             None => out.push("no summary event".into()),
             Some(s) => {
                 for q in s.queues.iter().filter(|q| !q.frames.accounted) {
@@ -153,10 +233,18 @@ impl ModeRun {
 /// What a whole run found.
 #[derive(Debug, Clone)]
 pub struct VmReport {
-    /// Guest kernel.
+    /// Guest kernel series.
     pub kernel: GuestKernel,
-    /// The guest NIC's driver (`virtio_net`).
+    /// Its exact release (`uname -r`).
+    pub release: String,
+    /// The guest NIC model.
+    pub nic: Nic,
+    /// The guest NIC's driver (`virtio_net`, `igb`).
     pub driver: String,
+    /// KVM or TCG, and why.
+    pub accel: AccelChoice,
+    /// The QEMU version that ran the guest.
+    pub qemu_version: String,
     /// Per `--mode`, in order.
     pub modes: Vec<ModeRun>,
     /// From QEMU's start to the guest's network being up.
@@ -166,12 +254,17 @@ pub struct VmReport {
 }
 
 /// The `summary` or `ready` event in a console line (the responder prints JSON on the console).
-fn event_in(line: &str) -> Option<Event> {
+pub(super) fn event_in(line: &str) -> Option<Event> {
     let start = line.find("{\"event\"")?;
     Event::parse_line(&line[start..])
 }
 
-/// Boots `cfg.kernel` with a virtio-net NIC, runs the responder in each mode, pings it and
+/// Whether `nic`'s driver in the kernel `release` has AF_XDP zero-copy.
+pub fn has_zero_copy(nic: Nic, release: &str) -> bool {
+    super::cache::release_version(release) >= nic.zero_copy_since()
+}
+
+/// Boots `cfg.kernel` with a `cfg.nic` NIC, runs the responder in each mode, pings it and
 /// removes everything (guest, tap, namespace), also on failure or when `interrupted` is set.
 pub fn run_vm(cfg: &VmConfig, cache: &Cache, interrupted: Arc<AtomicBool>) -> Result<VmReport, LabError> {
     let started = Instant::now();
@@ -179,15 +272,23 @@ pub fn run_vm(cfg: &VmConfig, cache: &Cache, interrupted: Arc<AtomicBool>) -> Re
         return Err(LabError::Config(format!("--queues {}: use 1 or 2", cfg.queues)));
     }
     let kernel = cache.kernel(cfg.kernel)?;
+    let qemu = match cfg.nic {
+        Nic::Virtio => Qemu::host()?,
+        Nic::Igb => cache.qemu_backports()?,
+    };
+    let qemu_version = qemu.version();
     let image = Initramfs {
         busybox: cache.busybox()?,
-        modules: kernel.load_order(VIRTIO_MODULES),
+        modules: kernel.load_order(cfg.nic.modules()),
         responder: Some(cfg.responder.clone()),
         ..Initramfs::default()
     }
     .build()?;
+    let accel = choose_accel(&qemu, &kernel.vmlinuz, image.path(), &interrupted);
     let net = TapNs::create(cfg.queues)?;
     let spec = GuestSpec {
+        qemu: &qemu,
+        accel: accel.accel,
         vmlinuz: &kernel.vmlinuz,
         initrd: image.path(),
         options: format!(
@@ -195,18 +296,22 @@ pub fn run_vm(cfg: &VmConfig, cache: &Cache, interrupted: Arc<AtomicBool>) -> Re
             cfg.modes.join(","),
             cfg.queues
         ),
-        nic: Some((net.tap().to_string(), cfg.queues)),
+        nic: Some((cfg.nic, net.tap().to_string(), cfg.queues)),
         mac: GUEST_MAC.into(),
         echo: cfg.echo,
         prefix: format!("  guest {}| ", cfg.kernel.label()),
     };
     println!(
-        "vm: booting Linux {} under QEMU (TCG emulation, {} vCPU) with a virtio-net NIC on tap {} in namespace {}",
-        cfg.kernel.release(),
+        "vm: booting Linux {} under QEMU {qemu_version}, accelerator {accel}, {} vCPU, NIC {} on tap {} in namespace {}",
+        kernel.release,
         cfg.queues,
+        cfg.nic.label(),
         net.tap(),
         net.ns()
     );
+    if accel.accel == Accel::Tcg {
+        println!("vm: TCG emulates every guest instruction: absolute speeds mean little, compare ratios");
+    }
     let mut guest = Guest::boot(&spec, Some(net.ns()), interrupted)?;
     let line = guest.wait_for("KMX-NET ready", Duration::from_secs(240), |l| {
         l.contains("KMX-NET ready")
@@ -226,7 +331,11 @@ pub fn run_vm(cfg: &VmConfig, cache: &Cache, interrupted: Arc<AtomicBool>) -> Re
     guest.finish(Duration::from_secs(60))?;
     Ok(VmReport {
         kernel: cfg.kernel,
+        release: kernel.release.clone(),
+        nic: cfg.nic,
         driver,
+        accel,
+        qemu_version,
         modes,
         boot,
         total: started.elapsed(),
@@ -242,9 +351,14 @@ fn run_mode(cfg: &VmConfig, net: &TapNs, guest: &mut Guest, mode: &str) -> Resul
     guest.wait_for(&marker, Duration::from_secs(60), |l| l.contains(&marker))?;
     let first = guest.log().len();
     let line = guest.wait_for("the responder's ready event or exit", Duration::from_secs(180), |l| {
-        matches!(event_in(l), Some(Event::Ready(_))) || l.contains("KMX-EXIT")
+        matches!(event_in(l), Some(Event::Ready(_))) || l.contains("KMX-EXIT") || l.contains("KMX-KERNEL ready")
     })?;
-    if let Some(Event::Ready(ready)) = event_in(&line) {
+    let ready = match event_in(&line) {
+        Some(Event::Ready(ready)) => Some(ready),
+        _ => None,
+    };
+    let started = ready.is_some() || line.contains("KMX-KERNEL ready");
+    if let Some(ready) = ready {
         let modes: Vec<String> = ready
             .queues
             .iter()
@@ -258,7 +372,18 @@ fn run_mode(cfg: &VmConfig, net: &TapNs, guest: &mut Guest, mode: &str) -> Resul
             modes.join(", ")
         );
         run.ready = Some(ready);
+    } else if run.is_kernel_stack() {
+        println!("vm: --mode kernel: no responder, the guest kernel answers");
+    }
+    if started {
+        // One request per family first, not counted: under emulation the first reply can be
+        // late (the guest resolves the host's address), and `ping -c` then sends one more.
+        for family in [Family::V4, Family::V6] {
+            let spec = PingSpec::new(family, 1).deadline(Duration::from_secs(10));
+            let _ = ping(net, &spec);
+        }
         let before = Nstat::read(net, Side::Client)?;
+        let capture = Capture::start_on(net, Side::Client, net.tap(), ICMP_FILTER)?;
         for family in [Family::V4, Family::V6] {
             let spec = PingSpec::new(family, cfg.pings)
                 .interval(Duration::from_millis(200))
@@ -273,6 +398,19 @@ fn run_mode(cfg: &VmConfig, net: &TapNs, guest: &mut Guest, mode: &str) -> Resul
             );
             run.pings.push((family, report));
         }
+        let text = capture.stop()?;
+        let check = CaptureCheck {
+            replies: text.echo_reply_count(),
+            bad_checksums: text.bad_checksum_packets().iter().map(|p| p.to_string()).collect(),
+            ttls: text.reply_ttls().into_iter().collect(),
+        };
+        println!(
+            "vm: --mode {mode}: tcpdump -vvv on the tap: {} echo replies, {} with a wrong checksum, TTL / hop limit {:?}",
+            check.replies,
+            check.bad_checksums.len(),
+            check.ttls
+        );
+        run.capture = Some(check);
         let delta = Nstat::read(net, Side::Client)?.since(&before);
         println!(
             "vm: --mode {mode}: host counters: IcmpInEchoReps +{}, Icmp6InEchoReplies +{}, IcmpInCsumErrors +{}, Icmp6InCsumErrors +{}",
@@ -288,9 +426,12 @@ fn run_mode(cfg: &VmConfig, net: &TapNs, guest: &mut Guest, mode: &str) -> Resul
                 (Some(rate), true) => rate,
                 _ => &flood.rate,
             };
-            let report = run_flood(&cfg.responder, net, rate, flood.duration)?;
+            let cpu_before = guest_stat(guest)?;
+            let report = run_flood(&cfg.responder, net, GUEST_V4, rate, flood.duration)?;
+            let cpu = GuestCpu::between(&cpu_before, &guest_stat(guest)?);
+            run.guest_cpu = Some(cpu);
             println!(
-                "vm: --mode {mode}: flood {} pps for {} s: {} sent, {} replies ({:.1} %), {} wrong, {} lost, p50 {:.0} us",
+                "vm: --mode {mode}: flood {} pps for {} s: {} sent, {} replies ({:.1} %), {} wrong, {} lost, p50 {:.0} us; guest CPU busy {:.2} s (softirq {:.2} s) of {:.2} s",
                 rate,
                 flood.duration,
                 report.sent,
@@ -298,7 +439,10 @@ fn run_mode(cfg: &VmConfig, net: &TapNs, guest: &mut Guest, mode: &str) -> Resul
                 report.answered_pct,
                 report.wrong,
                 report.lost,
-                report.latency_us.p50
+                report.latency_us.p50,
+                cpu.busy_s,
+                cpu.softirq_s,
+                cpu.total_s
             );
             run.flood = Some(report);
         }
@@ -321,6 +465,7 @@ fn run_mode(cfg: &VmConfig, net: &TapNs, guest: &mut Guest, mode: &str) -> Resul
         }
     }
     match (&run.ready, run.exit_code) {
+        (None, _) if run.is_kernel_stack() => {}
         (None, code) => println!(
             "vm: --mode {mode}: refused, exit status {code:?}: {}",
             run.stderr.join(" ")
@@ -354,15 +499,33 @@ fn run_mode(cfg: &VmConfig, net: &TapNs, guest: &mut Guest, mode: &str) -> Resul
     Ok(run)
 }
 
+/// The guest's `/proc/stat` CPU line, asked for on the console.
+pub(super) fn guest_stat(guest: &mut Guest) -> Result<[u64; 10], LabError> {
+    guest.send_line("stat")?;
+    let line = guest.wait_for("the guest's CPU reading", Duration::from_secs(30), |l| {
+        l.contains("KMX-STAT cpu ")
+    })?;
+    GuestCpu::parse(&line).ok_or_else(|| LabError::Parse {
+        what: "the guest's /proc/stat line",
+        detail: line.clone(),
+    })
+}
+
 /// `afxdp-responder flood --json` from the host namespace against the guest.
-fn run_flood(exe: &Path, net: &TapNs, rate: &str, duration: f64) -> Result<FloodReport, LabError> {
+pub(super) fn run_flood(
+    exe: &Path,
+    net: &TapNs,
+    dst: Ipv4Addr,
+    rate: &str,
+    duration: f64,
+) -> Result<FloodReport, LabError> {
     let mut cmd: Command = net.command_on(Side::Client, &exe.to_string_lossy(), None)?;
     cmd.args([
         "flood",
         "--iface",
         net.tap(),
         "--dst",
-        &GUEST_V4.to_string(),
+        &dst.to_string(),
         "--dst-mac",
         GUEST_MAC,
     ])

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use super::cache::{Cache, GuestKernel};
-use super::guest::{Guest, GuestSpec};
+use super::cache::{Cache, GuestKernel, Qemu};
+use super::guest::{AccelChoice, Guest, GuestSpec, choose_accel};
 use super::initramfs::Initramfs;
 use crate::LabError;
 use crate::exec::{run, tail};
@@ -82,8 +82,12 @@ impl TestBinary {
 /// One kernel's line of the matrix.
 #[derive(Debug, Clone)]
 pub struct MatrixRow {
-    /// The kernel.
+    /// The kernel series.
     pub kernel: GuestKernel,
+    /// Its exact release.
+    pub release: String,
+    /// KVM or TCG, and why.
+    pub accel: AccelChoice,
     /// Each XDP object and whether the verifier accepted it.
     pub loads: Vec<(String, bool)>,
     /// The test binary's `test result:` line, if it got that far.
@@ -130,6 +134,7 @@ pub fn run_matrix(
     interrupted: Arc<AtomicBool>,
 ) -> Result<Vec<MatrixRow>, LabError> {
     let busybox = cache.busybox()?;
+    let qemu = Qemu::host()?;
     let mut rows = Vec::new();
     for &k in kernels {
         let kernel = cache.kernel(k)?;
@@ -142,12 +147,15 @@ pub fn run_matrix(
             ..Initramfs::default()
         }
         .build()?;
+        let accel = choose_accel(&qemu, &kernel.vmlinuz, image.path(), &interrupted);
         println!(
-            "vm: matrix: booting Linux {} (TCG) to load the XDP objects and run xdp_verdicts",
-            k.release()
+            "vm: matrix: booting Linux {} (accelerator {accel}) to load the XDP objects and run xdp_verdicts",
+            kernel.release
         );
         let started = Instant::now();
         let spec = GuestSpec {
+            qemu: &qemu,
+            accel: accel.accel,
             vmlinuz: &kernel.vmlinuz,
             initrd: image.path(),
             options: "kmx.mode=tests".into(),
@@ -158,6 +166,8 @@ pub fn run_matrix(
         };
         let mut row = MatrixRow {
             kernel: k,
+            release: kernel.release.clone(),
+            accel,
             loads: Vec::new(),
             tests: None,
             tests_passed: false,
@@ -196,7 +206,7 @@ pub fn run_matrix(
         row.duration = started.elapsed();
         println!(
             "vm: matrix: Linux {}: {} in {:.0} s",
-            k.release(),
+            row.release,
             if row.passed() { "PASS" } else { "FAIL" },
             row.duration.as_secs_f64()
         );
@@ -207,8 +217,9 @@ pub fn run_matrix(
 
 /// The matrix as a Markdown table.
 pub fn render_matrix(rows: &[MatrixRow]) -> String {
-    let mut out =
-        String::from("| kernel | XDP objects loaded | xdp_verdicts | result | time |\n|---|---|---|---|---|\n");
+    let mut out = String::from(
+        "| kernel | accel | XDP objects loaded | xdp_verdicts | result | time |\n|---|---|---|---|---|---|\n",
+    );
     for r in rows {
         let loaded = r.loads.iter().filter(|(_, ok)| *ok).count();
         let failed_loads: Vec<&str> = r.loads.iter().filter(|(_, ok)| !*ok).map(|(n, _)| n.as_str()).collect();
@@ -228,8 +239,9 @@ pub fn render_matrix(rows: &[MatrixRow]) -> String {
             format!("{tests}; failed: {}", r.failed.join(", "))
         };
         out.push_str(&format!(
-            "| {} | {loads} | {tests} | {} | {:.0} s |\n",
-            r.kernel.release(),
+            "| {} | {} | {loads} | {tests} | {} | {:.0} s |\n",
+            r.release,
+            r.accel.accel.name(),
             if r.passed() { "PASS" } else { "FAIL" },
             r.duration.as_secs_f64()
         ));

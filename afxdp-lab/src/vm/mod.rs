@@ -1,27 +1,30 @@
-//! The VM lab: the responder and the XDP programs on other kernels and on an emulated NIC that
-//! has AF_XDP zero-copy (virtio-net), in a QEMU guest under pure emulation (TCG).
+//! The VM lab: the responder and the XDP programs on other kernels and on emulated NICs that
+//! have AF_XDP zero-copy (virtio-net, igb), in a QEMU guest: KVM where a probe boot shows that it
+//! works, pure emulation (TCG) otherwise ([`choose_accel`]).
 //!
-//! - [`run_vm`] (`afxdp-lab vm`): boots a Debian kernel with a virtio-net NIC whose host end is a
-//!   tap in a namespace of the lab's own ([`TapNs`]), runs `afxdp-responder --output json` in the
-//!   guest once per `--mode`, pings it from the host with the real `ping` (v4 and v6), checks the
-//!   host's SNMP counters, optionally floods it with `afxdp-responder flood`, and reports the mode
-//!   each queue got (the guest's `ready` event, relayed over the serial console).
+//! - [`run_vm`] (`afxdp-lab vm`): boots a Debian kernel with a virtio-net or igb NIC whose host
+//!   end is a tap in a namespace of the lab's own ([`TapNs`]), runs `afxdp-responder --output
+//!   json` in the guest once per `--mode`, pings it from the host with the real `ping` (v4 and
+//!   v6), checks the host's SNMP counters and `tcpdump -vvv` on the tap, optionally floods it with
+//!   `afxdp-responder flood`, and reports the mode each queue got (the guest's `ready` event,
+//!   relayed over the serial console).
 //! - [`run_matrix`] (`afxdp-lab vm --matrix`): per kernel, loads the five XDP objects and runs the
 //!   daemon's `xdp_verdicts` test binary in the guest; one PASS/FAIL table.
 //!
-//! What it needs is fetched on first use into `/var/cache/afxdp-lab` ([`Cache`]): Debian's guest
-//! kernels 6.1, 6.12 and 7.3 and busybox-static (about 300 MiB); QEMU itself is the host's
-//! `qemu-system-x86` package. The guest, the tap and the namespace are removed when the run ends,
+//! What it needs is fetched on first use into `/var/cache/afxdp-lab` ([`Cache`]): the newest of
+//! Debian's guest kernels 6.1, 6.12 and 7.x and busybox-static (about 300 MiB); for igb, QEMU 10
+//! from bookworm-backports (13 MiB). Virtio guests run on the host's `qemu-system-x86`. The guest, the tap and the namespace are removed when the run ends,
 //! also on failure or Ctrl-C (each is a guard with a `Drop`). Addresses: 198.18.0.1/.2 and
 //! 2001:db8::1/::2 only.
 //!
 //! ```no_run
 //! use std::sync::{Arc, atomic::AtomicBool};
-//! use afxdp_lab::vm::{Cache, GuestKernel, VmConfig, run_vm};
+//! use afxdp_lab::vm::{Cache, GuestKernel, Nic, VmConfig, run_vm};
 //!
 //! # fn main() -> Result<(), afxdp_lab::LabError> {
 //! let cfg = VmConfig {
-//!     kernel: GuestKernel::V7_3,
+//!     kernel: GuestKernel::V7,
+//!     nic: Nic::Igb,
 //!     modes: vec!["zero-copy".into()],
 //!     queues: 1,
 //!     pings: 5,
@@ -35,6 +38,7 @@
 //! # }
 //! ```
 
+mod bench;
 mod cache;
 mod guest;
 mod initramfs;
@@ -46,10 +50,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-pub use cache::{CACHE_DIR, Cache, GuestKernel, KernelFiles};
-pub use lab::{FloodSpec, ModeRun, VmConfig, VmReport, run_vm};
+pub use bench::{VmBenchArgs, VmBenchReport, VmBenchRow, measure_vm_bench, run_vm_bench};
+/// The VM bench's Markdown table and plot, for `afxdp-lab bench --vm`.
+pub mod bench_output {
+    pub use super::bench::{markdown, svg};
+}
+pub use cache::{CACHE_DIR, Cache, GuestKernel, KernelFiles, KernelPackage, Qemu, release_version};
+pub use guest::{ACCEL_ENV, Accel, AccelChoice, Nic, choose_accel};
+pub use lab::{CaptureCheck, FloodSpec, GuestCpu, ModeRun, VmConfig, VmReport, has_zero_copy, run_vm};
 pub use matrix::{MatrixRow, TEST_BINARY_ENV, TestBinary, render_matrix, run_matrix};
-pub use tapns::{GUEST_MAC, GUEST_V4, GUEST_V6, HOST_V4, HOST_V6, TapNs};
+pub use tapns::{GUEST_MAC, GUEST_PASS_V4, GUEST_V4, GUEST_V6, HOST_V4, HOST_V6, TapNs};
 
 use crate::{LabError, require_root, responder_exe};
 
@@ -64,18 +74,27 @@ pub enum VmMode {
     Auto,
     /// copy, zero-copy and auto, one after another in the same guest.
     All,
+    /// `--engine xdp-tx`: the XDP program answers in the guest kernel.
+    XdpTx,
+    /// No responder: the guest kernel's own ICMP code answers.
+    Kernel,
 }
 
 /// Options of `afxdp-lab vm`.
 #[derive(Debug, clap::Args)]
 pub struct VmArgs {
-    /// Guest kernel: Debian 12's 6.1, Debian 13's 6.12, or 7.3 from trixie-backports (the one
-    /// whose virtio-net driver has zero-copy).
-    #[arg(long, value_enum, default_value = "7.3")]
+    /// Guest kernel series: Debian 12's 6.1, Debian 13's 6.12, or the newest 7.x of
+    /// trixie-backports (whose virtio-net and igb drivers have zero-copy); the newest package of
+    /// the series is fetched once, then used from the cache.
+    #[arg(long, value_enum, default_value = "7")]
     pub kernel: GuestKernel,
-    /// Guest NIC (only virtio-net is implemented; igb needs QEMU >= 8).
-    #[arg(long, default_value = "virtio", value_parser = ["virtio"])]
-    pub nic: String,
+    /// Guest NIC: virtio-net (the host's QEMU), or igb (Intel 82576; QEMU 10 from
+    /// bookworm-backports, fetched into the cache).
+    #[arg(long, value_enum, default_value = "virtio")]
+    pub nic: Nic,
+    /// Look in Debian's archive for a newer kernel of the series even when one is cached.
+    #[arg(long)]
+    pub refresh: bool,
     /// The responder's --mode in the guest.
     #[arg(long, value_enum, default_value = "all")]
     pub mode: VmMode,
@@ -95,7 +114,7 @@ pub struct VmArgs {
     #[arg(long, default_value_t = 3.0, value_name = "SECONDS")]
     pub flood_duration: f64,
     /// Instead: the kernel matrix: per kernel, load the five XDP objects and run the
-    /// xdp_verdicts test binary in the guest (6.1, 6.12 and 7.3 unless --matrix-kernel).
+    /// xdp_verdicts test binary in the guest (6.1, 6.12 and 7 unless --matrix-kernel).
     #[arg(long)]
     pub matrix: bool,
     /// With --matrix: only these kernels (repeatable); default all three.
@@ -104,6 +123,20 @@ pub struct VmArgs {
     /// Do not print the guest's console lines.
     #[arg(long)]
     pub quiet: bool,
+    /// Instead: the zero-copy vs copy comparison (see `--bench-*`).
+    #[command(flatten)]
+    pub bench: VmBenchArgs,
+}
+
+impl VmArgs {
+    /// The NICs of a `--bench` run: `--bench-nics`, else `--nic`.
+    fn nic_list(&self) -> Vec<Nic> {
+        if self.bench.nics.is_empty() {
+            vec![self.nic]
+        } else {
+            self.bench.nics.clone()
+        }
+    }
 }
 
 impl VmMode {
@@ -113,6 +146,8 @@ impl VmMode {
             VmMode::Copy => vec!["copy".into()],
             VmMode::Auto => vec!["auto".into()],
             VmMode::All => vec!["copy".into(), "zero-copy".into(), "auto".into()],
+            VmMode::XdpTx => vec!["xdp-tx".into()],
+            VmMode::Kernel => vec!["kernel".into()],
         }
     }
 }
@@ -129,8 +164,18 @@ fn interrupt_flag() -> Arc<AtomicBool> {
 /// Runs `afxdp-lab vm` (or `vm --matrix`) and prints the results.
 pub fn run(args: &VmArgs) -> Result<ExitCode, LabError> {
     require_root()?;
-    let cache = Cache::default();
+    let cache = Cache::default().with_refresh(args.refresh);
     let interrupted = interrupt_flag();
+    if args.bench.bench {
+        return run_vm_bench(
+            &args.bench,
+            args.kernel,
+            &args.nic_list(),
+            &cache,
+            !args.quiet,
+            interrupted,
+        );
+    }
     if args.matrix {
         let kernels = if args.matrix_kernels.is_empty() {
             GuestKernel::ALL.to_vec()
@@ -160,6 +205,7 @@ pub fn run(args: &VmArgs) -> Result<ExitCode, LabError> {
     }
     let cfg = VmConfig {
         kernel: args.kernel,
+        nic: args.nic,
         modes: args.mode.modes(),
         queues: args.queues,
         pings: args.pings,
@@ -173,8 +219,10 @@ pub fn run(args: &VmArgs) -> Result<ExitCode, LabError> {
     };
     let report = run_vm(&cfg, &cache, interrupted)?;
     println!(
-        "\nLinux {} on QEMU/TCG, NIC {} ({} queue(s)), boot {:.1} s, total {:.0} s:",
-        report.kernel.release(),
+        "\nLinux {} on QEMU {} ({}), NIC {} ({} queue(s)), boot {:.1} s, total {:.0} s:",
+        report.release,
+        report.qemu_version,
+        report.accel,
         report.driver,
         cfg.queues,
         report.boot.as_secs_f64(),
@@ -182,9 +230,10 @@ pub fn run(args: &VmArgs) -> Result<ExitCode, LabError> {
     );
     let mut ok = true;
     for m in &report.modes {
-        // Before 6.13 virtio-net has no zero-copy: a clean refusal is the right answer there.
+        // Before 6.13 (virtio-net) / 6.14 (igb) there is no zero-copy: a clean refusal is the
+        // right answer there.
         let expected_refusal = m.requested == "zero-copy"
-            && !report.kernel.virtio_zero_copy()
+            && !has_zero_copy(report.nic, &report.release)
             && m.ready.is_none()
             && m.exit_code == Some(1);
         let problems = if expected_refusal { Vec::new() } else { m.problems() };
@@ -194,7 +243,13 @@ pub fn run(args: &VmArgs) -> Result<ExitCode, LabError> {
             "refused".into()
         };
         let verdict = match (expected_refusal, problems.is_empty()) {
-            (true, _) => "OK: refused in one line, exit 1 (virtio-net zero-copy needs Linux >= 6.13)".to_string(),
+            (true, _) => {
+                let (major, minor) = report.nic.zero_copy_since();
+                format!(
+                    "OK: refused in one line, exit 1 ({} zero-copy needs Linux >= {major}.{minor})",
+                    report.nic.driver()
+                )
+            }
             (false, true) => "OK".to_string(),
             (false, false) => problems.join("; "),
         };

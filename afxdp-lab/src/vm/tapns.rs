@@ -26,6 +26,9 @@ use crate::{Endpoints, Family, LabError, Side, require_root};
 
 /// The guest's addresses and MAC.
 pub const GUEST_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+/// A second guest address that the responder is told not to answer (`--address` names only
+/// [`GUEST_V4`] and [`GUEST_V6`]): its echo requests are `XDP_PASS`ed to the guest kernel.
+pub const GUEST_PASS_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
 /// The guest's IPv6 address.
 pub const GUEST_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 /// The guest NIC's MAC address (locally administered).
