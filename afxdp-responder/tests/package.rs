@@ -215,7 +215,10 @@ fn the_package_holds_every_file_and_lintian_finds_no_error() {
         postinst.contains("adduser --system") && postinst.contains(&format!(" {user} >/dev/null")),
         "postinst does not create {user}:\n{postinst}"
     );
-    assert!(postinst.contains("try-restart 'afxdp-responder@*.service'"), "{postinst}");
+    assert!(
+        postinst.contains("try-restart 'afxdp-responder@*.service'"),
+        "{postinst}"
+    );
 
     // lintian: no error (E:) line; warnings are printed for the log.
     let out = Command::new("lintian")
