@@ -18,7 +18,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use afxdp_lab::{Family, NetnsPair, Nstat, PingSpec, ResponderProcess, Side, ping};
-use afxdp_responder::loader::{EngineCounters, EngineProgram, XDP_DROP, XDP_PASS, XDP_TX, xdp_action_name};
+use afxdp_responder::loader::{EngineCounters, EngineProgram, FibPasses, XDP_DROP, XDP_PASS, XDP_TX, xdp_action_name};
 use afxdp_responder::options::Engine;
 use common::{assert_nothing_attached, link_details, need_root, pair, ping_all_answered, ping_sizes, stop};
 use echo_wire::respond::ReplyPolicy;
@@ -128,6 +128,15 @@ fn run(program: &EngineProgram, frame: &[u8]) -> (u32, Vec<u8>, EngineCounters) 
         passed: after.passed - before.passed,
         no_socket: after.no_socket - before.no_socket,
         bad_checksum: after.bad_checksum - before.bad_checksum,
+        fib: FibPasses {
+            no_neigh: after.fib.no_neigh - before.fib.no_neigh,
+            not_unicast: after.fib.not_unicast - before.fib.not_unicast,
+            no_route: after.fib.no_route - before.fib.no_route,
+            frag_needed: after.fib.frag_needed - before.fib.frag_needed,
+            other_egress: after.fib.other_egress - before.fib.other_egress,
+            other: after.fib.other - before.fib.other,
+        },
+        fib_unchecked: after.fib_unchecked - before.fib_unchecked,
     };
     (action, out, delta)
 }
@@ -137,18 +146,24 @@ const ONE_HANDLED: EngineCounters = EngineCounters {
     passed: 0,
     no_socket: 0,
     bad_checksum: 0,
+    fib: FibPasses::ZERO,
+    fib_unchecked: 0,
 };
 const ONE_PASSED: EngineCounters = EngineCounters {
     handled: 0,
     passed: 1,
     no_socket: 0,
     bad_checksum: 0,
+    fib: FibPasses::ZERO,
+    fib_unchecked: 0,
 };
 const ONE_BAD_CHECKSUM: EngineCounters = EngineCounters {
     handled: 0,
     passed: 0,
     no_socket: 0,
     bad_checksum: 1,
+    fib: FibPasses::ZERO,
+    fib_unchecked: 0,
 };
 
 /// The program passes `frame` to the kernel untouched, and counts it as passed.

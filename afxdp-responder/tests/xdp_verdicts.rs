@@ -20,7 +20,7 @@ use std::{
 };
 
 use afxdp_responder::loader::{
-    AttachedMode, EngineCounters, EngineProgram, LoaderError, XDP_PASS, XDP_REDIRECT, xdp_action_name,
+    AttachedMode, EngineCounters, EngineProgram, FibPasses, LoaderError, XDP_PASS, XDP_REDIRECT, xdp_action_name,
 };
 use afxdp_responder::options::XdpMode;
 use afxdp_xsk::{BindMode, Xsk, XskConfig};
@@ -206,6 +206,8 @@ fn owned_echo_request_without_socket_passes_and_counts_no_socket() {
             no_socket: 2,
             passed: 0,
             bad_checksum: 0,
+            fib: FibPasses::ZERO,
+            fib_unchecked: 0,
         }
     );
 }
