@@ -355,6 +355,17 @@ int tx_echo(struct xdp_md *ctx)
 	if (!HAS_ROOM(eth, sizeof(*eth), data_end))
 		goto pass; /* cannot happen: the filter checked it */
 
+	/* Would Linux answer it, and to which MAC? (reply_path.h) Asked
+	 * before the checksums are verified: a request the kernel answers
+	 * itself is also the kernel's to drop for a bad checksum. (After the
+	 * checksum loop, the lookup's branches multiply the verifier's states
+	 * past its limit.) */
+	verdict = reply_path(ctx, &req, data_end, &macs);
+	if (verdict != COUNTER_HANDLED) {
+		count(verdict);
+		return XDP_PASS;
+	}
+
 	/* Verify, before anything is written: a dropped or passed frame is
 	 * left exactly as it came. */
 	if (req.ipv6) {
@@ -378,13 +389,6 @@ int tx_echo(struct xdp_md *ctx)
 	}
 	if (check == CSUM_UNCHECKED)
 		goto pass;
-
-	/* Would Linux answer it, and to which MAC? (reply_path.h) */
-	verdict = reply_path(ctx, &req, data_end, &macs);
-	if (verdict != COUNTER_HANDLED) {
-		count(verdict);
-		return XDP_PASS;
-	}
 
 	/* Rewrite: the reply goes to the neighbour-table MAC of its next hop,
 	 * from the egress device's MAC, as Linux's reply would. */

@@ -207,7 +207,10 @@ fn owned_echo_request_without_socket_passes_and_counts_no_socket() {
             passed: 0,
             bad_checksum: 0,
             fib: FibPasses::ZERO,
-            fib_unchecked: 0,
+            // BPF_PROG_TEST_RUN without an interface runs on loopback, where forwarding is off:
+            // the kernel refuses the FIB lookup, and the request is handled unchecked. The FIB
+            // verdicts are tested on a veth below (fib_*).
+            fib_unchecked: 2,
         }
     );
 }
@@ -275,7 +278,11 @@ fn link_local_ipv6_address_can_be_owned() {
     let frame = echo_v6(PEER_MAC, OUR_MAC, PEER_V6, link_local);
     assert_passed(&program, &frame, "link-local destination not in the map");
     program.add_address(0, IpAddr::from(link_local)).expect("add fe80::1");
-    assert_redirect_path(&program, &frame, "link-local destination in the map");
+    // In the map, but the kernel's FIB never routes a link-local reply (bpf_fib_lookup answers
+    // NOT_FWDED before anything else): the kernel answers it, as it would without us.
+    let before = program.counters().unwrap();
+    assert_passed(&program, &frame, "link-local destination in the map");
+    assert_eq!(program.counters().unwrap().fib.not_unicast - before.fib.not_unicast, 1);
     program
         .remove_address(0, IpAddr::from(link_local))
         .expect("remove fe80::1");

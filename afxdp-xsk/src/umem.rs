@@ -224,7 +224,11 @@ impl Umem {
     /// # }
     /// ```
     #[inline]
-    pub fn meta_and_frame_mut<'a>(&'a mut self, frame: &'a Frame, meta_len: usize) -> Option<(&'a mut [u8], &'a mut [u8])> {
+    pub fn meta_and_frame_mut<'a>(
+        &'a mut self,
+        frame: &'a Frame,
+        meta_len: usize,
+    ) -> Option<(&'a mut [u8], &'a mut [u8])> {
         let offset_in_frame = frame.addr & u64::from(self.frame_size - 1);
         if offset_in_frame < meta_len as u64 {
             return None;
@@ -307,11 +311,29 @@ mod tests {
         let (meta, _) = umem.meta_and_frame_mut(&rx, 16).unwrap();
         assert_eq!(meta, &[0; 16]);
 
-        let at_start = Frame { addr: 2048 + 8, len: 60, owner };
-        assert!(umem.meta_and_frame_mut(&at_start, 16).is_none(), "no room before the packet");
-        let foreign = Frame { addr: 256, len: 60, owner: owner + 1 };
-        assert!(umem.meta_and_frame_mut(&foreign, 16).is_none(), "another socket's frame");
-        let too_long = Frame { addr: 2048 + 256, len: 1793, owner };
+        let at_start = Frame {
+            addr: 2048 + 8,
+            len: 60,
+            owner,
+        };
+        assert!(
+            umem.meta_and_frame_mut(&at_start, 16).is_none(),
+            "no room before the packet"
+        );
+        let foreign = Frame {
+            addr: 256,
+            len: 60,
+            owner: owner + 1,
+        };
+        assert!(
+            umem.meta_and_frame_mut(&foreign, 16).is_none(),
+            "another socket's frame"
+        );
+        let too_long = Frame {
+            addr: 2048 + 256,
+            len: 1793,
+            owner,
+        };
         assert!(umem.meta_and_frame_mut(&too_long, 16).is_none(), "past the frame");
     }
 

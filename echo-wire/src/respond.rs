@@ -125,7 +125,8 @@ impl NextHop {
             dst_mac: *dst,
             src_mac: *src,
         };
-        let unicast = ethernet::is_unicast_mac(dst) && ethernet::is_unicast_mac(src) && *dst != [0; 6] && *src != [0; 6];
+        let unicast =
+            ethernet::is_unicast_mac(dst) && ethernet::is_unicast_mac(src) && *dst != [0; 6] && *src != [0; 6];
         (magic == Self::XDP_META_MAGIC && unicast).then_some(hop)
     }
 }
@@ -1132,7 +1133,11 @@ mod tests {
             };
             assert_eq!(via[..6], hop.dst_mac, "{what}: destination");
             assert_eq!(via[6..12], hop.src_mac, "{what}: source");
-            assert_eq!(via[12..len], swapped[12..len], "{what}: the rest as respond() builds it");
+            assert_eq!(
+                via[12..len],
+                swapped[12..len],
+                "{what}: the rest as respond() builds it"
+            );
         }
         // A dropped frame is left alone, metadata or not.
         for (name, frame, expected) in drop_cases() {
