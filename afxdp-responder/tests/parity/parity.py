@@ -217,8 +217,8 @@ def fib_cases(lab):
     # The same with an unlocked route MTU, which bpf_fib_lookup does not see (a known difference).
     case("fib-v6-reply-over-unlocked-route-mtu", [v6("2001:db8:5::9", 1400)])
     # A request whose source MAC is not the neighbour table's: the reply goes to the table's MAC.
-    case("fib-v4-source-mac-not-the-neighbours", [v4(lab.c4, mac=lab.other_mac)])
-    case("fib-v6-source-mac-not-the-neighbours", [v6(lab.c6, mac=lab.other_mac)])
+    case("fib-v4-source-mac-not-the-neighbours", [v4(lab.c4, mac=lab.other_mac)], listen=1.0)
+    case("fib-v6-source-mac-not-the-neighbours", [v6(lab.c6, mac=lab.other_mac)], listen=1.0)
     case("fib-v6-link-local", b_frames(eth / IPv6(src=lab.c6_ll, dst=lab.r6_ll) / echo6()))
     # Last: the kernel gives up resolving these after about 3 s and may then send an ICMP error
     # to its own address, which would count as a later case's answer; the long listen of the
