@@ -695,6 +695,206 @@ fn test_run_on_queue_3_of_a_four_queue_veth() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The FIB decides (redirect-ebpf/reply_path.h), on a veth with routes and neighbours
+// ---------------------------------------------------------------------------------------------
+
+/// Which FIB counter moved, if any.
+fn fib_delta(before: EngineCounters, after: EngineCounters) -> (FibPasses, u64) {
+    let (b, a) = (before.fib, after.fib);
+    (
+        FibPasses {
+            no_neigh: a.no_neigh - b.no_neigh,
+            not_unicast: a.not_unicast - b.not_unicast,
+            no_route: a.no_route - b.no_route,
+            frag_needed: a.frag_needed - b.frag_needed,
+            other_egress: a.other_egress - b.other_egress,
+            other: a.other - b.other,
+        },
+        after.fib_unchecked - before.fib_unchecked,
+    )
+}
+
+/// A namespace with the responder's veth `afxr-f` (our MAC and addresses, forwarding on), its
+/// peer `afxr-p`, a second pair `afxr-o`/`afxr-q` for "another interface", the peer's neighbour
+/// entries, and the routes the cases need.
+fn fib_namespace() -> NetNs {
+    let ns = NetNs::new();
+    let (our_mac, peer_mac) = (afxdp_lab::mac_string(OUR_MAC), afxdp_lab::mac_string(PEER_MAC));
+    let script = [
+        format!("link add afxr-f address {our_mac} type veth peer name afxr-p"),
+        "link add afxr-o type veth peer name afxr-q".to_string(),
+        "link set afxr-f up".to_string(),
+        "link set afxr-p up".to_string(),
+        "link set afxr-o up".to_string(),
+        "link set afxr-q up".to_string(),
+        "addr add 198.18.0.1/24 dev afxr-f".to_string(),
+        "addr add 2001:db8::1/64 dev afxr-f nodad".to_string(),
+        "addr add 198.19.8.1/24 dev afxr-o".to_string(),
+        format!("neigh add 198.18.0.2 lladdr {peer_mac} dev afxr-f nud permanent"),
+        format!("-6 neigh add 2001:db8::2 lladdr {peer_mac} dev afxr-f nud permanent"),
+        "neigh add 198.19.8.5 lladdr 02:00:00:00:00:08 dev afxr-o nud permanent".to_string(),
+        "route add blackhole 198.19.1.0/24".to_string(),
+        "route add unreachable 198.19.2.0/24".to_string(),
+        "route add 198.19.4.0/24 via 198.18.0.2 dev afxr-f mtu lock 576".to_string(),
+        "-6 route add blackhole 2001:db8:11::/64".to_string(),
+        "-6 route add 2001:db8:4::/64 via 2001:db8::2 dev afxr-f mtu lock 1280".to_string(),
+    ];
+    for line in script {
+        ns.ip(&line.split_whitespace().collect::<Vec<_>>());
+    }
+    set_forwarding(&ns, true);
+    ns
+}
+
+fn set_forwarding(ns: &NetNs, on: bool) {
+    let value = if on { "1" } else { "0" };
+    for key in ["net.ipv4.conf.afxr-f.forwarding", "net.ipv6.conf.afxr-f.forwarding"] {
+        run_cmd(
+            "ip",
+            &["netns", "exec", &ns.name, "sysctl", "-qw", &format!("{key}={value}")],
+        );
+    }
+}
+
+/// Runs `frame` as if it arrived on `afxr-f`; returns the verdict, the counter that moved, and
+/// the FIB counters' deltas.
+fn run_on(program: &EngineProgram, ifindex: u32, frame: &[u8]) -> (&'static str, Counted, FibPasses, u64) {
+    let before = program.counters().expect("read counters");
+    let action = program
+        .test_run_on_interface(frame, ifindex, 0)
+        .expect("BPF_PROG_TEST_RUN");
+    let after = program.counters().expect("read counters");
+    let (fib, unchecked) = fib_delta(before, after);
+    (xdp_action_name(action), which_counter(before, after), fib, unchecked)
+}
+
+fn echo_v4_sized(src: [u8; 4], payload: usize) -> Vec<u8> {
+    let mut frame = Vec::new();
+    PacketBuilder::ethernet2(PEER_MAC, OUR_MAC)
+        .ipv4(src, OUR_V4, 64)
+        .icmpv4_echo_request(0x1234, 1)
+        .write(&mut frame, &vec![0xa5; payload])
+        .expect("build IPv4 echo request");
+    frame
+}
+
+fn echo_v6_sized(src: [u8; 16], payload: usize) -> Vec<u8> {
+    let mut frame = Vec::new();
+    PacketBuilder::ethernet2(PEER_MAC, OUR_MAC)
+        .ipv6(src, OUR_V6, 64)
+        .icmpv6_echo_request(0x1234, 1)
+        .write(&mut frame, &vec![0xa5; payload])
+        .expect("build IPv6 echo request");
+    frame
+}
+
+fn v6(last: u16, prefix: [u16; 3]) -> [u8; 16] {
+    Ipv6Addr::new(prefix[0], prefix[1], prefix[2], 0, 0, 0, 0, last).octets()
+}
+
+#[test]
+fn fib_decides_which_owned_requests_are_redirected() {
+    require_root();
+    let ns = fib_namespace();
+    let _inside = ns.enter();
+    let ifindex = nix::net::if_::if_nametoindex("afxr-f").expect("veth inside the netns");
+    let program = load();
+    let db8 = [0x2001, 0x0db8, 0];
+
+    let redirected = ("XDP_PASS", Counted::NoSocket, FibPasses::ZERO, 0);
+    let passed = |fib: FibPasses| ("XDP_PASS", Counted::Passed, fib, 0);
+    let one = FibPasses::ZERO;
+    let cases: Vec<(&str, Vec<u8>, (&str, Counted, FibPasses, u64))> = vec![
+        ("v4 from the resolved peer", request_v4(), redirected),
+        ("v6 from the resolved peer", request_v6(), redirected),
+        (
+            "v4 routed back through the peer, under the route MTU",
+            echo_v4_sized([198, 19, 4, 9], 500),
+            redirected,
+        ),
+        (
+            "v6 routed back through the peer, under the route MTU",
+            echo_v6_sized(v6(9, [0x2001, 0x0db8, 4]), 1000),
+            redirected,
+        ),
+        (
+            "v4 on-link source without a neighbour entry",
+            echo_v4_sized([198, 18, 0, 77], 56),
+            passed(FibPasses { no_neigh: 1, ..one }),
+        ),
+        (
+            "v6 on-link source without a neighbour entry",
+            echo_v6_sized(v6(0x77, db8), 56),
+            passed(FibPasses { no_neigh: 1, ..one }),
+        ),
+        (
+            "v4 source = our own address",
+            echo_v4_sized(OUR_V4, 56),
+            passed(FibPasses { not_unicast: 1, ..one }),
+        ),
+        (
+            "v4 source = the subnet broadcast address",
+            echo_v4_sized([198, 18, 0, 255], 56),
+            passed(FibPasses { not_unicast: 1, ..one }),
+        ),
+        (
+            "v4 source without any route",
+            echo_v4_sized([198, 19, 9, 9], 56),
+            passed(FibPasses { not_unicast: 1, ..one }),
+        ),
+        (
+            "v4 source behind a blackhole route",
+            echo_v4_sized([198, 19, 1, 5], 56),
+            passed(FibPasses { no_route: 1, ..one }),
+        ),
+        (
+            "v4 source behind an unreachable route",
+            echo_v4_sized([198, 19, 2, 5], 56),
+            passed(FibPasses { no_route: 1, ..one }),
+        ),
+        (
+            "v6 source behind a blackhole route",
+            echo_v6_sized(v6(5, [0x2001, 0x0db8, 0x11]), 56),
+            passed(FibPasses { no_route: 1, ..one }),
+        ),
+        (
+            "v4 reply larger than the route MTU (576, locked)",
+            echo_v4_sized([198, 19, 4, 9], 1000),
+            passed(FibPasses { frag_needed: 1, ..one }),
+        ),
+        (
+            "v6 reply larger than the route MTU (1280, locked)",
+            echo_v6_sized(v6(9, [0x2001, 0x0db8, 4]), 1400),
+            passed(FibPasses { frag_needed: 1, ..one }),
+        ),
+        (
+            "v4 reply that would leave by another interface",
+            echo_v4_sized([198, 19, 8, 5], 56),
+            passed(FibPasses { other_egress: 1, ..one }),
+        ),
+        (
+            "v6 IPv4-compatible source ::198.18.0.2",
+            echo_v6_sized(
+                Ipv6Addr::from(u128::from(u32::from(Ipv4Addr::from(PEER_V4)))).octets(),
+                56,
+            ),
+            passed(FibPasses { not_unicast: 1, ..one }),
+        ),
+    ];
+    for (what, frame, expected) in cases {
+        assert_eq!(run_on(&program, ifindex, &frame), expected, "{what}");
+    }
+
+    // Forwarding off: the kernel refuses the lookup; the request is handled unchecked.
+    set_forwarding(&ns, false);
+    assert_eq!(
+        run_on(&program, ifindex, &echo_v4_sized([198, 19, 1, 5], 56)),
+        ("XDP_PASS", Counted::NoSocket, FibPasses::ZERO, 1),
+        "forwarding off: no FIB verdict, handled unchecked"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Attaching, inside a throwaway network namespace
 // ---------------------------------------------------------------------------------------------
 
