@@ -756,9 +756,12 @@ fn set_forwarding(ns: &NetNs, on: bool) {
     }
 }
 
-/// Runs `frame` as if it arrived on `afxr-f`; returns the verdict, the counter that moved, and
-/// the FIB counters' deltas.
-fn run_on(program: &EngineProgram, ifindex: u32, frame: &[u8]) -> (&'static str, Counted, FibPasses, u64) {
+/// What one run on the veth did: the verdict, the counter that moved, the FIB pass counters'
+/// deltas, and how many requests were handled unchecked.
+type FibOutcome = (&'static str, Counted, FibPasses, u64);
+
+/// Runs `frame` as if it arrived on `afxr-f`.
+fn run_on(program: &EngineProgram, ifindex: u32, frame: &[u8]) -> FibOutcome {
     let before = program.counters().expect("read counters");
     let action = program
         .test_run_on_interface(frame, ifindex, 0)
@@ -804,7 +807,7 @@ fn fib_decides_which_owned_requests_are_redirected() {
     let redirected = ("XDP_PASS", Counted::NoSocket, FibPasses::ZERO, 0);
     let passed = |fib: FibPasses| ("XDP_PASS", Counted::Passed, fib, 0);
     let one = FibPasses::ZERO;
-    let cases: Vec<(&str, Vec<u8>, (&str, Counted, FibPasses, u64))> = vec![
+    let cases: Vec<(&str, Vec<u8>, FibOutcome)> = vec![
         ("v4 from the resolved peer", request_v4(), redirected),
         ("v6 from the resolved peer", request_v6(), redirected),
         (
