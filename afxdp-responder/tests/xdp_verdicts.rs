@@ -22,8 +22,9 @@ use std::{
 use afxdp_responder::loader::{
     AttachedMode, EngineCounters, EngineProgram, FibPasses, LoaderError, XDP_PASS, XDP_REDIRECT, xdp_action_name,
 };
-use afxdp_responder::options::XdpMode;
+use afxdp_responder::options::{Engine, XdpMode};
 use afxdp_xsk::{BindMode, Xsk, XskConfig};
+use echo_wire::respond::{NextHop, ReplyPolicy};
 use etherparse::{PacketBuilder, VlanId};
 
 /// The responder's interface.
@@ -895,6 +896,58 @@ fn fib_decides_which_owned_requests_are_redirected() {
         ("XDP_PASS", Counted::NoSocket, FibPasses::ZERO, 1),
         "forwarding off: no FIB verdict, handled unchecked"
     );
+}
+
+#[test]
+fn the_reply_macs_come_from_the_neighbour_table_in_both_engines() {
+    require_root();
+    let ns = fib_namespace();
+    let _inside = ns.enter();
+    let ifindex = nix::net::if_::if_nametoindex("afxr-f").expect("veth inside the netns");
+    // From the peer's address, but another source MAC: Linux answers the neighbour-table MAC.
+    let spoofed = [0x02, 0, 0, 0, 0, 0x99];
+    let request = echo_v4(spoofed, OUR_MAC, PEER_V4, OUR_V4);
+
+    // afxdp: the metadata in front of the frame names the neighbour's and our MAC; the frame
+    // itself is untouched (the worker writes the reply).
+    let program = load();
+    let (action, out) = program
+        .test_run_on_interface_with_output(&request, ifindex, 0)
+        .expect("BPF_PROG_TEST_RUN");
+    assert_eq!(
+        xdp_action_name(action),
+        "XDP_PASS",
+        "no socket: the redirect's fallback"
+    );
+    let meta = NextHop::from_xdp_meta(&out).expect("reply_meta in front of the frame");
+    assert_eq!((meta.dst_mac, meta.src_mac), (PEER_MAC, OUR_MAC));
+    assert_eq!(
+        &out[NextHop::XDP_META_LEN..],
+        &request[..],
+        "the frame is left as it came"
+    );
+
+    // A request the FIB passes gets no metadata.
+    let unresolved = echo_v4(spoofed, OUR_MAC, [198, 18, 0, 77], OUR_V4);
+    let (action, out) = program
+        .test_run_on_interface_with_output(&unresolved, ifindex, 0)
+        .expect("BPF_PROG_TEST_RUN");
+    assert_eq!((xdp_action_name(action), out), ("XDP_PASS", unresolved));
+
+    // xdp-tx writes them into its reply.
+    let owned = [IpAddr::from(OUR_V4), IpAddr::from(OUR_V6)];
+    let tx = EngineProgram::load_engine(Engine::XdpTx, OUR_MAC, &owned, ReplyPolicy::default())
+        .expect("load the xdp-tx program");
+    let (action, out) = tx
+        .test_run_on_interface_with_output(&request, ifindex, 0)
+        .expect("BPF_PROG_TEST_RUN");
+    assert_eq!(xdp_action_name(action), "XDP_TX");
+    assert_eq!(
+        (&out[..6], &out[6..12]),
+        (&PEER_MAC[..], &OUR_MAC[..]),
+        "to the neighbour, from us"
+    );
+    assert_eq!(out[14 + 20], 0, "an echo reply");
 }
 
 // ---------------------------------------------------------------------------------------------
