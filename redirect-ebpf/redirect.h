@@ -96,8 +96,10 @@ enum redirect_counter {
 	 *   NO_ROUTE      a blackhole, unreachable or prohibit route
 	 *   FRAG_NEEDED   the reply is larger than the route's MTU: the kernel
 	 *                 fragments it
-	 *   OTHER_EGRESS  the reply would leave by another interface, or the
-	 *                 frame is tagged with a VLAN whose device is unknown
+	 *   OTHER_EGRESS  the reply would leave by another interface, the
+	 *                 frame is tagged with a VLAN whose device is unknown,
+	 *                 or it was sent to a MAC that is no longer the
+	 *                 device's (after a MAC change)
 	 *   OTHER         anything else: a lookup error, a lightweight-tunnel
 	 *                 route, no room for the metadata
 	 */

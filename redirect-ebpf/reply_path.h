@@ -144,6 +144,18 @@ static __always_inline __u32 reply_path(struct xdp_md *ctx,
 	}
 	if (req->ifindex == 0 || fib.ifindex != req->ifindex)
 		return COUNTER_FIB_OTHER_EGRESS;
+	/* smac is the egress device's MAC as it is now. The filter compared
+	 * the frame with the config map's copy, which user space refreshes
+	 * only after a MAC change: a frame still sent to the old MAC is one
+	 * Linux no longer takes (PACKET_OTHERHOST), so it is not ours either. */
+	{
+		struct ethhdr *eth = (void *)(long)ctx->data;
+
+		if (!HAS_ROOM(eth, sizeof(*eth), data_end))
+			return COUNTER_FIB_OTHER;
+		if (!mac_equal(eth->h_dest, fib.smac))
+			return COUNTER_FIB_OTHER_EGRESS;
+	}
 
 	__builtin_memcpy(macs->dst, fib.dmac, ETH_ALEN);
 	__builtin_memcpy(macs->src, fib.smac, ETH_ALEN);

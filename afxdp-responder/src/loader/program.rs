@@ -244,7 +244,8 @@ pub struct FibPasses {
     pub no_route: u64,
     /// The reply is larger than the route's MTU; the kernel fragments it.
     pub frag_needed: u64,
-    /// The reply would leave by another interface (or a VLAN the program does not know).
+    /// The reply would leave by another interface, or a VLAN the program does not know, or the
+    /// frame was sent to a MAC the interface no longer has (after a MAC change).
     pub other_egress: u64,
     /// A lookup error, a lightweight-tunnel route, or no room for the metadata.
     pub other: u64,

@@ -194,14 +194,15 @@ def fib_cases(lab):
     def case(name, frames, before=(), listen=LISTEN):
         out.append((name, frames, listen, list(before)))
 
+    case("fib-v4-neighbour-resolves", [v4(lab.c4)], [forget(lab.c4)], listen=1.0)
+    case("fib-v6-neighbour-resolves", [v6(lab.c6)], [forget(lab.c6)], listen=1.0)
+    # Now both neighbours are resolved (whatever the previous run left).
     case("fib-v4-basic", [v4(lab.c4)])
     case("fib-v6-basic", [v6(lab.c6)])
     case("fib-v4-source-own-address", [v4(lab.r4)])
     case("fib-v4-source-subnet-broadcast", [v4(lab.bcast4)])
     # The neighbour answers ARP / NS (the client owns the address): the kernel resolves it first,
     # then answers; the responder must leave it to the kernel.
-    case("fib-v4-neighbour-resolves", [v4(lab.c4)], [forget(lab.c4)], listen=1.0)
-    case("fib-v6-neighbour-resolves", [v6(lab.c6)], [forget(lab.c6)], listen=1.0)
     case("fib-v4-source-no-route", [v4("198.19.9.9")])
     case("fib-v6-source-no-route", [v6("2001:db8:9::9")])
     case("fib-v4-source-blackhole", [v4("198.19.1.5")])
@@ -220,6 +221,16 @@ def fib_cases(lab):
     case("fib-v4-source-mac-not-the-neighbours", [v4(lab.c4, mac=lab.other_mac)], listen=1.0)
     case("fib-v6-source-mac-not-the-neighbours", [v6(lab.c6, mac=lab.other_mac)], listen=1.0)
     case("fib-v6-link-local", b_frames(eth / IPv6(src=lab.c6_ll, dst=lab.r6_ll) / echo6()))
+    # The responder's interface changes its MAC while running: a request still sent to the old
+    # MAC is not taken by Linux any more; one sent to the new MAC is answered from it. Then the
+    # MAC goes back, which flushes the neighbour table: the kernel resolves the client again.
+    new_mac = "02:af:00:00:00:42"
+    # (The kernel may send ICMPv6 of its own right after a MAC change: wait before counting.)
+    settle = ["sleep", "1"]
+    case("fib-v4-to-the-old-mac-after-a-mac-change", [v4(lab.c4)], [["ip", "link", "set", "dev", dev, "address", new_mac], settle])
+    to_new = bytes(Ether(src=lab.c_mac, dst=new_mac) / IP(src=lab.c4, dst=lab.r4) / echo4())
+    case("fib-v4-to-the-new-mac-after-a-mac-change", [to_new])
+    case("fib-v4-after-the-mac-is-back", [v4(lab.c4)], [["ip", "link", "set", "dev", dev, "address", lab.r_mac], settle], listen=0.5)
     # Last: the kernel gives up resolving these after about 3 s and may then send an ICMP error
     # to its own address, which would count as a later case's answer; the long listen of the
     # last case catches it.
