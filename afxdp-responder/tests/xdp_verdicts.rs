@@ -889,6 +889,33 @@ fn fib_decides_which_owned_requests_are_redirected() {
         assert_eq!(run_on(&program, ifindex, &frame), expected, "{what}");
     }
 
+    // The interface's MAC changes: a request still sent to the old MAC (the config map's) is no
+    // longer the device's, and the FIB's source MAC says so. (A MAC change flushes the neighbour
+    // table, permanent entries too: the peer is put back each time.)
+    let peer = afxdp_lab::mac_string(PEER_MAC);
+    let set_mac = |mac: &str| {
+        ns.ip(&["link", "set", "dev", "afxr-f", "address", mac]);
+        ns.ip(&[
+            "neigh",
+            "replace",
+            "198.18.0.2",
+            "lladdr",
+            &peer,
+            "dev",
+            "afxr-f",
+            "nud",
+            "permanent",
+        ]);
+    };
+    set_mac("02:00:00:00:00:42");
+    assert_eq!(
+        run_on(&program, ifindex, &request_v4()),
+        passed(FibPasses { other_egress: 1, ..one }),
+        "to the old MAC after a MAC change"
+    );
+    set_mac(&afxdp_lab::mac_string(OUR_MAC));
+    assert_eq!(run_on(&program, ifindex, &request_v4()), redirected, "the MAC is back");
+
     // Forwarding off: the kernel refuses the lookup; the request is handled unchecked.
     set_forwarding(&ns, false);
     assert_eq!(
