@@ -182,6 +182,19 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
         );
     }
 
+    if cfg.engine != Engine::Drop {
+        let off = forwarding_off(&iface.name);
+        if !off.is_empty() {
+            out.notice(format!(
+                "note: {} {} 0, and the kernel answers XDP route lookups only where forwarding is on: those \
+                 pings are answered back to their source MAC without the route and neighbour check \
+                 (counted as fib_unchecked; see docs/parity.md)",
+                off.join(" and "),
+                if off.len() == 1 { "is" } else { "are" }
+            ));
+        }
+    }
+
     // The AF_XDP engine's workers; the in-kernel engines have none.
     let workers_stop = Arc::new(AtomicBool::new(false));
     let (running, queues) = if cfg.engine.uses_afxdp() {
@@ -283,6 +296,21 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
         Some(e) => Err(e),
         None => Ok(summary),
     }
+}
+
+/// The forwarding sysctls of `iface` that are off (`net.ipv4.conf.IFACE.forwarding`, …): where
+/// they are, `bpf_fib_lookup` answers `FWD_DISABLED` and the program cannot ask the FIB
+/// (`redirect-ebpf/reply_path.h`). A sysctl that cannot be read (no IPv6) is not reported.
+fn forwarding_off(iface: &str) -> Vec<String> {
+    ["ipv4", "ipv6"]
+        .into_iter()
+        .filter(|family| {
+            // (Built directly: an interface name may contain dots, e.g. eth0.100.)
+            let path = format!("/proc/sys/net/{family}/conf/{iface}/forwarding");
+            std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "0")
+        })
+        .map(|family| format!("net.{family}.conf.{iface}.forwarding"))
+        .collect()
 }
 
 /// The program's counters in the shape of the JSON schema.
