@@ -925,6 +925,69 @@ fn fib_decides_which_owned_requests_are_redirected() {
     );
 }
 
+/// A tagged request's reply is looked up from the device the loader names for its VLAN. This
+/// kernel has no 8021q (no VLAN devices, no modules), so a second veth with our MAC and the
+/// addresses stands in for `afxr-f.5`: what is tested is that the lookup starts from the named
+/// device and the reply must leave by it.
+#[test]
+fn a_tagged_request_is_routed_from_its_vlan_device() {
+    require_root();
+    let ns = NetNs::new();
+    let (ours, peer) = (afxdp_lab::mac_string(OUR_MAC), afxdp_lab::mac_string(PEER_MAC));
+    let script = [
+        format!("link add afxr-f address {ours} type veth peer name afxr-p"),
+        format!("link add afxr-v address {ours} type veth peer name afxr-w"),
+        "link set afxr-f up".to_string(),
+        "link set afxr-p up".to_string(),
+        "link set afxr-v up".to_string(),
+        "link set afxr-w up".to_string(),
+        "addr add 198.18.0.1/24 dev afxr-v".to_string(),
+        "addr add 2001:db8::1/64 dev afxr-v nodad".to_string(),
+        format!("neigh add 198.18.0.2 lladdr {peer} dev afxr-v nud permanent"),
+        format!("-6 neigh add 2001:db8::2 lladdr {peer} dev afxr-v nud permanent"),
+    ];
+    for line in script {
+        ns.ip(&line.split_whitespace().collect::<Vec<_>>());
+    }
+    for key in [
+        "net.ipv4.conf.afxr-v.forwarding",
+        "net.ipv6.conf.afxr-v.forwarding",
+        "net.ipv4.conf.afxr-f.forwarding",
+        "net.ipv6.conf.afxr-f.forwarding",
+    ] {
+        run_cmd("ip", &["netns", "exec", &ns.name, "sysctl", "-qw", &format!("{key}=1")]);
+    }
+    let _inside = ns.enter();
+    let ifindex = nix::net::if_::if_nametoindex("afxr-f").expect("veth inside the netns");
+    let vlan_ifindex = nix::net::if_::if_nametoindex("afxr-v").expect("the VLAN device's stand-in");
+
+    let mut program = load();
+    // VLAN 5 with its device named: the reply's route starts from it and leaves by it.
+    program
+        .add_address_on(5, IpAddr::from(OUR_V4), vlan_ifindex)
+        .expect("add on VLAN 5");
+    assert_eq!(
+        run_on(&program, ifindex, &tagged_request_v4(5)),
+        ("XDP_PASS", Counted::NoSocket, FibPasses::ZERO, 0),
+        "tagged v4, VLAN device known: the redirect path, checked by the FIB"
+    );
+    // Without the device (add_address): the program cannot know the egress; the kernel answers.
+    program.add_address(5, IpAddr::from(OUR_V6)).expect("add on VLAN 5");
+    assert_eq!(
+        run_on(&program, ifindex, &tagged_request_v6(5)),
+        (
+            "XDP_PASS",
+            Counted::Passed,
+            FibPasses {
+                other_egress: 1,
+                ..FibPasses::ZERO
+            },
+            0
+        ),
+        "tagged v6, VLAN device unknown"
+    );
+}
+
 #[test]
 fn the_reply_macs_come_from_the_neighbour_table_in_both_engines() {
     require_root();
