@@ -52,8 +52,10 @@ struct redirect_config {
  * The value is the ifindex of the device that holds the address, the one the
  * reply's route lookup starts from (reply_path.h): 0 means "the interface
  * the frame arrived on", which is right for untagged and priority-tagged
- * frames. A frame tagged with VLAN N is answered only when the value names
- * the VLAN device (e.g. eth0.100), whose egress the lookup must then find.
+ * frames. For a frame tagged with VLAN N the FIB can approve the reply only
+ * when the value names the VLAN device (e.g. eth0.100), which the reply must
+ * then leave by; with 0 it is passed to the kernel (other-egress), unless the
+ * kernel refuses the lookup altogether (forwarding off: answered unchecked).
  */
 struct owned_key {
 	__u16 vlan_id;
