@@ -206,19 +206,6 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
         );
     }
 
-    if cfg.engine != Engine::Drop {
-        let off = forwarding_off(&iface.name);
-        if !off.is_empty() {
-            out.notice(format!(
-                "{} {} 0, and the kernel answers XDP route lookups only where forwarding is on: those \
-                 pings are answered back to their source MAC without the route and neighbour check \
-                 (counted as fib_unchecked; see docs/parity.md)",
-                off.join(" and "),
-                if off.len() == 1 { "is" } else { "are" }
-            ));
-        }
-    }
-
     // The AF_XDP engine's workers; the in-kernel engines have none.
     let workers_stop = Arc::new(AtomicBool::new(false));
     let (running, queues) = if cfg.engine.uses_afxdp() {
@@ -265,6 +252,19 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
     crate::notify::notify("READY=1");
     if let Some(m) = &metrics {
         out.notice(format!("metrics: http://{}/metrics", m.exporter.local_addr()));
+    }
+    // After `ready`: a start that fails is still one line on stderr.
+    if cfg.engine != Engine::Drop {
+        let off = forwarding_off(&iface.name);
+        if !off.is_empty() {
+            out.notice(format!(
+                "{} {} 0, and the kernel answers XDP route lookups only where forwarding is on: those \
+                 pings are answered back to their source MAC without the route and neighbour check \
+                 (counted as fib_unchecked; see docs/parity.md)",
+                off.join(" and "),
+                if off.len() == 1 { "is" } else { "are" }
+            ));
+        }
     }
 
     let started = Instant::now();
