@@ -240,6 +240,11 @@ struct echo_request {
 	int ipv6;
 	/* The config map's value (MAC, reply TTL and hop limit). */
 	const struct redirect_config *cfg;
+	/* The device the reply's route lookup starts from, and that the reply
+	 * must leave by (reply_path.h): the owned_addrs value, or the ingress
+	 * interface when that is 0. 0 for a VLAN-tagged frame whose VLAN
+	 * device the loader did not name. */
+	__u32 ifindex;
 };
 
 /*
@@ -257,7 +262,7 @@ static __always_inline int find_owned_echo(struct xdp_md *ctx,
 	struct owned_key key;
 	void *l3;
 	__u16 proto;
-	__u32 zero = 0;
+	__u32 zero = 0, *owner;
 	int is_echo;
 
 	/* The whole key is hashed, padding included: start from zeros. */
@@ -304,11 +309,15 @@ static __always_inline int find_owned_echo(struct xdp_md *ctx,
 
 	if (!is_echo)
 		return 0;
-	if (!bpf_map_lookup_elem(&owned_addrs, &key))
+	owner = bpf_map_lookup_elem(&owned_addrs, &key);
+	if (!owner)
 		return 0; /* not one of our addresses (on this VLAN) */
 
 	req->l3 = l3;
 	req->cfg = cfg;
+	req->ifindex = *owner;
+	if (req->ifindex == 0 && key.vlan_id == 0)
+		req->ifindex = ctx->ingress_ifindex;
 	return 1;
 }
 

@@ -265,6 +265,19 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
     if let Some(m) = &metrics {
         out.notice(format!("metrics: http://{}/metrics", m.exporter.local_addr()));
     }
+    // After `ready`: a start that fails is still one line on stderr.
+    if cfg.engine != Engine::Drop {
+        let off = forwarding_off(&iface.name);
+        if !off.is_empty() {
+            out.notice(format!(
+                "{} {} 0, and the kernel answers XDP route lookups only where forwarding is on: those \
+                 pings are answered back to their source MAC without the route and neighbour check \
+                 (counted as fib_unchecked; see docs/parity.md)",
+                off.join(" and "),
+                if off.len() == 1 { "is" } else { "are" }
+            ));
+        }
+    }
 
     let started = Instant::now();
     let mut owned = Following {
@@ -329,6 +342,21 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
     }
 }
 
+/// The forwarding sysctls of `iface` that are off (`net.ipv4.conf.IFACE.forwarding`, …): where
+/// they are, `bpf_fib_lookup` answers `FWD_DISABLED` and the program cannot ask the FIB
+/// (`redirect-ebpf/reply_path.h`). A sysctl that cannot be read (no IPv6) is not reported.
+fn forwarding_off(iface: &str) -> Vec<String> {
+    ["ipv4", "ipv6"]
+        .into_iter()
+        .filter(|family| {
+            // (Built directly: an interface name may contain dots, e.g. eth0.100.)
+            let path = format!("/proc/sys/net/{family}/conf/{iface}/forwarding");
+            std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "0")
+        })
+        .map(|family| format!("net.{family}.conf.{iface}.forwarding"))
+        .collect()
+}
+
 /// The program's counters in the shape of the JSON schema.
 fn program_counters(c: &EngineCounters) -> ProgramCounters {
     ProgramCounters {
@@ -336,6 +364,15 @@ fn program_counters(c: &EngineCounters) -> ProgramCounters {
         passed: c.passed,
         no_socket: c.no_socket,
         bad_checksum: c.bad_checksum,
+        fib_passed: responder_json::FibPassed {
+            no_neighbour: c.fib.no_neigh,
+            not_unicast: c.fib.not_unicast,
+            no_route: c.fib.no_route,
+            frag_needed: c.fib.frag_needed,
+            other_egress: c.fib.other_egress,
+            other: c.fib.other,
+        },
+        fib_unchecked: c.fib_unchecked,
     }
 }
 

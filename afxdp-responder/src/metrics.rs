@@ -565,6 +565,8 @@ mod tests {
                 passed: 4,
                 no_socket: 0,
                 bad_checksum: 0,
+                fib: Default::default(),
+                fib_unchecked: 0,
             },
         }
     }

@@ -7,8 +7,9 @@
 //!    fill ring;
 //! 2. **receive**: take a batch from the RX ring, no larger than the free room on the TX ring
 //!    (if TX is full, frames wait on the RX ring: back-pressure, not loss);
-//! 3. **respond** to each frame in place: a reply goes onto the TX ring *at the same UMEM
-//!    address*; a dropped frame goes back onto the fill ring;
+//! 3. **respond** to each frame in place, to the next hop the XDP program found in the kernel's
+//!    FIB (its metadata in front of the frame, [`NextHop`]): a reply goes onto the TX ring *at
+//!    the same UMEM address*; a dropped frame goes back onto the fill ring;
 //! 4. **send**: publish the batch, and kick the kernel when it needs it. In copy mode one kick
 //!    sends at most 32 frames, so the worker kicks until the TX ring is drained;
 //! 5. **wait**: with nothing received, spin briefly while that pays off, else sleep in `poll()`
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use crate::stats::{Counters, KernelStats, SharedCounters};
 use afxdp_xsk::{BindMode, FrameCensus, SyscallError, Xsk};
-use echo_wire::respond::{Responder, Verdict};
+use echo_wire::respond::{DropReason, NextHop, Responder, Verdict};
 
 /// How a worker waits when its RX ring is empty.
 ///
@@ -308,7 +309,21 @@ impl Worker {
         debug_assert!(replies.remaining() == n && recycled.remaining() == n);
 
         for mut frame in &mut received {
-            match parts.umem.frame_mut(&frame).map(|bytes| self.responder.respond(bytes)) {
+            // The XDP program put the reply's next hop (the neighbour's MAC, the egress MAC,
+            // from the kernel's FIB) in front of the frame; read it and clear it, so a stale
+            // copy is never taken for the next frame's.
+            let verdict = parts
+                .umem
+                .meta_and_frame_mut(&frame, NextHop::XDP_META_LEN)
+                .map(|(meta, bytes)| {
+                    let hop = NextHop::from_xdp_meta(meta);
+                    meta.fill(0);
+                    match hop {
+                        Some(hop) => self.responder.respond_via(bytes, &hop),
+                        None => Verdict::Drop(DropReason::NoNextHop),
+                    }
+                });
+            match verdict {
                 Some(Verdict::Reply { len }) => {
                     // The reply leaves from the same frame: no copy.
                     frame.set_len(len as u32);

@@ -81,6 +81,56 @@ impl Default for ReplyPolicy {
     }
 }
 
+/// Where the reply goes on the link: the MAC addresses Linux would use, from its FIB and
+/// neighbour table.
+///
+/// The XDP program looks them up for every request it redirects (`bpf_fib_lookup` for the reply:
+/// the neighbour entry of the next hop, the egress device's MAC) and hands them over as XDP
+/// metadata in front of the frame ([`NextHop::from_xdp_meta`]); [`Responder::respond_via`]
+/// writes them into the reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextHop {
+    /// The reply's destination MAC: the neighbour-table entry of its next hop.
+    pub dst_mac: [u8; 6],
+    /// The reply's source MAC: the egress device's current MAC.
+    pub src_mac: [u8; 6],
+}
+
+impl NextHop {
+    /// Length of the XDP program's metadata (`struct reply_meta` in `redirect-ebpf/redirect.h`).
+    pub const XDP_META_LEN: usize = 16;
+    /// The `magic` field of that metadata (host byte order).
+    pub const XDP_META_MAGIC: u32 = 0x4e45_5848;
+
+    /// Reads `struct reply_meta` (`dst_mac[6]`, `src_mac[6]`, `magic` as a host-order `u32`);
+    /// `None` unless the magic is there and both MACs are unicast and not all-zero.
+    ///
+    /// ```
+    /// use echo_wire::respond::NextHop;
+    ///
+    /// let mut meta = [0u8; NextHop::XDP_META_LEN];
+    /// meta[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
+    /// meta[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
+    /// assert_eq!(NextHop::from_xdp_meta(&meta), None); // no magic: not the program's
+    /// meta[12..].copy_from_slice(&NextHop::XDP_META_MAGIC.to_ne_bytes());
+    /// let hop = NextHop::from_xdp_meta(&meta).unwrap();
+    /// assert_eq!(hop.dst_mac, [0x02, 0, 0, 0, 0, 2]);
+    /// ```
+    pub fn from_xdp_meta(meta: &[u8]) -> Option<NextHop> {
+        let meta: &[u8; Self::XDP_META_LEN] = meta.first_chunk()?;
+        let (dst, rest) = meta.split_first_chunk::<6>()?;
+        let (src, magic) = rest.split_first_chunk::<6>()?;
+        let magic = u32::from_ne_bytes(*magic.first_chunk::<4>()?);
+        let hop = NextHop {
+            dst_mac: *dst,
+            src_mac: *src,
+        };
+        let unicast =
+            ethernet::is_unicast_mac(dst) && ethernet::is_unicast_mac(src) && *dst != [0; 6] && *src != [0; 6];
+        (magic == Self::XDP_META_MAGIC && unicast).then_some(hop)
+    }
+}
+
 /// Per-worker responder state (the IPv4 identification generator). One per worker thread.
 #[derive(Debug)]
 pub struct Responder {
@@ -140,11 +190,16 @@ pub enum DropReason {
     NotEchoRequest,
     /// The ICMP or ICMPv6 checksum of the request is wrong (Linux: `IcmpInCsumErrors`).
     IcmpChecksum,
+    /// Not a check of [`Responder::respond`]: the worker received the frame without the XDP
+    /// program's next-hop metadata ([`NextHop::from_xdp_meta`]), so it does not know where Linux
+    /// would send the reply and sends none. The program writes it for every frame it redirects,
+    /// so this counts a driver that loses XDP metadata.
+    NoNextHop,
 }
 
 impl DropReason {
     /// Every reason, in the order of the checks (and of [`DropReason::index`]).
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::Truncated,
         DropReason::Vlan,
         DropReason::NotIp,
@@ -157,6 +212,7 @@ impl DropReason {
         DropReason::NotIcmp,
         DropReason::NotEchoRequest,
         DropReason::IcmpChecksum,
+        DropReason::NoNextHop,
     ];
 
     /// The number of reasons: the size of a per-reason counter array.
@@ -177,6 +233,7 @@ impl DropReason {
             DropReason::NotIcmp => "not-icmp",
             DropReason::NotEchoRequest => "not-echo-request",
             DropReason::IcmpChecksum => "icmp-checksum",
+            DropReason::NoNextHop => "no-next-hop",
         }
     }
 
@@ -317,14 +374,45 @@ impl Responder {
     /// assert!(reply.verify_checksum_v4());
     /// ```
     pub fn respond(&mut self, frame: &mut [u8]) -> Verdict {
-        match self.reply(frame) {
+        match self.reply(frame, None) {
+            Ok(len) => Verdict::Reply { len },
+            Err(reason) => Verdict::Drop(reason),
+        }
+    }
+
+    /// Like [`Responder::respond`], but the reply is addressed on the link as `next_hop` says
+    /// (the neighbour-table MAC of the reply's next hop, from the egress device's MAC: what the
+    /// kernel's FIB told the XDP program), instead of back to the request's source MAC. Every
+    /// check and every other byte of the reply are the same.
+    ///
+    /// ```
+    /// # use echo_wire::{icmp, ipv4};
+    /// use echo_wire::respond::{NextHop, ReplyPolicy, Responder, Verdict};
+    /// # #[rustfmt::skip]
+    /// # let mut frame = [
+    /// #     0x02, 0, 0, 0, 0, 0x01,  0x02, 0, 0, 0, 0, 0x02,  0x08, 0x00,
+    /// #     0x45, 0, 0, 28,  0, 1, 0x40, 0,  57, 1, 0, 0,
+    /// #     198, 18, 0, 2,  198, 18, 0, 1,
+    /// #     8, 0, 0, 0,  0x12, 0x34, 0, 1,
+    /// # ];
+    /// # let mut ip = ipv4::Packet::new_checked(&mut frame[14..]).unwrap();
+    /// # ip.fill_checksum();
+    /// # icmp::EchoPacket::new_checked(ip.payload_mut()).unwrap().fill_checksum_v4();
+    /// // `frame`: an echo request from 198.18.0.2 (MAC 02:00:00:00:00:02) to 198.18.0.1.
+    /// let hop = NextHop { dst_mac: [0x02, 0, 0, 0, 0, 0x99], src_mac: [0x02, 0, 0, 0, 0, 0x01] };
+    /// let mut responder = Responder::new(ReplyPolicy::default(), 0x8000);
+    /// assert_eq!(responder.respond_via(&mut frame, &hop), Verdict::Reply { len: 42 });
+    /// assert_eq!(frame[..12], [0x02, 0, 0, 0, 0, 0x99, 0x02, 0, 0, 0, 0, 0x01]);
+    /// ```
+    pub fn respond_via(&mut self, frame: &mut [u8], next_hop: &NextHop) -> Verdict {
+        match self.reply(frame, Some(next_hop)) {
             Ok(len) => Verdict::Reply { len },
             Err(reason) => Verdict::Drop(reason),
         }
     }
 
     /// [`Responder::respond`] with `?`: the reply length, or why there is none.
-    fn reply(&mut self, frame: &mut [u8]) -> Result<usize, DropReason> {
+    fn reply(&mut self, frame: &mut [u8], next_hop: Option<&NextHop>) -> Result<usize, DropReason> {
         let link = parse_link(frame)?;
         // `parse_link` has read the first byte after the link header, so neither this slice nor
         // the Ethernet header below can fail: the `?`s only spare us a panic path.
@@ -338,7 +426,11 @@ impl Responder {
             .first_chunk_mut::<{ ethernet::HEADER_LEN }>()
             .ok_or(DropReason::Truncated)?;
         let mut eth = Frame::new_checked(eth).map_err(|_| DropReason::Truncated)?;
-        let (src, dst) = (eth.src_addr(), eth.dst_addr());
+        let (src, dst) = match next_hop {
+            // Where Linux would send it: the reply's next hop, from the egress device.
+            Some(hop) => (hop.dst_mac, hop.src_mac),
+            None => (eth.src_addr(), eth.dst_addr()),
+        };
         eth.set_src_addr(dst);
         eth.set_dst_addr(src);
         if link.priority_tag {
@@ -982,7 +1074,77 @@ mod tests {
             reached.insert(expected);
         }
         for reason in DropReason::ALL {
+            if reason == DropReason::NoNextHop {
+                continue; // the worker's, not a check of respond(): see next_hop_metadata_is_checked
+            }
             assert!(reached.contains(&reason), "no test frame reaches {reason}");
+        }
+    }
+
+    #[test]
+    fn next_hop_metadata_is_checked() {
+        let mut meta = [0u8; NextHop::XDP_META_LEN];
+        meta[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x22]);
+        meta[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x11]);
+        assert_eq!(NextHop::from_xdp_meta(&meta), None, "no magic");
+        meta[12..].copy_from_slice(&NextHop::XDP_META_MAGIC.to_ne_bytes());
+        assert_eq!(
+            NextHop::from_xdp_meta(&meta),
+            Some(NextHop {
+                dst_mac: [0x02, 0, 0, 0, 0, 0x22],
+                src_mac: [0x02, 0, 0, 0, 0, 0x11],
+            })
+        );
+        assert_eq!(NextHop::from_xdp_meta(&meta[..15]), None, "too short");
+        for bad in [[0xff; 6], [0x01, 0, 0x5e, 0, 0, 1], [0; 6]] {
+            let mut m = meta;
+            m[..6].copy_from_slice(&bad);
+            assert_eq!(NextHop::from_xdp_meta(&m), None, "destination {bad:02x?}");
+            let mut m = meta;
+            m[6..12].copy_from_slice(&bad);
+            assert_eq!(NextHop::from_xdp_meta(&m), None, "source {bad:02x?}");
+        }
+    }
+
+    #[test]
+    fn respond_via_addresses_the_reply_to_the_next_hop_and_changes_nothing_else() {
+        let hop = NextHop {
+            dst_mac: [0x02, 0xaa, 0, 0, 0, 0x22],
+            src_mac: [0x02, 0xbb, 0, 0, 0, 0x11],
+        };
+        let tagged = |f: &[u8]| with_tag(f, ethernet::TPID_8021Q, 100);
+        let priority = |f: &[u8]| with_tag(f, ethernet::TPID_8021Q, 5 << 13);
+        let cases: [(&str, Vec<u8>); 6] = [
+            ("v4", ECHO_REQUEST_V4.to_vec()),
+            ("v6", ECHO_REQUEST_V6.to_vec()),
+            ("v4 vlan 100", tagged(&ECHO_REQUEST_V4)),
+            ("v6 vlan 100", tagged(&ECHO_REQUEST_V6)),
+            ("v4 priority tag", priority(&ECHO_REQUEST_V4)),
+            ("v6 priority tag", priority(&ECHO_REQUEST_V6)),
+        ];
+        for (what, request) in cases {
+            let mut swapped = request.clone();
+            let mut via = request.clone();
+            let a = Responder::new(ReplyPolicy::default(), SEED).respond(&mut swapped);
+            let b = Responder::new(ReplyPolicy::default(), SEED).respond_via(&mut via, &hop);
+            assert_eq!(a, b, "{what}");
+            let Verdict::Reply { len } = b else {
+                panic!("{what}: {b:?}")
+            };
+            assert_eq!(via[..6], hop.dst_mac, "{what}: destination");
+            assert_eq!(via[6..12], hop.src_mac, "{what}: source");
+            assert_eq!(
+                via[12..len],
+                swapped[12..len],
+                "{what}: the rest as respond() builds it"
+            );
+        }
+        // A dropped frame is left alone, metadata or not.
+        for (name, frame, expected) in drop_cases() {
+            let mut copy = frame.clone();
+            let verdict = Responder::new(ReplyPolicy::default(), SEED).respond_via(&mut copy, &hop);
+            assert_eq!(verdict, Verdict::Drop(expected), "{name}");
+            assert_eq!(copy, frame, "{name}: modified");
         }
     }
 

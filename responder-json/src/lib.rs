@@ -278,6 +278,31 @@ pub struct ProgramCounters {
     pub no_socket: u64,
     /// Requests the xdp-tx program dropped for a wrong checksum.
     pub bad_checksum: u64,
+    /// Owned requests the FIB lookup for their reply passed to the kernel, by reason (included
+    /// in `passed`). Absent in the output of older versions: read as zeros.
+    #[serde(default)]
+    pub fib_passed: FibPassed,
+    /// Owned requests handled without a FIB verdict because forwarding is off on the interface
+    /// (included in `handled` or `no_socket`). Absent in older versions: 0.
+    #[serde(default)]
+    pub fib_unchecked: u64,
+}
+
+/// Why the FIB lookup for the reply passed owned requests to the kernel (`redirect-ebpf/reply_path.h`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FibPassed {
+    /// The reply's next hop has no neighbour entry yet (the kernel resolves it first).
+    pub no_neighbour: u64,
+    /// Not a unicast route: our own address, a broadcast or link-local address, no route at all.
+    pub not_unicast: u64,
+    /// A blackhole, unreachable or prohibit route.
+    pub no_route: u64,
+    /// The reply is larger than the route MTU (the kernel fragments it).
+    pub frag_needed: u64,
+    /// The reply would leave by another interface (or a VLAN the program does not know).
+    pub other_egress: u64,
+    /// A lookup error, a lightweight-tunnel route, no room for the metadata.
+    pub other: u64,
 }
 
 impl Event {

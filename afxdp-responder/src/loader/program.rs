@@ -29,6 +29,9 @@ pub(super) const COUNTER_HANDLED: u32 = 0;
 pub(super) const COUNTER_NO_SOCKET: u32 = 1;
 pub(super) const COUNTER_PASSED: u32 = 2;
 pub(super) const COUNTER_BAD_CHECKSUM: u32 = 3;
+/// The first `COUNTER_FIB_*` pass slot; the six reasons follow in [`FibPasses`]'s field order.
+pub(super) const COUNTER_FIB_FIRST: u32 = 4;
+pub(super) const COUNTER_FIB_UNCHECKED: u32 = 10;
 
 /// `struct owned_key` from maps.h, as bytes.
 type OwnedKey = [u8; 20];
@@ -188,11 +191,17 @@ fn config_value(mac: [u8; 6], policy: ReplyPolicy) -> ConfigValue {
     value
 }
 
-/// Adds `(vlan_id, addr)` to an `owned_addrs` map.
-fn insert_owned(map: &mut HashMap<MapData, OwnedKey, u32>, vlan_id: u16, addr: IpAddr) -> Result<(), LoaderError> {
+/// Adds `(vlan_id, addr)` to an `owned_addrs` map, held by device `ifindex` (0: the interface
+/// the program is attached to).
+fn insert_owned(
+    map: &mut HashMap<MapData, OwnedKey, u32>,
+    vlan_id: u16,
+    addr: IpAddr,
+    ifindex: u32,
+) -> Result<(), LoaderError> {
     validate_owned(addr)?;
     let key = owned_key(vlan_id, addr)?;
-    map.insert(key, 0, 0)
+    map.insert(key, ifindex, 0)
         .map_err(|source| map_error(MAP_OWNED_ADDRS, format!("adding {addr} on VLAN {vlan_id}"), source))
 }
 
@@ -203,8 +212,9 @@ pub struct EngineCounters {
     /// Owned echo requests the engine handled: redirected to an AF_XDP socket (afxdp), answered
     /// with `XDP_TX` (xdp-tx), dropped (drop).
     pub handled: u64,
-    /// Frames that are not an owned echo request (or not in a form the engine handles), passed
-    /// to the kernel.
+    /// Frames passed to the kernel: not an owned echo request (or not in a form the engine
+    /// handles), or an owned one whose reply the kernel's FIB leaves to the kernel (the sum of
+    /// [`EngineCounters::fib`] is included).
     pub passed: u64,
     /// afxdp only: owned echo requests that arrived on a queue with no socket in `xsks`, passed
     /// to the kernel instead. Non-zero while the responder runs means a queue is not served.
@@ -212,6 +222,62 @@ pub struct EngineCounters {
     /// xdp-tx only: owned echo requests with a wrong IPv4 header or ICMP checksum, dropped as
     /// the kernel drops them. (The afxdp engine's workers count these themselves.)
     pub bad_checksum: u64,
+    /// afxdp and xdp-tx: owned echo requests passed to the kernel because of the FIB lookup for
+    /// their reply, by reason (`redirect-ebpf/reply_path.h`).
+    pub fib: FibPasses,
+    /// afxdp and xdp-tx: owned echo requests handled without a FIB verdict, because the kernel
+    /// refuses the lookup while forwarding is disabled on the interface; their replies go back
+    /// to the request's source MAC. Included in `handled` (or `no_socket`). See docs/parity.md.
+    pub fib_unchecked: u64,
+}
+
+/// Owned echo requests the FIB lookup for the reply passed to the kernel, by reason (the
+/// `COUNTER_FIB_*` slots of `redirect-ebpf/redirect.h`, in that order).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FibPasses {
+    /// The next hop has no neighbour entry yet; the kernel resolves it (ARP / NS) first.
+    pub no_neigh: u64,
+    /// The reply would not take a unicast route: to our own address, a broadcast address, an
+    /// IPv6 link-local address, or a destination without any route.
+    pub not_unicast: u64,
+    /// A blackhole, unreachable or prohibit route.
+    pub no_route: u64,
+    /// The reply is larger than the route's MTU; the kernel fragments it.
+    pub frag_needed: u64,
+    /// The reply would leave by another interface, or a VLAN the program does not know, or the
+    /// frame was sent to a MAC the interface no longer has (after a MAC change).
+    pub other_egress: u64,
+    /// A lookup error, a lightweight-tunnel route, or no room for the metadata.
+    pub other: u64,
+}
+
+impl FibPasses {
+    /// No request passed for any reason.
+    pub const ZERO: FibPasses = FibPasses {
+        no_neigh: 0,
+        not_unicast: 0,
+        no_route: 0,
+        frag_needed: 0,
+        other_egress: 0,
+        other: 0,
+    };
+
+    /// The reasons with their labels (kebab-case, as in the JSON and metrics output).
+    pub fn by_reason(&self) -> [(&'static str, u64); 6] {
+        [
+            ("no-neighbour", self.no_neigh),
+            ("not-unicast", self.not_unicast),
+            ("no-route", self.no_route),
+            ("frag-needed", self.frag_needed),
+            ("other-egress", self.other_egress),
+            ("other", self.other),
+        ]
+    }
+
+    /// All of them.
+    pub fn total(&self) -> u64 {
+        self.by_reason().iter().map(|(_, n)| n).sum()
+    }
 }
 
 /// One engine's XDP program, loaded, maps filled; attached with [`EngineProgram::attach`].
@@ -306,8 +372,19 @@ impl EngineProgram {
 
     /// Adds `(vlan_id, addr)` to `owned_addrs`: echo requests to `addr` in frames tagged with
     /// `vlan_id` (0 = untagged or priority-tagged) are handled from now on.
+    ///
+    /// The reply's route is looked up from the interface the request arrived on, which is right
+    /// for untagged frames; for a VLAN, see [`EngineProgram::add_address_on`] (without it,
+    /// tagged requests are passed to the kernel).
     pub fn add_address(&mut self, vlan_id: u16, addr: IpAddr) -> Result<(), LoaderError> {
-        insert_owned(&mut self.owned_addrs, vlan_id, addr)
+        insert_owned(&mut self.owned_addrs, vlan_id, addr, 0)
+    }
+
+    /// Like [`EngineProgram::add_address`], for an address held by the device `ifindex` (the
+    /// VLAN device, e.g. `eth0.100`, for `vlan_id` 100): the reply's FIB lookup starts from that
+    /// device and the reply is sent only when the route leaves by it.
+    pub fn add_address_on(&mut self, vlan_id: u16, addr: IpAddr, ifindex: u32) -> Result<(), LoaderError> {
+        insert_owned(&mut self.owned_addrs, vlan_id, addr, ifindex)
     }
 
     /// Removes `(vlan_id, addr)` from `owned_addrs`; requests for it go to the kernel again.
@@ -385,11 +462,22 @@ impl EngineProgram {
                 .map_err(|source| map_error(MAP_COUNTERS, format!("reading counter {name}"), source))?;
             Ok(values.iter().copied().fold(0u64, u64::wrapping_add))
         };
+        let fib_slot = |i: u32| read(COUNTER_FIB_FIRST + i, "fib");
+        let fib = FibPasses {
+            no_neigh: fib_slot(0)?,
+            not_unicast: fib_slot(1)?,
+            no_route: fib_slot(2)?,
+            frag_needed: fib_slot(3)?,
+            other_egress: fib_slot(4)?,
+            other: fib_slot(5)?,
+        };
         Ok(EngineCounters {
             handled: read(COUNTER_HANDLED, "handled")?,
-            passed: read(COUNTER_PASSED, "passed")?,
+            passed: read(COUNTER_PASSED, "passed")? + fib.total(),
             no_socket: read(COUNTER_NO_SOCKET, "no_socket")?,
             bad_checksum: read(COUNTER_BAD_CHECKSUM, "bad_checksum")?,
+            fib,
+            fib_unchecked: read(COUNTER_FIB_UNCHECKED, "fib_unchecked")?,
         })
     }
 
@@ -436,7 +524,7 @@ impl CaptureProgram {
         let mut ebpf = load_object(CAPTURE_OBJECT)?;
         let xsks = take_xsks(&mut ebpf)?;
         let mut owned: HashMap<MapData, OwnedKey, u32> = take_map(&mut ebpf, MAP_OWNED_ADDRS)?;
-        insert_owned(&mut owned, 0, our_addr)?;
+        insert_owned(&mut owned, 0, our_addr, 0)?;
         let mut attacher = Attacher::default();
         let obtained = attacher.attach(xdp_program(&mut ebpf, Self::NAME)?, Self::NAME, ifname, mode)?;
         Ok((
