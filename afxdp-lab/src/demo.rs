@@ -26,6 +26,10 @@ pub struct DemoArgs {
     /// How the responder attaches its XDP program: auto, native or skb.
     #[arg(long, default_value = "auto")]
     pub xdp_mode: String,
+    /// Instead of the responder, run one of the learning examples (`xsk-rxdrop`, `xsk-echo`,
+    /// built by `cargo build -p afxdp-examples`) on a one-queue pair (docs/learn/).
+    #[arg(long, value_enum)]
+    pub example: Option<crate::example::Example>,
 }
 
 /// Ping payload sizes the demo tries: empty, ping's default, and near the MTU.
@@ -38,6 +42,9 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // Ctrl-C must not kill the demo before it removes what it created: it only sets a flag.
         let _ = signal_hook::flag::register(sig, Arc::clone(&interrupted));
+    }
+    if let Some(example) = args.example {
+        return run_example(example, args.count);
     }
     let exe = crate::responder_exe()?;
 
@@ -239,6 +246,36 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
         Ok(ExitCode::SUCCESS)
     } else {
         println!("Result: FAILED: {}. Namespaces removed.", problems.join("; "));
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// `demo --example NAME`: the example on a one-queue pair, `count` pings per family and size.
+fn run_example(example: crate::example::Example, count: u32) -> Result<ExitCode, LabError> {
+    let exe = crate::example::example_exe(example)?;
+    let demo = crate::example::demo(example, &exe, count, true)?;
+    let client = &demo.client;
+    println!(
+        "4. Client kernel: IcmpInEchoReps +{}, Icmp6InEchoReplies +{}, checksum errors +{}; tcpdump -vvv: {} echo \
+         replies, {} with a wrong checksum. Responder kernel: IcmpInEchos +{}, Icmp6InEchos +{}.",
+        client.counter("IcmpInEchoReps")?,
+        client.counter("Icmp6InEchoReplies")?,
+        client.counter("IcmpInCsumErrors")? + client.counter("Icmp6InCsumErrors")?,
+        demo.capture.echo_reply_count(),
+        demo.capture.bad_checksum_packets().len(),
+        demo.responder.counter("IcmpInEchos")?,
+        demo.responder.counter("Icmp6InEchos")?,
+    );
+    if demo.problems.is_empty() {
+        println!(
+            "Result: {} pings, {} replies, as {} should. Namespaces removed.",
+            demo.sent,
+            demo.received,
+            example.binary()
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("Result: FAILED: {}. Namespaces removed.", demo.problems.join("; "));
         Ok(ExitCode::FAILURE)
     }
 }

@@ -32,6 +32,7 @@ pub mod bench;
 mod capture;
 pub mod demo;
 mod error;
+pub mod example;
 mod exec;
 mod netns;
 mod nstat;
