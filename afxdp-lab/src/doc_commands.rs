@@ -168,13 +168,11 @@ fn command_of(line: &str, program: &str) -> Option<Vec<String>> {
     let args = without_shell_values(args);
     let name = first.rsplit('/').next().unwrap_or(first);
     let mut command = vec![program.to_string()];
-    if name == program {
-        command.extend(args);
-    } else if program == "afxdp-lab" && name == "run.sh" && args.first().is_some_and(|a| a == "demo") {
-        command.extend(args);
-    } else {
+    let run_sh_demo = program == "afxdp-lab" && name == "run.sh" && args.first().is_some_and(|a| a == "demo");
+    if name != program && !run_sh_demo {
         return None;
     }
+    command.extend(args);
     Some(command)
 }
 
