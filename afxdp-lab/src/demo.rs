@@ -254,6 +254,10 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
 fn run_example(example: crate::example::Example, count: u32) -> Result<ExitCode, LabError> {
     let exe = crate::example::example_exe(example)?;
     let demo = crate::example::demo(example, &exe, count, true)?;
+    println!("   What {} printed:", example.binary());
+    for line in demo.exit.finished.stdout.lines() {
+        println!("   | {line}");
+    }
     let client = &demo.client;
     println!(
         "4. Client kernel: IcmpInEchoReps +{}, Icmp6InEchoReplies +{}, checksum errors +{}; tcpdump -vvv: {} echo \

@@ -31,6 +31,7 @@
 pub mod bench;
 mod capture;
 pub mod demo;
+pub mod diagrams;
 pub mod doc_commands;
 mod error;
 pub mod example;
