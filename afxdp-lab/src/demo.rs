@@ -30,6 +30,10 @@ pub struct DemoArgs {
     /// built by `cargo build -p afxdp-examples`) on a one-queue pair (docs/learn/).
     #[arg(long, value_enum)]
     pub example: Option<crate::example::Example>,
+    /// Who answers: the AF_XDP workers (afxdp), the XDP program in the kernel (xdp-tx), or
+    /// nobody (drop: the XDP program drops and counts the requests).
+    #[arg(long, default_value = "afxdp", value_parser = ["afxdp", "xdp-tx", "drop"])]
+    pub engine: String,
 }
 
 /// Ping payload sizes the demo tries: empty, ping's default, and near the MTU.
@@ -75,6 +79,8 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
         format!("0-{last_queue}")
     };
     let responder_args = [
+        "--engine",
+        &args.engine,
         "--queues",
         &queues,
         "--mode",
@@ -104,6 +110,12 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
         println!("   queue {}: {} mode, worker pinned to CPU {}", q.queue, q.mode, q.cpu);
     }
 
+    // On veth, XDP_TX reaches the peer only if the peer runs an XDP program too.
+    let _pass = if args.engine == "xdp-tx" {
+        Some(pair.attach_xdp_pass(Side::Client)?)
+    } else {
+        None
+    };
     let before = Nstat::read(&pair, Side::Client)?;
     let capture = Capture::start_icmp(&pair)?;
     println!("3. Pinging from the client namespace with the real ping (one flow per queue and size):");
@@ -123,6 +135,10 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
                     .pinned_cpu(cpu);
                 if size >= 16 {
                     spec = spec.pattern("a5c3");
+                }
+                if args.engine == "drop" {
+                    // Nothing answers: ping sends until its deadline.
+                    spec = spec.deadline(Duration::from_secs(1));
                 }
                 let report = ping(&pair, &spec)?;
                 sent += report.transmitted;
@@ -199,16 +215,34 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
             }
         );
     }
+    if let Some(summary) = &exit.summary {
+        let p = &summary.program;
+        println!(
+            "   XDP program ({}): handled {}, passed to the kernel {}, no socket {}, bad checksum {}",
+            summary.engine, p.handled, p.passed, p.no_socket, p.bad_checksum
+        );
+    }
     let (_, replies_sent, _) = exit.totals();
 
     let mut problems = Vec::new();
-    if received != sent {
-        problems.push(format!("{} of {sent} pings got no reply", sent - received));
+    let (afxdp, expected) = match args.engine.as_str() {
+        "afxdp" => (true, sent),
+        "drop" => (false, 0),
+        _ => (false, sent),
+    };
+    if received != expected {
+        problems.push(format!("{received} of {sent} pings got a reply ({expected} expected)"));
     }
-    if v4_replies + v6_replies != sent {
+    if v4_replies + v6_replies != expected {
         problems.push(format!(
             "the client kernel counted {} replies for {sent} pings",
             v4_replies + v6_replies
+        ));
+    }
+    if exit.handled() != Some(sent) {
+        problems.push(format!(
+            "the XDP program handled {:?} requests for {sent} pings",
+            exit.handled()
         ));
     }
     if csum_errors > 0 || !bad.is_empty() {
@@ -217,12 +251,12 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
             csum_errors.max(bad.len() as u64)
         ));
     }
-    if replies_sent != sent {
+    if afxdp && replies_sent != sent {
         problems.push(format!(
             "the responder sent {replies_sent} replies for {sent} pings (the rest came from the kernel?)"
         ));
     }
-    if exit.queues().iter().any(|q| q.tx == 0) {
+    if afxdp && exit.queues().iter().any(|q| q.tx == 0) {
         problems.push("a queue answered nothing (queue steering did not work?)".into());
     }
     if !exit.queues().iter().all(|q| q.frames.accounted) {
@@ -239,9 +273,21 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
     let ttl_text: Vec<String> = ttls.iter().map(u8::to_string).collect();
     if problems.is_empty() {
         println!(
-            "Result: all {sent} pings answered by afxdp-responder over AF_XDP ({} mode), TTL/hop limit {} as the kernel sets it, 0 checksum errors, every frame accounted for. Namespaces removed.",
-            exit.queues().first().map_or("?", |q| q.mode.as_str()),
-            ttl_text.join("/")
+            "{}",
+            match args.engine.as_str() {
+                "afxdp" => format!(
+                    "Result: all {sent} pings answered by afxdp-responder over AF_XDP ({} mode), TTL/hop limit {} as the kernel sets it, 0 checksum errors, every frame accounted for. Namespaces removed.",
+                    exit.queues().first().map_or("?", |q| q.mode.as_str()),
+                    ttl_text.join("/")
+                ),
+                "xdp-tx" => format!(
+                    "Result: all {sent} pings answered in the kernel by the XDP program (XDP_TX), TTL/hop limit {}, 0 checksum errors. Namespaces removed.",
+                    ttl_text.join("/")
+                ),
+                _ => format!(
+                    "Result: all {sent} pings dropped and counted by the XDP program, none answered. Namespaces removed."
+                ),
+            }
         );
         Ok(ExitCode::SUCCESS)
     } else {
