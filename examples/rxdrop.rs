@@ -94,8 +94,8 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             }
             fill.push(frame); // the fill ring masks the address back to the frame's start
         }
-        received += u64::from(fill.submit());
-        rx.release();
+        fill.submit();
+        received += u64::from(rx.release());
         if last.elapsed().as_secs() >= 1 {
             let stats = xsk.statistics()?;
             let (full, empty) = (stats.rx_ring_full, stats.rx_fill_ring_empty_descs);

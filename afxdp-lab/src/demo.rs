@@ -34,6 +34,13 @@ pub struct DemoArgs {
     /// nobody (drop: the XDP program drops and counts the requests).
     #[arg(long, default_value = "afxdp", value_parser = ["afxdp", "xdp-tx", "drop"])]
     pub engine: String,
+    /// Ping with `ping -f` (flood: as fast as replies come, at most `--count` per flow) instead
+    /// of one request every 50 ms.
+    #[arg(long)]
+    pub flood: bool,
+    /// More options for the responder, after `--` (e.g. `-- --rx-size 64 --no-need-wakeup`).
+    #[arg(last = true, value_name = "RESPONDER OPTIONS")]
+    pub responder_args: Vec<String>,
 }
 
 /// Ping payload sizes the demo tries: empty, ping's default, and near the MTU.
@@ -78,7 +85,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
     } else {
         format!("0-{last_queue}")
     };
-    let responder_args = [
+    let mut responder_args = vec![
         "--engine",
         &args.engine,
         "--queues",
@@ -90,6 +97,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
         "--stats-interval",
         "0",
     ];
+    responder_args.extend(args.responder_args.iter().map(String::as_str));
     println!(
         "2. Starting afxdp-responder --iface {} {} in the responder namespace:",
         pair.responder_if(),
@@ -135,6 +143,9 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
                     .pinned_cpu(cpu);
                 if size >= 16 {
                     spec = spec.pattern("a5c3");
+                }
+                if args.flood {
+                    spec = spec.flood().quiet();
                 }
                 if args.engine == "drop" {
                     // Nothing answers: ping sends until its deadline.
@@ -214,6 +225,11 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
                 ", some unaccounted"
             }
         );
+        let (k, w) = (&q.kernel, &q.waits);
+        println!(
+            "     kernel drops: rx ring full {}, fill ring empty {}; the worker slept {} times, kicked the kernel {} times",
+            k.rx_ring_full, k.fill_ring_empty, w.sleeps, w.kicks
+        );
     }
     if let Some(summary) = &exit.summary {
         let p = &summary.program;
@@ -271,6 +287,11 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
     }
     drop(pair);
     let ttl_text: Vec<String> = ttls.iter().map(u8::to_string).collect();
+    let ttl_text = if ttl_text.is_empty() {
+        "(not shown by ping -f)".to_string()
+    } else {
+        ttl_text.join("/")
+    };
     if problems.is_empty() {
         println!(
             "{}",
@@ -278,11 +299,11 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
                 "afxdp" => format!(
                     "Result: all {sent} pings answered by afxdp-responder over AF_XDP ({} mode), TTL/hop limit {} as the kernel sets it, 0 checksum errors, every frame accounted for. Namespaces removed.",
                     exit.queues().first().map_or("?", |q| q.mode.as_str()),
-                    ttl_text.join("/")
+                    ttl_text
                 ),
                 "xdp-tx" => format!(
                     "Result: all {sent} pings answered in the kernel by the XDP program (XDP_TX), TTL/hop limit {}, 0 checksum errors. Namespaces removed.",
-                    ttl_text.join("/")
+                    ttl_text
                 ),
                 _ => format!(
                     "Result: all {sent} pings dropped and counted by the XDP program, none answered. Namespaces removed."
