@@ -150,12 +150,17 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
 
         // 4d. Send. Copy mode: sendto() makes the kernel copy out (at most a budget per call),
         //     so kick until TX is empty. Zero-copy: kick only if the driver asks (need_wakeup).
-        for _ in 0..64 {
-            let queued = xsk.tx().outstanding() > 0;
-            if !queued || (xsk.mode() == BindMode::ZeroCopy && !xsk.tx().needs_wakeup()) {
-                break;
+        if xsk.mode() == BindMode::ZeroCopy {
+            if xsk.tx().outstanding() > 0 && xsk.tx().needs_wakeup() {
+                xsk.kick_tx()?;
             }
-            xsk.kick_tx()?;
+        } else {
+            for _ in 0..64 {
+                if xsk.tx().outstanding() == 0 {
+                    break;
+                }
+                xsk.kick_tx()?;
+            }
         }
 
         // 4e. Idle: sleep in poll() until something arrives (100 ms, to notice Ctrl-C).
