@@ -207,7 +207,8 @@ impl DocCommand {
 /// Parses every documented command line of `program` with `parse` (the binary's clap `Cli`,
 /// `Cli::try_parse_from`) and returns what failed, one entry per command: the place, the command
 /// and clap's first line. A value the shell provides ([`SHELL_VALUE`]) may be refused by its
-/// option's value parser; every other error counts.
+/// option's value parser; a command with `--config FILE` may leave required options to the
+/// file; every other error counts.
 pub fn parse_failures<T>(program: &str, parse: impl Fn(&[String]) -> Result<T, clap::Error>) -> Vec<String> {
     use clap::error::ErrorKind;
     doc_commands(program)
@@ -217,7 +218,11 @@ pub fn parse_failures<T>(program: &str, parse: impl Fn(&[String]) -> Result<T, c
             let text = e.to_string();
             let shell =
                 matches!(e.kind(), ErrorKind::InvalidValue | ErrorKind::ValueValidation) && text.contains(SHELL_VALUE);
-            (!shell).then(|| {
+            // The responder's `--config FILE` supplies options before clap parses (its main()
+            // expands the file), so a required option may be in the file.
+            let from_file = e.kind() == ErrorKind::MissingRequiredArgument
+                && c.args.iter().any(|a| a == "--config" || a.starts_with("--config="));
+            (!shell && !from_file).then(|| {
                 format!(
                     "{}: {}\n  {}",
                     c.place,
