@@ -701,3 +701,20 @@ mod tests {
         assert_eq!(check.run.queues, QueueList::Ids(IdList(vec![0, 1, 2, 3])));
     }
 }
+
+#[cfg(test)]
+mod doc_command_tests {
+    /// Every `afxdp-responder …` command line in README.md and docs/ parses with this command line
+    /// (afxdp-lab's `doc_commands` finds them): a renamed option fails here, not for a reader.
+    #[test]
+    fn every_command_in_the_docs_parses() {
+        use clap::Parser as _;
+        let failures =
+            afxdp_lab::doc_commands::parse_failures("afxdp-responder", |args| super::Cli::try_parse_from(args));
+        assert!(
+            failures.is_empty(),
+            "documented commands that do not parse:\n{}",
+            failures.join("\n")
+        );
+    }
+}
