@@ -24,6 +24,7 @@
 
 #define MAPS_WITH_XSKS /* xsks: RX queue index -> AF_XDP socket (maps.h) */
 #include "echo_filter.h"
+#include "policy.h" /* host policy: sysctls, --allow-from / --deny-from */
 
 SEC("xdp")
 int redirect_echo(struct xdp_md *ctx)
@@ -35,6 +36,8 @@ int redirect_echo(struct xdp_md *ctx)
 		count(COUNTER_PASSED);
 		return XDP_PASS;
 	}
+	if (policy_passes(ctx, req.l3, req.ipv6))
+		return XDP_PASS; /* host policy: the kernel decides (counted) */
 
 	/*
 	 * Hand the frame to the AF_XDP socket of the queue it arrived on. An

@@ -38,6 +38,7 @@ const OTHER_V6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
 const POLICY: ReplyPolicy = ReplyPolicy {
     ipv4_ttl: 77,
     ipv6_hop_limit: 99,
+    ..ReplyPolicy::DEFAULT
 };
 
 const ETH_LEN: usize = 14;

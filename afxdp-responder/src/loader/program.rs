@@ -487,6 +487,7 @@ mod tests {
         let policy = ReplyPolicy {
             ipv4_ttl: 63,
             ipv6_hop_limit: 255,
+            ..ReplyPolicy::DEFAULT
         };
         assert_eq!(config_value([2, 0, 0, 0, 0, 1], policy), [2, 0, 0, 0, 0, 1, 63, 255]);
     }
