@@ -9,6 +9,7 @@
 //! | [`loader`] | the XDP programs: load (aya), maps, attach with a bpf_link, existing-program discovery |
 //! | [`flood`] | the load generator: echo requests from AF_XDP TX rings, every reply verified |
 //! | [`iface`] | facts about a network interface: index, MAC, addresses, queues, TTL |
+//! | [`policy`] | host policy: the sysctls followed while running, `--allow-from` / `--deny-from` CIDRs |
 //! | [`kernel`] | the running kernel's version against the minimum (5.9) |
 //! | [`cpu`] | allowed CPUs, default CPU per queue, pinning a thread |
 //! | [`app`] | the responder as a whole, for every engine: start-up, workers, the monitor loop, orderly shutdown, the events |
@@ -24,8 +25,8 @@
 //!
 //! Module dependencies go one way (checked by listing every `crate::` path outside comments per
 //! module and sorting the graph with `tsort`, which fails on a cycle): `options` and `cpu` depend
-//! on nothing in the crate; `worker` on `stats`; `config` on `options` and `worker`; `loader` on
-//! `options`; `output` on `stats`; `metrics` on `stats`, `loader` and `privileges`; `app` on all of these; `flood` on `loader`, `options`, `iface`, `stats` and `cpu`.
+//! on nothing in the crate; `worker` on `stats` and `policy`; `config` on `options`, `policy` and `worker`; `loader` on
+//! `options` and `policy`; `output` on `stats`; `metrics` on `stats`, `loader` and `privileges`; `app` on all of these; `flood` on `loader`, `options`, `iface`, `stats` and `cpu`.
 
 pub mod app;
 pub mod config;
@@ -38,6 +39,7 @@ pub mod metrics;
 pub mod notify;
 pub mod options;
 pub mod output;
+pub mod policy;
 pub mod privileges;
 pub mod stats;
 pub mod worker;

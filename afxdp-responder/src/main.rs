@@ -13,6 +13,7 @@ use afxdp_responder::cpu;
 use afxdp_responder::iface::Interface;
 use afxdp_responder::options::{self, Engine, WaitMode, XdpMode, XskMode};
 use afxdp_responder::output::{Output, OutputFormat};
+use afxdp_responder::policy::Cidr;
 use afxdp_responder::worker::{self, Wait};
 use afxdp_xsk::XskConfig;
 use clap::{Args, Parser, Subcommand};
@@ -279,6 +280,18 @@ struct RunArgs {
     /// loopback or management address.
     #[arg(long, value_name = "ADDR:PORT", value_parser = parse_metrics_addr)]
     metrics_addr: Option<std::net::SocketAddr>,
+
+    /// Answer only echo requests from these sources (repeatable; IPv4 or IPv6 CIDR, e.g.
+    /// 198.18.0.0/15 or 2001:db8::/32; a bare address is one host). Requests from other sources
+    /// go to the kernel, whose firewall (nftables/iptables, which XDP runs before) then decides.
+    /// With only IPv4 CIDRs, no IPv6 source is answered by the responder: add ::/0 to answer them.
+    #[arg(long = "allow-from", value_name = "CIDR")]
+    allow_from: Vec<Cidr>,
+
+    /// Never answer echo requests from these sources (repeatable CIDRs, checked before
+    /// --allow-from): they go to the kernel and its firewall.
+    #[arg(long = "deny-from", value_name = "CIDR")]
+    deny_from: Vec<Cidr>,
 }
 
 fn parse_metrics_addr(s: &str) -> Result<std::net::SocketAddr, String> {
@@ -337,6 +350,8 @@ impl RunArgs {
             check_frames: self.check_frames,
             engine: self.engine,
             metrics_addr: self.metrics_addr,
+            allow_from: self.allow_from,
+            deny_from: self.deny_from,
         };
         cfg.validate()?;
         Ok(cfg)

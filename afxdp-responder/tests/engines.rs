@@ -129,6 +129,9 @@ fn run(program: &EngineProgram, frame: &[u8]) -> (u32, Vec<u8>, EngineCounters) 
         passed: after.passed - before.passed,
         no_socket: after.no_socket - before.no_socket,
         bad_checksum: after.bad_checksum - before.bad_checksum,
+        ignored: after.ignored - before.ignored,
+        denied: after.denied - before.denied,
+        not_allowed: after.not_allowed - before.not_allowed,
     };
     (action, out, delta)
 }
@@ -138,18 +141,27 @@ const ONE_HANDLED: EngineCounters = EngineCounters {
     passed: 0,
     no_socket: 0,
     bad_checksum: 0,
+    ignored: 0,
+    denied: 0,
+    not_allowed: 0,
 };
 const ONE_PASSED: EngineCounters = EngineCounters {
     handled: 0,
     passed: 1,
     no_socket: 0,
     bad_checksum: 0,
+    ignored: 0,
+    denied: 0,
+    not_allowed: 0,
 };
 const ONE_BAD_CHECKSUM: EngineCounters = EngineCounters {
     handled: 0,
     passed: 0,
     no_socket: 0,
     bad_checksum: 1,
+    ignored: 0,
+    denied: 0,
+    not_allowed: 0,
 };
 
 /// The program passes `frame` to the kernel untouched, and counts it as passed.

@@ -206,6 +206,7 @@ fn owned_echo_request_without_socket_passes_and_counts_no_socket() {
             no_socket: 2,
             passed: 0,
             bad_checksum: 0,
+            ..EngineCounters::default()
         }
     );
 }

@@ -811,7 +811,11 @@ mod tests {
         assert!(first <= 0xf_ffff);
         assert_eq!(reply_label(auto, &v6_request(0, 0x1c2b, 2)), first);
         assert_eq!(reply_label(auto, &v6_request(0x12345, 0x7777, 2)), first);
-        assert_eq!(reply_label(auto, &ECHO_REQUEST_V6), first, "the fixture's source ends in 2");
+        assert_eq!(
+            reply_label(auto, &ECHO_REQUEST_V6),
+            first,
+            "the fixture's source ends in 2"
+        );
         // Other flows (other sources): other labels, all non-zero.
         let mut labels = HashSet::new();
         for src_last in 0..=255u8 {
@@ -844,7 +848,10 @@ mod tests {
         assert_eq!(reply_label(reflect_auto, &v6_request(0x12345, 1, 2)), 0x12345);
         assert_eq!(reply_label(reflect_auto, &v6_request(0, 1, 2)), auto_label);
         // Reflect without auto labels: the request's label, 0 included.
-        assert_eq!(reply_label(FlowLabelPolicy::REFLECT_ONLY, &v6_request(0xabcde, 1, 2)), 0xabcde);
+        assert_eq!(
+            reply_label(FlowLabelPolicy::REFLECT_ONLY, &v6_request(0xabcde, 1, 2)),
+            0xabcde
+        );
         assert_eq!(reply_label(FlowLabelPolicy::REFLECT_ONLY, &v6_request(0, 1, 2)), 0);
         // auto_flowlabels=0 and no reflect: no label at all.
         let none = FlowLabelPolicy {

@@ -288,8 +288,14 @@ prop_compose! {
 }
 
 fn policy() -> impl Strategy<Value = ReplyPolicy> {
-    (any::<u8>(), any::<u8>(), any::<bool>(), any::<bool>(), any::<[u64; 2]>()).prop_map(
-        |(ipv4_ttl, ipv6_hop_limit, reflect, auto, key)| ReplyPolicy {
+    (
+        any::<u8>(),
+        any::<u8>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<[u64; 2]>(),
+    )
+        .prop_map(|(ipv4_ttl, ipv6_hop_limit, reflect, auto, key)| ReplyPolicy {
             ipv4_ttl,
             ipv6_hop_limit,
             flow_label: FlowLabelPolicy {
@@ -298,8 +304,7 @@ fn policy() -> impl Strategy<Value = ReplyPolicy> {
                 state_ranges: false,
                 key,
             },
-        },
-    )
+        })
 }
 
 /// A responder's identification seed: random, or (one time in four) the request's own

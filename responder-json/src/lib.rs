@@ -266,6 +266,25 @@ pub struct ProgramCounters {
     pub no_socket: u64,
     /// Requests the xdp-tx program dropped for a wrong checksum.
     pub bad_checksum: u64,
+    /// Owned echo requests that host policy sent to the kernel, by reason (a part of `passed`).
+    /// Absent in output of versions before it existed: read as all zero.
+    #[serde(default)]
+    pub passed_by: PassReasons,
+}
+
+/// Why owned echo requests were passed to the kernel instead of being handled: host policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassReasons {
+    /// `net.ipv4.icmp_echo_ignore_all` / `net.ipv6.icmp.echo_ignore_all` was set: the kernel
+    /// ignored them.
+    #[serde(default)]
+    pub ignore_all: u64,
+    /// The source is in `--deny-from`.
+    #[serde(default)]
+    pub denied: u64,
+    /// `--allow-from` was given and does not list the source.
+    #[serde(default)]
+    pub not_allowed: u64,
 }
 
 impl Event {
