@@ -24,8 +24,8 @@
 //! `afxdp-xsk` crate, the machine-readable output's schema the `responder-json` crate.
 //!
 //! Module dependencies go one way (checked by listing every `crate::` path outside comments per
-//! module and sorting the graph with `tsort`, which fails on a cycle): `options` and `cpu` depend
-//! on nothing in the crate; `worker` on `stats` and `policy`; `config` on `options`, `policy` and `worker`; `loader` on
+//! module and sorting the graph with `tsort`, which fails on a cycle): `options`, `cpu` and `policy`
+//! depend on nothing in the crate; `worker` on `stats` and `policy`; `config` on `options`, `policy` and `worker`; `loader` on
 //! `options` and `policy`; `output` on `stats`; `metrics` on `stats`, `loader` and `privileges`; `app` on all of these; `flood` on `loader`, `options`, `iface`, `stats` and `cpu`.
 
 pub mod app;
