@@ -322,3 +322,43 @@ fn ipv6_flow_labels_follow_the_kernels_policy() {
     // Every reply above came from the responder, none from the kernel.
     assert_eq!(exit.expect_summary().total.tx, 12 + 4);
 }
+
+/// `net.ipv6.icmp.echo_ignore_anycast`: anycast addresses (here the subnet-router anycast
+/// address a forwarding interface joins) are not unicast addresses of the interface, so the
+/// responder never owns them and the kernel applies the sysctl.
+#[test]
+fn anycast_destinations_are_left_to_the_kernel() {
+    let pair = pair(1);
+    let iface = pair.responder_if().to_string();
+    sysctl(&pair, &format!("net.ipv6.conf.{iface}.forwarding"), "1");
+    let anycast: IpAddr = "2001:db8:0:1::".parse().unwrap();
+    let responder = start(&pair, &["--queues", "0", "--stats-interval", "0"]);
+    assert!(
+        !responder.ready().addresses.contains(&anycast.to_string()),
+        "{:?}",
+        responder.ready().addresses
+    );
+    let to_anycast = |count| {
+        ping(
+            &pair,
+            &PingSpec::new(Family::V6, count)
+                .interval(Duration::from_millis(50))
+                .deadline(Duration::from_secs(2))
+                .target(anycast),
+        )
+        .expect("ping runs")
+    };
+    // echo_ignore_anycast=0 (the default): the kernel answers (from a unicast address). The
+    // first ping waits for the client's neighbour discovery of the anycast address.
+    assert!(to_anycast(1).received >= 1, "the kernel answers anycast pings");
+    assert_answered(&to_anycast(3), 3, "anycast, answered by the kernel");
+    sysctl(&pair, "net.ipv6.icmp.echo_ignore_anycast", "1");
+    assert_unanswered(&to_anycast(3), "anycast with echo_ignore_anycast=1");
+    let exit = stop(responder);
+    let s = exit.expect_summary();
+    assert_eq!(
+        (s.program.handled, s.total.tx),
+        (0, 0),
+        "the responder answered none: {s:?}"
+    );
+}

@@ -816,16 +816,21 @@ mod tests {
             first,
             "the fixture's source ends in 2"
         );
-        // Other flows (other sources): other labels, all non-zero.
-        let mut labels = HashSet::new();
-        for src_last in 0..=255u8 {
-            let label = reply_label(auto, &v6_request(0, 1, src_last));
-            assert!(label != 0 && label <= 0xf_ffff, "{label:#x}");
-            labels.insert(label);
+        // Other flows (other sources): other labels, all non-zero, whatever the key (the zero
+        // key, small keys and all-ones included: a multiplier derived naively from the key would
+        // be 0 or 1 for some of them and give every flow one label).
+        for key in [KEY, [0, 0], [1, 2], [0x243f_6a88_85a3_08d3, 0], [u64::MAX, u64::MAX]] {
+            let keyed = FlowLabelPolicy::LINUX_DEFAULT.with_key(key);
+            let mut labels = HashSet::new();
+            for src_last in 0..=255u8 {
+                let label = reply_label(keyed, &v6_request(0, 1, src_last));
+                assert!(label != 0 && label <= 0xf_ffff, "{label:#x}");
+                labels.insert(label);
+            }
+            // 256 random 20-bit labels collide with probability ~3 %, twice with ~0.05 %: a
+            // weak hash (a key or address word that does not mix in) collides far more.
+            assert!(labels.len() >= 254, "key {key:x?}: 256 flows, {} labels", labels.len());
         }
-        // 256 random 20-bit labels collide with probability ~3 %, and twice with ~0.05 %: a
-        // weak hash (a key or address word that does not mix in) collides far more.
-        assert!(labels.len() >= 254, "256 flows, {} labels", labels.len());
         // Another key (another run): another label for the same flow.
         let other_run = FlowLabelPolicy::LINUX_DEFAULT.with_key([KEY[0] ^ 1, KEY[1]]);
         assert_ne!(reply_label(other_run, &v6_request(0, 0x1c2b, 2)), first);
