@@ -16,6 +16,9 @@
  *                                  500 ms when a sysctl changes
  *   allow_from       LPM_TRIE      --allow-from CIDRs
  *   deny_from        LPM_TRIE      --deny-from CIDRs
+ *   rate_buckets     LRU_HASH      per-source rate limit state
+ *                                  (--rate-limit-per-source): source
+ *                                  address -> next allowed time
  *   policy_counters  PERCPU_ARRAY  why a request was passed (enum
  *                                  policy_counter); each is also counted
  *                                  in COUNTER_PASSED
@@ -45,12 +48,21 @@
  *   offset 2  allow_list  --allow-from was given: a source that is not in
  *                         allow_from is passed
  *   offset 3  pad         zero
+ *   offset 4  pad2        zero
+ *   offset 8  rate_interval_ns   --rate-limit-per-source N: 1e9 / N, the
+ *                         time one request "costs"; 0 = no rate limit
+ *   offset 16 rate_burst_ns      how far ahead of now a source's next
+ *                         allowed time may run before requests are passed:
+ *                         (burst - 1) * rate_interval_ns
  */
 struct host_policy {
 	__u8 ignore_v4;
 	__u8 ignore_v6;
 	__u8 allow_list;
 	__u8 pad;
+	__u32 pad2;
+	__u64 rate_interval_ns;
+	__u64 rate_burst_ns;
 };
 
 /* Key of allow_from / deny_from: the prefix length in bits (host byte
@@ -65,10 +77,12 @@ enum policy_counter {
 	POLICY_IGNORE_ALL = 0,	/* the echo_ignore_all sysctl of its family */
 	POLICY_DENIED = 1,	/* the source is in --deny-from */
 	POLICY_NOT_ALLOWED = 2, /* --allow-from given, the source not in it */
-	POLICY_COUNTER_MAX = 3,
+	POLICY_RATE_LIMITED = 3, /* over --rate-limit-per-source */
+	POLICY_COUNTER_MAX = 4,
 };
 
 #define POLICY_LPM_MAX_ENTRIES 1024
+#define RATE_BUCKETS_MAX_ENTRIES 16384 /* sources tracked (least recent evicted) */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -93,6 +107,16 @@ struct {
 	__type(value, __u32);
 } deny_from SEC(".maps");
 
+/* Source address (as in struct policy_lpm_key) -> the time (bpf_ktime_get_ns)
+ * from which its next request is within its rate: the "theoretical arrival
+ * time" of GCRA, the token bucket written as one number. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, RATE_BUCKETS_MAX_ENTRIES);
+	__type(key, __u8[16]);
+	__type(value, __u64);
+} rate_buckets SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, POLICY_COUNTER_MAX);
@@ -108,6 +132,33 @@ static __always_inline int policy_pass(__u32 reason)
 		*value += 1;
 	count(COUNTER_PASSED);
 	return 1;
+}
+
+/*
+ * GCRA (a token bucket as one timestamp): a source may send when its next
+ * allowed time `tat` is at most rate_burst_ns ahead of now; each accepted
+ * request moves tat on by rate_interval_ns. Two CPUs updating one source at
+ * the same instant may both pass: the limit is approximate by at most one
+ * request per CPU, which is fine for its purpose (what exceeds it is passed
+ * to the kernel, not lost).
+ */
+static __always_inline int over_rate(const __u8 *addr,
+				     const struct host_policy *policy)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u64 *tat = bpf_map_lookup_elem(&rate_buckets, addr);
+	__u64 next;
+
+	if (!tat) {
+		next = now + policy->rate_interval_ns;
+		bpf_map_update_elem(&rate_buckets, addr, &next, BPF_ANY);
+		return 0;
+	}
+	next = *tat > now ? *tat : now;
+	if (next - now > policy->rate_burst_ns)
+		return 1;
+	*tat = next + policy->rate_interval_ns;
+	return 0;
 }
 
 /*
@@ -150,6 +201,8 @@ static __always_inline int policy_passes(struct xdp_md *ctx, void *l3, int ipv6)
 		return policy_pass(POLICY_DENIED);
 	if (policy->allow_list && !bpf_map_lookup_elem(&allow_from, &key))
 		return policy_pass(POLICY_NOT_ALLOWED);
+	if (policy->rate_interval_ns && over_rate(key.addr, policy))
+		return policy_pass(POLICY_RATE_LIMITED);
 	return 0;
 }
 

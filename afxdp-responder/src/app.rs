@@ -179,6 +179,9 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
     for &cidr in &cfg.allow_from {
         program.add_source_rule(SourceList::Allow, cidr)?;
     }
+    if let Some(per_second) = cfg.rate_limit_per_source {
+        program.set_rate_limit(per_second, per_second)?;
+    }
     let attached = program.attach(&iface.name, cfg.xdp_mode)?;
     let driver = afxdp_xsk::driver_name(&iface.name).unwrap_or_else(|_| "unknown".into());
     if cfg.engine == Engine::XdpTx && driver == "veth" && attached == AttachedMode::Native {
@@ -312,6 +315,7 @@ fn program_counters(c: &EngineCounters) -> ProgramCounters {
             ignore_all: c.ignored,
             denied: c.denied,
             not_allowed: c.not_allowed,
+            rate_limited: c.rate_limited,
         },
     }
 }
@@ -712,8 +716,17 @@ fn monitor(
             *prev = cur;
         }
         let counters = program.counters().unwrap_or(last_program);
-        let policy_moved = (counters.ignored, counters.denied, counters.not_allowed)
-            != (last_program.ignored, last_program.denied, last_program.not_allowed);
+        let policy_moved = (
+            counters.ignored,
+            counters.denied,
+            counters.not_allowed,
+            counters.rate_limited,
+        ) != (
+            last_program.ignored,
+            last_program.denied,
+            last_program.not_allowed,
+            last_program.rate_limited,
+        );
         let moved = if cfg.engine.uses_afxdp() {
             !queues.is_empty() || policy_moved
         } else {

@@ -128,6 +128,9 @@ pub struct Config {
     pub allow_from: Vec<Cidr>,
     /// `--deny-from`: these sources are never answered (passed to the kernel).
     pub deny_from: Vec<Cidr>,
+    /// `--rate-limit-per-source`: owned echo requests per second and source answered; the
+    /// rest is passed to the kernel. `None`: no limit.
+    pub rate_limit_per_source: Option<u32>,
 }
 
 impl Config {
@@ -208,6 +211,7 @@ mod tests {
             metrics_addr: None,
             allow_from: vec![],
             deny_from: vec![],
+            rate_limit_per_source: None,
         }
     }
 

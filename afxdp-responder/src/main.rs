@@ -292,6 +292,20 @@ struct RunArgs {
     /// --allow-from): they go to the kernel and its firewall.
     #[arg(long = "deny-from", value_name = "CIDR")]
     deny_from: Vec<Cidr>,
+
+    /// Answer at most N echo requests per second from each source address (bursts of up to N);
+    /// the excess goes to the kernel, which answers or not by its own rules. Written N or N/s.
+    #[arg(long, value_name = "N/s", value_parser = parse_rate_per_source)]
+    rate_limit_per_source: Option<u32>,
+}
+
+fn parse_rate_per_source(s: &str) -> Result<u32, String> {
+    s.trim()
+        .trim_end_matches("/s")
+        .parse::<u32>()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{s:?} is not a rate: use requests per second per source, e.g. 100 or 100/s"))
 }
 
 fn parse_metrics_addr(s: &str) -> Result<std::net::SocketAddr, String> {
@@ -352,6 +366,7 @@ impl RunArgs {
             metrics_addr: self.metrics_addr,
             allow_from: self.allow_from,
             deny_from: self.deny_from,
+            rate_limit_per_source: self.rate_limit_per_source,
         };
         cfg.validate()?;
         Ok(cfg)

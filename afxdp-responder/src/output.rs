@@ -176,6 +176,7 @@ fn policy_passes(p: &responder_json::PassReasons) -> Option<String> {
         ("ignore-all", p.ignore_all),
         ("denied", p.denied),
         ("not-allowed", p.not_allowed),
+        ("rate-limited", p.rate_limited),
     ]
     .iter()
     .filter(|(_, n)| *n > 0)

@@ -132,6 +132,7 @@ fn run(program: &EngineProgram, frame: &[u8]) -> (u32, Vec<u8>, EngineCounters) 
         ignored: after.ignored - before.ignored,
         denied: after.denied - before.denied,
         not_allowed: after.not_allowed - before.not_allowed,
+        rate_limited: after.rate_limited - before.rate_limited,
     };
     (action, out, delta)
 }
@@ -144,6 +145,7 @@ const ONE_HANDLED: EngineCounters = EngineCounters {
     ignored: 0,
     denied: 0,
     not_allowed: 0,
+    rate_limited: 0,
 };
 const ONE_PASSED: EngineCounters = EngineCounters {
     handled: 0,
@@ -153,6 +155,7 @@ const ONE_PASSED: EngineCounters = EngineCounters {
     ignored: 0,
     denied: 0,
     not_allowed: 0,
+    rate_limited: 0,
 };
 const ONE_BAD_CHECKSUM: EngineCounters = EngineCounters {
     handled: 0,
@@ -162,6 +165,7 @@ const ONE_BAD_CHECKSUM: EngineCounters = EngineCounters {
     ignored: 0,
     denied: 0,
     not_allowed: 0,
+    rate_limited: 0,
 };
 
 /// The program passes `frame` to the kernel untouched, and counts it as passed.

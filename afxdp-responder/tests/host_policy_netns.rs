@@ -362,3 +362,52 @@ fn anycast_destinations_are_left_to_the_kernel() {
         "the responder answered none: {s:?}"
     );
 }
+
+/// `--rate-limit-per-source`: past its rate (and burst), a source's requests go to the kernel,
+/// which answers them by its own rules (here: all of them). Every request is answered by one of
+/// the two; the responder answered no more than the rate allows over the run.
+#[test]
+fn a_per_source_rate_limit_passes_the_excess_to_the_kernel() {
+    let pair = pair(1);
+    let rate = 20u64;
+    let responder = start(
+        &pair,
+        &[
+            "--queues",
+            "0",
+            "--stats-interval",
+            "0",
+            "--rate-limit-per-source",
+            "20/s",
+        ],
+    );
+    let started = std::time::Instant::now();
+    let flood = ping(
+        &pair,
+        &PingSpec::new(Family::V4, 300)
+            .flood()
+            .quiet()
+            .deadline(Duration::from_secs(10)),
+    )
+    .expect("ping runs");
+    let elapsed = started.elapsed().as_secs_f64();
+    assert_eq!(
+        flood.received, flood.transmitted,
+        "kernel or responder answers each: {}",
+        flood.raw
+    );
+    let exit = stop(responder);
+    let p = exit.expect_summary().program;
+    println!(
+        "{} requests in {elapsed:.2} s: {} answered by the responder, {} rate-limited",
+        flood.transmitted, p.handled, p.passed_by.rate_limited
+    );
+    assert_eq!(p.handled + p.passed_by.rate_limited, flood.transmitted, "{p:?}");
+    assert!(p.passed_by.rate_limited > 0, "{p:?} in {elapsed:.2} s");
+    let allowed = rate + (rate as f64 * (elapsed + 1.0)) as u64;
+    assert!(
+        p.handled >= 1 && p.handled <= allowed,
+        "{} handled in {elapsed:.2} s at {rate}/s",
+        p.handled
+    );
+}

@@ -285,6 +285,9 @@ pub struct PassReasons {
     /// `--allow-from` was given and does not list the source.
     #[serde(default)]
     pub not_allowed: u64,
+    /// The source sent more than `--rate-limit-per-source` allows.
+    #[serde(default)]
+    pub rate_limited: u64,
 }
 
 impl Event {

@@ -38,6 +38,7 @@ const MAP_POLICY_COUNTERS: &str = "policy_counters";
 const POLICY_IGNORE_ALL: u32 = 0;
 const POLICY_DENIED: u32 = 1;
 const POLICY_NOT_ALLOWED: u32 = 2;
+const POLICY_RATE_LIMITED: u32 = 3;
 /// Entries of each of `allow_from` and `deny_from` (`POLICY_LPM_MAX_ENTRIES`).
 pub const POLICY_LPM_MAX_ENTRIES: usize = crate::policy::MAX_SOURCE_RULES;
 
@@ -45,8 +46,9 @@ pub const POLICY_LPM_MAX_ENTRIES: usize = crate::policy::MAX_SOURCE_RULES;
 type OwnedKey = [u8; 20];
 /// `struct redirect_config` from maps.h, as bytes.
 type ConfigValue = [u8; 8];
-/// `struct host_policy` from policy.h, as bytes: ignore_v4, ignore_v6, allow_list, pad.
-type HostPolicyValue = [u8; 4];
+/// `struct host_policy` from policy.h, as bytes: ignore_v4, ignore_v6, allow_list, pad, pad2
+/// (4 bytes), rate_interval_ns (u64, host order), rate_burst_ns (u64).
+type HostPolicyValue = [u8; 24];
 /// `struct policy_lpm_key` from policy.h without its prefix length: the address.
 type LpmAddr = [u8; 16];
 
@@ -244,6 +246,9 @@ pub struct EngineCounters {
     /// Owned echo requests passed because `--allow-from` does not list their source (in
     /// `passed`).
     pub not_allowed: u64,
+    /// Owned echo requests passed because their source exceeded `--rate-limit-per-source` (in
+    /// `passed`).
+    pub rate_limited: u64,
 }
 
 /// One engine's XDP program, loaded, maps filled; attached with [`EngineProgram::attach`].
@@ -339,7 +344,7 @@ impl EngineProgram {
             mac,
             config,
             host_policy,
-            host_policy_value: [0; 4],
+            host_policy_value: [0; 24],
             allow_from,
             deny_from,
             policy_counters,
@@ -399,6 +404,17 @@ impl EngineProgram {
             self.write_host_policy(value)?;
         }
         Ok(())
+    }
+
+    /// Limits each source to `per_second` owned echo requests per second with bursts of `burst`
+    /// (`--rate-limit-per-source`); requests beyond it are passed to the kernel. 0: no limit.
+    pub fn set_rate_limit(&mut self, per_second: u32, burst: u32) -> Result<(), LoaderError> {
+        let mut value = self.host_policy_value;
+        let interval = 1_000_000_000u64.checked_div(u64::from(per_second)).unwrap_or(0);
+        let tolerance = interval * u64::from(burst.max(1) - 1);
+        value[8..16].copy_from_slice(&interval.to_ne_bytes());
+        value[16..24].copy_from_slice(&tolerance.to_ne_bytes());
+        self.write_host_policy(value)
     }
 
     fn write_host_policy(&mut self, value: HostPolicyValue) -> Result<(), LoaderError> {
@@ -476,6 +492,7 @@ impl EngineProgram {
             ignored: read_policy(POLICY_IGNORE_ALL, "ignore_all")?,
             denied: read_policy(POLICY_DENIED, "denied")?,
             not_allowed: read_policy(POLICY_NOT_ALLOWED, "not_allowed")?,
+            rate_limited: read_policy(POLICY_RATE_LIMITED, "rate_limited")?,
         })
     }
 
