@@ -10,7 +10,7 @@ cd "$(dirname "$(readlink -f "$0")")"
 # Debian/Ubuntu packages: the BPF toolchain for build.rs, and the tools the lab drives.
 # qemu-system-x86, xz-utils and zstd for the VM lab (guest kernels and busybox are fetched into
 # /var/cache/afxdp-lab on first use and kept there).
-PACKAGES=(clang llvm libbpf-dev iproute2 iputils-ping tcpdump ethtool curl python3 python3-pip qemu-system-x86 xz-utils zstd)
+PACKAGES=(clang llvm libbpf-dev iproute2 iputils-ping tcpdump ethtool curl nftables python3 python3-pip qemu-system-x86 xz-utils zstd)
 
 usage() {
     cat <<'EOF'

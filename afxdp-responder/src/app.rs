@@ -130,6 +130,12 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
     let start_time = SystemTime::now();
     crate::kernel::check().map_err(AppError::KernelTooOld)?;
     let iface = Interface::lookup(&cfg.iface)?;
+    tracing::debug!(
+        "interface {}: index {}, {} usable queue(s)",
+        iface.name,
+        iface.index,
+        iface.queue_count
+    );
     if cfg.engine.uses_afxdp() {
         for &queue in &cfg.queues {
             if queue >= iface.queue_count {
@@ -155,13 +161,16 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
     let flow_label_key = policy::random_key();
     let policy = sysctls.reply_policy(cfg.ttl, cfg.hop_limit, flow_label_key);
 
+    // Bound before anything is attached, so a port in use is a clean error at start.
+    let exporter = cfg.metrics_addr.map(Exporter::start).transpose()?;
+    // Warnings after the last check of the input, so that bad input is one line on stderr.
     if cfg.engine.uses_afxdp() && (cfg.queues.len() as u32) < iface.queue_count {
         let unserved: Vec<String> = (0..iface.queue_count)
             .filter(|q| !cfg.queues.contains(q))
             .map(|q| q.to_string())
             .collect();
-        out.notice(format!(
-            "warning: {} has {} queues and {} of them are not served ({}): pings arriving there are answered \
+        out.warning(format!(
+            "{} has {} queues and {} of them are not served ({}): pings arriving there are answered \
              by the kernel; serve them with --queues all, or steer pings to the served queues (ethtool -N)",
             iface.name,
             iface.queue_count,
@@ -169,9 +178,20 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
             unserved.join(",")
         ));
     }
-    // Bound before anything is attached, so a port in use is a clean error at start.
-    let exporter = cfg.metrics_addr.map(Exporter::start).transpose()?;
+    // XDP runs before netfilter: say so when the host's rules filter echo requests.
+    match crate::firewall::echo_filtering_rules() {
+        Some(rules) if !rules.is_empty() => out.warning(crate::firewall::warning(&rules)),
+        Some(_) => tracing::debug!("nftables: no rule filters ICMP echo requests on input"),
+        None => tracing::debug!("nftables ruleset not readable (no nft?): firewall not checked"),
+    }
     let mut program = EngineProgram::load_engine(cfg.engine, iface.mac, &addresses, policy)?;
+    tracing::debug!(
+        "loaded the {} program for {} address(es); TTL {}, hop limit {}",
+        cfg.engine.program_name(),
+        addresses.len(),
+        policy.ipv4_ttl,
+        policy.ipv6_hop_limit
+    );
     program.set_ignore_all(sysctls.ignore_v4, sysctls.ignore_v6)?;
     for &cidr in &cfg.deny_from {
         program.add_source_rule(SourceList::Deny, cidr)?;
@@ -183,10 +203,14 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
         program.set_rate_limit(per_second, per_second)?;
     }
     let attached = program.attach(&iface.name, cfg.xdp_mode)?;
+    match program.native_fallback_reason() {
+        Some(why) => tracing::debug!("attached in {attached} mode (native refused: {why})"),
+        None => tracing::debug!("attached in {attached} mode"),
+    }
     let driver = afxdp_xsk::driver_name(&iface.name).unwrap_or_else(|_| "unknown".into());
     if cfg.engine == Engine::XdpTx && driver == "veth" && attached == AttachedMode::Native {
         out.notice(
-            "note: on veth, native XDP_TX replies reach the peer only if the peer has an XDP program \
+            "on veth, native XDP_TX replies reach the peer only if the peer has an XDP program \
              attached (an XDP_PASS one is enough); --xdp-mode skb needs none",
         );
     }
@@ -505,6 +529,11 @@ fn start_workers(
             return Err(AppError::WorkerPanicked(queue));
         };
         program.register_socket(queue, r.fd.as_fd())?;
+        tracing::debug!(
+            "queue {queue}: socket bound in {} mode on CPU {}, registered in the XSKMAP",
+            r.mode,
+            r.cpu
+        );
         announced.push(QueueReady {
             queue,
             cpu: r.cpu,
@@ -683,7 +712,7 @@ fn monitor(
         }
         if let Some(r) = running.iter().find(|r| r.handle.is_finished()) {
             // The worker ended on its own: an error (reported when it is joined).
-            out.notice(format!("queue {} stopped unexpectedly", r.queue));
+            out.warning(format!("queue {} stopped unexpectedly", r.queue));
             return None;
         }
         let Some(interval) = cfg.stats_interval else { continue };

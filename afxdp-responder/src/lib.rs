@@ -6,6 +6,12 @@
 //! |---|---|
 //! | [`options`] | the option vocabulary: `--mode`, `--xdp-mode`, `--engine`, `--wait` as clap value enums |
 //! | [`config`] | the validated configuration handed to every worker |
+//! | [`config_file`] | `--config FILE`: every long option as a TOML key, generically |
+//! | [`logging`] | diagnostics on stderr (`tracing`, `RUST_LOG`, `-v`/`-q`, journald priorities) |
+//! | [`firewall`] | nftables rules that filter ICMP echo input (XDP bypasses them) |
+//! | [`netdev`] | a device's XDP features from the netdev generic netlink family |
+//! | [`xsk_diag`] | the bound AF_XDP sockets (interface, queue) from the kernel's socket diagnostics |
+//! | [`preflight`] | `check` (would starting work?) and `status` (what runs now?) |
 //! | [`loader`] | the XDP programs: load (aya), maps, attach with a bpf_link, existing-program discovery |
 //! | [`flood`] | the load generator: echo requests from AF_XDP TX rings, every reply verified |
 //! | [`iface`] | facts about a network interface: index, MAC, addresses, queues, TTL |
@@ -26,20 +32,26 @@
 //! Module dependencies go one way (checked by listing every `crate::` path outside comments per
 //! module and sorting the graph with `tsort`, which fails on a cycle): `options`, `cpu` and `policy`
 //! depend on nothing in the crate; `worker` on `stats` and `policy`; `config` on `options`, `policy` and `worker`; `loader` on
-//! `options` and `policy`; `output` on `stats`; `metrics` on `stats`, `loader` and `privileges`; `app` on all of these; `flood` on `loader`, `options`, `iface`, `stats` and `cpu`.
+//! `options` and `policy`; `output` on `stats`; `metrics` on `stats`, `loader` and `privileges`; `app` on all of these and `firewall`; `preflight` on `config`, `iface`, `kernel`, `loader`, `netdev`, `options`, `firewall` and `xsk_diag`; `config_file`, `logging`, `firewall`, `netdev` and `xsk_diag` on nothing in the crate; `flood` on `loader`, `options`, `iface`, `stats` and `cpu`.
 
 pub mod app;
 pub mod config;
+pub mod config_file;
 pub mod cpu;
+pub mod firewall;
 pub mod flood;
 pub mod iface;
 pub mod kernel;
 pub mod loader;
+pub mod logging;
 pub mod metrics;
+pub mod netdev;
 pub mod notify;
 pub mod options;
 pub mod output;
 pub mod policy;
+pub mod preflight;
 pub mod privileges;
 pub mod stats;
 pub mod worker;
+pub mod xsk_diag;

@@ -11,6 +11,7 @@ use afxdp_responder::app::{self, one_line};
 use afxdp_responder::config::{Config, IdList, QueueList};
 use afxdp_responder::cpu;
 use afxdp_responder::iface::Interface;
+use afxdp_responder::logging;
 use afxdp_responder::options::{self, Engine, WaitMode, XdpMode, XskMode};
 use afxdp_responder::output::{Output, OutputFormat};
 use afxdp_responder::policy::Cidr;
@@ -37,6 +38,12 @@ Examples:
   afxdp-responder --iface eth0 --engine xdp-tx     (answer in the kernel, for comparison)
   afxdp-responder --iface eth0 --output json       (one JSON event per line, for programs)
   afxdp-responder flood --iface eth1 --dst 198.18.0.1 --rate 100k --duration 5
+  afxdp-responder --config /etc/afxdp-responder/afxdp-responder.toml   (options from a TOML file)
+  afxdp-responder check --iface eth0 --queues all --mode zero-copy    (would it work? exit 0 / 1)
+  afxdp-responder status --iface eth0 --json                          (what runs there now)
+
+Diagnostics (warnings, notices; -v set-up steps) go to stderr, with journald priorities under
+systemd; RUST_LOG overrides -v / -q. Standard output holds only the statistics and the totals.
 
 The lab (network-namespace demo, bench) is its own program: afxdp-lab --help.";
 
@@ -62,6 +69,22 @@ enum Command {
     /// (checksums, addresses, identifier, sequence, payload) and reports rates, losses and
     /// round-trip percentiles. Bounded by --duration (at most 600 s) and --count.
     Flood(FloodArgs),
+    /// Pre-flight check: would starting the responder with these options work?
+    ///
+    /// Reports the
+    /// driver, queue counts, the device's XDP features (native, redirect, AF_XDP zero-copy, from
+    /// the netdev netlink family), the XDP program attached now, capabilities, locked memory
+    /// against the UMEM, the kernel, the queues --queues would leave unserved, and firewall rules
+    /// that XDP bypasses. Takes every option of the responder (and --config). Exit status 0: it
+    /// would work; 1: it would not (the problems say why); 2: bad usage.
+    Check(CheckArgs),
+    /// What runs on an interface now: the attached program and its counters.
+    ///
+    /// Read from the kernel without the process's help: the
+    /// attached XDP program (id, name, mode, bpf_link and its holder), its counters and the queues
+    /// with a bound AF_XDP socket. Exit
+    /// status 1 when no XDP program is attached.
+    Status(StatusArgs),
 }
 
 #[derive(Debug, Args)]
@@ -174,7 +197,7 @@ struct RunArgs {
     /// interface), or a list or ranges, e.g. 0-3 or 0,2. Serve every queue that receives pings
     /// (or steer them to the served ones): a ping that arrives on an unserved queue is answered
     /// by the kernel instead, and the responder says so at start.
-    #[arg(long, short = 'q', default_value = "0", value_name = "all|LIST")]
+    #[arg(long, default_value = "0", value_name = "all|LIST")]
     queues: QueueList,
 
     /// CPU for each queue's worker, in the same order as --queues (default: the i-th CPU this
@@ -189,7 +212,7 @@ struct RunArgs {
     engine: Engine,
 
     /// AF_XDP mode: auto (zero-copy if the driver supports it, else copy), zero-copy, or copy.
-    #[arg(long, default_value = "auto", value_name = "MODE", value_parser = options::parser::<XskMode>())]
+    #[arg(long, visible_alias = "xsk-mode", default_value = "auto", value_name = "MODE", value_parser = options::parser::<XskMode>())]
     mode: XskMode,
 
     /// How to attach the XDP program: auto (native if the driver supports it, else skb), native
@@ -297,6 +320,58 @@ struct RunArgs {
     /// the excess goes to the kernel, which answers or not by its own rules. Written N or N/s.
     #[arg(long, value_name = "N/s", value_parser = parse_rate_per_source)]
     rate_limit_per_source: Option<u32>,
+
+    /// Read options from this TOML file: every long option is a key spelled as the flag
+    /// (`iface = "eth0"`, `queues = "0-3"`, `force = true`, `address = ["198.18.0.1"]`); options
+    /// given on the command line override the file. Example: config/afxdp-responder.toml.
+    #[arg(long, value_name = "FILE")]
+    config: Option<String>,
+
+    #[command(flatten)]
+    verbosity: Verbosity,
+}
+
+/// `-v` / `-q`: how much is said on stderr (RUST_LOG, if set, decides instead).
+#[derive(Debug, Args)]
+struct Verbosity {
+    /// Say more on stderr: -v the set-up steps, -vv everything. RUST_LOG (e.g. RUST_LOG=debug)
+    /// overrides -v and -q.
+    #[arg(long, short = 'v', action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    /// Say less on stderr: -q hides notices, -qq warnings too (errors are always printed).
+    #[arg(long, short = 'q', action = clap::ArgAction::Count)]
+    quiet: u8,
+}
+
+impl Verbosity {
+    fn level(&self) -> i16 {
+        i16::from(self.verbose) - i16::from(self.quiet)
+    }
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    run: RunArgs,
+
+    /// Print the report as one JSON object (schema: docs/json-output.md).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// Interface to look at.
+    #[arg(long, short = 'i', value_name = "IFACE")]
+    iface: String,
+
+    /// Print the report as one JSON object (schema: docs/json-output.md).
+    #[arg(long)]
+    json: bool,
+
+    #[command(flatten)]
+    verbosity: Verbosity,
 }
 
 fn parse_rate_per_source(s: &str) -> Result<u32, String> {
@@ -375,12 +450,26 @@ impl RunArgs {
 
 /// Prints `afxdp-responder: <message>` on one line and returns the failure exit code.
 fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("afxdp-responder: {message}");
+    logging::error_line(&message.to_string());
     ExitCode::FAILURE
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    use clap::CommandFactory;
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `check` and `status` say "bad usage" with exit status 2, since 1 is their answer "no".
+    let usage_status = match argv.get(1).and_then(|a| a.to_str()) {
+        Some("check" | "status") => 2,
+        _ => 1,
+    };
+    let argv = match afxdp_responder::config_file::expand(&Cli::command(), &argv) {
+        Ok(argv) => argv,
+        Err(message) => {
+            logging::error_line(&message);
+            return ExitCode::from(usage_status);
+        }
+    };
+    let cli = match Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -393,15 +482,83 @@ fn main() -> ExitCode {
             let message = rendered.split("\n\n").next().unwrap_or("invalid arguments");
             let message: Vec<&str> = message.split_whitespace().collect();
             let message = message.join(" ");
-            return fail(format!(
+            logging::error_line(&format!(
                 "{} (see afxdp-responder --help)",
                 message.trim_start_matches("error: ")
             ));
+            return ExitCode::from(usage_status);
         }
     };
     match cli.command {
-        Some(Command::Flood(args)) => run_flood(args),
-        None => run_responder(cli.run),
+        Some(Command::Flood(args)) => {
+            logging::init(0);
+            run_flood(args)
+        }
+        Some(Command::Check(args)) => {
+            logging::init(args.run.verbosity.level());
+            run_check(args)
+        }
+        Some(Command::Status(args)) => {
+            logging::init(args.verbosity.level());
+            run_status(&args)
+        }
+        None => {
+            logging::init(cli.run.verbosity.level());
+            run_responder(cli.run)
+        }
+    }
+}
+
+fn run_check(args: CheckArgs) -> ExitCode {
+    let run = args.run;
+    let json = args.json || run.output == OutputFormat::Json;
+    let input = afxdp_responder::preflight::CheckInput {
+        iface: run.iface.unwrap_or_default(),
+        queues: run.queues,
+        mode: run.mode,
+        xdp_mode: run.xdp_mode,
+        engine: run.engine,
+        addresses: run.addresses,
+        frame_size: run.frame_size,
+        fill_size: run.fill_size,
+        force: run.force,
+    };
+    let report = match afxdp_responder::preflight::check(&input) {
+        Ok(report) => report,
+        Err(e) => return fail(one_line(&e)),
+    };
+    if json {
+        match serde_json::to_string(&report) {
+            Ok(line) => println!("{line}"),
+            Err(e) => return fail(format!("cannot write the report as JSON: {e}")),
+        }
+    } else {
+        println!("{}", afxdp_responder::preflight::human_check(&report));
+    }
+    if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn run_status(args: &StatusArgs) -> ExitCode {
+    let report = match afxdp_responder::preflight::status(&args.iface) {
+        Ok(report) => report,
+        Err(e) => return fail(one_line(&e)),
+    };
+    if args.json {
+        match serde_json::to_string(&report) {
+            Ok(line) => println!("{line}"),
+            Err(e) => return fail(format!("cannot write the report as JSON: {e}")),
+        }
+    } else {
+        println!("{}", afxdp_responder::preflight::human_status(&report));
+    }
+    if report.attached.is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -417,7 +574,7 @@ fn run_responder(args: RunArgs) -> ExitCode {
     if force {
         match afxdp_responder::loader::detach_netlink_program(&cfg.iface) {
             Ok(Some(old)) => out.notice(format!(
-                "afxdp-responder: --force: detached {old} from {}; it is not re-attached at exit",
+                "--force: detached {old} from {}; it is not re-attached at exit",
                 cfg.iface
             )),
             Ok(None) => {}
@@ -456,11 +613,121 @@ fn stop_on_signals(stop: Arc<AtomicBool>) -> std::io::Result<()> {
                 }
                 Some(at) if at.elapsed() < SIGNAL_BURST => {}
                 Some(_) => {
-                    eprintln!("afxdp-responder: second signal: exiting without draining");
+                    logging::error_line("second signal: exiting without draining");
                     std::process::exit(130);
                 }
             }
         }
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+
+    use afxdp_responder::config_file;
+    use clap::CommandFactory;
+    use clap::parser::ValueSource;
+
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../config/afxdp-responder.toml");
+
+    /// The example with every commented `# key = value` line made active.
+    fn example_uncommented() -> String {
+        EXAMPLE
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if rest.split_once(" = ").is_some_and(|(k, _)| !k.contains(' ')) => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn expand(argv: &[&str], file: &str) -> Vec<OsString> {
+        let argv: Vec<OsString> = argv.iter().map(OsString::from).collect();
+        config_file::expand_with_text(&Cli::command(), &argv, "afxdp-responder.toml", file)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_example_names_every_run_option() {
+        let cmd = Cli::command();
+        let text = example_uncommented();
+        for (key, _) in config_file::keys(&cmd) {
+            assert!(
+                text.lines().any(|l| l.starts_with(&format!("{key} = "))),
+                "config/afxdp-responder.toml does not show `{key}`: add it, commented, with its default"
+            );
+        }
+    }
+
+    #[test]
+    fn the_example_as_shipped_parses() {
+        let argv = expand(&["afxdp-responder"], EXAMPLE);
+        let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cli.run.iface.as_deref(), Some("eth0"));
+        assert_eq!(cli.run.queues, QueueList::All);
+        assert_eq!(cli.run.stats_interval, 0.0);
+    }
+
+    /// Every option of the run command, whatever it is and however it was added, is taken from
+    /// the file: after expansion clap sees it as given (so its own value parser checked it),
+    /// unless the example's value is "off" (a false flag, a count of 0). No per-option code is involved.
+    #[test]
+    fn every_option_of_the_example_reaches_clap() {
+        let cmd = Cli::command();
+        let text = example_uncommented();
+        let argv = expand(&["afxdp-responder"], &text);
+        let matches = cmd
+            .clone()
+            .try_get_matches_from(&argv)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        for (key, arg) in config_file::keys(&cmd) {
+            let off = match table.get(key) {
+                Some(toml::Value::Boolean(false)) => true,
+                Some(toml::Value::Integer(0)) => matches!(arg.get_action(), clap::ArgAction::Count),
+                _ => false,
+            };
+            let source = matches.value_source(arg.get_id().as_str());
+            if off {
+                assert_ne!(source, Some(ValueSource::CommandLine), "{key}");
+            } else {
+                assert_eq!(
+                    source,
+                    Some(ValueSource::CommandLine),
+                    "{key} did not reach clap: {argv:?}"
+                );
+            }
+        }
+        let cli = Cli::try_parse_from(&argv).unwrap();
+        assert_eq!(cli.run.addresses.len(), 2);
+        assert_eq!(cli.run.metrics_addr, Some("127.0.0.1:9417".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_command_line_overrides_the_file() {
+        let file = "iface = \"eth0\"\nqueues = \"0-3\"\naddress = [\"198.18.0.1\"]\nforce = true\nverbose = 2\n";
+        let argv = expand(
+            &["afxdp-responder", "--queues", "1", "--address", "198.18.0.7", "-q"],
+            file,
+        );
+        let cli = Cli::try_parse_from(&argv).unwrap();
+        assert_eq!(cli.run.queues, QueueList::Ids(IdList(vec![1])));
+        assert_eq!(cli.run.addresses, ["198.18.0.7".parse::<IpAddr>().unwrap()]);
+        assert!(cli.run.force);
+        assert_eq!(cli.run.iface.as_deref(), Some("eth0"));
+        assert_eq!(cli.run.verbosity.level(), 1); // -v -v from the file, -q from the command line
+        // `check` takes the same keys.
+        let argv = expand(&["afxdp-responder", "check", "--json"], file);
+        let cli = Cli::try_parse_from(&argv).unwrap();
+        let Some(Command::Check(check)) = cli.command else {
+            panic!("{argv:?}")
+        };
+        assert!(check.json);
+        assert_eq!(check.run.queues, QueueList::Ids(IdList(vec![0, 1, 2, 3])));
+    }
 }

@@ -53,11 +53,29 @@ impl<'a> Output<'a> {
         let _ = self.out.flush();
     }
 
-    /// Writes a [`Notice`].
+    /// Says something worth knowing that is not a counter. With `--output json` it is a
+    /// [`Notice`] event on stdout (`level` `notice`); otherwise a diagnostic on stderr through
+    /// [`crate::logging`] (hidden by `-q`), so the human stdout keeps only the live lines and the
+    /// totals.
     pub fn notice(&mut self, message: impl Into<String>) {
-        self.emit(&Event::Notice(Notice {
-            message: message.into(),
-        }));
+        self.say("notice", message.into());
+    }
+
+    /// A warning: as [`Output::notice`], with `level` `warning` (`<4>` under journald; hidden by
+    /// `-qq`).
+    pub fn warning(&mut self, message: impl Into<String>) {
+        self.say("warning", message.into());
+    }
+
+    fn say(&mut self, level: &str, message: String) {
+        match self.format {
+            OutputFormat::Json => self.emit(&Event::Notice(Notice {
+                message,
+                level: level.to_string(),
+            })),
+            OutputFormat::Human if level == "warning" => tracing::warn!("{message}"),
+            OutputFormat::Human => tracing::info!("{message}"),
+        }
     }
 }
 

@@ -22,8 +22,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod check;
 mod flood;
 
+pub use check::{
+    AttachedProgram, CapabilityCheck, CheckReport, FirewallCheck, KernelCheck, MemlockCheck, QueueCheck, StatusReport,
+    XdpFeatures,
+};
 pub use flood::{FloodReport, Latency};
 
 /// One line of `--output json`.
@@ -50,6 +55,13 @@ pub enum Event {
 pub struct Notice {
     /// One line for people.
     pub message: String,
+    /// `warning` or `notice` (added later: absent in older output, read as `notice`).
+    #[serde(default = "notice_level")]
+    pub level: String,
+}
+
+fn notice_level() -> String {
+    "notice".to_string()
 }
 
 /// The `ready` event.

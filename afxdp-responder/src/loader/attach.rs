@@ -308,7 +308,7 @@ fn xdp_link_exists(prog_id: u32) -> Option<bool> {
 /// The XDP program attached to `ifname`, from `ip -d link show dev IFNAME`, completed with the
 /// program name and bpf_link id from the kernel. `None` if there is none or `ip` is missing
 /// (the kernel then still refuses a second program, and the error says so without details).
-fn existing_xdp_program(ifname: &str) -> Option<ExistingXdpProgram> {
+pub(super) fn existing_xdp_program(ifname: &str) -> Option<ExistingXdpProgram> {
     let output = Command::new("ip")
         .args(["-d", "link", "show", "dev", ifname])
         .env("LC_ALL", "C")

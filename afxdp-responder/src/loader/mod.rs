@@ -10,6 +10,7 @@
 //! |---|---|
 //! | `program` | the embedded objects: load them ([`EngineProgram`], [`CaptureProgram`]), fill their maps, read the counters |
 //! | `attach` | attach with a bpf_link, find what is attached already, `--force` ([`detach_netlink_program`]) |
+//! | `inspect` | a running program seen from outside: what is attached ([`attached_program`]), its counters by program id ([`program_counters`]), for `status` and `check` |
 //! | `error` | [`LoaderError`], and the errno hints that say what to do |
 //! | `test_run` | `BPF_PROG_TEST_RUN` helpers, only with the cargo feature `test-support` (the crate's tests enable it) |
 //!
@@ -80,12 +81,14 @@
 
 mod attach;
 mod error;
+mod inspect;
 mod program;
 #[cfg(feature = "test-support")]
 mod test_run;
 
 pub use attach::{AttachedMode, ExistingXdpProgram, detach_netlink_program};
 pub use error::LoaderError;
+pub use inspect::{attached_program, program_counters};
 pub use program::{CaptureProgram, EngineCounters, EngineProgram, POLICY_LPM_MAX_ENTRIES, SourceList};
 #[cfg(feature = "test-support")]
 pub use test_run::{TEST_RUN_MIN_FRAME, XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, xdp_action_name};

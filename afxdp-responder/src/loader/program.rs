@@ -25,11 +25,11 @@ use echo_wire::{ethernet, ipv4, ipv6};
 const MAP_XSKS: &str = "xsks";
 const MAP_OWNED_ADDRS: &str = "owned_addrs";
 const MAP_CONFIG: &str = "config";
-const MAP_COUNTERS: &str = "counters";
-const COUNTER_HANDLED: u32 = 0;
-const COUNTER_NO_SOCKET: u32 = 1;
-const COUNTER_PASSED: u32 = 2;
-const COUNTER_BAD_CHECKSUM: u32 = 3;
+pub(super) const MAP_COUNTERS: &str = "counters";
+pub(super) const COUNTER_HANDLED: u32 = 0;
+pub(super) const COUNTER_NO_SOCKET: u32 = 1;
+pub(super) const COUNTER_PASSED: u32 = 2;
+pub(super) const COUNTER_BAD_CHECKSUM: u32 = 3;
 // Must match redirect-ebpf/policy.h.
 const MAP_HOST_POLICY: &str = "host_policy";
 const MAP_ALLOW_FROM: &str = "allow_from";
