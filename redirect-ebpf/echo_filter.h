@@ -117,14 +117,18 @@ static __always_inline int mac_equal(const __u8 *a, const __u8 *b)
 }
 
 /* An IPv4 source we may reply to: not 0.0.0.0/8 ("this network"),
- * 127.0.0.0/8 (loopback), 224.0.0.0/4 (multicast), 240.0.0.0/4 (reserved,
- * which includes the limited broadcast 255.255.255.255). */
+ * 127.0.0.0/8 (loopback), 224.0.0.0/4 (multicast) or the limited broadcast
+ * 255.255.255.255. The reserved 240.0.0.0/4 is unicast to Linux (it
+ * answers such sources) and to respond() (echo_wire::ipv4::is_unicast):
+ * the differential test (tests/xdp_differential.rs) holds the two to one
+ * definition. */
 static __always_inline int ipv4_source_is_unicast(__be32 saddr)
 {
 	__u32 addr = bpf_ntohl(saddr);
 	__u8 first = addr >> 24;
 
-	return first != 0 && first != 127 && first < 224;
+	return first != 0 && first != 127 && (first < 224 || first >= 240) &&
+	       addr != 0xffffffff;
 }
 
 /* An IPv6 source we may reply to: not :: (unspecified), ::1 (loopback),

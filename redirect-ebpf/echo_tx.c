@@ -63,6 +63,7 @@
 
 #include "echo_filter.h"
 #include "reply_path.h"
+#include "policy.h"
 
 /* Per-CPU source of IPv4 identifications: each CPU counts up from its own
  * random start, without atomics. Two CPUs may hand the same value to the
@@ -352,6 +353,8 @@ int tx_echo(struct xdp_md *ctx)
 
 	if (!find_owned_echo(ctx, &req))
 		goto pass;
+	if (policy_passes(ctx, req.l3, req.ipv6))
+		return XDP_PASS; /* host policy: the kernel decides (counted) */
 	if (!HAS_ROOM(eth, sizeof(*eth), data_end))
 		goto pass; /* cannot happen: the filter checked it */
 

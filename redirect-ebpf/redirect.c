@@ -31,6 +31,7 @@
 #define MAPS_WITH_XSKS /* xsks: RX queue index -> AF_XDP socket (maps.h) */
 #include "echo_filter.h"
 #include "reply_path.h"
+#include "policy.h" /* host policy: sysctls, --allow-from / --deny-from */
 
 SEC("xdp")
 int redirect_echo(struct xdp_md *ctx)
@@ -46,6 +47,8 @@ int redirect_echo(struct xdp_md *ctx)
 		count(COUNTER_PASSED);
 		return XDP_PASS;
 	}
+	if (policy_passes(ctx, req.l3, req.ipv6))
+		return XDP_PASS; /* host policy: the kernel decides (counted) */
 
 	/* Would Linux answer it, and to which MAC? Anything but "yes, by
 	 * this interface, to this neighbour" is the kernel's to handle. */

@@ -451,6 +451,9 @@ pub fn status(ifname: &str) -> Result<StatusReport, IfaceError> {
                 other: c.fib.other,
             },
             fib_unchecked: c.fib_unchecked,
+            // `status` reads the program's `counters` map only; the host-policy reasons are in
+            // the running responder's own events and metrics.
+            passed_by: Default::default(),
         });
     Ok(StatusReport {
         iface: iface.name,

@@ -22,9 +22,11 @@
 //! is an [`afxdp_xsk::Frame`] token from the RX or completion ring, and the only way to let go of
 //! it is to push it onto the TX or fill ring.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::policy::LivePolicy;
 use crate::stats::{Counters, KernelStats, SharedCounters};
 use afxdp_xsk::{BindMode, FrameCensus, SyscallError, Xsk};
 use echo_wire::respond::{DropReason, NextHop, Responder, Verdict};
@@ -174,6 +176,8 @@ pub struct Worker {
     spin: SpinPredictor,
     check_frames: bool,
     counters: Counters,
+    /// The host's reply policy as the monitor publishes it, and the last word applied.
+    live: Option<(Arc<LivePolicy>, u64)>,
 }
 
 impl Worker {
@@ -193,6 +197,30 @@ impl Worker {
             spin: SpinPredictor::new(window),
             check_frames: false,
             counters: Counters::default(),
+            live: None,
+        }
+    }
+
+    /// Follows `live`: before each batch the worker compares its word with the last one it
+    /// applied (one relaxed atomic load) and gives its [`Responder`] the new policy when the
+    /// host's sysctls changed.
+    pub fn with_live_policy(mut self, live: Arc<LivePolicy>) -> Self {
+        let word = live.word();
+        self.responder
+            .set_policy(LivePolicy::unpack(word, self.responder.policy().flow_label.key));
+        self.live = Some((live, word));
+        self
+    }
+
+    /// Applies a changed host policy (see [`Worker::with_live_policy`]).
+    fn follow_policy(&mut self) {
+        if let Some((live, seen)) = &mut self.live {
+            let word = live.word();
+            if word != *seen {
+                *seen = word;
+                let key = self.responder.policy().flow_label.key;
+                self.responder.set_policy(LivePolicy::unpack(word, key));
+            }
         }
     }
 
@@ -290,6 +318,8 @@ impl Worker {
 
     /// Steps 2 and 3: take a batch, respond in place, queue replies and recycle drops.
     fn receive_and_respond(&mut self) -> u32 {
+        // Once per batch: has the host's policy (TTL, hop limit, flow labels) changed?
+        self.follow_policy();
         let parts = self.xsk.split();
         let tx_room = parts.tx.free(self.batch).min(self.batch);
         if tx_room == 0 {

@@ -38,6 +38,7 @@ const OTHER_V6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
 const POLICY: ReplyPolicy = ReplyPolicy {
     ipv4_ttl: 77,
     ipv6_hop_limit: 99,
+    ..ReplyPolicy::DEFAULT
 };
 
 const ETH_LEN: usize = 14;
@@ -137,6 +138,10 @@ fn run(program: &EngineProgram, frame: &[u8]) -> (u32, Vec<u8>, EngineCounters) 
             other: after.fib.other - before.fib.other,
         },
         fib_unchecked: after.fib_unchecked - before.fib_unchecked,
+        ignored: after.ignored - before.ignored,
+        denied: after.denied - before.denied,
+        not_allowed: after.not_allowed - before.not_allowed,
+        rate_limited: after.rate_limited - before.rate_limited,
     };
     (action, out, delta)
 }
@@ -152,6 +157,10 @@ const ONE_HANDLED: EngineCounters = EngineCounters {
     bad_checksum: 0,
     fib: FibPasses::ZERO,
     fib_unchecked: 1,
+    ignored: 0,
+    denied: 0,
+    not_allowed: 0,
+    rate_limited: 0,
 };
 const ONE_PASSED: EngineCounters = EngineCounters {
     handled: 0,
@@ -160,6 +169,10 @@ const ONE_PASSED: EngineCounters = EngineCounters {
     bad_checksum: 0,
     fib: FibPasses::ZERO,
     fib_unchecked: 0,
+    ignored: 0,
+    denied: 0,
+    not_allowed: 0,
+    rate_limited: 0,
 };
 /// One request dropped by xdp-tx for its checksum, after the (unchecked, on loopback) FIB
 /// question, which comes first.
@@ -170,6 +183,10 @@ const ONE_BAD_CHECKSUM: EngineCounters = EngineCounters {
     bad_checksum: 1,
     fib: FibPasses::ZERO,
     fib_unchecked: 1,
+    ignored: 0,
+    denied: 0,
+    not_allowed: 0,
+    rate_limited: 0,
 };
 
 /// The program passes `frame` to the kernel untouched, and counts it as passed.

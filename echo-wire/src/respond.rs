@@ -16,9 +16,9 @@
 //!   4 bytes towards the start of the frame, which only priority-tagged requests pay for.
 //! * IPv4: addresses swapped, TTL from the [`ReplyPolicy`], DF clear, a fresh identification
 //!   (per [`Responder`] counter), TOS copied, header checksum valid.
-//! * IPv6: addresses swapped, hop limit from the [`ReplyPolicy`], traffic class and flow label
-//!   kept. (Linux copies the flow label only when `net.ipv6.flowlabel_reflect` has bit 2 set; by
-//!   default it sends a label of its own. Keeping the request's keeps the reply on its flow.)
+//! * IPv6: addresses swapped, hop limit from the [`ReplyPolicy`], traffic class kept, flow label
+//!   as Linux picks it ([`FlowLabelPolicy`]): by default a label of its own per flow (auto flow
+//!   labels), the request's when `net.ipv6.flowlabel_reflect` has bit 2 (4) set.
 //! * ICMP: type 8 → 0 (ICMPv6: 128 → 129); code, identifier, sequence and data unchanged.
 //!   Linux copies the request's code into the reply whatever it is (it copies the whole echo
 //!   header and changes only the type), so a request with a non-zero code is answered too.
@@ -62,22 +62,31 @@ use crate::icmp::{self, EchoPacket};
 use crate::{ipv4, ipv6};
 
 /// Host parameters the reply takes from the host (Linux: `net.ipv4.ip_default_ttl`, the
-/// interface's IPv6 `hop_limit`).
+/// interface's IPv6 `hop_limit`, the flow label sysctls).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplyPolicy {
     /// TTL of IPv4 replies.
     pub ipv4_ttl: u8,
     /// Hop limit of IPv6 replies.
     pub ipv6_hop_limit: u8,
+    /// How the flow label of IPv6 replies is chosen.
+    pub flow_label: FlowLabelPolicy,
+}
+
+impl ReplyPolicy {
+    /// Linux's defaults: TTL 64, hop limit 64, auto flow labels ([`FlowLabelPolicy::LINUX_DEFAULT`],
+    /// hash key 0: give a random one with [`FlowLabelPolicy::with_key`]).
+    pub const DEFAULT: ReplyPolicy = ReplyPolicy {
+        ipv4_ttl: 64,
+        ipv6_hop_limit: 64,
+        flow_label: FlowLabelPolicy::LINUX_DEFAULT,
+    };
 }
 
 impl Default for ReplyPolicy {
-    /// Linux's defaults: TTL 64 and hop limit 64.
+    /// [`ReplyPolicy::DEFAULT`].
     fn default() -> Self {
-        ReplyPolicy {
-            ipv4_ttl: 64,
-            ipv6_hop_limit: 64,
-        }
+        ReplyPolicy::DEFAULT
     }
 }
 
@@ -129,6 +138,111 @@ impl NextHop {
             ethernet::is_unicast_mac(dst) && ethernet::is_unicast_mac(src) && *dst != [0; 6] && *src != [0; 6];
         (magic == Self::XDP_META_MAGIC && unicast).then_some(hop)
     }
+}
+
+/// How an IPv6 echo reply gets its flow label, as Linux decides it (net/ipv6/icmp.c
+/// `icmpv6_echo_reply`, `ip6_make_flowlabel` in include/net/ipv6.h):
+///
+/// 1. with `reflect` (`net.ipv6.flowlabel_reflect` bit 2, value 4) the request's label is taken;
+/// 2. if that gives 0 (no reflect, or a request without a label) and `auto` is on
+///    (`net.ipv6.auto_flowlabels` 1 "opt-out", the default, or 3 "forced"; the kernel's ICMPv6
+///    socket never opts in or out), the label is a keyed hash of the flow, with bit 19 set when
+///    `state_ranges` (`net.ipv6.flowlabel_state_ranges`);
+/// 3. otherwise 0.
+///
+/// The flow of an echo reply, for Linux, is what its `flowi6` holds: the two addresses, the
+/// next header (58) and the ICMPv6 type (129). The echo identifier is not part of it, so two
+/// `ping` processes between the same two addresses get the same label (measured on Linux 6.18:
+/// one label for every reply between a pair of addresses). [`FlowLabelPolicy::auto_label`]
+/// hashes the same fields with a per-run random key, as Linux hashes them with a per-boot one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowLabelPolicy {
+    /// Take the request's label (`flowlabel_reflect & 4`).
+    pub reflect: bool,
+    /// Pick a per-flow label when the label is still 0 (`auto_flowlabels` 1 or 3).
+    pub auto: bool,
+    /// Set bit 19 (0x80000) in auto labels (`flowlabel_state_ranges`).
+    pub state_ranges: bool,
+    /// Key of the auto-label hash: random per run in the daemon.
+    pub key: [u64; 2],
+}
+
+impl FlowLabelPolicy {
+    /// Linux's defaults (`flowlabel_reflect=0`, `auto_flowlabels=1`, `flowlabel_state_ranges=0`),
+    /// with key 0.
+    pub const LINUX_DEFAULT: FlowLabelPolicy = FlowLabelPolicy {
+        reflect: false,
+        auto: true,
+        state_ranges: false,
+        key: [0, 0],
+    };
+
+    /// The request's label, unchanged (reflect, no auto labels).
+    pub const REFLECT_ONLY: FlowLabelPolicy = FlowLabelPolicy {
+        reflect: true,
+        auto: false,
+        state_ranges: false,
+        key: [0, 0],
+    };
+
+    /// This policy with another hash key.
+    pub const fn with_key(mut self, key: [u64; 2]) -> Self {
+        self.key = key;
+        self
+    }
+
+    /// The flow label of the reply from `src` to `dst` (the reply's addresses) to a request
+    /// that carried `request_label`.
+    pub fn reply_label(&self, request_label: u32, src: &[u8; 16], dst: &[u8; 16]) -> u32 {
+        let label = if self.reflect { request_label & 0xf_ffff } else { 0 };
+        if label != 0 || !self.auto {
+            return label;
+        }
+        self.auto_label(src, dst)
+    }
+
+    /// The auto flow label of the echo-reply flow from `src` to `dst`: never 0, the same for
+    /// every reply of the flow, different (with probability 1 - 2^-20) for another flow.
+    ///
+    /// A keyed hash of the two addresses, the next header (58) and the ICMPv6 type (129): each
+    /// 64-bit word is mixed in with a 64x64->128-bit multiplication folded to 64 bits (the
+    /// "folded multiply" of foldhash/ahash), by a key-derived multiplier that is odd and has its
+    /// top bit set, so that no key makes a step degenerate. Five multiplications and a final
+    /// one: a few nanoseconds, no allocation. It is not a cryptographic hash; the key keeps the
+    /// labels of one run unpredictable from those of another, like Linux's per-boot key.
+    pub fn auto_label(&self, src: &[u8; 16], dst: &[u8; 16]) -> u32 {
+        let word = |bytes: &[u8; 16], half: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&bytes[half * 8..half * 8 + 8]);
+            u64::from_be_bytes(w)
+        };
+        let [k0, k1] = self.key;
+        // Arbitrary constants (hex digits of pi), so that the zero key mixes as well as any.
+        let m = (k0 ^ 0x243f_6a88_85a3_08d3) | (1 << 63) | 1;
+        let m_final = (k1 ^ 0x1319_8a2e_0370_7344) | (1 << 63) | 1;
+        let flow = (58u64 << 8) | 129;
+        // Every key bit counts: the two bits the multiplier forces also enter here.
+        let mut h = k1 ^ k0.rotate_left(32) ^ 0xa409_3822_299f_31d0;
+        for w in [word(src, 0), word(src, 1), word(dst, 0), word(dst, 1), flow] {
+            h = folded_multiply(h ^ w, m);
+        }
+        let h = folded_multiply(h, m_final);
+        let mut label = ((h ^ (h >> 32)) as u32) & 0xf_ffff;
+        if label == 0 {
+            label = 1; // Linux would send 0 here, one flow in 2^20; "no label" is not a label
+        }
+        if self.state_ranges {
+            label |= 0x8_0000;
+        }
+        label
+    }
+}
+
+/// The 128-bit product of `a` and `b`, folded to 64 bits (high half xor low half).
+#[inline]
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let full = u128::from(a) * u128::from(b);
+    (full as u64) ^ ((full >> 64) as u64)
 }
 
 /// Per-worker responder state (the IPv4 identification generator). One per worker thread.
@@ -337,6 +451,12 @@ impl Responder {
         self.policy
     }
 
+    /// Replies with `policy` from now on (the host's sysctls changed). The IPv4 identification
+    /// counter goes on where it was.
+    pub fn set_policy(&mut self, policy: ReplyPolicy) {
+        self.policy = policy;
+    }
+
     /// Rewrites an echo request frame into its reply in place.
     ///
     /// On [`Verdict::Reply`], `frame[..len]` is the reply, ready to send back on the interface the
@@ -542,6 +662,12 @@ impl Responder {
         echo.set_msg_type(icmp::ECHO_REPLY_V6);
         echo.set_checksum(echo_checksum);
 
+        // The flow label is not covered by any checksum.
+        let label = self
+            .policy
+            .flow_label
+            .reply_label(ip.flow_label(), &dst.octets(), &src.octets());
+        ip.set_flow_label(label);
         ip.set_src_addr(dst);
         ip.set_dst_addr(src);
         ip.set_hop_limit(self.policy.ipv6_hop_limit);
@@ -577,13 +703,19 @@ mod tests {
 
     /// The IPv4 identification seed the fixture replies were made with.
     const SEED: u16 = 0x8001;
+    /// The policy the fixture replies were made with: Linux's defaults, but the request's flow
+    /// label kept (the auto label has tests of its own).
+    const FIXTURE_POLICY: ReplyPolicy = ReplyPolicy {
+        flow_label: FlowLabelPolicy::REFLECT_ONLY,
+        ..ReplyPolicy::DEFAULT
+    };
     /// Where the IP header starts in an untagged frame.
     const L3: usize = 14;
 
     /// Runs `frame` through a fresh responder, and checks that a dropped frame was left unchanged.
     fn run(frame: &mut [u8]) -> Verdict {
         let before = frame.to_vec();
-        let verdict = Responder::new(ReplyPolicy::default(), SEED).respond(frame);
+        let verdict = Responder::new(FIXTURE_POLICY, SEED).respond(frame);
         if let Verdict::Drop(reason) = verdict {
             assert_eq!(frame, &before[..], "dropped ({reason}) but modified");
         }
@@ -687,6 +819,7 @@ mod tests {
         let policy = ReplyPolicy {
             ipv4_ttl: 255,
             ipv6_hop_limit: 1,
+            ..ReplyPolicy::DEFAULT
         };
         let mut responder = Responder::new(policy, 7);
         assert_eq!(responder.policy(), policy);
@@ -700,6 +833,129 @@ mod tests {
         let mut frame = ECHO_REQUEST_V6;
         assert_eq!(responder.respond(&mut frame), Verdict::Reply { len: 118 });
         assert_eq!(ipv6::Packet::new_checked(&frame[L3..]).unwrap().hop_limit(), 1);
+    }
+
+    #[test]
+    fn a_policy_change_applies_to_the_next_reply() {
+        let mut responder = Responder::new(FIXTURE_POLICY, 7);
+        let new = ReplyPolicy {
+            ipv4_ttl: 32,
+            ipv6_hop_limit: 200,
+            ..FIXTURE_POLICY
+        };
+        responder.set_policy(new);
+        assert_eq!(responder.policy(), new);
+        let mut frame = ECHO_REQUEST_V4;
+        responder.respond(&mut frame);
+        assert_eq!(ipv4::Packet::new_checked(&frame[L3..]).unwrap().ttl(), 32);
+        let mut frame = ECHO_REQUEST_V6;
+        responder.respond(&mut frame);
+        assert_eq!(ipv6::Packet::new_checked(&frame[L3..]).unwrap().hop_limit(), 200);
+    }
+
+    /// The flow label of the reply to `request` (an untagged IPv6 request) under `labels`.
+    fn reply_label(labels: FlowLabelPolicy, request: &[u8]) -> u32 {
+        let policy = ReplyPolicy {
+            flow_label: labels,
+            ..ReplyPolicy::DEFAULT
+        };
+        let mut frame = request.to_vec();
+        let before = frame.clone();
+        assert!(matches!(
+            Responder::new(policy, 1).respond(&mut frame),
+            Verdict::Reply { .. }
+        ));
+        let ip = ipv6::Packet::new_checked(&frame[L3..]).unwrap();
+        assert!(
+            EchoPacket::new_checked(ip.payload())
+                .unwrap()
+                .verify_checksum_v6(ip.pseudo_header_sum()),
+            "the label is outside every checksum"
+        );
+        // Everything but the label, hop limit, addresses, type and checksum is the request's.
+        assert_eq!(frame[L3] & 0xf0, before[L3] & 0xf0);
+        assert_eq!(frame[L3 + 4..L3 + 7], before[L3 + 4..L3 + 7]);
+        ip.flow_label()
+    }
+
+    /// The IPv6 fixture request with another flow label, identifier or source address.
+    fn v6_request(label: u32, identifier: u16, src_last: u8) -> Vec<u8> {
+        let mut frame = ECHO_REQUEST_V6.to_vec();
+        let mut ip = ipv6::Packet::new_checked(&mut frame[L3..]).unwrap();
+        ip.set_flow_label(label);
+        let mut src = ip.src_addr().octets();
+        src[15] = src_last;
+        ip.set_src_addr(Ipv6Addr::from(src));
+        frame[L3 + 44..L3 + 46].copy_from_slice(&identifier.to_be_bytes());
+        fix_icmpv6(&mut frame);
+        frame
+    }
+
+    const KEY: [u64; 2] = [0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210];
+
+    #[test]
+    fn auto_flow_labels_are_per_flow_like_linux() {
+        let auto = FlowLabelPolicy::LINUX_DEFAULT.with_key(KEY);
+        // One flow (same addresses): one non-zero label, whatever the request's label, the
+        // identifier (Linux's flow for an echo reply has no identifier) or the payload.
+        let first = reply_label(auto, &v6_request(0x12345, 0x1c2b, 2));
+        assert_ne!(first, 0);
+        assert!(first <= 0xf_ffff);
+        assert_eq!(reply_label(auto, &v6_request(0, 0x1c2b, 2)), first);
+        assert_eq!(reply_label(auto, &v6_request(0x12345, 0x7777, 2)), first);
+        assert_eq!(
+            reply_label(auto, &ECHO_REQUEST_V6),
+            first,
+            "the fixture's source ends in 2"
+        );
+        // Other flows (other sources): other labels, all non-zero, whatever the key (the zero
+        // key, small keys and all-ones included: a multiplier derived naively from the key would
+        // be 0 or 1 for some of them and give every flow one label).
+        for key in [KEY, [0, 0], [1, 2], [0x243f_6a88_85a3_08d3, 0], [u64::MAX, u64::MAX]] {
+            let keyed = FlowLabelPolicy::LINUX_DEFAULT.with_key(key);
+            let mut labels = HashSet::new();
+            for src_last in 0..=255u8 {
+                let label = reply_label(keyed, &v6_request(0, 1, src_last));
+                assert!(label != 0 && label <= 0xf_ffff, "{label:#x}");
+                labels.insert(label);
+            }
+            // 256 random 20-bit labels collide with probability ~3 %, twice with ~0.05 %: a
+            // weak hash (a key or address word that does not mix in) collides far more.
+            assert!(labels.len() >= 254, "key {key:x?}: 256 flows, {} labels", labels.len());
+        }
+        // Another key (another run): another label for the same flow.
+        let other_run = FlowLabelPolicy::LINUX_DEFAULT.with_key([KEY[0] ^ 1, KEY[1]]);
+        assert_ne!(reply_label(other_run, &v6_request(0, 0x1c2b, 2)), first);
+        // flowlabel_state_ranges sets bit 19 of auto labels.
+        let ranges = FlowLabelPolicy {
+            state_ranges: true,
+            ..auto
+        };
+        assert_eq!(reply_label(ranges, &v6_request(0, 1, 2)), first | 0x8_0000);
+    }
+
+    #[test]
+    fn reflected_and_disabled_flow_labels_follow_linux() {
+        let reflect_auto = FlowLabelPolicy {
+            reflect: true,
+            ..FlowLabelPolicy::LINUX_DEFAULT.with_key(KEY)
+        };
+        let auto_label = reply_label(FlowLabelPolicy::LINUX_DEFAULT.with_key(KEY), &v6_request(0, 1, 2));
+        // flowlabel_reflect=4: the request's label; a request without one gets the auto label.
+        assert_eq!(reply_label(reflect_auto, &v6_request(0x12345, 1, 2)), 0x12345);
+        assert_eq!(reply_label(reflect_auto, &v6_request(0, 1, 2)), auto_label);
+        // Reflect without auto labels: the request's label, 0 included.
+        assert_eq!(
+            reply_label(FlowLabelPolicy::REFLECT_ONLY, &v6_request(0xabcde, 1, 2)),
+            0xabcde
+        );
+        assert_eq!(reply_label(FlowLabelPolicy::REFLECT_ONLY, &v6_request(0, 1, 2)), 0);
+        // auto_flowlabels=0 and no reflect: no label at all.
+        let none = FlowLabelPolicy {
+            auto: false,
+            ..FlowLabelPolicy::LINUX_DEFAULT
+        };
+        assert_eq!(reply_label(none, &v6_request(0x12345, 1, 2)), 0);
     }
 
     #[test]

@@ -286,6 +286,10 @@ pub struct ProgramCounters {
     /// (included in `handled` or `no_socket`). Absent in older versions: 0.
     #[serde(default)]
     pub fib_unchecked: u64,
+    /// Owned echo requests that host policy sent to the kernel, by reason (a part of `passed`).
+    /// Absent in output of versions before it existed: read as all zero.
+    #[serde(default)]
+    pub passed_by: PassReasons,
 }
 
 /// Why the FIB lookup for the reply passed owned requests to the kernel (`redirect-ebpf/reply_path.h`).
@@ -303,6 +307,24 @@ pub struct FibPassed {
     pub other_egress: u64,
     /// A lookup error, a lightweight-tunnel route, no room for the metadata.
     pub other: u64,
+}
+
+/// Why owned echo requests were passed to the kernel instead of being handled: host policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassReasons {
+    /// `net.ipv4.icmp_echo_ignore_all` / `net.ipv6.icmp.echo_ignore_all` was set: the kernel
+    /// ignored them.
+    #[serde(default)]
+    pub ignore_all: u64,
+    /// The source is in `--deny-from`.
+    #[serde(default)]
+    pub denied: u64,
+    /// `--allow-from` was given and does not list the source.
+    #[serde(default)]
+    pub not_allowed: u64,
+    /// The source sent more than `--rate-limit-per-source` allows.
+    #[serde(default)]
+    pub rate_limited: u64,
 }
 
 impl Event {

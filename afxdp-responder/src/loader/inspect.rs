@@ -60,6 +60,8 @@ pub fn program_counters(prog_id: u32) -> Result<EngineCounters, String> {
             bad_checksum: read(COUNTER_BAD_CHECKSUM)?,
             fib,
             fib_unchecked: read(COUNTER_FIB_UNCHECKED).unwrap_or(0),
+            // The host-policy reasons live in `policy_counters` (not read here).
+            ..EngineCounters::default()
         });
     }
     Err(format!(
