@@ -188,7 +188,7 @@ cmd_demo() {
     need_root "the demo needs" demo
     install_packages
     need_cargo
-    cargo build --release --locked -p afxdp-responder -p afxdp-lab
+    cargo build --release --locked -p afxdp-responder -p afxdp-lab -p afxdp-examples
     exec "${CARGO_TARGET_DIR:-target}/release/afxdp-lab" demo "$@"
 }
 

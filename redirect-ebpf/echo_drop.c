@@ -19,6 +19,7 @@
  */
 
 #include "echo_filter.h"
+#include "policy.h"
 
 SEC("xdp")
 int drop_echo(struct xdp_md *ctx)
@@ -29,6 +30,8 @@ int drop_echo(struct xdp_md *ctx)
 		count(COUNTER_PASSED);
 		return XDP_PASS;
 	}
+	if (policy_passes(ctx, req.l3, req.ipv6))
+		return XDP_PASS; /* host policy: the kernel decides (counted) */
 	count(COUNTER_HANDLED);
 	return XDP_DROP;
 }

@@ -117,14 +117,18 @@ static __always_inline int mac_equal(const __u8 *a, const __u8 *b)
 }
 
 /* An IPv4 source we may reply to: not 0.0.0.0/8 ("this network"),
- * 127.0.0.0/8 (loopback), 224.0.0.0/4 (multicast), 240.0.0.0/4 (reserved,
- * which includes the limited broadcast 255.255.255.255). */
+ * 127.0.0.0/8 (loopback), 224.0.0.0/4 (multicast) or the limited broadcast
+ * 255.255.255.255. The reserved 240.0.0.0/4 is unicast to Linux (it
+ * answers such sources) and to respond() (echo_wire::ipv4::is_unicast):
+ * the differential test (tests/xdp_differential.rs) holds the two to one
+ * definition. */
 static __always_inline int ipv4_source_is_unicast(__be32 saddr)
 {
 	__u32 addr = bpf_ntohl(saddr);
 	__u8 first = addr >> 24;
 
-	return first != 0 && first != 127 && first < 224;
+	return first != 0 && first != 127 && (first < 224 || first >= 240) &&
+	       addr != 0xffffffff;
 }
 
 /* An IPv6 source we may reply to: not :: (unspecified), ::1 (loopback),
@@ -240,6 +244,11 @@ struct echo_request {
 	int ipv6;
 	/* The config map's value (MAC, reply TTL and hop limit). */
 	const struct redirect_config *cfg;
+	/* The device the reply's route lookup starts from, and that the reply
+	 * must leave by (reply_path.h): the owned_addrs value, or the ingress
+	 * interface when that is 0. 0 for a VLAN-tagged frame whose VLAN
+	 * device the loader did not name. */
+	__u32 ifindex;
 };
 
 /*
@@ -257,7 +266,7 @@ static __always_inline int find_owned_echo(struct xdp_md *ctx,
 	struct owned_key key;
 	void *l3;
 	__u16 proto;
-	__u32 zero = 0;
+	__u32 zero = 0, *owner;
 	int is_echo;
 
 	/* The whole key is hashed, padding included: start from zeros. */
@@ -304,11 +313,15 @@ static __always_inline int find_owned_echo(struct xdp_md *ctx,
 
 	if (!is_echo)
 		return 0;
-	if (!bpf_map_lookup_elem(&owned_addrs, &key))
+	owner = bpf_map_lookup_elem(&owned_addrs, &key);
+	if (!owner)
 		return 0; /* not one of our addresses (on this VLAN) */
 
 	req->l3 = l3;
 	req->cfg = cfg;
+	req->ifindex = *owner;
+	if (req->ifindex == 0 && key.vlan_id == 0)
+		req->ifindex = ctx->ingress_ifindex;
 	return 1;
 }
 

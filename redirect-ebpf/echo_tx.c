@@ -8,7 +8,8 @@
  * kernel's network stack. The reply follows the same rules as the AF_XDP
  * path (echo-wire/src/respond.rs) and Linux's own replies:
  *
- *   Ethernet  source and destination MAC swapped; a VLAN tag is kept
+ *   Ethernet  to the neighbour-table MAC of the reply's next hop, from the
+ *             egress device's MAC (reply_path.h); a VLAN tag is kept
  *   IPv4      addresses swapped, TTL from the config map (the host default,
  *             net.ipv4.ip_default_ttl), DF cleared, a fresh identification
  *             (per-CPU counter), TOS kept, header checksum updated
@@ -61,6 +62,8 @@
  */
 
 #include "echo_filter.h"
+#include "reply_path.h"
+#include "policy.h"
 
 /* Per-CPU source of IPv4 identifications: each CPU counts up from its own
  * random start, without atomics. Two CPUs may hand the same value to the
@@ -343,14 +346,28 @@ int tx_echo(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	struct echo_request req;
 	enum csum_check check;
-	__u8 mac[ETH_ALEN];
+	struct reply_macs macs;
+	__u32 verdict;
 	__u32 ip_len;
 	long padding;
 
 	if (!find_owned_echo(ctx, &req))
 		goto pass;
+	if (policy_passes(ctx, req.l3, req.ipv6))
+		return XDP_PASS; /* host policy: the kernel decides (counted) */
 	if (!HAS_ROOM(eth, sizeof(*eth), data_end))
 		goto pass; /* cannot happen: the filter checked it */
+
+	/* Would Linux answer it, and to which MAC? (reply_path.h) Asked
+	 * before the checksums are verified: a request the kernel answers
+	 * itself is also the kernel's to drop for a bad checksum. (After the
+	 * checksum loop, the lookup's branches multiply the verifier's states
+	 * past its limit.) */
+	verdict = reply_path(ctx, &req, data_end, &macs);
+	if (verdict != COUNTER_HANDLED) {
+		count(verdict);
+		return XDP_PASS;
+	}
 
 	/* Verify, before anything is written: a dropped or passed frame is
 	 * left exactly as it came. */
@@ -376,10 +393,10 @@ int tx_echo(struct xdp_md *ctx)
 	if (check == CSUM_UNCHECKED)
 		goto pass;
 
-	/* Rewrite: the reply goes back to the sender's MAC. */
-	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
-	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
+	/* Rewrite: the reply goes to the neighbour-table MAC of its next hop,
+	 * from the egress device's MAC, as Linux's reply would. */
+	__builtin_memcpy(eth->h_dest, macs.dst, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, macs.src, ETH_ALEN);
 	if (req.ipv6)
 		ipv6_reply(req.l3, data_end, req.cfg);
 	else

@@ -17,24 +17,66 @@
  *
  * Maps (maps.h; layouts in redirect.h):
  *   xsks         XSKMAP, RX queue index -> AF_XDP socket
- *   owned_addrs  HASH, (vlan id, IPv6 or v4-mapped address) -> reserved
+ *   owned_addrs  HASH, (vlan id, IPv6 or v4-mapped address) -> ifindex
  *   config       ARRAY[1], the interface MAC (TTL / hop limit unused here)
- *   counters     PERCPU_ARRAY, redirected / no_socket / passed (/ unused)
+ *   counters     PERCPU_ARRAY, redirected / no_socket / passed / the
+ *                reasons the reply's FIB lookup passed a request
+ *
+ * Before redirecting, reply_path() asks the kernel's FIB and neighbour
+ * table whether Linux would send the reply by this interface and to which
+ * MAC; the MACs travel to user space as XDP metadata (struct reply_meta in
+ * redirect.h), and respond() builds the reply with them.
  */
 
 #define MAPS_WITH_XSKS /* xsks: RX queue index -> AF_XDP socket (maps.h) */
 #include "echo_filter.h"
+#include "reply_path.h"
+#include "policy.h" /* host policy: sysctls, --allow-from / --deny-from */
 
 SEC("xdp")
 int redirect_echo(struct xdp_md *ctx)
 {
 	struct echo_request req;
+	struct reply_macs macs;
+	struct reply_meta *meta;
+	void *data;
+	__u32 verdict;
 	long action;
 
 	if (!find_owned_echo(ctx, &req)) {
 		count(COUNTER_PASSED);
 		return XDP_PASS;
 	}
+	if (policy_passes(ctx, req.l3, req.ipv6))
+		return XDP_PASS; /* host policy: the kernel decides (counted) */
+
+	/* Would Linux answer it, and to which MAC? Anything but "yes, by
+	 * this interface, to this neighbour" is the kernel's to handle. */
+	verdict = reply_path(ctx, &req, (void *)(long)ctx->data_end, &macs);
+	if (verdict != COUNTER_HANDLED) {
+		count(verdict);
+		return XDP_PASS;
+	}
+
+	/*
+	 * Hand the MACs to user space in front of the frame (struct
+	 * reply_meta). This moves data_meta, so every packet pointer taken
+	 * before is invalid from here on. A device without room or support
+	 * for metadata gets its requests answered by the kernel.
+	 */
+	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*meta))) {
+		count(COUNTER_FIB_OTHER);
+		return XDP_PASS;
+	}
+	meta = (void *)(long)ctx->data_meta;
+	data = (void *)(long)ctx->data;
+	if (!HAS_ROOM(meta, sizeof(*meta), data)) {
+		count(COUNTER_FIB_OTHER);
+		return XDP_PASS;
+	}
+	__builtin_memcpy(meta->dst_mac, macs.dst, ETH_ALEN);
+	__builtin_memcpy(meta->src_mac, macs.src, ETH_ALEN);
+	meta->magic = REPLY_META_MAGIC;
 
 	/*
 	 * Hand the frame to the AF_XDP socket of the queue it arrived on. An

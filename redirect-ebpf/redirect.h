@@ -49,7 +49,13 @@ struct redirect_config {
  *   offset  4..20  addr     IPv6 address, network byte order; an IPv4 address
  *                           a.b.c.d is stored v4-mapped: ::ffff:a.b.c.d
  *
- * The value is a __u32 that is reserved and written as 0.
+ * The value is the ifindex of the device that holds the address, the one the
+ * reply's route lookup starts from (reply_path.h): 0 means "the interface
+ * the frame arrived on", which is right for untagged and priority-tagged
+ * frames. For a frame tagged with VLAN N the FIB can approve the reply only
+ * when the value names the VLAN device (e.g. eth0.100), which the reply must
+ * then leave by; with 0 it is passed to the kernel (other-egress), unless the
+ * kernel refuses the lookup altogether (forwarding off: answered unchecked).
  */
 struct owned_key {
 	__u16 vlan_id;
@@ -79,8 +85,64 @@ enum redirect_counter {
 	/* echo_tx.c: an owned echo request with a wrong IPv4 header or ICMP
 	 * checksum, dropped (XDP_DROP) as the kernel drops it */
 	COUNTER_BAD_CHECKSUM = 3,
-	COUNTER_MAX = 4,
+	/*
+	 * An owned echo request that the FIB lookup for its reply
+	 * (reply_path.h) sends to the kernel, by reason. Each is also a pass:
+	 * user space adds them to `passed`.
+	 *
+	 *   NO_NEIGH      the reply's next hop has no neighbour entry yet: the
+	 *                 kernel resolves it (ARP / NS) and answers, or not
+	 *   NOT_UNICAST   the reply would not be a unicast route's packet: the
+	 *                 destination is local (our own address), broadcast,
+	 *                 link-local (IPv6), or no route exists at all
+	 *   NO_ROUTE      a blackhole, unreachable or prohibit route
+	 *   FRAG_NEEDED   the reply is larger than the route's MTU: the kernel
+	 *                 fragments it
+	 *   OTHER_EGRESS  the reply would leave by another interface, the
+	 *                 frame is tagged with a VLAN whose device is unknown,
+	 *                 or it was sent to a MAC that is no longer the
+	 *                 device's (after a MAC change)
+	 *   OTHER         anything else: a lookup error, a lightweight-tunnel
+	 *                 route, no room for the metadata
+	 */
+	COUNTER_FIB_NO_NEIGH = 4,
+	COUNTER_FIB_NOT_UNICAST = 5,
+	COUNTER_FIB_NO_ROUTE = 6,
+	COUNTER_FIB_FRAG_NEEDED = 7,
+	COUNTER_FIB_OTHER_EGRESS = 8,
+	COUNTER_FIB_OTHER = 9,
+	/*
+	 * Not a pass: an owned echo request handled WITHOUT a FIB verdict,
+	 * because the kernel refuses the lookup while forwarding is disabled on
+	 * the interface (BPF_FIB_LKUP_RET_FWD_DISABLED). It is handled as
+	 * before the FIB check existed: the reply goes back to the request's
+	 * source MAC from the interface's MAC. Counted in addition to
+	 * COUNTER_HANDLED (or COUNTER_NO_SOCKET).
+	 */
+	COUNTER_FIB_UNCHECKED = 10,
+	COUNTER_MAX = 11,
 };
+
+/*
+ * The metadata the redirect program puts in front of a redirected frame
+ * (bpf_xdp_adjust_meta): the MAC addresses of the reply, from the kernel's
+ * FIB and neighbour table. User space finds it in the UMEM frame right
+ * before the packet's first byte (afxdp-xsk's Umem::meta_and_frame_mut) and
+ * clears `magic` after reading it, so a stale copy is never read twice.
+ *
+ *   offset 0..6   dst_mac  the reply's destination: the neighbour entry of
+ *                          its next hop
+ *   offset 6..12  src_mac  the reply's source: the egress device's MAC
+ *   offset 12..16 magic    REPLY_META_MAGIC, host byte order
+ *
+ * 16 bytes: a multiple of 4 and at most 32, as bpf_xdp_adjust_meta wants.
+ */
+struct reply_meta {
+	__u8 dst_mac[6];
+	__u8 src_mac[6];
+	__u32 magic;
+};
+#define REPLY_META_MAGIC 0x4e455848 /* "NEXH" read as a big-endian number */
 
 /* Capacity of the maps the loader fills (maps.h). */
 #define XSKS_MAX_ENTRIES 64	  /* RX queues that can have a socket */

@@ -26,6 +26,21 @@ pub struct DemoArgs {
     /// How the responder attaches its XDP program: auto, native or skb.
     #[arg(long, default_value = "auto")]
     pub xdp_mode: String,
+    /// Instead of the responder, run one of the learning examples (`xsk-rxdrop`, `xsk-echo`,
+    /// built by `cargo build -p afxdp-examples`) on a one-queue pair (docs/learn/).
+    #[arg(long, value_enum)]
+    pub example: Option<crate::example::Example>,
+    /// Who answers: the AF_XDP workers (afxdp), the XDP program in the kernel (xdp-tx), or
+    /// nobody (drop: the XDP program drops and counts the requests).
+    #[arg(long, default_value = "afxdp", value_parser = ["afxdp", "xdp-tx", "drop"])]
+    pub engine: String,
+    /// Ping with `ping -f` (flood: as fast as replies come, at most `--count` per flow) instead
+    /// of one request every 50 ms.
+    #[arg(long)]
+    pub flood: bool,
+    /// More options for the responder, after `--` (e.g. `-- --rx-size 64 --no-need-wakeup`).
+    #[arg(last = true, value_name = "RESPONDER OPTIONS")]
+    pub responder_args: Vec<String>,
 }
 
 /// Ping payload sizes the demo tries: empty, ping's default, and near the MTU.
@@ -38,6 +53,9 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // Ctrl-C must not kill the demo before it removes what it created: it only sets a flag.
         let _ = signal_hook::flag::register(sig, Arc::clone(&interrupted));
+    }
+    if let Some(example) = args.example {
+        return run_example(example, args.count);
     }
     let exe = crate::responder_exe()?;
 
@@ -67,7 +85,9 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
     } else {
         format!("0-{last_queue}")
     };
-    let responder_args = [
+    let mut responder_args = vec![
+        "--engine",
+        &args.engine,
         "--queues",
         &queues,
         "--mode",
@@ -77,6 +97,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
         "--stats-interval",
         "0",
     ];
+    responder_args.extend(args.responder_args.iter().map(String::as_str));
     println!(
         "2. Starting afxdp-responder --iface {} {} in the responder namespace:",
         pair.responder_if(),
@@ -97,6 +118,12 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
         println!("   queue {}: {} mode, worker pinned to CPU {}", q.queue, q.mode, q.cpu);
     }
 
+    // On veth, XDP_TX reaches the peer only if the peer runs an XDP program too.
+    let _pass = if args.engine == "xdp-tx" {
+        Some(pair.attach_xdp_pass(Side::Client)?)
+    } else {
+        None
+    };
     let before = Nstat::read(&pair, Side::Client)?;
     let capture = Capture::start_icmp(&pair)?;
     println!("3. Pinging from the client namespace with the real ping (one flow per queue and size):");
@@ -116,6 +143,13 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
                     .pinned_cpu(cpu);
                 if size >= 16 {
                     spec = spec.pattern("a5c3");
+                }
+                if args.flood {
+                    spec = spec.flood().quiet();
+                }
+                if args.engine == "drop" {
+                    // Nothing answers: ping sends until its deadline.
+                    spec = spec.deadline(Duration::from_secs(1));
                 }
                 let report = ping(&pair, &spec)?;
                 sent += report.transmitted;
@@ -191,17 +225,40 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
                 ", some unaccounted"
             }
         );
+        let (k, w) = (&q.kernel, &q.waits);
+        println!(
+            "     kernel drops: rx ring full {}, fill ring empty {}; the worker slept {} times, kicked the kernel {} times",
+            k.rx_ring_full, k.fill_ring_empty, w.sleeps, w.kicks
+        );
+    }
+    if let Some(summary) = &exit.summary {
+        let p = &summary.program;
+        println!(
+            "   XDP program ({}): handled {}, passed to the kernel {}, no socket {}, bad checksum {}",
+            summary.engine, p.handled, p.passed, p.no_socket, p.bad_checksum
+        );
     }
     let (_, replies_sent, _) = exit.totals();
 
     let mut problems = Vec::new();
-    if received != sent {
-        problems.push(format!("{} of {sent} pings got no reply", sent - received));
+    let (afxdp, expected) = match args.engine.as_str() {
+        "afxdp" => (true, sent),
+        "drop" => (false, 0),
+        _ => (false, sent),
+    };
+    if received != expected {
+        problems.push(format!("{received} of {sent} pings got a reply ({expected} expected)"));
     }
-    if v4_replies + v6_replies != sent {
+    if v4_replies + v6_replies != expected {
         problems.push(format!(
             "the client kernel counted {} replies for {sent} pings",
             v4_replies + v6_replies
+        ));
+    }
+    if exit.handled() != Some(sent) {
+        problems.push(format!(
+            "the XDP program handled {:?} requests for {sent} pings",
+            exit.handled()
         ));
     }
     if csum_errors > 0 || !bad.is_empty() {
@@ -210,12 +267,12 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
             csum_errors.max(bad.len() as u64)
         ));
     }
-    if replies_sent != sent {
+    if afxdp && replies_sent != sent {
         problems.push(format!(
             "the responder sent {replies_sent} replies for {sent} pings (the rest came from the kernel?)"
         ));
     }
-    if exit.queues().iter().any(|q| q.tx == 0) {
+    if afxdp && exit.queues().iter().any(|q| q.tx == 0) {
         problems.push("a queue answered nothing (queue steering did not work?)".into());
     }
     if !exit.queues().iter().all(|q| q.frames.accounted) {
@@ -230,15 +287,66 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, LabError> {
     }
     drop(pair);
     let ttl_text: Vec<String> = ttls.iter().map(u8::to_string).collect();
+    let ttl_text = if ttl_text.is_empty() {
+        "(not shown by ping -f)".to_string()
+    } else {
+        ttl_text.join("/")
+    };
     if problems.is_empty() {
         println!(
-            "Result: all {sent} pings answered by afxdp-responder over AF_XDP ({} mode), TTL/hop limit {} as the kernel sets it, 0 checksum errors, every frame accounted for. Namespaces removed.",
-            exit.queues().first().map_or("?", |q| q.mode.as_str()),
-            ttl_text.join("/")
+            "{}",
+            match args.engine.as_str() {
+                "afxdp" => format!(
+                    "Result: all {sent} pings answered by afxdp-responder over AF_XDP ({} mode), TTL/hop limit {} as the kernel sets it, 0 checksum errors, every frame accounted for. Namespaces removed.",
+                    exit.queues().first().map_or("?", |q| q.mode.as_str()),
+                    ttl_text
+                ),
+                "xdp-tx" => format!(
+                    "Result: all {sent} pings answered in the kernel by the XDP program (XDP_TX), TTL/hop limit {}, 0 checksum errors. Namespaces removed.",
+                    ttl_text
+                ),
+                _ => format!(
+                    "Result: all {sent} pings dropped and counted by the XDP program, none answered. Namespaces removed."
+                ),
+            }
         );
         Ok(ExitCode::SUCCESS)
     } else {
         println!("Result: FAILED: {}. Namespaces removed.", problems.join("; "));
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// `demo --example NAME`: the example on a one-queue pair, `count` pings per family and size.
+fn run_example(example: crate::example::Example, count: u32) -> Result<ExitCode, LabError> {
+    let exe = crate::example::example_exe(example)?;
+    let demo = crate::example::demo(example, &exe, count, true)?;
+    println!("   What {} printed:", example.binary());
+    for line in demo.exit.finished.stdout.lines() {
+        println!("   | {line}");
+    }
+    let client = &demo.client;
+    println!(
+        "4. Client kernel: IcmpInEchoReps +{}, Icmp6InEchoReplies +{}, checksum errors +{}; tcpdump -vvv: {} echo \
+         replies, {} with a wrong checksum. Responder kernel: IcmpInEchos +{}, Icmp6InEchos +{}.",
+        client.counter("IcmpInEchoReps")?,
+        client.counter("Icmp6InEchoReplies")?,
+        client.counter("IcmpInCsumErrors")? + client.counter("Icmp6InCsumErrors")?,
+        demo.capture.echo_reply_count(),
+        demo.capture.bad_checksum_packets().len(),
+        demo.responder.counter("IcmpInEchos")?,
+        demo.responder.counter("Icmp6InEchos")?,
+    );
+    if demo.problems.is_empty() {
+        println!(
+            "Result: {} pings, {} replies, as {} should. Namespaces removed.",
+            demo.sent,
+            demo.received,
+            example.binary()
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("Result: FAILED: {}. Namespaces removed.", demo.problems.join("; "));
         Ok(ExitCode::FAILURE)
     }
 }

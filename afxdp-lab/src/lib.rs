@@ -31,7 +31,10 @@
 pub mod bench;
 mod capture;
 pub mod demo;
+pub mod diagrams;
+pub mod doc_commands;
 mod error;
+pub mod example;
 mod exec;
 mod netns;
 mod nstat;

@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use afxdp_lab::{bench, demo, one_line, responder_exe, vm};
+use afxdp_lab::{bench, demo, diagrams, one_line, responder_exe, vm};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -17,7 +17,7 @@ use clap::{Parser, Subcommand};
                   Everything it creates (namespaces, a veth pair, addresses from 198.18.0.0/15 and \
                   2001:db8::/32 only) is removed when it ends, also on Ctrl-C or failure. It needs root \
                   and the afxdp-responder binary beside it (or in $AFXDP_RESPONDER).\n\n\
-                  Examples:\n  afxdp-lab demo\n  afxdp-lab demo --queues 2\n  afxdp-lab bench --quick\n  afxdp-lab vm --kernel 7 --mode all\n  afxdp-lab vm --nic igb\n  afxdp-lab vm --matrix\n  afxdp-lab vm --bench"
+                  Examples:\n  afxdp-lab demo\n  afxdp-lab demo --queues 2\n  afxdp-lab bench --quick\n  afxdp-lab vm --kernel 7 --mode all\n  afxdp-lab vm --nic igb\n  afxdp-lab vm --matrix\n  afxdp-lab vm --bench\n  afxdp-lab demo --example echo"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -38,6 +38,9 @@ enum Command {
     /// with --bench, zero-copy vs copy vs XDP_TX vs the kernel stack. Downloads go to
     /// /var/cache/afxdp-lab.
     Vm(vm::VmArgs),
+    /// Regenerates the SVG diagrams of docs/diagrams from their .dia text sources (run it from a
+    /// source checkout); --check only compares.
+    Diagrams(diagrams::DiagramArgs),
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
@@ -68,6 +71,29 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Bench(args) => responder_exe().and_then(|exe| bench::run(&args, &exe)),
         Command::Vm(args) => vm::run(&args),
+        Command::Diagrams(args) => {
+            return match diagrams::run(&args) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => fail(e),
+            };
+        }
     };
     result.unwrap_or_else(|e| fail(one_line(&e)))
+}
+
+#[cfg(test)]
+mod doc_command_tests {
+    /// Every `afxdp-lab …` command line in README.md and docs/ parses with this command line
+    /// (afxdp-lab's `doc_commands` finds them): a renamed option fails here, not for a reader.
+    #[test]
+    fn every_command_in_the_docs_parses() {
+        use clap::Parser as _;
+        let failures = afxdp_lab::doc_commands::parse_failures("afxdp-lab", |args| super::Cli::try_parse_from(args));
+        assert!(
+            failures.is_empty(),
+            "documented commands that do not parse:\n{}",
+            failures.join("\n")
+        );
+    }
 }

@@ -69,3 +69,28 @@ fn the_lab_does_not_link_the_daemon_and_the_daemon_does_not_link_the_lab() {
         );
     }
 }
+
+#[test]
+fn the_examples_use_the_published_crates_only() {
+    // A learner reads examples/ to see what the AF_XDP crate and respond() give them on their
+    // own: the examples must not reach into the daemon (or the lab).
+    assert_eq!(
+        deps("afxdp-examples", Some(1)),
+        set(&[
+            "afxdp-xsk",
+            "aya",
+            "clap",
+            "echo-wire",
+            "nix",
+            "redirect-ebpf",
+            "signal-hook"
+        ])
+    );
+    let all = deps("afxdp-examples", None);
+    for forbidden in ["afxdp-responder", "afxdp-lab", "responder-json"] {
+        assert!(
+            !all.contains(forbidden),
+            "afxdp-examples depends on {forbidden}: {all:?}"
+        );
+    }
+}

@@ -20,17 +20,19 @@ use crate::cpu;
 use crate::options::{Engine, XskMode};
 
 use crate::iface::{AddressTable, IfaceError, Interface};
-use crate::loader::{AttachedMode, EngineCounters, EngineProgram, LoaderError};
+use crate::loader::{AttachedMode, EngineCounters, EngineProgram, LoaderError, SourceList};
 use crate::metrics::{Exporter, MetricsError, QueueSample, Snapshot};
 use crate::netlink::{Change, Link, Notifications};
 use crate::output::Output;
+use crate::policy::{self, HostSysctls, LivePolicy, SysctlError};
 use crate::privileges;
 use crate::stats::{Counters, KernelStats, Rates, SharedCounters};
 use crate::worker::{Worker, WorkerError, WorkerReport};
 use afxdp_xsk::{BindMode, Xsk, XskError};
 use echo_wire::respond::{ReplyPolicy, Responder};
 use responder_json::{
-    Addresses, Event, FrameCensus, ProgramCounters, QueueReady, QueueStats, QueueSummary, Ready, Stats, Summary, Totals,
+    Addresses, Event, FrameCensus, PassReasons, ProgramCounters, QueueReady, QueueStats, QueueSummary, Ready, Stats,
+    Summary, Totals,
 };
 
 /// Why the responder could not start or stopped with an error. Each message is one line and
@@ -82,6 +84,9 @@ pub enum AppError {
     /// The metrics endpoint could not be started.
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    /// A sysctl of the host could not be read at start.
+    #[error(transparent)]
+    Sysctl(#[from] SysctlError),
     /// A worker thread panicked (a bug: please report it).
     #[error("worker for queue {0} panicked (a bug: please report it with the output above)")]
     WorkerPanicked(u32),
@@ -163,16 +168,10 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
     if addresses.is_empty() && !(cfg.addresses.is_empty() && pending) {
         return Err(AppError::NoAddresses(iface.name.clone()));
     }
-    let policy = ReplyPolicy {
-        ipv4_ttl: match cfg.ttl {
-            Some(t) => t,
-            None => Interface::ipv4_default_ttl()?,
-        },
-        ipv6_hop_limit: match cfg.hop_limit {
-            Some(h) => h,
-            None => iface.ipv6_hop_limit()?,
-        },
-    };
+    // The host's sysctls, followed while running (HostPolicy::refresh in the monitor loop).
+    let sysctls = HostSysctls::read(&iface.name)?;
+    let flow_label_key = policy::random_key();
+    let policy = sysctls.reply_policy(cfg.ttl, cfg.hop_limit, flow_label_key);
 
     // Bound before anything is attached, so a port in use is a clean error at start.
     let exporter = cfg.metrics_addr.map(Exporter::start).transpose()?;
@@ -205,6 +204,16 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
         policy.ipv4_ttl,
         policy.ipv6_hop_limit
     );
+    program.set_ignore_all(sysctls.ignore_v4, sysctls.ignore_v6)?;
+    for &cidr in &cfg.deny_from {
+        program.add_source_rule(SourceList::Deny, cidr)?;
+    }
+    for &cidr in &cfg.allow_from {
+        program.add_source_rule(SourceList::Allow, cidr)?;
+    }
+    if let Some(per_second) = cfg.rate_limit_per_source {
+        program.set_rate_limit(per_second, per_second)?;
+    }
     let attached = program.attach(&iface.name, cfg.xdp_mode)?;
     match program.native_fallback_reason() {
         Some(why) => tracing::debug!("attached in {attached} mode (native refused: {why})"),
@@ -220,8 +229,9 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
 
     // The AF_XDP engine's workers; the in-kernel engines have none.
     let workers_stop = Arc::new(AtomicBool::new(false));
+    let live = Arc::new(LivePolicy::new(policy));
     let (running, queues) = if cfg.engine.uses_afxdp() {
-        match start_workers(cfg, &iface, policy, &workers_stop, &mut program) {
+        match start_workers(cfg, &iface, policy, &live, &workers_stop, &mut program) {
             Ok(r) => r,
             Err(e) => {
                 workers_stop.store(true, Ordering::Relaxed);
@@ -265,6 +275,19 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
     if let Some(m) = &metrics {
         out.notice(format!("metrics: http://{}/metrics", m.exporter.local_addr()));
     }
+    // After `ready`: a start that fails is still one line on stderr.
+    if cfg.engine != Engine::Drop {
+        let off = forwarding_off(&iface.name);
+        if !off.is_empty() {
+            out.notice(format!(
+                "{} {} 0, and the kernel answers XDP route lookups only where forwarding is on: those \
+                 pings are answered back to their source MAC without the route and neighbour check \
+                 (counted as fib_unchecked; see docs/parity.md)",
+                off.join(" and "),
+                if off.len() == 1 { "is" } else { "are" }
+            ));
+        }
+    }
 
     let started = Instant::now();
     let mut owned = Following {
@@ -280,10 +303,19 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
         warned: false,
         stale: false,
     };
+    let mut host = HostPolicy {
+        sysctls,
+        ttl: cfg.ttl,
+        hop_limit: cfg.hop_limit,
+        key: flow_label_key,
+        live,
+        checked: started,
+    };
     let failure = monitor(
         cfg,
         &iface,
         &mut owned,
+        &mut host,
         &mut program,
         stop,
         &running,
@@ -329,6 +361,21 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
     }
 }
 
+/// The forwarding sysctls of `iface` that are off (`net.ipv4.conf.IFACE.forwarding`, …): where
+/// they are, `bpf_fib_lookup` answers `FWD_DISABLED` and the program cannot ask the FIB
+/// (`redirect-ebpf/reply_path.h`). A sysctl that cannot be read (no IPv6) is not reported.
+fn forwarding_off(iface: &str) -> Vec<String> {
+    ["ipv4", "ipv6"]
+        .into_iter()
+        .filter(|family| {
+            // (Built directly: an interface name may contain dots, e.g. eth0.100.)
+            let path = format!("/proc/sys/net/{family}/conf/{iface}/forwarding");
+            std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "0")
+        })
+        .map(|family| format!("net.{family}.conf.{iface}.forwarding"))
+        .collect()
+}
+
 /// The program's counters in the shape of the JSON schema.
 fn program_counters(c: &EngineCounters) -> ProgramCounters {
     ProgramCounters {
@@ -336,6 +383,21 @@ fn program_counters(c: &EngineCounters) -> ProgramCounters {
         passed: c.passed,
         no_socket: c.no_socket,
         bad_checksum: c.bad_checksum,
+        fib_passed: responder_json::FibPassed {
+            no_neighbour: c.fib.no_neigh,
+            not_unicast: c.fib.not_unicast,
+            no_route: c.fib.no_route,
+            frag_needed: c.fib.frag_needed,
+            other_egress: c.fib.other_egress,
+            other: c.fib.other,
+        },
+        fib_unchecked: c.fib_unchecked,
+        passed_by: PassReasons {
+            ignore_all: c.ignored,
+            denied: c.denied,
+            not_allowed: c.not_allowed,
+            rate_limited: c.rate_limited,
+        },
     }
 }
 
@@ -418,6 +480,7 @@ fn start_workers(
     cfg: &Config,
     iface: &Interface,
     policy: ReplyPolicy,
+    live: &Arc<LivePolicy>,
     workers_stop: &Arc<AtomicBool>,
     program: &mut EngineProgram,
 ) -> Result<(Vec<Running>, Vec<QueueReady>), AppError> {
@@ -428,6 +491,7 @@ fn start_workers(
         let ready_tx = ready_tx.clone();
         let (stop, counters) = (Arc::clone(workers_stop), Arc::clone(&shared));
         let (cfg, ifname, ifindex) = (cfg.clone(), iface.name.clone(), iface.index);
+        let live = Arc::clone(live);
         let handle = thread::Builder::new()
             .name(format!("afxdp-q{queue}"))
             .spawn(move || {
@@ -485,6 +549,7 @@ fn start_workers(
                 let responder = Responder::new(policy, random_u16() ^ queue as u16);
                 Worker::new(xsk, responder, cfg.batch, cfg.wait)
                     .with_frame_checks(cfg.check_frames)
+                    .with_live_policy(live)
                     .run(&stop, &counters)
             })
             .expect("spawning a worker thread");
@@ -726,6 +791,63 @@ fn mac_text(mac: [u8; 6]) -> String {
     format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
 }
 
+/// The host's policy as last read, and where it goes when it changes: the XDP program's
+/// `host_policy` and `config` maps and the workers' [`LivePolicy`].
+struct HostPolicy {
+    sysctls: HostSysctls,
+    /// `--ttl` / `--hop-limit`: fixed, not followed.
+    ttl: Option<u8>,
+    hop_limit: Option<u8>,
+    key: [u64; 2],
+    live: Arc<LivePolicy>,
+    checked: Instant,
+}
+
+impl HostPolicy {
+    /// Reads the sysctls at most every [`policy::SYSCTL_POLL_INTERVAL`] and applies a change:
+    /// the program passes or handles echo requests, the workers (and the xdp-tx program) reply
+    /// with the new TTL, hop limit and flow-label policy. A file that cannot be read (it can
+    /// only vanish with IPv6 being disabled) keeps the last values.
+    fn refresh(&mut self, iface: &Interface, program: &mut EngineProgram, out: &mut Output) {
+        if self.checked.elapsed() < policy::SYSCTL_POLL_INTERVAL {
+            return;
+        }
+        self.checked = Instant::now();
+        let Ok(now) = HostSysctls::read(&iface.name) else {
+            return;
+        };
+        if now == self.sysctls {
+            return;
+        }
+        let policy = now.reply_policy(self.ttl, self.hop_limit, self.key);
+        let applied = program
+            .set_ignore_all(now.ignore_v4, now.ignore_v6)
+            .and_then(|()| program.set_reply_policy(policy));
+        if let Err(e) = applied {
+            out.notice(format!(
+                "warning: host policy changed but could not be applied: {}",
+                one_line(&e)
+            ));
+            return;
+        }
+        self.live.store(policy);
+        out.notice(format!(
+            "host policy: echo_ignore_all v4 {} v6 {}; replies use TTL {} and hop limit {}; IPv6 flow labels: {}",
+            u8::from(now.ignore_v4),
+            u8::from(now.ignore_v6),
+            policy.ipv4_ttl,
+            policy.ipv6_hop_limit,
+            match (now.flowlabel_reflect, now.auto_flowlabels) {
+                (true, true) => "reflected, else auto",
+                (true, false) => "reflected",
+                (false, true) => "auto",
+                (false, false) => "none",
+            }
+        ));
+        self.sysctls = now;
+    }
+}
+
 /// Waits for `stop`, emitting live statistics every `--stats-interval` (when something moved)
 /// and following the interface's addresses and link from rtnetlink notifications (the wait
 /// for the next one is the loop's clock); returns early if a worker dies or the interface
@@ -735,6 +857,7 @@ fn monitor(
     cfg: &Config,
     iface: &Interface,
     owned: &mut Following,
+    host: &mut HostPolicy,
     program: &mut EngineProgram,
     stop: &AtomicBool,
     running: &[Running],
@@ -752,6 +875,7 @@ fn monitor(
         if sockets_unbound(running) {
             return Some(AppError::InterfaceGone(owned.link.name.clone()));
         }
+        host.refresh(iface, program, out);
         if let Some(m) = metrics {
             m.publish_if_due(running, program, owned.current.len());
         }
@@ -790,8 +914,19 @@ fn monitor(
             *prev = cur;
         }
         let counters = program.counters().unwrap_or(last_program);
+        let policy_moved = (
+            counters.ignored,
+            counters.denied,
+            counters.not_allowed,
+            counters.rate_limited,
+        ) != (
+            last_program.ignored,
+            last_program.denied,
+            last_program.not_allowed,
+            last_program.rate_limited,
+        );
         let moved = if cfg.engine.uses_afxdp() {
-            !queues.is_empty()
+            !queues.is_empty() || policy_moved
         } else {
             counters != last_program
         };

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::options::{Engine, XdpMode, XskMode};
+use crate::policy::Cidr;
 use afxdp_xsk::XskConfig;
 
 /// `--queues`: `all` (every RX/combined channel of the interface, known once it is looked up)
@@ -123,6 +124,13 @@ pub struct Config {
     pub engine: Engine,
     /// Where to serve Prometheus metrics (`--metrics-addr`); `None`: no endpoint.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// `--allow-from`: when not empty, only these sources are answered.
+    pub allow_from: Vec<Cidr>,
+    /// `--deny-from`: these sources are never answered (passed to the kernel).
+    pub deny_from: Vec<Cidr>,
+    /// `--rate-limit-per-source`: owned echo requests per second and source answered; the
+    /// rest is passed to the kernel. `None`: no limit.
+    pub rate_limit_per_source: Option<u32>,
 }
 
 impl Config {
@@ -138,6 +146,15 @@ impl Config {
                 self.cpus.len(),
                 self.queues.len()
             ));
+        }
+        for (list, option) in [(&self.allow_from, "--allow-from"), (&self.deny_from, "--deny-from")] {
+            if list.len() > crate::policy::MAX_SOURCE_RULES {
+                return Err(format!(
+                    "{option} is given {} times: at most {} CIDRs fit in the XDP program's list; merge them into shorter prefixes",
+                    list.len(),
+                    crate::policy::MAX_SOURCE_RULES
+                ));
+            }
         }
         if self.batch == 0 || self.batch > self.xsk.rx_size {
             return Err(format!(
@@ -192,6 +209,9 @@ mod tests {
             check_frames: false,
             engine: Engine::AfXdp,
             metrics_addr: None,
+            allow_from: vec![],
+            deny_from: vec![],
+            rate_limit_per_source: None,
         }
     }
 
@@ -213,5 +233,8 @@ mod tests {
         let mut c = config();
         c.xsk.fill_size = 1024;
         assert!(c.validate().unwrap_err().contains("--fill-size"));
+        let mut c = config();
+        c.deny_from = vec!["198.18.0.0/15".parse().unwrap(); crate::policy::MAX_SOURCE_RULES + 1];
+        assert!(c.validate().unwrap_err().contains("--deny-from is given 1025 times"));
     }
 }

@@ -16,6 +16,7 @@
 //! | [`flood`] | the load generator: echo requests from AF_XDP TX rings, every reply verified |
 //! | [`netlink`] | rtnetlink, synchronously: links, addresses with their flags, neighbours, XDP detach, change notifications |
 //! | [`iface`] | facts about a network interface: index, MAC, MTU, addresses (and the table that follows them), queues, TTL |
+//! | [`policy`] | host policy: the sysctls followed while running, `--allow-from` / `--deny-from` CIDRs |
 //! | [`kernel`] | the running kernel's version against the minimum (5.9) |
 //! | [`cpu`] | allowed CPUs, default CPU per queue, pinning a thread |
 //! | [`app`] | the responder as a whole, for every engine: start-up, workers, the monitor loop, orderly shutdown, the events |
@@ -31,12 +32,13 @@
 //!
 //! Module dependencies go one way (checked by listing every `crate::` path outside comments per
 //! module and sorting the graph with `tsort`, which fails on a cycle): `options`, `cpu`,
-//! `netlink`, `config_file`, `logging`, `firewall`, `netdev` and `xsk_diag` depend on nothing in
-//! the crate; `iface` on `netlink`; `worker` on `stats`; `config` on `options` and `worker`;
-//! `loader` on `options` and `netlink`; `output` on `stats`; `metrics` on `stats`, `loader` and
-//! `privileges`; `app` on all of these and `firewall`; `preflight` on `config`, `iface`, `kernel`,
-//! `loader`, `netdev`, `options`, `firewall` and `xsk_diag`; `flood` on `loader`, `options`,
-//! `iface`, `netlink`, `stats` and `cpu`.
+//! `policy`, `netlink`, `config_file`, `logging`, `firewall`, `netdev` and `xsk_diag` depend on
+//! nothing in the crate; `iface` on `netlink`; `worker` on `stats` and `policy`; `config` on
+//! `options`, `policy` and `worker`; `loader` on `options`, `policy` and `netlink`; `output` on
+//! `stats`; `metrics` on `stats`, `loader` and `privileges`; `app` on all of these and
+//! `firewall`; `preflight` on `config`, `iface`, `kernel`, `loader`, `netdev`, `options`,
+//! `firewall` and `xsk_diag`; `flood` on `loader`, `options`, `iface`, `netlink`, `stats` and
+//! `cpu`.
 
 pub mod app;
 pub mod config;
@@ -54,6 +56,7 @@ pub mod netlink;
 pub mod notify;
 pub mod options;
 pub mod output;
+pub mod policy;
 pub mod preflight;
 pub mod privileges;
 pub mod stats;

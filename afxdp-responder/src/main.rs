@@ -14,6 +14,7 @@ use afxdp_responder::iface::Interface;
 use afxdp_responder::logging;
 use afxdp_responder::options::{self, Engine, WaitMode, XdpMode, XskMode};
 use afxdp_responder::output::{Output, OutputFormat};
+use afxdp_responder::policy::Cidr;
 use afxdp_responder::worker::{self, Wait};
 use afxdp_xsk::XskConfig;
 use clap::{Args, Parser, Subcommand};
@@ -316,6 +317,23 @@ struct RunArgs {
     #[arg(long, value_name = "ADDR:PORT", value_parser = parse_metrics_addr)]
     metrics_addr: Option<std::net::SocketAddr>,
 
+    /// Answer only echo requests from these sources (repeatable; IPv4 or IPv6 CIDR, e.g.
+    /// 198.18.0.0/15 or 2001:db8::/32; a bare address is one host). Requests from other sources
+    /// go to the kernel, whose firewall (nftables/iptables, which XDP runs before) then decides.
+    /// With only IPv4 CIDRs, no IPv6 source is answered by the responder: add ::/0 to answer them.
+    #[arg(long = "allow-from", value_name = "CIDR")]
+    allow_from: Vec<Cidr>,
+
+    /// Never answer echo requests from these sources (repeatable CIDRs, checked before
+    /// --allow-from): they go to the kernel and its firewall.
+    #[arg(long = "deny-from", value_name = "CIDR")]
+    deny_from: Vec<Cidr>,
+
+    /// Answer at most N echo requests per second from each source address (bursts of up to N);
+    /// the excess goes to the kernel, which answers or not by its own rules. Written N or N/s.
+    #[arg(long, value_name = "N/s", value_parser = parse_rate_per_source)]
+    rate_limit_per_source: Option<u32>,
+
     /// Read options from this TOML file: every long option is a key spelled as the flag
     /// (`iface = "eth0"`, `queues = "0-3"`, `force = true`, `address = ["198.18.0.1"]`); options
     /// given on the command line override the file. Example: config/afxdp-responder.toml.
@@ -367,6 +385,15 @@ struct StatusArgs {
 
     #[command(flatten)]
     verbosity: Verbosity,
+}
+
+fn parse_rate_per_source(s: &str) -> Result<u32, String> {
+    s.trim()
+        .trim_end_matches("/s")
+        .parse::<u32>()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{s:?} is not a rate: use requests per second per source, e.g. 100 or 100/s"))
 }
 
 fn parse_metrics_addr(s: &str) -> Result<std::net::SocketAddr, String> {
@@ -425,6 +452,9 @@ impl RunArgs {
             check_frames: self.check_frames,
             engine: self.engine,
             metrics_addr: self.metrics_addr,
+            allow_from: self.allow_from,
+            deny_from: self.deny_from,
+            rate_limit_per_source: self.rate_limit_per_source,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -780,5 +810,22 @@ mod tests {
         };
         assert!(check.json);
         assert_eq!(check.run.queues, QueueList::Ids(IdList(vec![0, 1, 2, 3])));
+    }
+}
+
+#[cfg(test)]
+mod doc_command_tests {
+    /// Every `afxdp-responder …` command line in README.md and docs/ parses with this command line
+    /// (afxdp-lab's `doc_commands` finds them): a renamed option fails here, not for a reader.
+    #[test]
+    fn every_command_in_the_docs_parses() {
+        use clap::Parser as _;
+        let failures =
+            afxdp_lab::doc_commands::parse_failures("afxdp-responder", |args| super::Cli::try_parse_from(args));
+        assert!(
+            failures.is_empty(),
+            "documented commands that do not parse:\n{}",
+            failures.join("\n")
+        );
     }
 }

@@ -297,6 +297,20 @@ pub fn render(s: &Snapshot) -> String {
         let mut f = Family::new(&mut out, name, "counter", help);
         f.sample(&[("iface", iface), ("engine", engine)], value);
     }
+    let mut f = Family::new(
+        &mut out,
+        "afxdp_responder_program_policy_passed_total",
+        "counter",
+        "Owned echo requests host policy passed to the kernel (part of passed), by reason: ignore-all (the echo_ignore_all sysctl), denied (--deny-from), not-allowed (--allow-from), rate-limited (--rate-limit-per-source).",
+    );
+    for (reason, value) in [
+        ("ignore-all", p.ignored),
+        ("denied", p.denied),
+        ("not-allowed", p.not_allowed),
+        ("rate-limited", p.rate_limited),
+    ] {
+        f.sample(&[("iface", iface), ("engine", engine), ("reason", reason)], value);
+    }
     out
 }
 
@@ -565,6 +579,12 @@ mod tests {
                 passed: 4,
                 no_socket: 0,
                 bad_checksum: 0,
+                fib: Default::default(),
+                fib_unchecked: 0,
+                ignored: 0,
+                denied: 3,
+                not_allowed: 0,
+                rate_limited: 0,
             },
         }
     }
@@ -640,6 +660,12 @@ afxdp_responder_program_no_socket_total{{iface="veth0",engine="afxdp"}} 0
 # HELP afxdp_responder_program_bad_checksum_total Owned echo requests with a wrong checksum that the XDP program dropped (xdp-tx).
 # TYPE afxdp_responder_program_bad_checksum_total counter
 afxdp_responder_program_bad_checksum_total{{iface="veth0",engine="afxdp"}} 0
+# HELP afxdp_responder_program_policy_passed_total Owned echo requests host policy passed to the kernel (part of passed), by reason: ignore-all (the echo_ignore_all sysctl), denied (--deny-from), not-allowed (--allow-from), rate-limited (--rate-limit-per-source).
+# TYPE afxdp_responder_program_policy_passed_total counter
+afxdp_responder_program_policy_passed_total{{iface="veth0",engine="afxdp",reason="ignore-all"}} 0
+afxdp_responder_program_policy_passed_total{{iface="veth0",engine="afxdp",reason="denied"}} 3
+afxdp_responder_program_policy_passed_total{{iface="veth0",engine="afxdp",reason="not-allowed"}} 0
+afxdp_responder_program_policy_passed_total{{iface="veth0",engine="afxdp",reason="rate-limited"}} 0
 "#
         );
         let text = render(&snapshot());

@@ -169,9 +169,15 @@ fn human_stats(s: &Stats) -> String {
         if s.engine == "xdp-tx" {
             let _ = write!(line, " bad-checksum {}", p.bad_checksum);
         }
+        if let Some(policy) = policy_passes(&p.passed_by) {
+            let _ = write!(line, " [{policy}]");
+        }
         return line;
     }
     let mut lines: Vec<String> = s.queues.iter().map(|q| format!("{stamp} {}", queue_line(q))).collect();
+    if let Some(policy) = policy_passes(&s.program.passed_by) {
+        lines.push(format!("{stamp} host policy passed to the kernel: {policy}"));
+    }
     if s.program.no_socket > 0 {
         lines.push(format!(
             "{stamp} no socket: {} requests arrived on queues without a worker (the kernel answered them)",
@@ -179,6 +185,22 @@ fn human_stats(s: &Stats) -> String {
         ));
     }
     lines.join("\n")
+}
+
+/// `ignore-all 3, denied 1` (totals since start): owned requests host policy passed to the
+/// kernel, by reason; `None` while there are none.
+fn policy_passes(p: &responder_json::PassReasons) -> Option<String> {
+    let parts: Vec<String> = [
+        ("ignore-all", p.ignore_all),
+        ("denied", p.denied),
+        ("not-allowed", p.not_allowed),
+        ("rate-limited", p.rate_limited),
+    ]
+    .iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(reason, n)| format!("{reason} {n}"))
+    .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 /// What an engine does with an owned request: `redirected`, `replied` or `dropped`.
@@ -240,6 +262,9 @@ fn human_summary(s: &Summary) -> String {
     );
     if s.engine == "xdp-tx" {
         let _ = write!(out, ", bad checksum {}", p.bad_checksum);
+    }
+    if let Some(policy) = policy_passes(&p.passed_by) {
+        let _ = write!(out, " (by host policy: {policy})");
     }
     let _ = write!(out, "; engine {}", s.engine);
     out

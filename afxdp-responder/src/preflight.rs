@@ -442,6 +442,18 @@ pub fn status(ifname: &str) -> Result<StatusReport, IfaceError> {
             passed: c.passed,
             no_socket: c.no_socket,
             bad_checksum: c.bad_checksum,
+            fib_passed: responder_json::FibPassed {
+                no_neighbour: c.fib.no_neigh,
+                not_unicast: c.fib.not_unicast,
+                no_route: c.fib.no_route,
+                frag_needed: c.fib.frag_needed,
+                other_egress: c.fib.other_egress,
+                other: c.fib.other,
+            },
+            fib_unchecked: c.fib_unchecked,
+            // `status` reads the program's `counters` map only; the host-policy reasons are in
+            // the running responder's own events and metrics.
+            passed_by: Default::default(),
         });
     Ok(StatusReport {
         iface: iface.name,

@@ -7,8 +7,9 @@
 //!    fill ring;
 //! 2. **receive**: take a batch from the RX ring, no larger than the free room on the TX ring
 //!    (if TX is full, frames wait on the RX ring: back-pressure, not loss);
-//! 3. **respond** to each frame in place: a reply goes onto the TX ring *at the same UMEM
-//!    address*; a dropped frame goes back onto the fill ring;
+//! 3. **respond** to each frame in place, to the next hop the XDP program found in the kernel's
+//!    FIB (its metadata in front of the frame, [`NextHop`]): a reply goes onto the TX ring *at
+//!    the same UMEM address*; a dropped frame goes back onto the fill ring;
 //! 4. **send**: publish the batch, and kick the kernel when it needs it. In copy mode one kick
 //!    sends at most 32 frames, so the worker kicks until the TX ring is drained;
 //! 5. **wait**: with nothing received, spin briefly while that pays off, else sleep in `poll()`
@@ -21,12 +22,14 @@
 //! is an [`afxdp_xsk::Frame`] token from the RX or completion ring, and the only way to let go of
 //! it is to push it onto the TX or fill ring.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::policy::LivePolicy;
 use crate::stats::{Counters, KernelStats, SharedCounters};
 use afxdp_xsk::{BindMode, FrameCensus, SyscallError, Xsk};
-use echo_wire::respond::{Responder, Verdict};
+use echo_wire::respond::{DropReason, NextHop, Responder, Verdict};
 
 /// How a worker waits when its RX ring is empty.
 ///
@@ -173,6 +176,8 @@ pub struct Worker {
     spin: SpinPredictor,
     check_frames: bool,
     counters: Counters,
+    /// The host's reply policy as the monitor publishes it, and the last word applied.
+    live: Option<(Arc<LivePolicy>, u64)>,
 }
 
 impl Worker {
@@ -192,6 +197,30 @@ impl Worker {
             spin: SpinPredictor::new(window),
             check_frames: false,
             counters: Counters::default(),
+            live: None,
+        }
+    }
+
+    /// Follows `live`: before each batch the worker compares its word with the last one it
+    /// applied (one relaxed atomic load) and gives its [`Responder`] the new policy when the
+    /// host's sysctls changed.
+    pub fn with_live_policy(mut self, live: Arc<LivePolicy>) -> Self {
+        let word = live.word();
+        self.responder
+            .set_policy(LivePolicy::unpack(word, self.responder.policy().flow_label.key));
+        self.live = Some((live, word));
+        self
+    }
+
+    /// Applies a changed host policy (see [`Worker::with_live_policy`]).
+    fn follow_policy(&mut self) {
+        if let Some((live, seen)) = &mut self.live {
+            let word = live.word();
+            if word != *seen {
+                *seen = word;
+                let key = self.responder.policy().flow_label.key;
+                self.responder.set_policy(LivePolicy::unpack(word, key));
+            }
         }
     }
 
@@ -289,6 +318,8 @@ impl Worker {
 
     /// Steps 2 and 3: take a batch, respond in place, queue replies and recycle drops.
     fn receive_and_respond(&mut self) -> u32 {
+        // Once per batch: has the host's policy (TTL, hop limit, flow labels) changed?
+        self.follow_policy();
         let parts = self.xsk.split();
         let tx_room = parts.tx.free(self.batch).min(self.batch);
         if tx_room == 0 {
@@ -308,7 +339,21 @@ impl Worker {
         debug_assert!(replies.remaining() == n && recycled.remaining() == n);
 
         for mut frame in &mut received {
-            match parts.umem.frame_mut(&frame).map(|bytes| self.responder.respond(bytes)) {
+            // The XDP program put the reply's next hop (the neighbour's MAC, the egress MAC,
+            // from the kernel's FIB) in front of the frame; read it and clear it, so a stale
+            // copy is never taken for the next frame's.
+            let verdict = parts
+                .umem
+                .meta_and_frame_mut(&frame, NextHop::XDP_META_LEN)
+                .map(|(meta, bytes)| {
+                    let hop = NextHop::from_xdp_meta(meta);
+                    meta.fill(0);
+                    match hop {
+                        Some(hop) => self.responder.respond_via(bytes, &hop),
+                        None => Verdict::Drop(DropReason::NoNextHop),
+                    }
+                });
+            match verdict {
                 Some(Verdict::Reply { len }) => {
                     // The reply leaves from the same frame: no copy.
                     frame.set_len(len as u32);

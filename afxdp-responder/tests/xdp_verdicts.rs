@@ -20,10 +20,11 @@ use std::{
 };
 
 use afxdp_responder::loader::{
-    AttachedMode, EngineCounters, EngineProgram, LoaderError, XDP_PASS, XDP_REDIRECT, xdp_action_name,
+    AttachedMode, EngineCounters, EngineProgram, FibPasses, LoaderError, XDP_PASS, XDP_REDIRECT, xdp_action_name,
 };
-use afxdp_responder::options::XdpMode;
+use afxdp_responder::options::{Engine, XdpMode};
 use afxdp_xsk::{BindMode, Xsk, XskConfig};
+use echo_wire::respond::{NextHop, ReplyPolicy};
 use etherparse::{PacketBuilder, VlanId};
 
 /// The responder's interface.
@@ -206,6 +207,12 @@ fn owned_echo_request_without_socket_passes_and_counts_no_socket() {
             no_socket: 2,
             passed: 0,
             bad_checksum: 0,
+            fib: FibPasses::ZERO,
+            // BPF_PROG_TEST_RUN without an interface runs on loopback, where forwarding is off:
+            // the kernel refuses the FIB lookup, and the request is handled unchecked. The FIB
+            // verdicts are tested on a veth below (fib_*).
+            fib_unchecked: 2,
+            ..EngineCounters::default()
         }
     );
 }
@@ -273,7 +280,11 @@ fn link_local_ipv6_address_can_be_owned() {
     let frame = echo_v6(PEER_MAC, OUR_MAC, PEER_V6, link_local);
     assert_passed(&program, &frame, "link-local destination not in the map");
     program.add_address(0, IpAddr::from(link_local)).expect("add fe80::1");
-    assert_redirect_path(&program, &frame, "link-local destination in the map");
+    // In the map, but the kernel's FIB never routes a link-local reply (bpf_fib_lookup answers
+    // NOT_FWDED before anything else): the kernel answers it, as it would without us.
+    let before = program.counters().unwrap();
+    assert_passed(&program, &frame, "link-local destination in the map");
+    assert_eq!(program.counters().unwrap().fib.not_unicast - before.fib.not_unicast, 1);
     program
         .remove_address(0, IpAddr::from(link_local))
         .expect("remove fe80::1");
@@ -382,11 +393,16 @@ fn non_unicast_source_addresses_pass() {
         [127, 0, 0, 1],
         [224, 0, 0, 1],
         [239, 255, 255, 250],
-        [240, 0, 0, 1],
         [255, 255, 255, 255],
     ] {
         let frame = echo_v4(PEER_MAC, OUR_MAC, src, OUR_V4);
         assert_passed(&program, &frame, &format!("IPv4 from {}", Ipv4Addr::from(src)));
+    }
+    // 240.0.0.0/4 (reserved) is unicast to Linux, which answers it, and to respond(): the same
+    // definition on both sides (tests/xdp_differential.rs found them apart).
+    for src in [[240, 0, 0, 1], [255, 255, 255, 254]] {
+        let frame = echo_v4(PEER_MAC, OUR_MAC, src, OUR_V4);
+        assert_redirect_path(&program, &frame, &format!("IPv4 from {}", Ipv4Addr::from(src)));
     }
     for src in ["::", "::1", "ff02::1", "ff05::2", "::ffff:198.18.0.2"] {
         let addr: Ipv6Addr = src.parse().unwrap();
@@ -683,6 +699,351 @@ fn test_run_on_queue_3_of_a_four_queue_veth() {
     assert_eq!(which_counter(before, program.counters().unwrap()), Counted::NoSocket);
     let err = program.test_run_on_interface(&request_v4(), ifindex, 4).unwrap_err();
     assert!(err.to_string().contains("RX queue"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The FIB decides (redirect-ebpf/reply_path.h), on a veth with routes and neighbours
+// ---------------------------------------------------------------------------------------------
+
+/// Which FIB counter moved, if any.
+fn fib_delta(before: EngineCounters, after: EngineCounters) -> (FibPasses, u64) {
+    let (b, a) = (before.fib, after.fib);
+    (
+        FibPasses {
+            no_neigh: a.no_neigh - b.no_neigh,
+            not_unicast: a.not_unicast - b.not_unicast,
+            no_route: a.no_route - b.no_route,
+            frag_needed: a.frag_needed - b.frag_needed,
+            other_egress: a.other_egress - b.other_egress,
+            other: a.other - b.other,
+        },
+        after.fib_unchecked - before.fib_unchecked,
+    )
+}
+
+/// A namespace with the responder's veth `afxr-f` (our MAC and addresses, forwarding on), its
+/// peer `afxr-p`, a second pair `afxr-o`/`afxr-q` for "another interface", the peer's neighbour
+/// entries, and the routes the cases need.
+fn fib_namespace() -> NetNs {
+    let ns = NetNs::new();
+    let (our_mac, peer_mac) = (afxdp_lab::mac_string(OUR_MAC), afxdp_lab::mac_string(PEER_MAC));
+    let script = [
+        format!("link add afxr-f address {our_mac} type veth peer name afxr-p"),
+        "link add afxr-o type veth peer name afxr-q".to_string(),
+        "link set afxr-f up".to_string(),
+        "link set afxr-p up".to_string(),
+        "link set afxr-o up".to_string(),
+        "link set afxr-q up".to_string(),
+        "addr add 198.18.0.1/24 dev afxr-f".to_string(),
+        "addr add 2001:db8::1/64 dev afxr-f nodad".to_string(),
+        "addr add 198.19.8.1/24 dev afxr-o".to_string(),
+        format!("neigh add 198.18.0.2 lladdr {peer_mac} dev afxr-f nud permanent"),
+        format!("-6 neigh add 2001:db8::2 lladdr {peer_mac} dev afxr-f nud permanent"),
+        "neigh add 198.19.8.5 lladdr 02:00:00:00:00:08 dev afxr-o nud permanent".to_string(),
+        "route add blackhole 198.19.1.0/24".to_string(),
+        "route add unreachable 198.19.2.0/24".to_string(),
+        "route add 198.19.4.0/24 via 198.18.0.2 dev afxr-f mtu lock 576".to_string(),
+        "-6 route add blackhole 2001:db8:11::/64".to_string(),
+        "-6 route add 2001:db8:4::/64 via 2001:db8::2 dev afxr-f mtu lock 1280".to_string(),
+    ];
+    for line in script {
+        ns.ip(&line.split_whitespace().collect::<Vec<_>>());
+    }
+    set_forwarding(&ns, true);
+    ns
+}
+
+fn set_forwarding(ns: &NetNs, on: bool) {
+    let value = if on { "1" } else { "0" };
+    for key in ["net.ipv4.conf.afxr-f.forwarding", "net.ipv6.conf.afxr-f.forwarding"] {
+        run_cmd(
+            "ip",
+            &["netns", "exec", &ns.name, "sysctl", "-qw", &format!("{key}={value}")],
+        );
+    }
+}
+
+/// What one run on the veth did: the verdict, the counter that moved, the FIB pass counters'
+/// deltas, and how many requests were handled unchecked.
+type FibOutcome = (&'static str, Counted, FibPasses, u64);
+
+/// Runs `frame` as if it arrived on `afxr-f`.
+fn run_on(program: &EngineProgram, ifindex: u32, frame: &[u8]) -> FibOutcome {
+    let before = program.counters().expect("read counters");
+    let action = program
+        .test_run_on_interface(frame, ifindex, 0)
+        .expect("BPF_PROG_TEST_RUN");
+    let after = program.counters().expect("read counters");
+    let (fib, unchecked) = fib_delta(before, after);
+    (xdp_action_name(action), which_counter(before, after), fib, unchecked)
+}
+
+fn echo_v4_sized(src: [u8; 4], payload: usize) -> Vec<u8> {
+    let mut frame = Vec::new();
+    PacketBuilder::ethernet2(PEER_MAC, OUR_MAC)
+        .ipv4(src, OUR_V4, 64)
+        .icmpv4_echo_request(0x1234, 1)
+        .write(&mut frame, &vec![0xa5; payload])
+        .expect("build IPv4 echo request");
+    frame
+}
+
+fn echo_v6_sized(src: [u8; 16], payload: usize) -> Vec<u8> {
+    let mut frame = Vec::new();
+    PacketBuilder::ethernet2(PEER_MAC, OUR_MAC)
+        .ipv6(src, OUR_V6, 64)
+        .icmpv6_echo_request(0x1234, 1)
+        .write(&mut frame, &vec![0xa5; payload])
+        .expect("build IPv6 echo request");
+    frame
+}
+
+fn v6(last: u16, prefix: [u16; 3]) -> [u8; 16] {
+    Ipv6Addr::new(prefix[0], prefix[1], prefix[2], 0, 0, 0, 0, last).octets()
+}
+
+#[test]
+fn fib_decides_which_owned_requests_are_redirected() {
+    require_root();
+    let ns = fib_namespace();
+    let _inside = ns.enter();
+    let ifindex = nix::net::if_::if_nametoindex("afxr-f").expect("veth inside the netns");
+    let program = load();
+    let db8 = [0x2001, 0x0db8, 0];
+
+    let redirected = ("XDP_PASS", Counted::NoSocket, FibPasses::ZERO, 0);
+    let passed = |fib: FibPasses| ("XDP_PASS", Counted::Passed, fib, 0);
+    let one = FibPasses::ZERO;
+    let cases: Vec<(&str, Vec<u8>, FibOutcome)> = vec![
+        ("v4 from the resolved peer", request_v4(), redirected),
+        ("v6 from the resolved peer", request_v6(), redirected),
+        (
+            "v4 routed back through the peer, under the route MTU",
+            echo_v4_sized([198, 19, 4, 9], 500),
+            redirected,
+        ),
+        (
+            "v6 routed back through the peer, under the route MTU",
+            echo_v6_sized(v6(9, [0x2001, 0x0db8, 4]), 1000),
+            redirected,
+        ),
+        (
+            "v4 on-link source without a neighbour entry",
+            echo_v4_sized([198, 18, 0, 77], 56),
+            passed(FibPasses { no_neigh: 1, ..one }),
+        ),
+        (
+            "v6 on-link source without a neighbour entry",
+            echo_v6_sized(v6(0x77, db8), 56),
+            passed(FibPasses { no_neigh: 1, ..one }),
+        ),
+        (
+            "v4 source = our own address",
+            echo_v4_sized(OUR_V4, 56),
+            passed(FibPasses { not_unicast: 1, ..one }),
+        ),
+        (
+            "v4 source = the subnet broadcast address",
+            echo_v4_sized([198, 18, 0, 255], 56),
+            passed(FibPasses { not_unicast: 1, ..one }),
+        ),
+        (
+            "v4 source without any route",
+            echo_v4_sized([198, 19, 9, 9], 56),
+            passed(FibPasses { not_unicast: 1, ..one }),
+        ),
+        (
+            "v4 source behind a blackhole route",
+            echo_v4_sized([198, 19, 1, 5], 56),
+            passed(FibPasses { no_route: 1, ..one }),
+        ),
+        (
+            "v4 source behind an unreachable route",
+            echo_v4_sized([198, 19, 2, 5], 56),
+            passed(FibPasses { no_route: 1, ..one }),
+        ),
+        (
+            "v6 source behind a blackhole route",
+            echo_v6_sized(v6(5, [0x2001, 0x0db8, 0x11]), 56),
+            passed(FibPasses { no_route: 1, ..one }),
+        ),
+        (
+            "v4 reply larger than the route MTU (576, locked)",
+            echo_v4_sized([198, 19, 4, 9], 1000),
+            passed(FibPasses { frag_needed: 1, ..one }),
+        ),
+        (
+            "v6 reply larger than the route MTU (1280, locked)",
+            echo_v6_sized(v6(9, [0x2001, 0x0db8, 4]), 1400),
+            passed(FibPasses { frag_needed: 1, ..one }),
+        ),
+        (
+            "v4 reply that would leave by another interface",
+            echo_v4_sized([198, 19, 8, 5], 56),
+            passed(FibPasses { other_egress: 1, ..one }),
+        ),
+        (
+            "v6 IPv4-compatible source ::198.18.0.2",
+            echo_v6_sized(
+                Ipv6Addr::from(u128::from(u32::from(Ipv4Addr::from(PEER_V4)))).octets(),
+                56,
+            ),
+            passed(FibPasses { not_unicast: 1, ..one }),
+        ),
+    ];
+    for (what, frame, expected) in cases {
+        assert_eq!(run_on(&program, ifindex, &frame), expected, "{what}");
+    }
+
+    // The interface's MAC changes: a request still sent to the old MAC (the config map's) is no
+    // longer the device's, and the FIB's source MAC says so. (A MAC change flushes the neighbour
+    // table, permanent entries too: the peer is put back each time.)
+    let peer = afxdp_lab::mac_string(PEER_MAC);
+    let set_mac = |mac: &str| {
+        ns.ip(&["link", "set", "dev", "afxr-f", "address", mac]);
+        ns.ip(&[
+            "neigh",
+            "replace",
+            "198.18.0.2",
+            "lladdr",
+            &peer,
+            "dev",
+            "afxr-f",
+            "nud",
+            "permanent",
+        ]);
+    };
+    set_mac("02:00:00:00:00:42");
+    assert_eq!(
+        run_on(&program, ifindex, &request_v4()),
+        passed(FibPasses { other_egress: 1, ..one }),
+        "to the old MAC after a MAC change"
+    );
+    set_mac(&afxdp_lab::mac_string(OUR_MAC));
+    assert_eq!(run_on(&program, ifindex, &request_v4()), redirected, "the MAC is back");
+
+    // Forwarding off: the kernel refuses the lookup; the request is handled unchecked.
+    set_forwarding(&ns, false);
+    assert_eq!(
+        run_on(&program, ifindex, &echo_v4_sized([198, 19, 1, 5], 56)),
+        ("XDP_PASS", Counted::NoSocket, FibPasses::ZERO, 1),
+        "forwarding off: no FIB verdict, handled unchecked"
+    );
+}
+
+/// A tagged request's reply is looked up from the device the loader names for its VLAN. This
+/// kernel has no 8021q (no VLAN devices, no modules), so a second veth with our MAC and the
+/// addresses stands in for `afxr-f.5`: what is tested is that the lookup starts from the named
+/// device and the reply must leave by it.
+#[test]
+fn a_tagged_request_is_routed_from_its_vlan_device() {
+    require_root();
+    let ns = NetNs::new();
+    let (ours, peer) = (afxdp_lab::mac_string(OUR_MAC), afxdp_lab::mac_string(PEER_MAC));
+    let script = [
+        format!("link add afxr-f address {ours} type veth peer name afxr-p"),
+        format!("link add afxr-v address {ours} type veth peer name afxr-w"),
+        "link set afxr-f up".to_string(),
+        "link set afxr-p up".to_string(),
+        "link set afxr-v up".to_string(),
+        "link set afxr-w up".to_string(),
+        "addr add 198.18.0.1/24 dev afxr-v".to_string(),
+        "addr add 2001:db8::1/64 dev afxr-v nodad".to_string(),
+        format!("neigh add 198.18.0.2 lladdr {peer} dev afxr-v nud permanent"),
+        format!("-6 neigh add 2001:db8::2 lladdr {peer} dev afxr-v nud permanent"),
+    ];
+    for line in script {
+        ns.ip(&line.split_whitespace().collect::<Vec<_>>());
+    }
+    for key in [
+        "net.ipv4.conf.afxr-v.forwarding",
+        "net.ipv6.conf.afxr-v.forwarding",
+        "net.ipv4.conf.afxr-f.forwarding",
+        "net.ipv6.conf.afxr-f.forwarding",
+    ] {
+        run_cmd("ip", &["netns", "exec", &ns.name, "sysctl", "-qw", &format!("{key}=1")]);
+    }
+    let _inside = ns.enter();
+    let ifindex = nix::net::if_::if_nametoindex("afxr-f").expect("veth inside the netns");
+    let vlan_ifindex = nix::net::if_::if_nametoindex("afxr-v").expect("the VLAN device's stand-in");
+
+    let mut program = load();
+    // VLAN 5 with its device named: the reply's route starts from it and leaves by it.
+    program
+        .add_address_on(5, IpAddr::from(OUR_V4), vlan_ifindex)
+        .expect("add on VLAN 5");
+    assert_eq!(
+        run_on(&program, ifindex, &tagged_request_v4(5)),
+        ("XDP_PASS", Counted::NoSocket, FibPasses::ZERO, 0),
+        "tagged v4, VLAN device known: the redirect path, checked by the FIB"
+    );
+    // Without the device (add_address): the program cannot know the egress; the kernel answers.
+    program.add_address(5, IpAddr::from(OUR_V6)).expect("add on VLAN 5");
+    assert_eq!(
+        run_on(&program, ifindex, &tagged_request_v6(5)),
+        (
+            "XDP_PASS",
+            Counted::Passed,
+            FibPasses {
+                other_egress: 1,
+                ..FibPasses::ZERO
+            },
+            0
+        ),
+        "tagged v6, VLAN device unknown"
+    );
+}
+
+#[test]
+fn the_reply_macs_come_from_the_neighbour_table_in_both_engines() {
+    require_root();
+    let ns = fib_namespace();
+    let _inside = ns.enter();
+    let ifindex = nix::net::if_::if_nametoindex("afxr-f").expect("veth inside the netns");
+    // From the peer's address, but another source MAC: Linux answers the neighbour-table MAC.
+    let spoofed = [0x02, 0, 0, 0, 0, 0x99];
+    let request = echo_v4(spoofed, OUR_MAC, PEER_V4, OUR_V4);
+
+    // afxdp: the metadata in front of the frame names the neighbour's and our MAC; the frame
+    // itself is untouched (the worker writes the reply).
+    let program = load();
+    let (action, out) = program
+        .test_run_on_interface_with_output(&request, ifindex, 0)
+        .expect("BPF_PROG_TEST_RUN");
+    assert_eq!(
+        xdp_action_name(action),
+        "XDP_PASS",
+        "no socket: the redirect's fallback"
+    );
+    let meta = NextHop::from_xdp_meta(&out).expect("reply_meta in front of the frame");
+    assert_eq!((meta.dst_mac, meta.src_mac), (PEER_MAC, OUR_MAC));
+    assert_eq!(
+        &out[NextHop::XDP_META_LEN..],
+        &request[..],
+        "the frame is left as it came"
+    );
+
+    // A request the FIB passes gets no metadata.
+    let unresolved = echo_v4(spoofed, OUR_MAC, [198, 18, 0, 77], OUR_V4);
+    let (action, out) = program
+        .test_run_on_interface_with_output(&unresolved, ifindex, 0)
+        .expect("BPF_PROG_TEST_RUN");
+    assert_eq!((xdp_action_name(action), out), ("XDP_PASS", unresolved));
+
+    // xdp-tx writes them into its reply.
+    let owned = [IpAddr::from(OUR_V4), IpAddr::from(OUR_V6)];
+    let tx = EngineProgram::load_engine(Engine::XdpTx, OUR_MAC, &owned, ReplyPolicy::default())
+        .expect("load the xdp-tx program");
+    let (action, out) = tx
+        .test_run_on_interface_with_output(&request, ifindex, 0)
+        .expect("BPF_PROG_TEST_RUN");
+    assert_eq!(xdp_action_name(action), "XDP_TX");
+    assert_eq!(
+        (&out[..6], &out[6..12]),
+        (&PEER_MAC[..], &OUR_MAC[..]),
+        "to the neighbour, from us"
+    );
+    assert_eq!(out[14 + 20], 0, "an echo reply");
 }
 
 // ---------------------------------------------------------------------------------------------

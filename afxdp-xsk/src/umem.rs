@@ -199,6 +199,61 @@ impl Umem {
         //   frame; the kernel returns each frame it was given once).
         Some(unsafe { std::slice::from_raw_parts_mut(self.map.as_ptr().add(frame.addr as usize), frame.len as usize) })
     }
+
+    /// The `meta_len` bytes right before the packet in the same UMEM frame (where the XDP
+    /// program's metadata lands: `bpf_xdp_adjust_meta`, delivered by AF_XDP in copy and in
+    /// zero-copy mode), and the packet's bytes as [`Umem::frame_mut`] gives them.
+    ///
+    /// `None` when [`Umem::frame_mut`] would refuse the frame, or when the packet starts less
+    /// than `meta_len` bytes into its frame (then there is no room for metadata). The bytes are
+    /// whatever is in the frame's headroom: the caller must recognise its own metadata (a magic
+    /// value) and should clear it after reading, so a stale copy is never taken for a new one.
+    ///
+    /// ```no_run
+    /// # fn f(xsk: &mut afxdp_xsk::Xsk) {
+    /// let parts = xsk.split();
+    /// let mut rx = parts.rx.peek(1);
+    /// let mut fill = parts.fill.reserve(1);
+    /// for frame in &mut rx {
+    ///     if let Some((meta, packet)) = parts.umem.meta_and_frame_mut(&frame, 16) {
+    ///         println!("metadata {meta:02x?} before {} bytes", packet.len());
+    ///         meta.fill(0);
+    ///     }
+    ///     fill.push(frame);
+    /// }
+    /// # }
+    /// ```
+    #[inline]
+    pub fn meta_and_frame_mut<'a>(
+        &'a mut self,
+        frame: &'a Frame,
+        meta_len: usize,
+    ) -> Option<(&'a mut [u8], &'a mut [u8])> {
+        let offset_in_frame = frame.addr & u64::from(self.frame_size - 1);
+        if offset_in_frame < meta_len as u64 {
+            return None;
+        }
+        // `frame_mut` checks owner, bounds and length; the metadata lies in the same frame
+        // (checked just above), so both slices are inside one frame of this UMEM.
+        let meta_start = (frame.addr - meta_len as u64) as usize;
+        let packet = self.frame_mut(frame)?;
+        let packet_ptr = packet.as_mut_ptr();
+        let packet_len = packet.len();
+        // SAFETY: `meta_start..frame.addr` lies inside the same UMEM frame as the packet (its
+        // offset in the frame is at least `meta_len`, checked above, and `frame_mut` checked the
+        // frame is in this mapping), so it is valid for reads and writes. It does not overlap
+        // the packet slice, which starts at `frame.addr`. Nobody else touches the frame while
+        // the slices live, for the reasons given in `frame_mut`: the kernel does not own the
+        // frame while `frame` is held, and `&mut self` is the only borrow of the UMEM. The two
+        // slices are rebuilt from raw pointers so that they can coexist.
+        let (meta, packet) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(self.map.as_ptr().add(meta_start), meta_len),
+                std::slice::from_raw_parts_mut(packet_ptr, packet_len),
+            )
+        };
+        Some((meta, packet))
+    }
 }
 
 #[cfg(test)]
@@ -231,6 +286,55 @@ mod tests {
         for (addr, len, owner, what) in bad {
             assert!(umem.frame_mut(&Frame { addr, len, owner }).is_none(), "{what}");
         }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap")]
+    fn metadata_is_the_bytes_before_the_packet_in_its_frame() {
+        let owner = new_owner().unwrap();
+        let mut umem = Umem::new(2048, 2, owner).unwrap();
+        let mut whole = umem.new_frame(1);
+        whole.set_len(2048);
+        let bytes = umem.frame_mut(&whole).unwrap();
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let rx = Frame {
+            addr: 2048 + 256,
+            len: 60,
+            owner,
+        };
+        let (meta, packet) = umem.meta_and_frame_mut(&rx, 16).unwrap();
+        assert_eq!(meta, &(240u8..=255).collect::<Vec<_>>()[..]);
+        assert_eq!((packet.len(), packet[0]), (60, 0));
+        meta.fill(0);
+        let (meta, _) = umem.meta_and_frame_mut(&rx, 16).unwrap();
+        assert_eq!(meta, &[0; 16]);
+
+        let at_start = Frame {
+            addr: 2048 + 8,
+            len: 60,
+            owner,
+        };
+        assert!(
+            umem.meta_and_frame_mut(&at_start, 16).is_none(),
+            "no room before the packet"
+        );
+        let foreign = Frame {
+            addr: 256,
+            len: 60,
+            owner: owner + 1,
+        };
+        assert!(
+            umem.meta_and_frame_mut(&foreign, 16).is_none(),
+            "another socket's frame"
+        );
+        let too_long = Frame {
+            addr: 2048 + 256,
+            len: 1793,
+            owner,
+        };
+        assert!(umem.meta_and_frame_mut(&too_long, 16).is_none(), "past the frame");
     }
 
     #[test]

@@ -59,7 +59,7 @@ _afxdp__responder() {
 
     case "${cmd}" in
         afxdp__responder)
-            opts="-i -v -q -h -V --iface --queues --cpus --engine --xsk-mode --mode --xdp-mode --address --ttl --hop-limit --output --stats-interval --wait --spin-window-us --busy-poll --no-need-wakeup --frame-size --fill-size --comp-size --rx-size --tx-size --batch --check-frames --force --metrics-addr --config --verbose --quiet --help --version flood check status completions man help"
+            opts="-i -v -q -h -V --iface --queues --cpus --engine --xsk-mode --mode --xdp-mode --address --ttl --hop-limit --output --stats-interval --wait --spin-window-us --busy-poll --no-need-wakeup --frame-size --fill-size --comp-size --rx-size --tx-size --batch --check-frames --force --metrics-addr --allow-from --deny-from --rate-limit-per-source --config --verbose --quiet --help --version flood check status completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -153,6 +153,18 @@ _afxdp__responder() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --allow-from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deny-from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rate-limit-per-source)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -165,7 +177,7 @@ _afxdp__responder() {
             return 0
             ;;
         afxdp__subcmd__responder__subcmd__check)
-            opts="-i -v -q -h --iface --queues --cpus --engine --xsk-mode --mode --xdp-mode --address --ttl --hop-limit --output --stats-interval --wait --spin-window-us --busy-poll --no-need-wakeup --frame-size --fill-size --comp-size --rx-size --tx-size --batch --check-frames --force --metrics-addr --config --verbose --quiet --json --help"
+            opts="-i -v -q -h --iface --queues --cpus --engine --xsk-mode --mode --xdp-mode --address --ttl --hop-limit --output --stats-interval --wait --spin-window-us --busy-poll --no-need-wakeup --frame-size --fill-size --comp-size --rx-size --tx-size --batch --check-frames --force --metrics-addr --allow-from --deny-from --rate-limit-per-source --config --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -256,6 +268,18 @@ _afxdp__responder() {
                     return 0
                     ;;
                 --metrics-addr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deny-from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rate-limit-per-source)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_afxdp_responder_global_optspecs
-    string join \n i/iface= queues= cpus= engine= mode= xdp-mode= address= ttl= hop-limit= output= stats-interval= wait= spin-window-us= busy-poll no-need-wakeup frame-size= fill-size= comp-size= rx-size= tx-size= batch= check-frames force metrics-addr= config= v/verbose q/quiet h/help V/version
+    string join \n i/iface= queues= cpus= engine= mode= xdp-mode= address= ttl= hop-limit= output= stats-interval= wait= spin-window-us= busy-poll no-need-wakeup frame-size= fill-size= comp-size= rx-size= tx-size= batch= check-frames force metrics-addr= allow-from= deny-from= rate-limit-per-source= config= v/verbose q/quiet h/help V/version
 end
 
 function __fish_afxdp_responder_needs_command
@@ -53,6 +53,9 @@ complete -c afxdp-responder -n "__fish_afxdp_responder_needs_command" -l rx-size
 complete -c afxdp-responder -n "__fish_afxdp_responder_needs_command" -l tx-size -d 'TX ring size (power of two)' -r
 complete -c afxdp-responder -n "__fish_afxdp_responder_needs_command" -l batch -d 'Frames taken from the RX ring per batch' -r
 complete -c afxdp-responder -n "__fish_afxdp_responder_needs_command" -l metrics-addr -d 'Serve Prometheus metrics over HTTP on this address, e.g. 127.0.0.1:9417 (GET /metrics; see docs/metrics.md). Off by default. The endpoint has no authentication: bind it to a loopback or management address' -r
+complete -c afxdp-responder -n "__fish_afxdp_responder_needs_command" -l allow-from -d 'Answer only echo requests from these sources (repeatable; IPv4 or IPv6 CIDR, e.g. 198.18.0.0/15 or 2001:db8::/32; a bare address is one host). Requests from other sources go to the kernel, whose firewall (nftables/iptables, which XDP runs before) then decides. With only IPv4 CIDRs, no IPv6 source is answered by the responder: add ::/0 to answer them' -r
+complete -c afxdp-responder -n "__fish_afxdp_responder_needs_command" -l deny-from -d 'Never answer echo requests from these sources (repeatable CIDRs, checked before --allow-from): they go to the kernel and its firewall' -r
+complete -c afxdp-responder -n "__fish_afxdp_responder_needs_command" -l rate-limit-per-source -d 'Answer at most N echo requests per second from each source address (bursts of up to N); the excess goes to the kernel, which answers or not by its own rules. Written N or N/s' -r
 complete -c afxdp-responder -n "__fish_afxdp_responder_needs_command" -l config -d 'Read options from this TOML file: every long option is a key spelled as the flag (`iface = "eth0"`, `queues = "0-3"`, `force = true`, `address = ["198.18.0.1"]`); options given on the command line override the file. Example: config/afxdp-responder.toml' -r
 complete -c afxdp-responder -n "__fish_afxdp_responder_needs_command" -l busy-poll -d 'Same as --wait busy'
 complete -c afxdp-responder -n "__fish_afxdp_responder_needs_command" -l no-need-wakeup -d 'Do not bind with XDP_USE_NEED_WAKEUP (the kernel is then kicked after every batch)'
@@ -113,6 +116,9 @@ complete -c afxdp-responder -n "__fish_afxdp_responder_using_subcommand check" -
 complete -c afxdp-responder -n "__fish_afxdp_responder_using_subcommand check" -l tx-size -d 'TX ring size (power of two)' -r
 complete -c afxdp-responder -n "__fish_afxdp_responder_using_subcommand check" -l batch -d 'Frames taken from the RX ring per batch' -r
 complete -c afxdp-responder -n "__fish_afxdp_responder_using_subcommand check" -l metrics-addr -d 'Serve Prometheus metrics over HTTP on this address, e.g. 127.0.0.1:9417 (GET /metrics; see docs/metrics.md). Off by default. The endpoint has no authentication: bind it to a loopback or management address' -r
+complete -c afxdp-responder -n "__fish_afxdp_responder_using_subcommand check" -l allow-from -d 'Answer only echo requests from these sources (repeatable; IPv4 or IPv6 CIDR, e.g. 198.18.0.0/15 or 2001:db8::/32; a bare address is one host). Requests from other sources go to the kernel, whose firewall (nftables/iptables, which XDP runs before) then decides. With only IPv4 CIDRs, no IPv6 source is answered by the responder: add ::/0 to answer them' -r
+complete -c afxdp-responder -n "__fish_afxdp_responder_using_subcommand check" -l deny-from -d 'Never answer echo requests from these sources (repeatable CIDRs, checked before --allow-from): they go to the kernel and its firewall' -r
+complete -c afxdp-responder -n "__fish_afxdp_responder_using_subcommand check" -l rate-limit-per-source -d 'Answer at most N echo requests per second from each source address (bursts of up to N); the excess goes to the kernel, which answers or not by its own rules. Written N or N/s' -r
 complete -c afxdp-responder -n "__fish_afxdp_responder_using_subcommand check" -l config -d 'Read options from this TOML file: every long option is a key spelled as the flag (`iface = "eth0"`, `queues = "0-3"`, `force = true`, `address = ["198.18.0.1"]`); options given on the command line override the file. Example: config/afxdp-responder.toml' -r
 complete -c afxdp-responder -n "__fish_afxdp_responder_using_subcommand check" -l busy-poll -d 'Same as --wait busy'
 complete -c afxdp-responder -n "__fish_afxdp_responder_using_subcommand check" -l no-need-wakeup -d 'Do not bind with XDP_USE_NEED_WAKEUP (the kernel is then kicked after every batch)'

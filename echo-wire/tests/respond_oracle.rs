@@ -8,7 +8,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use echo_wire::respond::{DropReason, ReplyPolicy, Responder, Verdict};
+use echo_wire::respond::{DropReason, FlowLabelPolicy, ReplyPolicy, Responder, Verdict};
 use etherparse::{
     EtherType, IcmpEchoHeader, Icmpv4Type, Icmpv6Slice, Icmpv6Type, IpDscp, IpEcn, IpHeaders, IpNumber, Ipv4Header,
     Ipv6FlowLabel, Ipv6Header, LinkExtHeader, LinkHeader, NetHeaders, PacketBuilder, PacketHeaders, SingleVlanHeader,
@@ -288,10 +288,23 @@ prop_compose! {
 }
 
 fn policy() -> impl Strategy<Value = ReplyPolicy> {
-    (any::<u8>(), any::<u8>()).prop_map(|(ipv4_ttl, ipv6_hop_limit)| ReplyPolicy {
-        ipv4_ttl,
-        ipv6_hop_limit,
-    })
+    (
+        any::<u8>(),
+        any::<u8>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<[u64; 2]>(),
+    )
+        .prop_map(|(ipv4_ttl, ipv6_hop_limit, reflect, auto, key)| ReplyPolicy {
+            ipv4_ttl,
+            ipv6_hop_limit,
+            flow_label: FlowLabelPolicy {
+                reflect,
+                auto,
+                state_ranges: false,
+                key,
+            },
+        })
 }
 
 /// A responder's identification seed: random, or (one time in four) the request's own
@@ -432,7 +445,16 @@ fn check_reply(request: &Request, policy: ReplyPolicy, seed: u16, reply: &[u8]) 
             prop_assert_eq!(ip.destination, src.octets());
             prop_assert_eq!(ip.hop_limit, policy.ipv6_hop_limit);
             prop_assert_eq!(ip.traffic_class, *traffic_class);
-            prop_assert_eq!(ip.flow_label.value(), *flow_label);
+            // Linux's rule: the request's label when reflecting one; else an auto label (never
+            // 0) when auto labels are on; else none.
+            let labels = policy.flow_label;
+            if labels.reflect && *flow_label != 0 {
+                prop_assert_eq!(ip.flow_label.value(), *flow_label);
+            } else if labels.auto {
+                prop_assert_ne!(ip.flow_label.value(), 0);
+            } else {
+                prop_assert_eq!(ip.flow_label.value(), 0);
+            }
             prop_assert_eq!(usize::from(ip.payload_length) + 40, request.ip_len());
             prop_assert_eq!(ip.next_header, IpNumber::IPV6_ICMP);
             prop_assert!(exts.is_empty());

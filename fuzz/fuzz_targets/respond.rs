@@ -15,7 +15,7 @@
 #![no_main]
 
 use afxdp_responder_fuzz::{Policy, expected_reply};
-use echo_wire::respond::{DropReason, ReplyPolicy, Responder, Verdict};
+use echo_wire::respond::{DropReason, FlowLabelPolicy, ReplyPolicy, Responder, Verdict};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &[u8]| {
@@ -35,6 +35,8 @@ fuzz_target!(|input: &[u8]| {
         ReplyPolicy {
             ipv4_ttl: policy.ttl,
             ipv6_hop_limit: policy.hop_limit,
+            // The model keeps the request's label; auto labels are unit- and property-tested.
+            flow_label: FlowLabelPolicy::REFLECT_ONLY,
         },
         ident_seed,
     );

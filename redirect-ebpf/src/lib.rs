@@ -8,6 +8,7 @@
 //! | [`ECHO_DROP`] | `echo_drop.c` | `--engine drop`: dropped and counted |
 //! | [`FLOOD_REPLIES`] | `flood_replies.c` | `flood`: the generator's reply capture |
 //! | [`XDP_PASS`] | `xdp_pass.c` | the lab: an XDP_PASS program for a veth peer |
+//! | [`XSK_ALL`] | `xsk_all.c` | the first example (`examples/rxdrop.rs`): every frame → the AF_XDP socket of its queue |
 //!
 //! The three engine programs share one filter (`echo_filter.h`) and one set of map and key
 //! layouts (`redirect.h`). Nothing here runs anything: the crate has no dependencies.
@@ -59,4 +60,10 @@ object!(
     /// `xdp_pass.c`: passes every frame, `xdp_pass`.
     XDP_PASS,
     "xdp_pass.o"
+);
+object!(
+    /// `xsk_all.c`: redirects every frame to the AF_XDP socket of its RX queue, `xsk_all` (the
+    /// `xsk-rxdrop` example).
+    XSK_ALL,
+    "xsk_all.o"
 );

@@ -278,6 +278,53 @@ pub struct ProgramCounters {
     pub no_socket: u64,
     /// Requests the xdp-tx program dropped for a wrong checksum.
     pub bad_checksum: u64,
+    /// Owned requests the FIB lookup for their reply passed to the kernel, by reason (included
+    /// in `passed`). Absent in the output of older versions: read as zeros.
+    #[serde(default)]
+    pub fib_passed: FibPassed,
+    /// Owned requests handled without a FIB verdict because forwarding is off on the interface
+    /// (included in `handled` or `no_socket`). Absent in older versions: 0.
+    #[serde(default)]
+    pub fib_unchecked: u64,
+    /// Owned echo requests that host policy sent to the kernel, by reason (a part of `passed`).
+    /// Absent in output of versions before it existed: read as all zero.
+    #[serde(default)]
+    pub passed_by: PassReasons,
+}
+
+/// Why the FIB lookup for the reply passed owned requests to the kernel (`redirect-ebpf/reply_path.h`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FibPassed {
+    /// The reply's next hop has no neighbour entry yet (the kernel resolves it first).
+    pub no_neighbour: u64,
+    /// Not a unicast route: our own address, a broadcast or link-local address, no route at all.
+    pub not_unicast: u64,
+    /// A blackhole, unreachable or prohibit route.
+    pub no_route: u64,
+    /// The reply is larger than the route MTU (the kernel fragments it).
+    pub frag_needed: u64,
+    /// The reply would leave by another interface (or a VLAN the program does not know).
+    pub other_egress: u64,
+    /// A lookup error, a lightweight-tunnel route, no room for the metadata.
+    pub other: u64,
+}
+
+/// Why owned echo requests were passed to the kernel instead of being handled: host policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassReasons {
+    /// `net.ipv4.icmp_echo_ignore_all` / `net.ipv6.icmp.echo_ignore_all` was set: the kernel
+    /// ignored them.
+    #[serde(default)]
+    pub ignore_all: u64,
+    /// The source is in `--deny-from`.
+    #[serde(default)]
+    pub denied: u64,
+    /// `--allow-from` was given and does not list the source.
+    #[serde(default)]
+    pub not_allowed: u64,
+    /// The source sent more than `--rate-limit-per-source` allows.
+    #[serde(default)]
+    pub rate_limited: u64,
 }
 
 impl Event {

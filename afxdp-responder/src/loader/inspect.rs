@@ -6,8 +6,11 @@
 use aya::maps::{Map, MapData, PerCpuArray};
 use aya::programs::loaded_programs;
 
-use super::program::{COUNTER_BAD_CHECKSUM, COUNTER_HANDLED, COUNTER_NO_SOCKET, COUNTER_PASSED, MAP_COUNTERS};
-use super::{EngineCounters, ExistingXdpProgram};
+use super::program::{
+    COUNTER_BAD_CHECKSUM, COUNTER_FIB_FIRST, COUNTER_FIB_UNCHECKED, COUNTER_HANDLED, COUNTER_NO_SOCKET, COUNTER_PASSED,
+    MAP_COUNTERS,
+};
+use super::{EngineCounters, ExistingXdpProgram, FibPasses};
 
 /// What XDP program is attached to `ifname`, and who holds it; `None` if none.
 pub fn attached_program(ifname: &str) -> Option<ExistingXdpProgram> {
@@ -39,11 +42,26 @@ pub fn program_counters(prog_id: u32) -> Result<EngineCounters, String> {
                 .map_err(|e| format!("reading counter {index} of map {id}: {e}"))?;
             Ok(values.iter().copied().fold(0u64, u64::wrapping_add))
         };
+        // The FIB slots exist since the FIB check; a program of an older version has 4 slots:
+        // its FIB counters read as 0.
+        let fib_slot = |i: u32| read(COUNTER_FIB_FIRST + i).unwrap_or(0);
+        let fib = FibPasses {
+            no_neigh: fib_slot(0),
+            not_unicast: fib_slot(1),
+            no_route: fib_slot(2),
+            frag_needed: fib_slot(3),
+            other_egress: fib_slot(4),
+            other: fib_slot(5),
+        };
         return Ok(EngineCounters {
             handled: read(COUNTER_HANDLED)?,
-            passed: read(COUNTER_PASSED)?,
+            passed: read(COUNTER_PASSED)? + fib.total(),
             no_socket: read(COUNTER_NO_SOCKET)?,
             bad_checksum: read(COUNTER_BAD_CHECKSUM)?,
+            fib,
+            fib_unchecked: read(COUNTER_FIB_UNCHECKED).unwrap_or(0),
+            // The host-policy reasons live in `policy_counters` (not read here).
+            ..EngineCounters::default()
         });
     }
     Err(format!(

@@ -36,10 +36,14 @@
 //! | map | type | key | value |
 //! |---|---|---|---|
 //! | `xsks` | `XSKMAP`, [`XSKS_MAX_ENTRIES`] | `u32` RX queue index | AF_XDP socket fd (write only) |
-//! | `owned_addrs` | `HASH`, [`OWNED_ADDRS_MAX_ENTRIES`] | 20 bytes, see below | `u32`, reserved, 0 |
+//! | `owned_addrs` | `HASH`, [`OWNED_ADDRS_MAX_ENTRIES`] | 20 bytes, see below | `u32`: ifindex of the device holding the address, 0 = the interface the frame arrived on |
 //! | `config` | `ARRAY`, 1 entry | `u32` 0 | 8 bytes: `mac[6]`, `ttl`, `hop_limit` |
-//! | `counters` | `PERCPU_ARRAY`, 4 entries | `u32` index | `u64` per CPU |
+//! | `counters` | `PERCPU_ARRAY`, 11 entries | `u32` index | `u64` per CPU |
 //! | `ip_ids` | `PERCPU_ARRAY`, 1 entry (xdp-tx only) | `u32` 0 | `u32` next IPv4 id per CPU |
+//! | `host_policy` | `ARRAY`, 1 entry (engines) | `u32` 0 | 24 bytes: `ignore_v4`, `ignore_v6`, `allow_list`, 5 bytes pad, `rate_interval_ns`, `rate_burst_ns` (`redirect-ebpf/policy.h`) |
+//! | `allow_from`, `deny_from` | `LPM_TRIE`, [`POLICY_LPM_MAX_ENTRIES`] each | `u32` prefix length + 16 address bytes (IPv4 v4-mapped, prefix + 96) | `u32`, reserved, 0 |
+//! | `rate_buckets` | `LRU_HASH`, 16384 entries | 16 address bytes (IPv4 v4-mapped) | `u64` next allowed time (ns, `bpf_ktime_get_ns`) |
+//! | `policy_counters` | `PERCPU_ARRAY`, 4 entries | `u32` index | `u64` per CPU: 0 ignore-all, 1 denied, 2 not allowed, 3 rate-limited |
 //!
 //! The `owned_addrs` key is `struct { u16 vlan_id; u16 pad; u8 addr[16]; }`:
 //!
@@ -50,7 +54,8 @@
 //! | 4..20 | `addr` | IPv6 address as on the wire; IPv4 `a.b.c.d` as `::ffff:a.b.c.d` |
 //!
 //! The counter indexes are 0 = handled (redirected / replied / dropped), 1 = no socket, 2 =
-//! passed, 3 = bad checksum ([`EngineCounters`]). `ttl` and `hop_limit` are what the xdp-tx
+//! passed, 3 = bad checksum, 4..=10 = owned requests the reply's FIB lookup passed to the
+//! kernel, by reason ([`EngineCounters`], [`FibPasses`]). `ttl` and `hop_limit` are what the xdp-tx
 //! engine writes into its replies; the other programs ignore them.
 //!
 //! # Lifetime
@@ -85,7 +90,7 @@ mod test_run;
 pub use attach::{AttachedMode, ExistingXdpProgram, detach_netlink_program, existing_xdp_program};
 pub use error::LoaderError;
 pub use inspect::{attached_program, program_counters};
-pub use program::{CaptureProgram, EngineCounters, EngineProgram};
+pub use program::{CaptureProgram, EngineCounters, EngineProgram, FibPasses, POLICY_LPM_MAX_ENTRIES, SourceList};
 #[cfg(feature = "test-support")]
 pub use test_run::{TEST_RUN_MIN_FRAME, XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, xdp_action_name};
 

@@ -9,7 +9,7 @@ use std::{fmt, net::IpAddr, os::fd::BorrowedFd};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, MapError, PerCpuArray, XskMap},
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray, XskMap, lpm_trie::Key as LpmKey, lpm_trie::LpmTrie},
     programs::Xdp,
 };
 
@@ -17,6 +17,7 @@ use super::attach::Attacher;
 use super::error::{LoaderError, errno_of, hint_for, map_error, program_error};
 use super::{OWNED_ADDRS_MAX_ENTRIES, XSKS_MAX_ENTRIES};
 use crate::options::{Engine, XdpMode};
+use crate::policy::Cidr;
 use echo_wire::respond::ReplyPolicy;
 use echo_wire::{ethernet, ipv4, ipv6};
 
@@ -29,11 +30,39 @@ pub(super) const COUNTER_HANDLED: u32 = 0;
 pub(super) const COUNTER_NO_SOCKET: u32 = 1;
 pub(super) const COUNTER_PASSED: u32 = 2;
 pub(super) const COUNTER_BAD_CHECKSUM: u32 = 3;
+/// The first `COUNTER_FIB_*` pass slot; the six reasons follow in [`FibPasses`]'s field order.
+pub(super) const COUNTER_FIB_FIRST: u32 = 4;
+pub(super) const COUNTER_FIB_UNCHECKED: u32 = 10;
+// Must match redirect-ebpf/policy.h.
+const MAP_HOST_POLICY: &str = "host_policy";
+const MAP_ALLOW_FROM: &str = "allow_from";
+const MAP_DENY_FROM: &str = "deny_from";
+const MAP_POLICY_COUNTERS: &str = "policy_counters";
+const POLICY_IGNORE_ALL: u32 = 0;
+const POLICY_DENIED: u32 = 1;
+const POLICY_NOT_ALLOWED: u32 = 2;
+const POLICY_RATE_LIMITED: u32 = 3;
+/// Entries of each of `allow_from` and `deny_from` (`POLICY_LPM_MAX_ENTRIES`).
+pub const POLICY_LPM_MAX_ENTRIES: usize = crate::policy::MAX_SOURCE_RULES;
 
 /// `struct owned_key` from maps.h, as bytes.
 type OwnedKey = [u8; 20];
 /// `struct redirect_config` from maps.h, as bytes.
 type ConfigValue = [u8; 8];
+/// `struct host_policy` from policy.h, as bytes: ignore_v4, ignore_v6, allow_list, pad, pad2
+/// (4 bytes), rate_interval_ns (u64, host order), rate_burst_ns (u64).
+type HostPolicyValue = [u8; 24];
+/// `struct policy_lpm_key` from policy.h without its prefix length: the address.
+type LpmAddr = [u8; 16];
+
+/// Which source list of the XDP program a CIDR goes into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceList {
+    /// `--allow-from`: once it has an entry, only listed sources are handled.
+    Allow,
+    /// `--deny-from`: listed sources are passed to the kernel (before the allow list).
+    Deny,
+}
 
 /// An embedded object: its file name (for messages), its bytes, and the name of its XDP function.
 #[derive(Debug, Clone, Copy)]
@@ -188,11 +217,17 @@ fn config_value(mac: [u8; 6], policy: ReplyPolicy) -> ConfigValue {
     value
 }
 
-/// Adds `(vlan_id, addr)` to an `owned_addrs` map.
-fn insert_owned(map: &mut HashMap<MapData, OwnedKey, u32>, vlan_id: u16, addr: IpAddr) -> Result<(), LoaderError> {
+/// Adds `(vlan_id, addr)` to an `owned_addrs` map, held by device `ifindex` (0: the interface
+/// the program is attached to).
+fn insert_owned(
+    map: &mut HashMap<MapData, OwnedKey, u32>,
+    vlan_id: u16,
+    addr: IpAddr,
+    ifindex: u32,
+) -> Result<(), LoaderError> {
     validate_owned(addr)?;
     let key = owned_key(vlan_id, addr)?;
-    map.insert(key, 0, 0)
+    map.insert(key, ifindex, 0)
         .map_err(|source| map_error(MAP_OWNED_ADDRS, format!("adding {addr} on VLAN {vlan_id}"), source))
 }
 
@@ -203,8 +238,9 @@ pub struct EngineCounters {
     /// Owned echo requests the engine handled: redirected to an AF_XDP socket (afxdp), answered
     /// with `XDP_TX` (xdp-tx), dropped (drop).
     pub handled: u64,
-    /// Frames that are not an owned echo request (or not in a form the engine handles), passed
-    /// to the kernel.
+    /// Frames passed to the kernel: not an owned echo request (or not in a form the engine
+    /// handles), or an owned one whose reply the kernel's FIB leaves to the kernel (the sum of
+    /// [`EngineCounters::fib`] is included).
     pub passed: u64,
     /// afxdp only: owned echo requests that arrived on a queue with no socket in `xsks`, passed
     /// to the kernel instead. Non-zero while the responder runs means a queue is not served.
@@ -212,6 +248,73 @@ pub struct EngineCounters {
     /// xdp-tx only: owned echo requests with a wrong IPv4 header or ICMP checksum, dropped as
     /// the kernel drops them. (The afxdp engine's workers count these themselves.)
     pub bad_checksum: u64,
+    /// afxdp and xdp-tx: owned echo requests passed to the kernel because of the FIB lookup for
+    /// their reply, by reason (`redirect-ebpf/reply_path.h`).
+    pub fib: FibPasses,
+    /// afxdp and xdp-tx: owned echo requests handled without a FIB verdict, because the kernel
+    /// refuses the lookup while forwarding is disabled on the interface; their replies go back
+    /// to the request's source MAC. Included in `handled` (or `no_socket`). See docs/parity.md.
+    pub fib_unchecked: u64,
+    /// Owned echo requests passed to the kernel because its `echo_ignore_all` sysctl is set
+    /// (included in `passed`).
+    pub ignored: u64,
+    /// Owned echo requests passed because their source is in `--deny-from` (in `passed`).
+    pub denied: u64,
+    /// Owned echo requests passed because `--allow-from` does not list their source (in
+    /// `passed`).
+    pub not_allowed: u64,
+    /// Owned echo requests passed because their source exceeded `--rate-limit-per-source` (in
+    /// `passed`).
+    pub rate_limited: u64,
+}
+
+/// Owned echo requests the FIB lookup for the reply passed to the kernel, by reason (the
+/// `COUNTER_FIB_*` slots of `redirect-ebpf/redirect.h`, in that order).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FibPasses {
+    /// The next hop has no neighbour entry yet; the kernel resolves it (ARP / NS) first.
+    pub no_neigh: u64,
+    /// The reply would not take a unicast route: to our own address, a broadcast address, an
+    /// IPv6 link-local address, or a destination without any route.
+    pub not_unicast: u64,
+    /// A blackhole, unreachable or prohibit route.
+    pub no_route: u64,
+    /// The reply is larger than the route's MTU; the kernel fragments it.
+    pub frag_needed: u64,
+    /// The reply would leave by another interface, or a VLAN the program does not know, or the
+    /// frame was sent to a MAC the interface no longer has (after a MAC change).
+    pub other_egress: u64,
+    /// A lookup error, a lightweight-tunnel route, or no room for the metadata.
+    pub other: u64,
+}
+
+impl FibPasses {
+    /// No request passed for any reason.
+    pub const ZERO: FibPasses = FibPasses {
+        no_neigh: 0,
+        not_unicast: 0,
+        no_route: 0,
+        frag_needed: 0,
+        other_egress: 0,
+        other: 0,
+    };
+
+    /// The reasons with their labels (kebab-case, as in the JSON and metrics output).
+    pub fn by_reason(&self) -> [(&'static str, u64); 6] {
+        [
+            ("no-neighbour", self.no_neigh),
+            ("not-unicast", self.not_unicast),
+            ("no-route", self.no_route),
+            ("frag-needed", self.frag_needed),
+            ("other-egress", self.other_egress),
+            ("other", self.other),
+        ]
+    }
+
+    /// All of them.
+    pub fn total(&self) -> u64 {
+        self.by_reason().iter().map(|(_, n)| n).sum()
+    }
 }
 
 /// One engine's XDP program, loaded, maps filled; attached with [`EngineProgram::attach`].
@@ -226,8 +329,16 @@ pub struct EngineProgram {
     xsks: Option<XskMap<MapData>>,
     owned_addrs: HashMap<MapData, OwnedKey, u32>,
     counters: PerCpuArray<MapData, u64>,
-    /// `config`: kept to follow the interface's MAC ([`EngineProgram::set_mac`]).
+    /// `config`: kept to follow the interface's MAC ([`EngineProgram::set_mac`]) and the
+    /// reply TTL / hop limit ([`EngineProgram::set_reply_policy`]).
     config: Array<MapData, ConfigValue>,
+    /// The MAC last written to `config`.
+    mac: [u8; 6],
+    host_policy: Array<MapData, HostPolicyValue>,
+    host_policy_value: HostPolicyValue,
+    allow_from: LpmTrie<MapData, LpmAddr, u32>,
+    deny_from: LpmTrie<MapData, LpmAddr, u32>,
+    policy_counters: PerCpuArray<MapData, u64>,
     pub(super) ebpf: Ebpf,
 }
 
@@ -288,6 +399,10 @@ impl EngineProgram {
         config
             .set(0, config_value(mac, policy), 0)
             .map_err(|source| map_error(MAP_CONFIG, "setting the interface MAC and reply TTL".into(), source))?;
+        let host_policy: Array<MapData, HostPolicyValue> = take_map(&mut ebpf, MAP_HOST_POLICY)?;
+        let allow_from: LpmTrie<MapData, LpmAddr, u32> = take_map(&mut ebpf, MAP_ALLOW_FROM)?;
+        let deny_from: LpmTrie<MapData, LpmAddr, u32> = take_map(&mut ebpf, MAP_DENY_FROM)?;
+        let policy_counters: PerCpuArray<MapData, u64> = take_map(&mut ebpf, MAP_POLICY_COUNTERS)?;
 
         let mut this = Self {
             attacher: Attacher::default(),
@@ -295,7 +410,13 @@ impl EngineProgram {
             xsks,
             owned_addrs,
             counters,
+            mac,
             config,
+            host_policy,
+            host_policy_value: [0; 24],
+            allow_from,
+            deny_from,
+            policy_counters,
             ebpf,
         };
         for &addr in owned {
@@ -306,8 +427,19 @@ impl EngineProgram {
 
     /// Adds `(vlan_id, addr)` to `owned_addrs`: echo requests to `addr` in frames tagged with
     /// `vlan_id` (0 = untagged or priority-tagged) are handled from now on.
+    ///
+    /// The reply's route is looked up from the interface the request arrived on, which is right
+    /// for untagged frames; for a VLAN, see [`EngineProgram::add_address_on`] (without it,
+    /// tagged requests are passed to the kernel).
     pub fn add_address(&mut self, vlan_id: u16, addr: IpAddr) -> Result<(), LoaderError> {
-        insert_owned(&mut self.owned_addrs, vlan_id, addr)
+        insert_owned(&mut self.owned_addrs, vlan_id, addr, 0)
+    }
+
+    /// Like [`EngineProgram::add_address`], for an address held by the device `ifindex` (the
+    /// VLAN device, e.g. `eth0.100`, for `vlan_id` 100): the reply's FIB lookup starts from that
+    /// device and the reply is sent only when the route leaves by it.
+    pub fn add_address_on(&mut self, vlan_id: u16, addr: IpAddr, ifindex: u32) -> Result<(), LoaderError> {
+        insert_owned(&mut self.owned_addrs, vlan_id, addr, ifindex)
     }
 
     /// Removes `(vlan_id, addr)` from `owned_addrs`; requests for it go to the kernel again.
@@ -333,7 +465,67 @@ impl EngineProgram {
         value[..6].copy_from_slice(&mac);
         self.config
             .set(0, value, 0)
-            .map_err(|source| map_error(MAP_CONFIG, "setting the interface MAC".into(), source))
+            .map_err(|source| map_error(MAP_CONFIG, "setting the interface MAC".into(), source))?;
+        self.mac = mac;
+        Ok(())
+    }
+
+    /// Writes the reply TTL and hop limit of `policy` into the `config` map (what the xdp-tx
+    /// engine puts in its replies; the other programs ignore them), e.g. after the host's
+    /// sysctls changed.
+    pub fn set_reply_policy(&mut self, policy: ReplyPolicy) -> Result<(), LoaderError> {
+        self.config
+            .set(0, config_value(self.mac, policy), 0)
+            .map_err(|source| map_error(MAP_CONFIG, "updating the reply TTL and hop limit".into(), source))
+    }
+
+    /// Sets whether the program passes every IPv4 / IPv6 owned echo request to the kernel (the
+    /// `echo_ignore_all` sysctls), in the `host_policy` map.
+    pub fn set_ignore_all(&mut self, ipv4: bool, ipv6: bool) -> Result<(), LoaderError> {
+        let mut value = self.host_policy_value;
+        value[0] = u8::from(ipv4);
+        value[1] = u8::from(ipv6);
+        self.write_host_policy(value)
+    }
+
+    /// Adds `cidr` to a source list of the program. The first `--allow-from` entry turns the
+    /// allow list on: from then on only listed sources are handled, the rest is passed.
+    pub fn add_source_rule(&mut self, list: SourceList, cidr: Cidr) -> Result<(), LoaderError> {
+        let (prefix, addr) = cidr.lpm_key();
+        let (map, name) = match list {
+            SourceList::Allow => (&mut self.allow_from, MAP_ALLOW_FROM),
+            SourceList::Deny => (&mut self.deny_from, MAP_DENY_FROM),
+        };
+        map.insert(&LpmKey::new(prefix, addr), 0, 0)
+            .map_err(|source| map_error(name, format!("adding {cidr}"), source))?;
+        if list == SourceList::Allow && self.host_policy_value[2] == 0 {
+            let mut value = self.host_policy_value;
+            value[2] = 1;
+            self.write_host_policy(value)?;
+        }
+        Ok(())
+    }
+
+    /// Limits each source to `per_second` owned echo requests per second with bursts of `burst`
+    /// (`--rate-limit-per-source`); requests beyond it are passed to the kernel. 0: no limit.
+    pub fn set_rate_limit(&mut self, per_second: u32, burst: u32) -> Result<(), LoaderError> {
+        let mut value = self.host_policy_value;
+        let interval = 1_000_000_000u64.checked_div(u64::from(per_second)).unwrap_or(0);
+        let tolerance = interval * u64::from(burst.max(1) - 1);
+        value[8..16].copy_from_slice(&interval.to_ne_bytes());
+        value[16..24].copy_from_slice(&tolerance.to_ne_bytes());
+        self.write_host_policy(value)
+    }
+
+    fn write_host_policy(&mut self, value: HostPolicyValue) -> Result<(), LoaderError> {
+        if value == self.host_policy_value {
+            return Ok(());
+        }
+        self.host_policy
+            .set(0, value, 0)
+            .map_err(|source| map_error(MAP_HOST_POLICY, "setting the host policy".into(), source))?;
+        self.host_policy_value = value;
+        Ok(())
     }
 
     /// The engine whose program this is.
@@ -385,11 +577,33 @@ impl EngineProgram {
                 .map_err(|source| map_error(MAP_COUNTERS, format!("reading counter {name}"), source))?;
             Ok(values.iter().copied().fold(0u64, u64::wrapping_add))
         };
+        let fib_slot = |i: u32| read(COUNTER_FIB_FIRST + i, "fib");
+        let fib = FibPasses {
+            no_neigh: fib_slot(0)?,
+            not_unicast: fib_slot(1)?,
+            no_route: fib_slot(2)?,
+            frag_needed: fib_slot(3)?,
+            other_egress: fib_slot(4)?,
+            other: fib_slot(5)?,
+        };
+        let read_policy = |index: u32, name: &str| -> Result<u64, LoaderError> {
+            let values = self
+                .policy_counters
+                .get(&index, 0)
+                .map_err(|source| map_error(MAP_POLICY_COUNTERS, format!("reading counter {name}"), source))?;
+            Ok(values.iter().copied().fold(0u64, u64::wrapping_add))
+        };
         Ok(EngineCounters {
             handled: read(COUNTER_HANDLED, "handled")?,
-            passed: read(COUNTER_PASSED, "passed")?,
+            passed: read(COUNTER_PASSED, "passed")? + fib.total(),
             no_socket: read(COUNTER_NO_SOCKET, "no_socket")?,
             bad_checksum: read(COUNTER_BAD_CHECKSUM, "bad_checksum")?,
+            fib,
+            fib_unchecked: read(COUNTER_FIB_UNCHECKED, "fib_unchecked")?,
+            ignored: read_policy(POLICY_IGNORE_ALL, "ignore_all")?,
+            denied: read_policy(POLICY_DENIED, "denied")?,
+            not_allowed: read_policy(POLICY_NOT_ALLOWED, "not_allowed")?,
+            rate_limited: read_policy(POLICY_RATE_LIMITED, "rate_limited")?,
         })
     }
 
@@ -436,7 +650,7 @@ impl CaptureProgram {
         let mut ebpf = load_object(CAPTURE_OBJECT)?;
         let xsks = take_xsks(&mut ebpf)?;
         let mut owned: HashMap<MapData, OwnedKey, u32> = take_map(&mut ebpf, MAP_OWNED_ADDRS)?;
-        insert_owned(&mut owned, 0, our_addr)?;
+        insert_owned(&mut owned, 0, our_addr, 0)?;
         let mut attacher = Attacher::default();
         let obtained = attacher.attach(xdp_program(&mut ebpf, Self::NAME)?, Self::NAME, ifname, mode)?;
         Ok((
@@ -507,6 +721,7 @@ mod tests {
         let policy = ReplyPolicy {
             ipv4_ttl: 63,
             ipv6_hop_limit: 255,
+            ..ReplyPolicy::DEFAULT
         };
         assert_eq!(config_value([2, 0, 0, 0, 0, 1], policy), [2, 0, 0, 0, 0, 1, 63, 255]);
     }

@@ -75,6 +75,22 @@ impl EngineProgram {
         Ok((action, out))
     }
 
+    /// Like [`EngineProgram::test_run_on_interface`], and also returns what the program left:
+    /// the kernel returns the frame from its metadata on, so the output starts with the XDP
+    /// metadata the program wrote (for the afxdp engine, `struct reply_meta`, 16 bytes), then
+    /// the frame.
+    pub fn test_run_on_interface_with_output(
+        &self,
+        frame: &[u8],
+        ifindex: u32,
+        rx_queue_index: u32,
+    ) -> Result<(u32, Vec<u8>), LoaderError> {
+        let mut out = vec![0u8; frame.len() + 256];
+        let (action, len) = self.run_raw(frame, Some((ifindex, rx_queue_index)), Some(&mut out))?;
+        out.truncate(len);
+        Ok((action, out))
+    }
+
     fn run(&self, frame: &[u8], ingress: Option<(u32, u32)>) -> Result<u32, LoaderError> {
         self.run_raw(frame, ingress, None).map(|(action, _)| action)
     }

@@ -4,7 +4,8 @@ and capture what comes back.
 
 Run by tests/parity.rs inside the client network namespace, once while the Linux kernel answers
 and once while afxdp-responder runs. Arguments: one JSON object with the lab's names, MACs and
-addresses (see `Lab` below). Prints one JSON object per case, one per line:
+addresses (see `Lab` below), then `--fib` for the routing/neighbour cases (`fib_cases`) instead
+of the packet-format ones, then optionally case names to run only those. Prints one JSON object per case, one per line:
 
     {"case": "v4-basic", "replies": ["<hex frame>", ...], "kernel_icmp_out": 1}
 
@@ -75,6 +76,7 @@ class Lab:
         self.c6_ll = cfg["client_v6_ll"]
         self.r6_ll = cfg["responder_v6_ll"]
         self.other_mac = cfg["other_mac"]
+        self.responder_if = cfg.get("responder_if", "")
 
 
 def pattern(n):
@@ -162,6 +164,86 @@ def cases(lab):
     return out
 
 
+def fib_cases(lab):
+    """The cases where the host's routing and neighbour state decide whether and where a reply
+    goes (issue 10: the XDP program asks the kernel's FIB). Run with `--fib`, after tests/parity.rs
+    enabled forwarding on the responder's interface (bpf_fib_lookup needs it) and added the routes
+    named below in the responder namespace. (name, [frames], listen seconds, [commands to run in
+    the responder namespace first])."""
+    eth = Ether(src=lab.c_mac, dst=lab.r_mac)
+    dev = lab.responder_if
+
+    def echo4(payload=56):
+        return ICMP(type=8, id=0x1234, seq=1) / Raw(pattern(payload))
+
+    def echo6(payload=56):
+        return ICMPv6EchoRequest(id=0x1234, seq=1, data=pattern(payload))
+
+    def v4(src, payload=56, mac=None):
+        return bytes(Ether(src=mac or lab.c_mac, dst=lab.r_mac) / IP(src=src, dst=lab.r4) / echo4(payload))
+
+    def v6(src, payload=56, mac=None):
+        return bytes(Ether(src=mac or lab.c_mac, dst=lab.r_mac) / IPv6(src=src, dst=lab.r6) / echo6(payload))
+
+    def forget(addr):
+        # `ip neigh del` fails when there is no entry: `|| true` keeps the case going.
+        return ["sh", "-c", f"ip neigh del {addr} dev {dev} 2>/dev/null || true"]
+
+    out = []
+
+    def case(name, frames, before=(), listen=LISTEN):
+        out.append((name, frames, listen, list(before)))
+
+    case("fib-v4-neighbour-resolves", [v4(lab.c4)], [forget(lab.c4)], listen=1.0)
+    case("fib-v6-neighbour-resolves", [v6(lab.c6)], [forget(lab.c6)], listen=1.0)
+    # Now both neighbours are resolved (whatever the previous run left).
+    case("fib-v4-basic", [v4(lab.c4)])
+    case("fib-v6-basic", [v6(lab.c6)])
+    case("fib-v4-source-own-address", [v4(lab.r4)])
+    case("fib-v4-source-subnet-broadcast", [v4(lab.bcast4)])
+    # The neighbour answers ARP / NS (the client owns the address): the kernel resolves it first,
+    # then answers; the responder must leave it to the kernel.
+    case("fib-v4-source-no-route", [v4("198.19.9.9")])
+    case("fib-v6-source-no-route", [v6("2001:db8:9::9")])
+    case("fib-v4-source-blackhole", [v4("198.19.1.5")])
+    case("fib-v4-source-unreachable", [v4("198.19.2.5")])
+    case("fib-v4-source-prohibit", [v4("198.19.3.5")])
+    case("fib-v6-source-blackhole", [v6("2001:db8:11::5")])
+    case("fib-v6-source-unreachable", [v6("2001:db8:12::5")])
+    case("fib-v6-source-prohibit", [v6("2001:db8:13::5")])
+    case("fib-v6-ipv4-compatible-source", [v6("::198.18.0.2")])
+    # Routed back by the client, with a small route MTU: Linux fragments the reply.
+    case("fib-v4-reply-over-route-mtu", [v4("198.19.4.9", 1000)])
+    case("fib-v6-reply-over-route-mtu", [v6("2001:db8:4::9", 1400)])
+    # The same with an unlocked route MTU, which bpf_fib_lookup does not see (a known difference).
+    case("fib-v6-reply-over-unlocked-route-mtu", [v6("2001:db8:5::9", 1400)])
+    # A request whose source MAC is not the neighbour table's: the reply goes to the table's MAC.
+    case("fib-v4-source-mac-not-the-neighbours", [v4(lab.c4, mac=lab.other_mac)], listen=1.0)
+    case("fib-v6-source-mac-not-the-neighbours", [v6(lab.c6, mac=lab.other_mac)], listen=1.0)
+    case("fib-v6-link-local", b_frames(eth / IPv6(src=lab.c6_ll, dst=lab.r6_ll) / echo6()))
+    # The responder's interface changes its MAC while running: a request still sent to the old
+    # MAC is not taken by Linux any more; one sent to the new MAC is answered from it. Then the
+    # MAC goes back, which flushes the neighbour table: the kernel resolves the client again.
+    new_mac = "02:af:00:00:00:42"
+    # (The kernel may send ICMPv6 of its own right after a MAC change: wait before counting.)
+    settle = ["sleep", "1"]
+    case("fib-v4-to-the-old-mac-after-a-mac-change", [v4(lab.c4)], [["ip", "link", "set", "dev", dev, "address", new_mac], settle])
+    to_new = bytes(Ether(src=lab.c_mac, dst=new_mac) / IP(src=lab.c4, dst=lab.r4) / echo4())
+    case("fib-v4-to-the-new-mac-after-a-mac-change", [to_new])
+    case("fib-v4-after-the-mac-is-back", [v4(lab.c4)], [["ip", "link", "set", "dev", dev, "address", lab.r_mac], settle], listen=0.5)
+    # Last: the kernel gives up resolving these after about 3 s and may then send an ICMP error
+    # to its own address, which would count as a later case's answer; the long listen of the
+    # last case catches it.
+    case("fib-v4-source-network-address", [v4("198.18.0.0")])
+    case("fib-v4-source-no-neighbour", [v4("198.18.0.77")], [forget("198.18.0.77")])
+    case("fib-v6-source-no-neighbour", [v6("2001:db8:0:1::77")], [forget("2001:db8:0:1::77")], listen=4.0)
+    return out
+
+
+def b_frames(*pkts):
+    return [bytes(p) for p in pkts]
+
+
 def kernel_icmp_out(ns):
     """ICMP + ICMPv6 messages the responder namespace's kernel has sent, without ND and MLD."""
     text = subprocess.run(
@@ -195,8 +277,9 @@ def kernel_icmp_out(ns):
 
 
 def is_noise(frame, c_mac):
-    """Frames that are not an answer to the case: not to the client's MAC, not IP, ND/MLD."""
-    if frame[0:6] != c_mac:
+    """Frames that are not an answer to the case: not to the client's MAC (or to Ethernet
+    broadcast, where Linux answers a subnet-broadcast source), not IP, ND/MLD."""
+    if frame[0:6] != c_mac and frame[0:6] != b"\xff" * 6:
         return True
     ethertype = struct.unpack("!H", frame[12:14])[0]
     l3 = 14
@@ -238,14 +321,19 @@ def receive(sock, until, c_mac):
 
 def main():
     lab = Lab(json.loads(sys.argv[1]))
-    only = set(sys.argv[2:])
+    args = sys.argv[2:]
+    fib = "--fib" in args
+    only = set(a for a in args if a != "--fib")
     c_mac = bytes.fromhex(lab.c_mac.replace(":", ""))
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
     sock.bind((lab.iface, 0))
-    for name, frames, listen in cases(lab):
+    chosen = fib_cases(lab) if fib else [(n, f, t, []) for n, f, t in cases(lab)]
+    for name, frames, listen, before_cmds in chosen:
         if only and name not in only:
             continue
+        for cmd in before_cmds:
+            subprocess.run(["ip", "netns", "exec", lab.responder_ns, *cmd], check=True, timeout=10)
         # Whatever arrived before this case is not its answer.
         receive(sock, time.monotonic() + 0.02, c_mac)
         before = kernel_icmp_out(lab.responder_ns)
