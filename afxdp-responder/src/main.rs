@@ -85,6 +85,19 @@ enum Command {
     /// with a bound AF_XDP socket. Exit
     /// status 1 when no XDP program is attached.
     Status(StatusArgs),
+    /// Print a shell completion script on stdout (bash, zsh, fish, elvish, powershell).
+    ///
+    /// E.g. `afxdp-responder completions bash > /etc/bash_completion.d/afxdp-responder`. The
+    /// Debian package installs the bash, zsh and fish scripts.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page afxdp-responder(1) (roff) on stdout.
+    ///
+    /// E.g. `afxdp-responder man | man -l -`. The Debian package installs it.
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -502,6 +515,14 @@ fn main() -> ExitCode {
             logging::init(args.verbosity.level());
             run_status(&args)
         }
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(shell, &mut Cli::command(), "afxdp-responder", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Some(Command::Man) => match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(format!("cannot write the manual page: {e}")),
+        },
         None => {
             logging::init(cli.run.verbosity.level());
             run_responder(cli.run)
@@ -650,6 +671,66 @@ mod tests {
         let argv: Vec<OsString> = argv.iter().map(OsString::from).collect();
         config_file::expand_with_text(&Cli::command(), &argv, "afxdp-responder.toml", file)
             .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// What `afxdp-responder man` and `completions SHELL` print now.
+    fn generated(what: &str) -> String {
+        let mut out = Vec::new();
+        match what {
+            "man" => clap_mangen::Man::new(Cli::command()).render(&mut out).unwrap(),
+            shell => {
+                let shell: clap_complete::Shell = shell.parse().unwrap();
+                clap_complete::generate(shell, &mut Cli::command(), "afxdp-responder", &mut out);
+            }
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The committed manual page and completion scripts (installed by the Debian package) are what
+    /// the command line's definition generates today.
+    #[test]
+    fn the_committed_man_page_and_completions_are_current() {
+        let committed = [
+            (
+                "man",
+                "docs/man/man1/afxdp-responder.1",
+                include_str!("../../docs/man/man1/afxdp-responder.1"),
+            ),
+            (
+                "bash",
+                "config/completions/afxdp-responder.bash",
+                include_str!("../../config/completions/afxdp-responder.bash"),
+            ),
+            (
+                "zsh",
+                "config/completions/_afxdp-responder",
+                include_str!("../../config/completions/_afxdp-responder"),
+            ),
+            (
+                "fish",
+                "config/completions/afxdp-responder.fish",
+                include_str!("../../config/completions/afxdp-responder.fish"),
+            ),
+        ];
+        for (what, path, text) in committed {
+            let command = if what == "man" {
+                "man".to_string()
+            } else {
+                format!("completions {what}")
+            };
+            assert!(
+                generated(what) == text,
+                "{path} is stale: refresh it with `cargo run -q -p afxdp-responder -- {command} > {path}` \
+                 (or all of them: docs/deploy.md#man-page-and-completions)"
+            );
+        }
+        // The choices of the enum options are listed.
+        let man = generated("man");
+        for value in ["zero-copy", "xdp-tx", "adaptive", "skb"] {
+            // roff writes a hyphen as `\-`.
+            let roff = value.replace('-', "\\-");
+            assert!(man.contains(&roff), "the man page does not list {value}");
+        }
     }
 
     #[test]
