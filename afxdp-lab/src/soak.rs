@@ -755,7 +755,11 @@ fn flood_thread(pair: &NetnsPair, exe: &Path, args: &SoakArgs, shared: &FloodSha
             break;
         }
         let guard = shared.gate.lock().unwrap_or_else(|e| e.into_inner());
-        let family = if chunk.is_multiple_of(2) { Family::V4 } else { Family::V6 };
+        let family = if chunk.is_multiple_of(2) {
+            Family::V4
+        } else {
+            Family::V6
+        };
         let load = Load {
             family,
             ip_size: FLOOD_SIZES[(chunk / 2) as usize % FLOOD_SIZES.len()],
