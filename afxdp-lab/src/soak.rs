@@ -503,13 +503,26 @@ impl Verdict {
         // A request the flood lost was dropped somewhere a counter says: the responder's socket
         // (kernel), its worker, or the generator's socket (its kernel).
         let explained = s.kernel_dropped + s.dropped + f.flood.kernel_dropped;
+        // And every request the program redirected reached a worker or was a counted kernel drop.
         check(
             "drops",
-            f.flood.lost <= explained,
+            f.flood.lost <= explained && s.handled == s.rx + s.kernel_dropped,
             format!(
                 "flood lost {} of {} requests; explained by the responder's kernel drops {}, worker drops {}, the \
-                 generator's kernel drops {}",
-                f.flood.lost, f.flood.sent, s.kernel_dropped, s.dropped, f.flood.kernel_dropped
+                 generator's kernel drops {}; program handled {} = rx {} + kernel drops {}: {}",
+                f.flood.lost,
+                f.flood.sent,
+                s.kernel_dropped,
+                s.dropped,
+                f.flood.kernel_dropped,
+                s.handled,
+                s.rx,
+                s.kernel_dropped,
+                if s.handled == s.rx + s.kernel_dropped {
+                    "yes"
+                } else {
+                    "NO"
+                }
             ),
         );
 
@@ -1076,7 +1089,7 @@ mod tests {
                 tx: 600_024,
                 dropped: 0,
                 kernel_dropped: 6,
-                handled: 600_032,
+                handled: 600_030,
                 owned_addresses: 2,
             }),
             samples: samples(&[20_000; 20], &[12; 20]),
@@ -1085,7 +1098,7 @@ mod tests {
                 tx: 600_024,
                 dropped: 0,
                 kernel_dropped: 6,
-                handled: 600_032,
+                handled: 600_030,
                 frames_accounted: true,
                 census: vec!["queue 0: 4096 frames = 4096 fill + 0 rx + 0 tx + 0 completion + 0 elsewhere".into()],
             }),
@@ -1175,6 +1188,11 @@ mod tests {
     fn unexplained_losses_fail() {
         let mut f = consistent();
         f.flood.lost = 11; // one more than the drop counters explain
+        assert_eq!(failed(&f), ["drops"]);
+        let mut f = consistent();
+        // Redirected by the program, but neither received nor counted as a kernel drop.
+        f.summary.as_mut().unwrap().handled += 1;
+        f.final_scrape.as_mut().unwrap().handled += 1;
         assert_eq!(failed(&f), ["drops"]);
     }
 
