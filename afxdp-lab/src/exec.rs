@@ -33,6 +33,7 @@ const TOOLS: &[(&str, &str)] = &[
     ("gzip", "gzip"),
     ("xz", "xz-utils"),
     ("zstd", "zstd"),
+    ("curl", "curl"),
 ];
 
 /// Directories searched besides `$PATH`: `sudo` and cron often drop the `sbin` ones, where `ip` lives.

@@ -40,6 +40,7 @@ mod netns;
 mod nstat;
 mod ping;
 mod responder;
+pub mod soak;
 pub mod vm;
 mod xdp_pass;
 

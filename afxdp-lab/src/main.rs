@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use afxdp_lab::{bench, demo, diagrams, one_line, responder_exe, vm};
+use afxdp_lab::{bench, demo, diagrams, one_line, responder_exe, soak, vm};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -17,7 +17,7 @@ use clap::{Parser, Subcommand};
                   Everything it creates (namespaces, a veth pair, addresses from 198.18.0.0/15 and \
                   2001:db8::/32 only) is removed when it ends, also on Ctrl-C or failure. It needs root \
                   and the afxdp-responder binary beside it (or in $AFXDP_RESPONDER).\n\n\
-                  Examples:\n  afxdp-lab demo\n  afxdp-lab demo --queues 2\n  afxdp-lab bench --quick\n  afxdp-lab vm --kernel 7 --mode all\n  afxdp-lab vm --nic igb\n  afxdp-lab vm --matrix\n  afxdp-lab vm --bench\n  afxdp-lab demo --example echo"
+                  Examples:\n  afxdp-lab demo\n  afxdp-lab demo --queues 2\n  afxdp-lab bench --quick\n  afxdp-lab vm --kernel 7 --mode all\n  afxdp-lab vm --nic igb\n  afxdp-lab vm --matrix\n  afxdp-lab vm --bench\n  afxdp-lab soak --duration 10m\n  afxdp-lab demo --example echo"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -38,6 +38,11 @@ enum Command {
     /// with --bench, zero-copy vs copy vs XDP_TX vs the kernel stack. Downloads go to
     /// /var/cache/afxdp-lab.
     Vm(vm::VmArgs),
+    /// The responder for a bounded time (default 10 min) at a fixed rate while addresses come and
+    /// go, the link flaps and the metrics are scraped; then checks that RSS and open descriptors
+    /// stayed flat, every frame and reply is accounted for and the metrics equal the summary.
+    /// Exit status 0: every check passed; 1: one failed (named in the output).
+    Soak(soak::SoakArgs),
     /// Regenerates the SVG diagrams of docs/diagrams from their .dia text sources (run it from a
     /// source checkout); --check only compares.
     Diagrams(diagrams::DiagramArgs),
@@ -71,6 +76,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Bench(args) => responder_exe().and_then(|exe| bench::run(&args, &exe)),
         Command::Vm(args) => vm::run(&args),
+        Command::Soak(args) => soak::run(&args),
         Command::Diagrams(args) => {
             return match diagrams::run(&args) {
                 Ok(true) => ExitCode::SUCCESS,

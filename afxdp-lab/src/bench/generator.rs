@@ -61,6 +61,14 @@ impl Load {
 /// `ip netns exec C afxdp-responder flood --iface c --dst R --src C --dst-mac MAC …` as the bench
 /// runs it (also printed in the docs for real NICs).
 pub fn flood_command(pair: &NetnsPair, exe: &Path, load: &Load) -> Command {
+    flood_command_from(pair, exe, load, pair.addr(Side::Client, load.family))
+}
+
+/// Like [`flood_command`], with `src` as the requests' source address instead of the client's
+/// own (`afxdp-lab soak` floods from an address of its own so that its capture program does not
+/// take the replies of the `ping`s running at the same time). The responder needs a neighbour
+/// entry for `src`.
+pub fn flood_command_from(pair: &NetnsPair, exe: &Path, load: &Load, src: std::net::IpAddr) -> Command {
     let mut cmd = pair.command_in(Side::Client, &exe.to_string_lossy());
     let queues: Vec<String> = (0..load.queues).map(|q| q.to_string()).collect();
     let rate = match load.rate {
@@ -70,7 +78,7 @@ pub fn flood_command(pair: &NetnsPair, exe: &Path, load: &Load) -> Command {
     cmd.arg("flood")
         .args(["--iface", pair.client_if()])
         .args(["--dst", &pair.addr(Side::Responder, load.family).to_string()])
-        .args(["--src", &pair.addr(Side::Client, load.family).to_string()])
+        .args(["--src", &src.to_string()])
         .args(["--dst-mac", &mac_string(pair.mac(Side::Responder))])
         .args(["--size", &load.ip_size.to_string()])
         .args(["--rate", &rate])
@@ -95,7 +103,12 @@ pub fn flood_command(pair: &NetnsPair, exe: &Path, load: &Load) -> Command {
 /// Sends `load` with `flood` (the `afxdp-responder` binary `exe`) from the client namespace of
 /// `pair` to the responder end, and returns its report.
 pub fn run_flood(pair: &NetnsPair, exe: &Path, load: &Load) -> Result<FloodReport, LabError> {
-    let cmd = flood_command(pair, exe, load);
+    run_flood_command(flood_command(pair, exe, load), load)
+}
+
+/// Runs a command made by [`flood_command`] or [`flood_command_from`] for `load` (bounded by its
+/// duration plus 30 s) and returns its report.
+pub fn run_flood_command(cmd: Command, load: &Load) -> Result<FloodReport, LabError> {
     let command = describe(&cmd);
     let output = run(cmd, "the flood generator", load.duration + Duration::from_secs(30))?;
     if !output.status.success() {
