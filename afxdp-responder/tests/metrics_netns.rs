@@ -1,7 +1,8 @@
 //! The Prometheus endpoint (`--metrics-addr`) of the real binary in a namespace pair: scraped
 //! with `curl` from inside the responder's namespace (its loopback is the namespace's own),
 //! before and after real pings; the exposition is checked by an independent parser, Python's
-//! `prometheus_client` (`./run.sh` installs it with pip). Needs root; bounded in time.
+//! `prometheus_client` (`./run.sh` installs it with pip), and by Prometheus's own linter,
+//! `promtool check metrics` (`$PROMTOOL`, which `./run.sh` fetches). Needs root; bounded in time.
 
 mod common;
 
@@ -55,6 +56,29 @@ fn value(text: &str, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
         .parse()
         .unwrap_or_else(|e| panic!("{series}: {e}"))
+}
+
+/// `promtool check metrics` (Prometheus's own linter: naming, units, `_total` on counters, help
+/// texts) accepts the exposition with no problem reported. `$PROMTOOL` or `promtool` on `PATH`
+/// (`./run.sh test` unpacks Debian's into /var/cache/afxdp-lab/promtool and sets `PROMTOOL`).
+fn check_with_promtool(text: &str) {
+    let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into());
+    let mut child = std::process::Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{promtool}: {e}: set PROMTOOL to promtool (./run.sh test fetches it)"));
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics found problems ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Parses the exposition with `prometheus_client.parser` and returns the family names it saw;
@@ -170,6 +194,7 @@ fn metrics_move_by_exactly_the_pings_and_parse_cleanly() {
 
     // An independent parser accepts it, with the types we mean.
     let families = validate_with_prometheus_client(&after.body);
+    check_with_promtool(&after.body);
     for want in [
         "afxdp_responder_requests_received counter",
         "afxdp_responder_requests_dropped counter",
@@ -244,6 +269,7 @@ fn in_kernel_engines_export_their_program_counters() {
         "no queues in the in-kernel engines: {after}"
     );
     validate_with_prometheus_client(&after);
+    check_with_promtool(&after);
     let exit = stop(responder);
     assert_eq!(exit.handled(), Some(before as u64 + 3), "{}", exit.finished.stdout);
 }
