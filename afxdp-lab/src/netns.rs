@@ -372,6 +372,14 @@ impl NetnsPair {
             )));
         }
         let cpus = allowed_cpus()?;
+        if queues == 1 {
+            // A one-queue veth has no XPS map to write (the kernel refuses `xps_cpus` on a device
+            // that is not multiqueue): every frame takes TX queue 0 whatever CPU sends it.
+            return cpus
+                .first()
+                .copied()
+                .ok_or_else(|| LabError::Config("this process may run on no CPU at all (empty affinity mask)".into()));
+        }
         let Some(&cpu) = cpus.get(queue as usize) else {
             return Err(LabError::Config(format!(
                 "cannot steer to queue {queue}: XPS gives each queue its own CPU and this process may \

@@ -255,8 +255,24 @@ fn kernel_answers_ping_v6_and_counters_match_exactly() {
 
 #[test]
 fn queue_steering_puts_the_flow_on_the_chosen_rx_queue() {
+    steering_puts_the_flow_on_the_chosen_rx_queue(pair());
+}
+
+/// A one-queue veth has no XPS map (the kernel refuses writes to `xps_cpus` there); steering to
+/// its only queue must still work, as `afxdp-lab demo --queues 1` needs.
+#[test]
+fn queue_steering_on_a_one_queue_veth() {
+    root();
+    let cfg = LabConfig {
+        queues: 1,
+        ..LabConfig::default()
+    };
+    let pair = NetnsPair::create(&cfg).unwrap_or_else(|err| panic!("creating the lab: {err}"));
+    steering_puts_the_flow_on_the_chosen_rx_queue(pair);
+}
+
+fn steering_puts_the_flow_on_the_chosen_rx_queue(pair: NetnsPair) {
     const COUNT: u64 = 20;
-    let pair = pair();
     let queues = pair.config().queues;
     let cpus = allowed_cpus().unwrap();
     assert!(
