@@ -68,13 +68,16 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod ring;
+pub mod sandbox;
 mod sys;
 mod umem;
 
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-pub use ring::{CompletionRing, ConsumerRing, Entry, FillRing, Peeked, ProducerRing, Reserved, RxRing, TxRing};
+pub use ring::{
+    CompletionRing, ConsumerRing, Entry, FillRing, KernelSide, Peeked, ProducerRing, Reserved, RingIndices, RxRing, TxRing,
+};
 pub use sys::{SyscallError, xdp_statistics};
 pub use umem::{Frame, Umem};
 
