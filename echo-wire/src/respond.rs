@@ -630,6 +630,7 @@ impl Responder {
             r.icmp_type = (echo.msg_type(), icmp::ECHO_REPLY_V4);
             r.icmp_checksum.old = echo.checksum();
             r.icmp_checksum.words[0] = (echo.type_code_word(), reply_word);
+            r.icmp_checksum.names[0] = "type/code";
             r.icmp_checksum.len = 1;
         });
         echo.set_msg_type(icmp::ECHO_REPLY_V4);
@@ -666,6 +667,7 @@ impl Responder {
                 (ip.flags_frag_word(), 0),
                 (ip.ttl_protocol_word(), ttl_protocol),
             ];
+            r.ip_checksum.names = ["id", "flags/frag", "ttl/protocol"];
             r.ip_checksum.len = 3;
             r.ip_checksum.new = header_checksum;
         });
@@ -724,6 +726,7 @@ impl Responder {
             r.icmp_type = (echo.msg_type(), icmp::ECHO_REPLY_V6);
             r.icmp_checksum.old = echo.checksum();
             r.icmp_checksum.words[0] = (echo.type_code_word(), reply_word);
+            r.icmp_checksum.names[0] = "type/code";
             r.icmp_checksum.len = 1;
             r.icmp_checksum.new = echo_checksum;
         });

@@ -80,6 +80,8 @@ pub struct ChecksumUpdate {
     pub words: [(u16, u16); 3],
     /// How many of `words` are used.
     pub len: usize,
+    /// What each word is (`"type/code"`, `"id"`, …), for the trace.
+    pub names: [&'static str; 3],
     /// `HC'`: the checksum the rewrite stored in the reply.
     pub new: u16,
 }
@@ -108,13 +110,16 @@ impl ChecksumUpdate {
 }
 
 impl fmt::Display for ChecksumUpdate {
-    /// `HC=0x1c4b: ~HC 0xe3b4 + ~m 0xf7ff (m 0x0800) + m' 0x0000 = 0xdbb4; HC'=~0xdbb4=0x244b`
+    /// `type/code 0x0800 -> 0x0000, HC 0x1c4b: ~HC 0xe3b4 + ~m 0xf7ff + m' 0x0000 = 0xdbb4; HC' = ~0xdbb4 = 0x244b`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "HC={:#06x}: ~HC {:#06x}", self.old, !self.old)?;
-        for &(m, m_new) in self.words() {
-            write!(f, " + ~m {:#06x} (m {m:#06x}) + m' {m_new:#06x}", !m)?;
+        for (&(m, m_new), name) in self.words().iter().zip(self.names) {
+            write!(f, "{name} {m:#06x} -> {m_new:#06x}, ")?;
         }
-        write!(f, " = {:#06x}; HC'=~{:#06x}={:#06x}", self.sum(), self.sum(), self.new)?;
+        write!(f, "HC {:#06x}: ~HC {:#06x}", self.old, !self.old)?;
+        for &(m, m_new) in self.words() {
+            write!(f, " + ~m {:#06x} + m' {m_new:#06x}", !m)?;
+        }
+        write!(f, " = {:#06x}; HC' = ~{:#06x} = {:#06x}", self.sum(), self.sum(), self.new)?;
         if self.recompute() != self.new {
             write!(f, " (all-zero message: 0x0000 sent as 0xffff)")?;
         }
@@ -271,7 +276,11 @@ impl fmt::Display for Change<'_> {
                 }
                 Ok(())
             }
-            ChangeKind::Addrs => write!(f, "ip src {} -> {}, dst {} -> {}", r.src, r.dst, r.dst, r.src),
+            ChangeKind::Addrs => write!(
+                f,
+                "ip src {} -> {}, dst {} -> {} (swapped: no checksum changes)",
+                r.src, r.dst, r.dst, r.src
+            ),
             ChangeKind::Type => write!(f, "icmp type {} -> {}", r.icmp_type.0, r.icmp_type.1),
             ChangeKind::Ttl if r.family == Family::V4 => write!(f, "ttl {} -> {}", r.ttl.0, r.ttl.1),
             ChangeKind::Ttl => write!(f, "hop limit {} -> {}", r.ttl.0, r.ttl.1),
@@ -334,7 +343,7 @@ mod tests {
                 assert_eq!(r.icmp_type, (128, 129));
             }
             let lines: Vec<String> = r.changes().map(|c| c.to_string()).collect();
-            assert!(lines.iter().any(|l| l.starts_with("icmp checksum HC=")), "{lines:?}");
+            assert!(lines.iter().any(|l| l.starts_with("icmp checksum type/code ")), "{lines:?}");
         }
     }
 
