@@ -57,6 +57,7 @@ fn vm(kernel: GuestKernel, nic: Nic, queues: u32, modes: &[&str], flood: Option<
         flood,
         echo: false,
         responder: responder_exe().unwrap_or_else(|e| panic!("{}", one_line(&e))),
+        responder_args: vec![],
     };
     let report = run_vm(&cfg, &Cache::default(), Arc::new(AtomicBool::new(false)))
         .unwrap_or_else(|e| panic!("vm run on {kernel}: {}", one_line(&e)));
