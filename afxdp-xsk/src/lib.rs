@@ -532,6 +532,19 @@ impl Xsk {
         sys::statistics(self.fd.as_fd())
     }
 
+    /// Gives the frames the kernel has finished sending (completion ring) back to the fill
+    /// ring, to receive into again: as many as the fill ring has room for now (the rest stay on
+    /// the completion ring for the next call). Returns how many moved. The teaching examples'
+    /// reclaim step; the daemon's worker does the same with its tracer's hooks.
+    pub fn recycle_completions(&mut self) -> u32 {
+        let parts = self.split();
+        let mut refill = parts.fill.reserve(parts.completion.available(u32::MAX));
+        for frame in parts.completion.peek(refill.remaining()) {
+            refill.push(frame);
+        }
+        refill.submit()
+    }
+
     /// Tells the kernel to transmit what is on the TX ring.
     pub fn kick_tx(&self) -> Result<(), SyscallError> {
         sys::kick_tx(self.fd.as_fd())
