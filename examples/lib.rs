@@ -33,7 +33,9 @@ mod tests {
         let mut open = false;
         let mut found = Vec::new();
         for (i, line) in text.lines().enumerate() {
-            let Some(info) = line.trim_start().strip_prefix("```") else { continue };
+            let Some(info) = line.trim_start().strip_prefix("```") else {
+                continue;
+            };
             if !open {
                 let info = info.trim();
                 if info.split(',').next() == Some("rust") && !info.contains("ignore") {

@@ -389,13 +389,19 @@ fn run_trace(exe: &std::path::Path, frames: u32, args: &DemoArgs) -> Result<Exit
     let responder = ResponderProcess::start(&pair, exe, &responder_args)?;
     let v4 = frames.div_ceil(2);
     let v6 = frames - v4;
-    println!("2. Pinging it from namespace {}: {v4} IPv4 and {v6} IPv6 echo requests", pair.client_ns());
+    println!(
+        "2. Pinging it from namespace {}: {v4} IPv4 and {v6} IPv6 echo requests",
+        pair.client_ns()
+    );
     let mut received = 0;
     for (family, count) in [(Family::V4, v4), (Family::V6, v6)] {
         if count > 0 {
             // One at a time, so that each request is its own batch; faster for long traces.
             let gap = if frames > 16 { 20 } else { 200 };
-            let report = ping(&pair, &PingSpec::new(family, count).interval(Duration::from_millis(gap)))?;
+            let report = ping(
+                &pair,
+                &PingSpec::new(family, count).interval(Duration::from_millis(gap)),
+            )?;
             received += report.received;
         }
     }

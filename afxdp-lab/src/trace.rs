@@ -72,7 +72,9 @@ impl Journey {
             ));
         }
         if self.filled_before_bind && u64::from(fill_index) * frame_size != fill_frame {
-            return Err(format!("#{n}: fill index {fill_index} did not hold frame {fill_frame:#x} at bind"));
+            return Err(format!(
+                "#{n}: fill index {fill_index} did not hold frame {fill_frame:#x} at bind"
+            ));
         }
         if let Some(reason) = &self.dropped {
             return match self.refill {
@@ -85,7 +87,10 @@ impl Journey {
             return Err(format!("#{n}: tx addr {tx_addr:#x} != rx addr {rx_addr:#x}"));
         }
         if self.completion != Some(tx_addr) {
-            return Err(format!("#{n}: completion {:?} is not tx addr {tx_addr:#x}", self.completion));
+            return Err(format!(
+                "#{n}: completion {:?} is not tx addr {tx_addr:#x}",
+                self.completion
+            ));
         }
         if self.refill != Some(fill_frame) {
             return Err(format!("#{n}: refill {:?} is not frame {fill_frame:#x}", self.refill));
@@ -95,7 +100,12 @@ impl Journey {
         }
         for c in &self.checksums {
             if c.recompute() != c.new {
-                return Err(format!("#{n}: {} checksum: the arithmetic gives {:#06x}, not {:#06x}", c.which, c.recompute(), c.new));
+                return Err(format!(
+                    "#{n}: {} checksum: the arithmetic gives {:#06x}, not {:#06x}",
+                    c.which,
+                    c.recompute(),
+                    c.new
+                ));
             }
         }
         Ok(())
@@ -106,10 +116,18 @@ impl Journey {
 pub fn parse(text: &str) -> Vec<Journey> {
     let mut journeys: BTreeMap<(u32, u32), Journey> = BTreeMap::new();
     for line in text.lines() {
-        let Some(rest) = line.strip_prefix("trace q") else { continue };
-        let Some((queue, rest)) = rest.split_once(" #") else { continue };
-        let Some((number, rest)) = rest.split_once(' ') else { continue };
-        let (Ok(queue), Ok(number)) = (queue.parse::<u32>(), number.parse::<u32>()) else { continue };
+        let Some(rest) = line.strip_prefix("trace q") else {
+            continue;
+        };
+        let Some((queue, rest)) = rest.split_once(" #") else {
+            continue;
+        };
+        let Some((number, rest)) = rest.split_once(' ') else {
+            continue;
+        };
+        let (Ok(queue), Ok(number)) = (queue.parse::<u32>(), number.parse::<u32>()) else {
+            continue;
+        };
         let rest = rest.trim_start();
         let (step, body) = rest.split_once(' ').unwrap_or((rest, ""));
         let body = body.trim_start();
@@ -120,7 +138,9 @@ pub fn parse(text: &str) -> Vec<Journey> {
         });
         match step {
             "fill" => {
-                j.fill = num_after(body, "index ").zip(hex_after(body, "<- frame ")).map(|(i, f)| (i as u32, f));
+                j.fill = num_after(body, "index ")
+                    .zip(hex_after(body, "<- frame "))
+                    .map(|(i, f)| (i as u32, f));
                 j.filled_before_bind = body.contains("before bind");
             }
             "rx" => {

@@ -113,7 +113,12 @@ impl Tracer {
         let t = Box::new(Tracer {
             queue: xsk.queue(),
             frame_size,
-            sizes: [xsk.fill().size(), xsk.rx().size(), xsk.tx().size(), xsk.completion().size()],
+            sizes: [
+                xsk.fill().size(),
+                xsk.rx().size(),
+                xsk.tx().size(),
+                xsk.completion().size(),
+            ],
             limit,
             started: 0,
             finished: 0,
@@ -374,4 +379,3 @@ impl Tracer {
         }
     }
 }
-

@@ -41,7 +41,9 @@ fn frames(text: &str) -> Vec<Vec<u8>> {
         let bytes = hex.split_once(':').map_or("", |(_, b)| b);
         for group in bytes.split_whitespace() {
             for pair in group.as_bytes().chunks(2) {
-                let byte = std::str::from_utf8(pair).ok().and_then(|p| u8::from_str_radix(p, 16).ok());
+                let byte = std::str::from_utf8(pair)
+                    .ok()
+                    .and_then(|p| u8::from_str_radix(p, 16).ok());
                 frame.push(byte.unwrap_or_else(|| panic!("bad hex in {line:?}")));
             }
         }
@@ -78,16 +80,36 @@ fn the_trace_of_real_pings_is_consistent_and_its_checksums_are_on_the_wire() {
     let pair = pair(1);
     let responder = start(
         &pair,
-        &["--queues", "0", "--stats-interval", "0", "--check-frames", "--trace", "4"],
+        &[
+            "--queues",
+            "0",
+            "--stats-interval",
+            "0",
+            "--check-frames",
+            "--trace",
+            "4",
+        ],
     );
     let mut tcpdump = pair.command_in(Side::Client, "tcpdump");
-    tcpdump.args(["-i", pair.client_if(), "-n", "-xx", "-l", "--immediate-mode", "icmp or icmp6"]);
+    tcpdump.args([
+        "-i",
+        pair.client_if(),
+        "-n",
+        "-xx",
+        "-l",
+        "--immediate-mode",
+        "icmp or icmp6",
+    ]);
     let mut capture = Background::spawn(tcpdump).expect("tcpdump");
     capture.wait_for_line("listening on", Duration::from_secs(10)).unwrap();
     // Two IPv4 and two IPv6 requests traced, then two more IPv6 ones: the tracer must stop
     // after FRAMES.
     for (family, count) in [(Family::V4, 2), (Family::V6, 4)] {
-        let report = ping(&pair, &PingSpec::new(family, count).interval(Duration::from_millis(100))).unwrap();
+        let report = ping(
+            &pair,
+            &PingSpec::new(family, count).interval(Duration::from_millis(100)),
+        )
+        .unwrap();
         assert_eq!(report.received, u64::from(count), "{}", report.raw);
     }
     std::thread::sleep(Duration::from_millis(300));
@@ -100,7 +122,10 @@ fn the_trace_of_real_pings_is_consistent_and_its_checksums_are_on_the_wire() {
         assert!(Event::parse_line(line).is_some(), "not a JSON event on stdout: {line}");
     }
     assert!(stderr.contains("trace q0: copy mode"), "{stderr}");
-    assert!(stderr.contains("trace q0: 4 frames traced and back on the fill ring; tracer off"), "{stderr}");
+    assert!(
+        stderr.contains("trace q0: 4 frames traced and back on the fill ring; tracer off"),
+        "{stderr}"
+    );
 
     let journeys: Vec<Journey> = trace::parse(stderr);
     assert_eq!(journeys.len(), FRAMES as usize, "{stderr}");
@@ -113,7 +138,11 @@ fn the_trace_of_real_pings_is_consistent_and_its_checksums_are_on_the_wire() {
         assert_eq!(j.fill.map(|f| f.0), Some(i as u32), "{stderr}");
         let (family, id, seq) = j.request.clone().unwrap();
         let v6 = family == "IPv6";
-        assert_eq!((v6, seq), (i >= 2, (i % 2) as u16 + 1), "pings 1-2 are IPv4, 3-4 IPv6: {stderr}");
+        assert_eq!(
+            (v6, seq),
+            (i >= 2, (i % 2) as u16 + 1),
+            "pings 1-2 are IPv4, 3-4 IPv6: {stderr}"
+        );
         let find = |icmp_type: u8| {
             *wire
                 .iter()
@@ -122,8 +151,16 @@ fn the_trace_of_real_pings_is_consistent_and_its_checksums_are_on_the_wire() {
         };
         let (request, reply) = if v6 { (find(128), find(129)) } else { (find(8), find(0)) };
         let icmp = j.checksums.iter().find(|c| c.which == "icmp").unwrap();
-        assert_eq!(icmp.old, request.icmp_checksum, "#{}: HC is the request's checksum", j.number);
-        assert_eq!(icmp.new, reply.icmp_checksum, "#{}: HC' is the reply's checksum", j.number);
+        assert_eq!(
+            icmp.old, request.icmp_checksum,
+            "#{}: HC is the request's checksum",
+            j.number
+        );
+        assert_eq!(
+            icmp.new, reply.icmp_checksum,
+            "#{}: HC' is the reply's checksum",
+            j.number
+        );
         if v6 {
             assert_eq!(j.checksums.len(), 1);
         } else {
@@ -140,7 +177,11 @@ fn the_trace_of_real_pings_is_consistent_and_its_checksums_are_on_the_wire() {
 fn without_trace_nothing_is_traced() {
     let pair = pair(1);
     let responder = start(&pair, &["--queues", "0", "--stats-interval", "0"]);
-    let report = ping(&pair, &PingSpec::new(Family::V4, 2).interval(Duration::from_millis(100))).unwrap();
+    let report = ping(
+        &pair,
+        &PingSpec::new(Family::V4, 2).interval(Duration::from_millis(100)),
+    )
+    .unwrap();
     assert_eq!(report.received, 2, "{}", report.raw);
     let exit = stop(responder);
     assert!(!exit.finished.stderr.contains("trace "), "{}", exit.finished.stderr);

@@ -76,7 +76,8 @@ use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 pub use ring::{
-    CompletionRing, ConsumerRing, Entry, FillRing, KernelSide, Peeked, ProducerRing, Reserved, RingIndices, RxRing, TxRing,
+    CompletionRing, ConsumerRing, Entry, FillRing, KernelSide, Peeked, ProducerRing, Reserved, RingIndices, RxRing,
+    TxRing,
 };
 pub use sys::{SyscallError, xdp_statistics};
 pub use umem::{Frame, Umem};

@@ -712,9 +712,17 @@ impl KernelSide<xdp_desc> {
 }
 
 /// Makes a producer ring on the heap and its kernel side (see [`crate::sandbox`]).
-pub(crate) fn heap_producer<T: Entry>(size: u32, owner: u32, base_mask: u64, zero: T) -> (ProducerRing<T>, KernelSide<T>) {
+pub(crate) fn heap_producer<T: Entry>(
+    size: u32,
+    owner: u32,
+    base_mask: u64,
+    zero: T,
+) -> (ProducerRing<T>, KernelSide<T>) {
     let mem = Arc::new(HeapMem::new(size, 0, zero));
-    (ProducerRing::from_mem(mem.shared_ring(), owner, base_mask), KernelSide { mem })
+    (
+        ProducerRing::from_mem(mem.shared_ring(), owner, base_mask),
+        KernelSide { mem },
+    )
 }
 
 /// Makes a consumer ring on the heap and its kernel side (see [`crate::sandbox`]).

@@ -76,7 +76,10 @@ impl Sandbox {
     ///
     /// Panics if `frame_size` is not a power of two, or after 2^32 sandboxes and sockets.
     pub fn new(frame_size: u32) -> Self {
-        assert!(frame_size.is_power_of_two(), "frame size {frame_size} is not a power of two");
+        assert!(
+            frame_size.is_power_of_two(),
+            "frame size {frame_size} is not a power of two"
+        );
         let owner = crate::umem::new_owner().expect("socket identities exhausted");
         Sandbox { owner, frame_size }
     }

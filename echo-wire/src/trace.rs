@@ -119,7 +119,13 @@ impl fmt::Display for ChecksumUpdate {
         for &(m, m_new) in self.words() {
             write!(f, " + ~m {:#06x} + m' {m_new:#06x}", !m)?;
         }
-        write!(f, " = {:#06x}; HC' = ~{:#06x} = {:#06x}", self.sum(), self.sum(), self.new)?;
+        write!(
+            f,
+            " = {:#06x}; HC' = ~{:#06x} = {:#06x}",
+            self.sum(),
+            self.sum(),
+            self.new
+        )?;
         if self.recompute() != self.new {
             write!(f, " (all-zero message: 0x0000 sent as 0xffff)")?;
         }
@@ -343,7 +349,10 @@ mod tests {
                 assert_eq!(r.icmp_type, (128, 129));
             }
             let lines: Vec<String> = r.changes().map(|c| c.to_string()).collect();
-            assert!(lines.iter().any(|l| l.starts_with("icmp checksum type/code ")), "{lines:?}");
+            assert!(
+                lines.iter().any(|l| l.starts_with("icmp checksum type/code ")),
+                "{lines:?}"
+            );
         }
     }
 
