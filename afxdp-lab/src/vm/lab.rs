@@ -69,7 +69,10 @@ pub struct ModeRun {
     pub exit_code: Option<i32>,
     /// What it printed on stderr (an error is one line).
     pub stderr: Vec<String>,
-    /// What is wrong with the frame tracer's journeys, when it ran (`--trace`).
+    /// How many journeys the frame tracer printed (`--responder-arg=--trace`), and what is
+    /// wrong with them.
+    pub trace_journeys: usize,
+    /// See `trace_journeys`.
     pub trace_problems: Vec<String>,
     /// `ping -4` and `ping -6`.
     pub pings: Vec<(Family, PingReport)>,
@@ -508,6 +511,7 @@ fn run_mode(cfg: &VmConfig, net: &TapNs, guest: &mut Guest, mode: &str) -> Resul
                 format!("INCONSISTENT: {}", bad.join("; "))
             }
         );
+        run.trace_journeys = journeys.len();
         run.trace_problems = bad;
     }
     match (&run.ready, run.exit_code) {
