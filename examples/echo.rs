@@ -113,17 +113,12 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let mut responder = Responder::new(ReplyPolicy::default(), std::process::id() as u16);
     let (mut replied, mut dropped) = (0u64, 0u64);
     while !stop.load(Ordering::Relaxed) && args.count.is_none_or(|n| replied < n) {
-        let parts = xsk.split();
-
         // 4a. Reclaim: frames the kernel has sent come back on the completion ring; they go
-        //     straight to the fill ring, to receive into again.
-        let mut refill = parts.fill.reserve(parts.completion.available(BATCH));
-        for frame in parts.completion.peek(refill.remaining()) {
-            refill.push(frame);
-        }
-        refill.submit();
+        //     straight to the fill ring, to receive into again (peek completion, push fill).
+        xsk.recycle_completions();
 
         // 4b. Receive: no more than TX and the fill ring can take back this turn.
+        let parts = xsk.split();
         let room = parts.tx.free(BATCH).min(parts.fill.free(BATCH));
         let mut received = parts.rx.peek(room);
         let got = received.len();
@@ -172,12 +167,7 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     // 5. Detach, let the kernel finish sending, take the last completions, count the frames.
     drop(ebpf);
     std::thread::sleep(std::time::Duration::from_millis(100));
-    let parts = xsk.split();
-    let mut refill = parts.fill.reserve(parts.completion.available(u32::MAX));
-    for frame in parts.completion.peek(refill.remaining()) {
-        refill.push(frame);
-    }
-    refill.submit();
+    xsk.recycle_completions();
     let census = xsk.frame_census();
     println!("replied to {replied} requests, dropped {dropped}; {census}");
     println!(

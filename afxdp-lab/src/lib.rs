@@ -41,6 +41,7 @@ mod nstat;
 mod ping;
 mod responder;
 pub mod soak;
+pub mod trace;
 pub mod vm;
 mod xdp_pass;
 

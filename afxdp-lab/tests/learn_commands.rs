@@ -51,3 +51,24 @@ fn step_5_flood_with_and_without_need_wakeup() {
     lab_succeeds(&["demo", "--flood", "--count", "200"]);
     lab_succeeds(&["demo", "--flood", "--count", "200", "--", "--no-need-wakeup"]);
 }
+
+#[test]
+fn step_8_the_frame_tracer_follows_pings_round_the_rings() {
+    // Exit status 0 only when every traced journey holds together (afxdp_lab::trace).
+    lab_succeeds(&["demo", "--trace", "2"]);
+    // Exercise 7: a 64-frame UMEM, so frames 65 and 66 come round a second time.
+    lab_succeeds(&[
+        "demo",
+        "--trace",
+        "66",
+        "--",
+        "--fill-size",
+        "64",
+        "--rx-size",
+        "64",
+        "--tx-size",
+        "64",
+        "--comp-size",
+        "64",
+    ]);
+}

@@ -48,6 +48,18 @@ fn log(line: &str) {
 }
 
 fn vm(kernel: GuestKernel, nic: Nic, queues: u32, modes: &[&str], flood: Option<FloodSpec>) -> VmReport {
+    vm_with(kernel, nic, queues, modes, flood, &[])
+}
+
+/// [`vm`] with more options for the guest's responder (`--responder-arg`).
+fn vm_with(
+    kernel: GuestKernel,
+    nic: Nic,
+    queues: u32,
+    modes: &[&str],
+    flood: Option<FloodSpec>,
+    responder_args: &[&str],
+) -> VmReport {
     let cfg = VmConfig {
         kernel,
         nic,
@@ -57,6 +69,7 @@ fn vm(kernel: GuestKernel, nic: Nic, queues: u32, modes: &[&str], flood: Option<
         flood,
         echo: false,
         responder: responder_exe().unwrap_or_else(|e| panic!("{}", one_line(&e))),
+        responder_args: responder_args.iter().map(|a| a.to_string()).collect(),
     };
     let report = run_vm(&cfg, &Cache::default(), Arc::new(AtomicBool::new(false)))
         .unwrap_or_else(|e| panic!("vm run on {kernel}: {}", one_line(&e)));
@@ -191,6 +204,24 @@ fn virtio_on_7_binds_zero_copy_and_copy_and_answers_everything() {
         zc_summary.queues[0].frames.in_driver > 0,
         "a zero-copy driver holds RX buffers: {:?}",
         zc_summary.queues[0].frames
+    );
+}
+
+#[test]
+fn virtio_on_7_traces_frames_round_the_rings_in_zero_copy() {
+    let _guest = one_guest();
+    let report = vm_with(GuestKernel::V7, Nic::Virtio, 1, &["zero-copy"], None, &["--trace", "4"]);
+    let run = &report.modes[0];
+    assert_eq!(run.queue_modes(), ["zero-copy"]);
+    assert_answered(run);
+    // The first four requests (the uncounted IPv4 and IPv6 ones, then two counted IPv4), each
+    // journey consistent (afxdp_lab::trace::Journey::check): in zero-copy mode too.
+    assert_eq!(run.trace_journeys, 4, "{:?}", run.stderr);
+    assert_eq!(run.trace_problems, Vec::<String>::new());
+    assert!(
+        run.stderr.iter().any(|l| l.starts_with("trace q0: zero-copy mode")),
+        "{:?}",
+        run.stderr
     );
 }
 

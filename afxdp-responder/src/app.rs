@@ -549,6 +549,7 @@ fn start_workers(
                 let responder = Responder::new(policy, random_u16() ^ queue as u16);
                 Worker::new(xsk, responder, cfg.batch, cfg.wait)
                     .with_frame_checks(cfg.check_frames)
+                    .with_trace(cfg.trace)
                     .with_live_policy(live)
                     .run(&stop, &counters)
             })

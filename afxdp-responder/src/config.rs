@@ -120,6 +120,8 @@ pub struct Config {
     pub stats_interval: Option<Duration>,
     /// Check the UMEM frame accounting after every loop turn (tests).
     pub check_frames: bool,
+    /// `--trace N`: print the journey of each worker's first N frames (0: off).
+    pub trace: u32,
     /// Which engine handles the requests (AF_XDP workers, in-kernel XDP_TX, or drop).
     pub engine: Engine,
     /// Where to serve Prometheus metrics (`--metrics-addr`); `None`: no endpoint.
@@ -207,6 +209,7 @@ mod tests {
             hop_limit: None,
             stats_interval: None,
             check_frames: false,
+            trace: 0,
             engine: Engine::AfXdp,
             metrics_addr: None,
             allow_from: vec![],

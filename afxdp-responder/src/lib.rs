@@ -24,6 +24,7 @@
 //! | [`notify`] | systemd readiness (`READY=1`, `STOPPING=1`) when run with `Type=notify` |
 //! | [`privileges`] | dropping every capability once set-up is done |
 //! | [`worker`] | one pinned thread per queue: the RX → respond → TX loop |
+//! | [`tracer`] | `--trace N`: the first N frames' journey round the four rings, on stderr |
 //! | [`stats`] | per-queue counters and the kernel's socket statistics |
 //! | [`metrics`] | the Prometheus endpoint (`--metrics-addr`): rendering and its HTTP thread |
 //!
@@ -33,7 +34,7 @@
 //! Module dependencies go one way (checked by listing every `crate::` path outside comments per
 //! module and sorting the graph with `tsort`, which fails on a cycle): `options`, `cpu`,
 //! `policy`, `netlink`, `config_file`, `logging`, `firewall`, `netdev` and `xsk_diag` depend on
-//! nothing in the crate; `iface` on `netlink`; `worker` on `stats` and `policy`; `config` on
+//! nothing in the crate; `iface` on `netlink`; `tracer` on nothing; `worker` on `stats`, `policy` and `tracer`; `config` on
 //! `options`, `policy` and `worker`; `loader` on `options`, `policy` and `netlink`; `output` on
 //! `stats`; `metrics` on `stats`, `loader` and `privileges`; `app` on all of these and
 //! `firewall`; `preflight` on `config`, `iface`, `kernel`, `loader`, `netdev`, `options`,
@@ -60,5 +61,6 @@ pub mod policy;
 pub mod preflight;
 pub mod privileges;
 pub mod stats;
+pub mod tracer;
 pub mod worker;
 pub mod xsk_diag;

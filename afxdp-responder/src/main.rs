@@ -304,6 +304,13 @@ struct RunArgs {
     /// with an error if not (for tests and debugging; a little slower).
     #[arg(long)]
     check_frames: bool,
+
+    /// Print the journey of each worker's first N frames round the four rings on stderr: fill
+    /// slot, RX descriptor, the request, every field the rewrite changes (checksums with the RFC
+    /// 1624 arithmetic), TX descriptor, completion, refill, with the ring indices (0: off; costs
+    /// nothing when off; docs/learn/08-the-frame-tracer.md).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    trace: u32,
     /// Replace an XDP program that another tool attached to the interface with netlink (`ip link
     /// set ... xdp obj ...`): it is detached first (the kernel unloads it unless something else
     /// holds it) and is not re-attached at exit. A program held by a bpf_link, such as another
@@ -450,6 +457,7 @@ impl RunArgs {
             hop_limit: self.hop_limit,
             stats_interval: (self.stats_interval > 0.0).then(|| Duration::from_secs_f64(self.stats_interval)),
             check_frames: self.check_frames,
+            trace: self.trace,
             engine: self.engine,
             metrics_addr: self.metrics_addr,
             allow_from: self.allow_from,

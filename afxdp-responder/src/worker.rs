@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::policy::LivePolicy;
 use crate::stats::{Counters, KernelStats, SharedCounters};
+use crate::tracer::{NoProbe, Probe, Tracer};
 use afxdp_xsk::{BindMode, FrameCensus, SyscallError, Xsk};
 use echo_wire::respond::{DropReason, NextHop, Responder, Verdict};
 
@@ -178,6 +179,8 @@ pub struct Worker {
     counters: Counters,
     /// The host's reply policy as the monitor publishes it, and the last word applied.
     live: Option<(Arc<LivePolicy>, u64)>,
+    /// `--trace N`: the frame tracer while it runs (see [`crate::tracer`]).
+    tracer: Option<Box<Tracer>>,
 }
 
 impl Worker {
@@ -198,7 +201,15 @@ impl Worker {
             check_frames: false,
             counters: Counters::default(),
             live: None,
+            tracer: None,
         }
+    }
+
+    /// Prints the journey of the first `frames` frames round the rings on stderr (`--trace`;
+    /// 0: off). See [`crate::tracer`].
+    pub fn with_trace(mut self, frames: u32) -> Self {
+        self.tracer = (frames > 0).then(|| Tracer::new(&self.xsk, frames));
+        self
     }
 
     /// Follows `live`: before each batch the worker compares its word with the last one it
@@ -301,6 +312,19 @@ impl Worker {
     /// can be smaller for a moment: frames that do not fit stay on the completion ring until the
     /// next turn. Nothing is lost either way.
     fn reclaim_completions(&mut self) -> u32 {
+        match self.tracer.take() {
+            None => self.reclaim_completions_with(&mut NoProbe),
+            Some(mut tracer) => {
+                let room = self.reclaim_completions_with(&mut *tracer);
+                self.tracer = tracer.active().then_some(tracer);
+                room
+            }
+        }
+    }
+
+    /// [`Worker::reclaim_completions`] with the tracer's hooks (empty for [`NoProbe`]).
+    #[inline(always)]
+    fn reclaim_completions_with<P: Probe>(&mut self, probe: &mut P) -> u32 {
         let parts = self.xsk.split();
         let n = parts.completion.available(parts.completion.size());
         if n == 0 {
@@ -308,16 +332,33 @@ impl Worker {
         }
         let mut refill = parts.fill.reserve(n);
         let mut done = parts.completion.peek(refill.remaining());
+        let mut index = done.next_index();
         for frame in &mut done {
+            probe.completed(index, frame.addr(), refill.next_index());
+            index = index.wrapping_add(1);
             refill.push(frame);
         }
         let room = refill.submit();
         done.release();
+        probe.published(&self.xsk);
         room
     }
 
     /// Steps 2 and 3: take a batch, respond in place, queue replies and recycle drops.
     fn receive_and_respond(&mut self) -> u32 {
+        match self.tracer.take() {
+            None => self.receive_and_respond_with(&mut NoProbe),
+            Some(mut tracer) => {
+                let n = self.receive_and_respond_with(&mut *tracer);
+                self.tracer = tracer.active().then_some(tracer);
+                n
+            }
+        }
+    }
+
+    /// [`Worker::receive_and_respond`] with the tracer's hooks (empty for [`NoProbe`]).
+    #[inline(always)]
+    fn receive_and_respond_with<P: Probe>(&mut self, probe: &mut P) -> u32 {
         // Once per batch: has the host's policy (TTL, hop limit, flow labels) changed?
         self.follow_policy();
         let parts = self.xsk.split();
@@ -338,7 +379,10 @@ impl Worker {
         let mut recycled = parts.fill.reserve(n);
         debug_assert!(replies.remaining() == n && recycled.remaining() == n);
 
+        let mut index = received.next_index();
         for mut frame in &mut received {
+            probe.received(index, frame.addr(), frame.len());
+            index = index.wrapping_add(1);
             // The XDP program put the reply's next hop (the neighbour's MAC, the egress MAC,
             // from the kernel's FIB) in front of the frame; read it and clear it, so a stale
             // copy is never taken for the next frame's.
@@ -349,7 +393,7 @@ impl Worker {
                     let hop = NextHop::from_xdp_meta(meta);
                     meta.fill(0);
                     match hop {
-                        Some(hop) => self.responder.respond_via(bytes, &hop),
+                        Some(hop) => probe.respond(&mut self.responder, bytes, &hop),
                         None => Verdict::Drop(DropReason::NoNextHop),
                     }
                 });
@@ -357,14 +401,17 @@ impl Worker {
                 Some(Verdict::Reply { len }) => {
                     // The reply leaves from the same frame: no copy.
                     frame.set_len(len as u32);
+                    probe.replied(replies.next_index(), len as u32);
                     replies.push(frame);
                 }
                 Some(Verdict::Drop(reason)) => {
                     self.counters.drops[reason.index()] += 1;
+                    probe.dropped(recycled.next_index(), frame.addr(), reason.as_str());
                     recycled.push(frame);
                 }
                 None => {
                     self.counters.bad_descriptors += 1;
+                    probe.dropped(recycled.next_index(), frame.addr(), "bad descriptor");
                     recycled.push(frame);
                 }
             }
@@ -372,6 +419,7 @@ impl Worker {
         let sent = replies.submit();
         recycled.submit();
         received.release();
+        probe.published(&self.xsk);
         self.counters.rx += u64::from(n);
         self.counters.tx += u64::from(sent);
         n

@@ -68,13 +68,17 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod ring;
+pub mod sandbox;
 mod sys;
 mod umem;
 
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-pub use ring::{CompletionRing, ConsumerRing, Entry, FillRing, Peeked, ProducerRing, Reserved, RxRing, TxRing};
+pub use ring::{
+    CompletionRing, ConsumerRing, Entry, FillRing, KernelSide, Peeked, ProducerRing, Reserved, RingIndices, RxRing,
+    TxRing,
+};
 pub use sys::{SyscallError, xdp_statistics};
 pub use umem::{Frame, Umem};
 
@@ -527,6 +531,19 @@ impl Xsk {
     /// The kernel's drop counters for this socket (see [`statistics`]).
     pub fn statistics(&self) -> Result<xdp_statistics, SyscallError> {
         sys::statistics(self.fd.as_fd())
+    }
+
+    /// Gives the frames the kernel has finished sending (completion ring) back to the fill
+    /// ring, to receive into again: as many as the fill ring has room for now (the rest stay on
+    /// the completion ring for the next call). Returns how many moved. The teaching examples'
+    /// reclaim step; the daemon's worker does the same with its tracer's hooks.
+    pub fn recycle_completions(&mut self) -> u32 {
+        let parts = self.split();
+        let mut refill = parts.fill.reserve(parts.completion.available(u32::MAX));
+        for frame in parts.completion.peek(refill.remaining()) {
+            refill.push(frame);
+        }
+        refill.submit()
     }
 
     /// Tells the kernel to transmit what is on the TX ring.

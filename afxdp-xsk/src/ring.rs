@@ -32,7 +32,9 @@
 //! roll back. Frames not taken from a [`Peeked`] batch stay on the ring for the next `peek`.
 //! Leaking a guard (`mem::forget`) loses its frames but never duplicates one.
 
+use std::fmt;
 use std::iter::FusedIterator;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::Frame;
@@ -48,8 +50,20 @@ struct RingMem<T> {
     entries: *mut T,
     size: u32,
     mask: u32,
-    /// Keeps the memory alive; `None` only for test rings backed by `TestRingMem`.
-    _map: Option<Mmap>,
+    /// Keeps the memory alive.
+    _keep: Keep<T>,
+}
+
+/// What keeps a ring's memory alive.
+#[derive(Debug)]
+enum Keep<T> {
+    /// The kernel's ring, mapped from the socket.
+    Mmap(#[allow(dead_code)] Mmap),
+    /// A [`sandbox`](crate::sandbox) ring on the heap, shared with its [`KernelSide`].
+    Heap(#[allow(dead_code)] Arc<HeapMem<T>>),
+    /// A unit test's ring, borrowed from a `HeapMem` the test keeps alive.
+    #[cfg(test)]
+    Borrowed,
 }
 
 // SAFETY: the ring memory is owned by this value (the mapping moves with it) and a ring is used
@@ -75,7 +89,7 @@ impl<T: Copy> RingMem<T> {
                 entries: base.add(off.desc as usize).cast(),
                 size,
                 mask: size - 1,
-                _map: Some(map),
+                _keep: Keep::Mmap(map),
             })
         }
     }
@@ -110,6 +124,36 @@ impl<T: Copy> RingMem<T> {
         // SAFETY: as for `read`; the rings only call this for reserved slots that the kernel
         // will not read before the producer index is published.
         unsafe { self.entries.add((idx & self.mask) as usize).write_volatile(value) }
+    }
+}
+
+/// A ring's two shared indices as the kernel sees them (free-running; the slot of index `i` is
+/// `i & (size - 1)`). Read-only, for the frame tracer and for learning: see [`crate::sandbox`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingIndices {
+    /// The producer index: one past the last entry published.
+    pub producer: u32,
+    /// The consumer index: one past the last entry consumed.
+    pub consumer: u32,
+}
+
+impl fmt::Display for RingIndices {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "prod {} cons {}", self.producer, self.consumer)
+    }
+}
+
+impl<T> RingMem<T> {
+    /// Both shared indices (`Acquire`: whatever the other side published before is visible).
+    fn shared_indices(&self) -> RingIndices {
+        // SAFETY: as in `producer`/`consumer` below (which need `T: Copy`): the pointers point
+        // into memory owned by `self`, valid and aligned for its lifetime, shared with the
+        // other side only through atomic accesses.
+        let (producer, consumer) = unsafe { (&*self.producer, &*self.consumer) };
+        RingIndices {
+            producer: producer.load(Ordering::Acquire),
+            consumer: consumer.load(Ordering::Acquire),
+        }
     }
 }
 
@@ -288,6 +332,12 @@ impl<T: Entry> ProducerRing<T> {
             .wrapping_sub(self.mem.consumer().load(Ordering::Acquire))
     }
 
+    /// The shared producer and consumer indices, as the kernel sees them (our producer index
+    /// moves when a [`Reserved`] batch is submitted).
+    pub fn shared_indices(&self) -> RingIndices {
+        self.mem.shared_indices()
+    }
+
     /// Whether the kernel asked to be woken up for this ring (`XDP_RING_NEED_WAKEUP`; Linux
     /// 5.4+, and only on a socket bound with need_wakeup).
     pub fn needs_wakeup(&self) -> bool {
@@ -362,6 +412,12 @@ impl<T: Entry> ConsumerRing<T> {
         }
     }
 
+    /// The shared producer and consumer indices, as the kernel sees them (our consumer index
+    /// moves when a [`Peeked`] batch is released).
+    pub fn shared_indices(&self) -> RingIndices {
+        self.mem.shared_indices()
+    }
+
     /// Entries produced by the kernel and not yet released by us.
     pub fn outstanding(&self) -> u32 {
         self.mem
@@ -388,6 +444,13 @@ impl<T: Entry> Reserved<'_, T> {
     #[inline]
     pub fn remaining(&self) -> u32 {
         self.end.wrapping_sub(self.next)
+    }
+
+    /// The ring index of the slot the next [`Reserved::push`] writes (free-running; the slot is
+    /// `index & (size - 1)`).
+    #[inline]
+    pub fn next_index(&self) -> u32 {
+        self.next
     }
 
     /// Puts `frame` into the next slot: it goes to the kernel when the batch is submitted.
@@ -451,6 +514,12 @@ pub struct Peeked<'a, T: Entry> {
 }
 
 impl<T: Entry> Peeked<'_, T> {
+    /// The ring index of the entry the next call to `next()` reads (free-running).
+    #[inline]
+    pub fn next_index(&self) -> u32 {
+        self.next
+    }
+
     /// Gives the entries read so far back to the kernel and ends the batch; entries not read
     /// stay on the ring. Returns how many were released.
     pub fn release(self) -> u32 {
@@ -496,10 +565,11 @@ impl<T: Entry> Drop for Peeked<'_, T> {
     }
 }
 
-/// Heap memory laid out like a kernel ring, to test the index logic without a socket (and under
-/// Miri). The test plays the kernel by moving the other index by hand.
-#[cfg(test)]
-struct TestRingMem<T> {
+/// Heap memory laid out like a kernel ring, to test and show the index logic without a socket
+/// (and under Miri): the test or [`crate::sandbox`] plays the kernel by moving the other index
+/// by hand.
+#[derive(Debug)]
+pub(crate) struct HeapMem<T> {
     indices: Box<[AtomicU32; 3]>,
     /// `UnsafeCell` because the ring under test writes through a raw pointer while the test
     /// (the "kernel") also reads and writes: shared access to interior-mutable memory.
@@ -507,14 +577,38 @@ struct TestRingMem<T> {
 }
 
 #[cfg(test)]
-impl<T: Copy> TestRingMem<T> {
-    fn new(size: u32, start: u32, zero: T) -> Self {
-        TestRingMem {
+type TestRingMem<T> = HeapMem<T>;
+
+// SAFETY: the indices are atomics; an entry is written by one side only while the indices
+// make its slot that side's (the single-producer/single-consumer discipline every ring
+// follows, see the module docs), and read by the other only after the `Release` store of the
+// index that hands it over, which the reader loads with `Acquire`.
+unsafe impl<T: Send> Sync for HeapMem<T> {}
+
+impl<T: Copy> HeapMem<T> {
+    pub(crate) fn new(size: u32, start: u32, zero: T) -> Self {
+        HeapMem {
             indices: Box::new([AtomicU32::new(start), AtomicU32::new(start), AtomicU32::new(0)]),
             entries: (0..size).map(|_| std::cell::UnsafeCell::new(zero)).collect(),
         }
     }
 
+    /// A ring over this memory that keeps it alive.
+    fn shared_ring(self: &Arc<Self>) -> RingMem<T> {
+        let size = self.entries.len() as u32;
+        RingMem {
+            producer: &self.indices[0],
+            consumer: &self.indices[1],
+            flags: &self.indices[2],
+            entries: std::cell::UnsafeCell::raw_get(self.entries.as_ptr()),
+            size,
+            mask: size - 1,
+            _keep: Keep::Heap(Arc::clone(self)),
+        }
+    }
+
+    /// A ring over this memory; the caller keeps the memory alive while the ring lives.
+    #[cfg(test)]
     fn ring(&self) -> RingMem<T> {
         let size = self.entries.len() as u32;
         RingMem {
@@ -524,12 +618,12 @@ impl<T: Copy> TestRingMem<T> {
             entries: std::cell::UnsafeCell::raw_get(self.entries.as_ptr()),
             size,
             mask: size - 1,
-            _map: None,
+            _keep: Keep::Borrowed,
         }
     }
 
     /// The kernel side of a producer ring: consume `n` entries.
-    fn kernel_consume(&self, n: u32) -> Vec<T> {
+    pub(crate) fn kernel_consume(&self, n: u32) -> Vec<T> {
         let cons = self.indices[1].load(Ordering::Acquire);
         let prod = self.indices[0].load(Ordering::Acquire);
         let n = n.min(prod.wrapping_sub(cons));
@@ -546,10 +640,13 @@ impl<T: Copy> TestRingMem<T> {
         out
     }
 
-    /// The kernel side of a consumer ring: produce `values` (assumes room).
-    fn kernel_produce(&self, values: &[T]) {
+    /// The kernel side of a consumer ring: produce `values` (as many as fit; returns how many).
+    pub(crate) fn kernel_produce(&self, values: &[T]) -> usize {
+        let cons = self.indices[1].load(Ordering::Acquire);
         let prod = self.indices[0].load(Ordering::Acquire);
         let mask = self.entries.len() as u32 - 1;
+        let room = (self.entries.len() as u32).wrapping_sub(prod.wrapping_sub(cons)) as usize;
+        let values = &values[..values.len().min(room)];
         for (i, v) in values.iter().enumerate() {
             let cell = &self.entries[(prod.wrapping_add(i as u32) & mask) as usize];
             // SAFETY: slots past the producer index are not read by the ring under test until
@@ -557,7 +654,81 @@ impl<T: Copy> TestRingMem<T> {
             unsafe { *cell.get() = *v };
         }
         self.indices[0].store(prod.wrapping_add(values.len() as u32), Ordering::Release);
+        values.len()
     }
+}
+
+/// The kernel's end of a [`crate::sandbox`] ring: move the other index by hand.
+#[derive(Debug)]
+pub struct KernelSide<T> {
+    mem: Arc<HeapMem<T>>,
+}
+
+impl<T: Copy> KernelSide<T> {
+    /// The shared indices (the same memory the user-space ring reads).
+    pub fn indices(&self) -> RingIndices {
+        RingIndices {
+            producer: self.mem.indices[0].load(Ordering::Acquire),
+            consumer: self.mem.indices[1].load(Ordering::Acquire),
+        }
+    }
+
+    /// Sets or clears the ring's need_wakeup flag, as the kernel does.
+    pub fn set_need_wakeup(&mut self, on: bool) {
+        let flag = if on { libc::XDP_RING_NEED_WAKEUP } else { 0 };
+        self.mem.indices[2].store(flag, Ordering::Relaxed);
+    }
+}
+
+impl KernelSide<u64> {
+    /// Consumes up to `n` frame addresses from a fill ring (as the kernel does to receive).
+    pub fn consume(&mut self, n: u32) -> Vec<u64> {
+        self.mem.kernel_consume(n)
+    }
+
+    /// Produces frame addresses on a completion ring (as the kernel does after sending); as
+    /// many as fit, returns how many.
+    pub fn produce(&mut self, addrs: &[u64]) -> usize {
+        self.mem.kernel_produce(addrs)
+    }
+}
+
+impl KernelSide<xdp_desc> {
+    /// Consumes up to `n` descriptors `(address, length)` from a TX ring (as the kernel does to
+    /// send).
+    pub fn consume(&mut self, n: u32) -> Vec<(u64, u32)> {
+        self.mem.kernel_consume(n).iter().map(|d| (d.addr, d.len)).collect()
+    }
+
+    /// Produces descriptors `(address, length)` on an RX ring (as the kernel does after
+    /// receiving); as many as fit, returns how many.
+    pub fn produce(&mut self, descs: &[(u64, u32)]) -> usize {
+        let descs: Vec<xdp_desc> = descs
+            .iter()
+            .map(|&(addr, len)| xdp_desc { addr, len, options: 0 })
+            .collect();
+        self.mem.kernel_produce(&descs)
+    }
+}
+
+/// Makes a producer ring on the heap and its kernel side (see [`crate::sandbox`]).
+pub(crate) fn heap_producer<T: Entry>(
+    size: u32,
+    owner: u32,
+    base_mask: u64,
+    zero: T,
+) -> (ProducerRing<T>, KernelSide<T>) {
+    let mem = Arc::new(HeapMem::new(size, 0, zero));
+    (
+        ProducerRing::from_mem(mem.shared_ring(), owner, base_mask),
+        KernelSide { mem },
+    )
+}
+
+/// Makes a consumer ring on the heap and its kernel side (see [`crate::sandbox`]).
+pub(crate) fn heap_consumer<T: Entry>(size: u32, owner: u32, zero: T) -> (ConsumerRing<T>, KernelSide<T>) {
+    let mem = Arc::new(HeapMem::new(size, 0, zero));
+    (ConsumerRing::from_mem(mem.shared_ring(), owner), KernelSide { mem })
 }
 
 #[cfg(test)]

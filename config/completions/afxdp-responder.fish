@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_afxdp_responder_global_optspecs
-    string join \n i/iface= queues= cpus= engine= mode= xdp-mode= address= ttl= hop-limit= output= stats-interval= wait= spin-window-us= busy-poll no-need-wakeup frame-size= fill-size= comp-size= rx-size= tx-size= batch= check-frames force metrics-addr= allow-from= deny-from= rate-limit-per-source= config= v/verbose q/quiet h/help V/version
+    string join \n i/iface= queues= cpus= engine= mode= xdp-mode= address= ttl= hop-limit= output= stats-interval= wait= spin-window-us= busy-poll no-need-wakeup frame-size= fill-size= comp-size= rx-size= tx-size= batch= check-frames trace= force metrics-addr= allow-from= deny-from= rate-limit-per-source= config= v/verbose q/quiet h/help V/version
 end
 
 function __fish_afxdp_responder_needs_command
@@ -52,6 +52,7 @@ complete -c afxdp-responder -n "__fish_afxdp_responder_needs_command" -l comp-si
 complete -c afxdp-responder -n "__fish_afxdp_responder_needs_command" -l rx-size -d 'RX ring size (power of two)' -r
 complete -c afxdp-responder -n "__fish_afxdp_responder_needs_command" -l tx-size -d 'TX ring size (power of two)' -r
 complete -c afxdp-responder -n "__fish_afxdp_responder_needs_command" -l batch -d 'Frames taken from the RX ring per batch' -r
+complete -c afxdp-responder -n "__fish_afxdp_responder_needs_command" -l trace -d 'Print the journey of each worker\'s first N frames round the four rings on stderr: fill slot, RX descriptor, the request, every field the rewrite changes (checksums with the RFC 1624 arithmetic), TX descriptor, completion, refill, with the ring indices (0: off; costs nothing when off; docs/learn/08-the-frame-tracer.md)' -r
 complete -c afxdp-responder -n "__fish_afxdp_responder_needs_command" -l metrics-addr -d 'Serve Prometheus metrics over HTTP on this address, e.g. 127.0.0.1:9417 (GET /metrics; see docs/metrics.md). Off by default. The endpoint has no authentication: bind it to a loopback or management address' -r
 complete -c afxdp-responder -n "__fish_afxdp_responder_needs_command" -l allow-from -d 'Answer only echo requests from these sources (repeatable; IPv4 or IPv6 CIDR, e.g. 198.18.0.0/15 or 2001:db8::/32; a bare address is one host). Requests from other sources go to the kernel, whose firewall (nftables/iptables, which XDP runs before) then decides. With only IPv4 CIDRs, no IPv6 source is answered by the responder: add ::/0 to answer them' -r
 complete -c afxdp-responder -n "__fish_afxdp_responder_needs_command" -l deny-from -d 'Never answer echo requests from these sources (repeatable CIDRs, checked before --allow-from): they go to the kernel and its firewall' -r
@@ -115,6 +116,7 @@ complete -c afxdp-responder -n "__fish_afxdp_responder_using_subcommand check" -
 complete -c afxdp-responder -n "__fish_afxdp_responder_using_subcommand check" -l rx-size -d 'RX ring size (power of two)' -r
 complete -c afxdp-responder -n "__fish_afxdp_responder_using_subcommand check" -l tx-size -d 'TX ring size (power of two)' -r
 complete -c afxdp-responder -n "__fish_afxdp_responder_using_subcommand check" -l batch -d 'Frames taken from the RX ring per batch' -r
+complete -c afxdp-responder -n "__fish_afxdp_responder_using_subcommand check" -l trace -d 'Print the journey of each worker\'s first N frames round the four rings on stderr: fill slot, RX descriptor, the request, every field the rewrite changes (checksums with the RFC 1624 arithmetic), TX descriptor, completion, refill, with the ring indices (0: off; costs nothing when off; docs/learn/08-the-frame-tracer.md)' -r
 complete -c afxdp-responder -n "__fish_afxdp_responder_using_subcommand check" -l metrics-addr -d 'Serve Prometheus metrics over HTTP on this address, e.g. 127.0.0.1:9417 (GET /metrics; see docs/metrics.md). Off by default. The endpoint has no authentication: bind it to a loopback or management address' -r
 complete -c afxdp-responder -n "__fish_afxdp_responder_using_subcommand check" -l allow-from -d 'Answer only echo requests from these sources (repeatable; IPv4 or IPv6 CIDR, e.g. 198.18.0.0/15 or 2001:db8::/32; a bare address is one host). Requests from other sources go to the kernel, whose firewall (nftables/iptables, which XDP runs before) then decides. With only IPv4 CIDRs, no IPv6 source is answered by the responder: add ::/0 to answer them' -r
 complete -c afxdp-responder -n "__fish_afxdp_responder_using_subcommand check" -l deny-from -d 'Never answer echo requests from these sources (repeatable CIDRs, checked before --allow-from): they go to the kernel and its firewall' -r

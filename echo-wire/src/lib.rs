@@ -30,6 +30,7 @@ pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
 pub mod respond;
+pub mod trace;
 
 /// Why a view refused a buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

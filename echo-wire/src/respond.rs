@@ -59,6 +59,7 @@
 use crate::checksum::{self, Sum};
 use crate::ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6, Frame, VlanTag};
 use crate::icmp::{self, EchoPacket};
+use crate::trace::{Family, Recorder, Rewrite};
 use crate::{ipv4, ipv6};
 
 /// Host parameters the reply takes from the host (Linux: `net.ipv4.ip_default_ttl`, the
@@ -494,7 +495,7 @@ impl Responder {
     /// assert!(reply.verify_checksum_v4());
     /// ```
     pub fn respond(&mut self, frame: &mut [u8]) -> Verdict {
-        match self.reply(frame, None) {
+        match self.reply(frame, None, &mut ()) {
             Ok(len) => Verdict::Reply { len },
             Err(reason) => Verdict::Drop(reason),
         }
@@ -525,21 +526,37 @@ impl Responder {
     /// assert_eq!(frame[..12], [0x02, 0, 0, 0, 0, 0x99, 0x02, 0, 0, 0, 0, 0x01]);
     /// ```
     pub fn respond_via(&mut self, frame: &mut [u8], next_hop: &NextHop) -> Verdict {
-        match self.reply(frame, Some(next_hop)) {
+        match self.reply(frame, Some(next_hop), &mut ()) {
+            Ok(len) => Verdict::Reply { len },
+            Err(reason) => Verdict::Drop(reason),
+        }
+    }
+
+    /// [`Responder::respond_via`], recording every field it reads and changes into `rewrite`
+    /// (for the frame tracer, `--trace`; see [`crate::trace`]). The same code as `respond_via`
+    /// (generic over the recorder), so the record cannot disagree with the reply.
+    pub fn respond_via_recorded(&mut self, frame: &mut [u8], next_hop: &NextHop, rewrite: &mut Rewrite) -> Verdict {
+        *rewrite = Rewrite::default();
+        match self.reply(frame, Some(next_hop), rewrite) {
             Ok(len) => Verdict::Reply { len },
             Err(reason) => Verdict::Drop(reason),
         }
     }
 
     /// [`Responder::respond`] with `?`: the reply length, or why there is none.
-    fn reply(&mut self, frame: &mut [u8], next_hop: Option<&NextHop>) -> Result<usize, DropReason> {
+    fn reply<R: Recorder>(
+        &mut self,
+        frame: &mut [u8],
+        next_hop: Option<&NextHop>,
+        rec: &mut R,
+    ) -> Result<usize, DropReason> {
         let link = parse_link(frame)?;
         // `parse_link` has read the first byte after the link header, so neither this slice nor
         // the Ethernet header below can fail: the `?`s only spare us a panic path.
         let packet = frame.get_mut(link.header_len..).ok_or(DropReason::Truncated)?;
         let ip_len = match link.ip {
-            Ip::V4 => self.reply_ipv4(packet, link.unicast)?,
-            Ip::V6 => self.reply_ipv6(packet, link.unicast)?,
+            Ip::V4 => self.reply_ipv4(packet, link.unicast, rec)?,
+            Ip::V6 => self.reply_ipv6(packet, link.unicast, rec)?,
         };
         // The IP layer has been rewritten: the verdict is Reply, nothing can fail any more.
         let eth = frame
@@ -551,6 +568,11 @@ impl Responder {
             Some(hop) => (hop.dst_mac, hop.src_mac),
             None => (eth.src_addr(), eth.dst_addr()),
         };
+        rec.note(|r| {
+            r.dst_mac = (eth.dst_addr(), src);
+            r.src_mac = (eth.src_addr(), dst);
+            r.priority_tag_removed = link.priority_tag;
+        });
         eth.set_src_addr(dst);
         eth.set_dst_addr(src);
         if link.priority_tag {
@@ -567,7 +589,12 @@ impl Responder {
     }
 
     /// Checks an IPv4 echo request and rewrites it into the reply; returns the IP packet length.
-    fn reply_ipv4(&mut self, packet: &mut [u8], macs_unicast: bool) -> Result<usize, DropReason> {
+    fn reply_ipv4<R: Recorder>(
+        &mut self,
+        packet: &mut [u8],
+        macs_unicast: bool,
+        rec: &mut R,
+    ) -> Result<usize, DropReason> {
         let mut ip = ipv4::Packet::new_checked(packet).map_err(ip_error)?;
         if ip.header_len() != ipv4::HEADER_LEN {
             return Err(DropReason::IpOptions);
@@ -596,6 +623,16 @@ impl Responder {
         // Every check passed: rewrite. ICMP first: type 8 -> 0, the code stays.
         let reply_word = u16::from_be_bytes([icmp::ECHO_REPLY_V4, echo.code()]);
         let mut echo_checksum = checksum::update(echo.checksum(), echo.type_code_word(), reply_word);
+        rec.note(|r| {
+            r.family = Family::V4;
+            r.identifier = echo.identifier();
+            r.sequence = echo.sequence();
+            r.icmp_type = (echo.msg_type(), icmp::ECHO_REPLY_V4);
+            r.icmp_checksum.old = echo.checksum();
+            r.icmp_checksum.words[0] = (echo.type_code_word(), reply_word);
+            r.icmp_checksum.names[0] = "type/code";
+            r.icmp_checksum.len = 1;
+        });
         echo.set_msg_type(icmp::ECHO_REPLY_V4);
         if echo_checksum == 0x0000 && is_all_zero(&echo) {
             // The one message eqn. 3 gets wrong: all zeros sums to +0, whose checksum is 0xffff
@@ -603,6 +640,7 @@ impl Responder {
             echo_checksum = 0xffff;
         }
         echo.set_checksum(echo_checksum);
+        rec.note(|r| r.icmp_checksum.new = echo_checksum);
 
         // Then the IP header: three words change, and the checksum is updated for all three in
         // one sum. Not a fragment (checked above), so clearing DF leaves the whole word zero.
@@ -616,6 +654,23 @@ impl Responder {
                 (ip.ttl_protocol_word(), ttl_protocol),
             ],
         );
+        rec.note(|r| {
+            r.src = ip.src_addr().into();
+            r.dst = ip.dst_addr().into();
+            r.ip_len = usize::from(ip.total_len());
+            r.ttl = (ip.ttl(), self.policy.ipv4_ttl);
+            r.ident = (ip.ident(), ident);
+            r.flags = (ip.flags_frag_word(), 0);
+            r.ip_checksum.old = ip.checksum();
+            r.ip_checksum.words = [
+                (ip.ident(), ident),
+                (ip.flags_frag_word(), 0),
+                (ip.ttl_protocol_word(), ttl_protocol),
+            ];
+            r.ip_checksum.names = ["id", "flags/frag", "ttl/protocol"];
+            r.ip_checksum.len = 3;
+            r.ip_checksum.new = header_checksum;
+        });
         ip.set_ident(ident);
         ip.set_flags_frag_word(0);
         ip.set_ttl(self.policy.ipv4_ttl);
@@ -628,7 +683,12 @@ impl Responder {
     }
 
     /// Checks an IPv6 echo request and rewrites it into the reply; returns the IP packet length.
-    fn reply_ipv6(&mut self, packet: &mut [u8], macs_unicast: bool) -> Result<usize, DropReason> {
+    fn reply_ipv6<R: Recorder>(
+        &mut self,
+        packet: &mut [u8],
+        macs_unicast: bool,
+        rec: &mut R,
+    ) -> Result<usize, DropReason> {
         let mut ip = ipv6::Packet::new_checked(packet).map_err(ip_error)?;
         let next_header = ip.next_header();
         if ipv6::is_extension_header(next_header) && next_header != ipv6::NEXT_HEADER_FRAGMENT {
@@ -659,6 +719,17 @@ impl Responder {
         // message is never all zeros here: the pseudo-header's next header (58) is in the sum.
         let reply_word = u16::from_be_bytes([icmp::ECHO_REPLY_V6, echo.code()]);
         let echo_checksum = checksum::update(echo.checksum(), echo.type_code_word(), reply_word);
+        rec.note(|r| {
+            r.family = Family::V6;
+            r.identifier = echo.identifier();
+            r.sequence = echo.sequence();
+            r.icmp_type = (echo.msg_type(), icmp::ECHO_REPLY_V6);
+            r.icmp_checksum.old = echo.checksum();
+            r.icmp_checksum.words[0] = (echo.type_code_word(), reply_word);
+            r.icmp_checksum.names[0] = "type/code";
+            r.icmp_checksum.len = 1;
+            r.icmp_checksum.new = echo_checksum;
+        });
         echo.set_msg_type(icmp::ECHO_REPLY_V6);
         echo.set_checksum(echo_checksum);
 
@@ -667,6 +738,13 @@ impl Responder {
             .policy
             .flow_label
             .reply_label(ip.flow_label(), &dst.octets(), &src.octets());
+        rec.note(|r| {
+            r.src = src.into();
+            r.dst = dst.into();
+            r.ip_len = ip_len;
+            r.ttl = (ip.hop_limit(), self.policy.ipv6_hop_limit);
+            r.flow_label = (ip.flow_label(), label);
+        });
         ip.set_flow_label(label);
         ip.set_src_addr(dst);
         ip.set_dst_addr(src);

@@ -9,6 +9,7 @@
 #                       (xdp-tx: --engine xdp-tx; kernel: no responder, the kernel answers;
 #                       zero-copy-pass, copy-pass: that mode, answering 198.18.0.1 and 2001:db8::1
 #                       only, so requests to 198.18.0.3 are passed to the kernel)
+#   kmx.args=A,B,...    more options for every responder run (afxdp-lab vm --responder-arg)
 #   kmx.mode=probe      print the boot line and power off (the lab's KVM probe)
 # While a mode runs, the lab may write "stat" (the guest answers with its /proc/stat CPU line)
 # and writes "next" when it is done with the mode.
@@ -73,6 +74,7 @@ elif [ "$mode" = responder ]; then
 		*-pass) opts="--queues $qs --mode ${m%-pass} --address 198.18.0.1 --address 2001:db8::1" ;;
 		*) opts="--queues $qs --mode $m" ;;
 		esac
+		[ "$m" != xdp-tx ] && opts="$opts $(arg kmx.args | tr , ' ')"
 		echo 0 >/tmp/resp.pid
 		if [ "$m" = kernel ]; then
 			echo "KMX-KERNEL ready"

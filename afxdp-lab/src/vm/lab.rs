@@ -52,6 +52,10 @@ pub struct VmConfig {
     pub echo: bool,
     /// The responder binary to put in the guest.
     pub responder: PathBuf,
+    /// More options for the guest's responder, after the lab's own (`--responder-arg`; e.g.
+    /// `--no-need-wakeup`, `--trace 4`). No spaces or commas (they travel on the guest's
+    /// kernel command line).
+    pub responder_args: Vec<String>,
 }
 
 /// What happened to one `--mode`.
@@ -65,6 +69,11 @@ pub struct ModeRun {
     pub exit_code: Option<i32>,
     /// What it printed on stderr (an error is one line).
     pub stderr: Vec<String>,
+    /// How many journeys the frame tracer printed (`--responder-arg=--trace`), and what is
+    /// wrong with them.
+    pub trace_journeys: usize,
+    /// See `trace_journeys`.
+    pub trace_problems: Vec<String>,
     /// `ping -4` and `ping -6`.
     pub pings: Vec<(Family, PingReport)>,
     /// The host namespace's SNMP counters: growth over the pings.
@@ -157,6 +166,7 @@ impl ModeRun {
             ));
             return out;
         }
+        out.extend(self.trace_problems.iter().map(|p| format!("trace: {p}")));
         for (family, report) in &self.pings {
             if report.received != report.transmitted || report.transmitted == 0 {
                 out.push(format!(
@@ -271,6 +281,15 @@ pub fn run_vm(cfg: &VmConfig, cache: &Cache, interrupted: Arc<AtomicBool>) -> Re
     if !(1..=2).contains(&cfg.queues) {
         return Err(LabError::Config(format!("--queues {}: use 1 or 2", cfg.queues)));
     }
+    if let Some(bad) = cfg
+        .responder_args
+        .iter()
+        .find(|a| a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == ','))
+    {
+        return Err(LabError::Config(format!(
+            "--responder-arg {bad:?}: one word per --responder-arg, without spaces or commas"
+        )));
+    }
     let kernel = cache.kernel(cfg.kernel)?;
     let qemu = match cfg.nic {
         Nic::Virtio => Qemu::host()?,
@@ -292,9 +311,14 @@ pub fn run_vm(cfg: &VmConfig, cache: &Cache, interrupted: Arc<AtomicBool>) -> Re
         vmlinuz: &kernel.vmlinuz,
         initrd: image.path(),
         options: format!(
-            "kmx.mode=responder kmx.modes={} kmx.queues={}",
+            "kmx.mode=responder kmx.modes={} kmx.queues={}{}",
             cfg.modes.join(","),
-            cfg.queues
+            cfg.queues,
+            if cfg.responder_args.is_empty() {
+                String::new()
+            } else {
+                format!(" kmx.args={}", cfg.responder_args.join(","))
+            }
         ),
         nic: Some((cfg.nic, net.tap().to_string(), cfg.queues)),
         mac: GUEST_MAC.into(),
@@ -464,6 +488,32 @@ fn run_mode(cfg: &VmConfig, net: &TapNs, guest: &mut Guest, mode: &str) -> Resul
             run.stderr.push(err.to_string());
         }
     }
+    // `--responder-arg --trace --responder-arg N`: the tracer's lines came back on stderr.
+    let trace: Vec<&String> = run.stderr.iter().filter(|l| l.starts_with("trace ")).collect();
+    if !trace.is_empty() {
+        println!("vm: --mode {mode}: the responder's frame trace:");
+        for line in &trace {
+            println!("  {line}");
+        }
+        let text: String = trace.iter().map(|l| format!("{l}\n")).collect();
+        let frame_size = text
+            .lines()
+            .find_map(|l| l.split_once(" frames x ")?.1.split(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(4096);
+        let journeys = crate::trace::parse(&text);
+        let bad: Vec<String> = journeys.iter().filter_map(|j| j.check(frame_size).err()).collect();
+        println!(
+            "vm: --mode {mode}: {} traced journeys, {}",
+            journeys.len(),
+            if bad.is_empty() {
+                "each consistent".to_string()
+            } else {
+                format!("INCONSISTENT: {}", bad.join("; "))
+            }
+        );
+        run.trace_journeys = journeys.len();
+        run.trace_problems = bad;
+    }
     match (&run.ready, run.exit_code) {
         (None, _) if run.is_kernel_stack() => {}
         (None, code) => println!(
@@ -475,11 +525,13 @@ fn run_mode(cfg: &VmConfig, net: &TapNs, guest: &mut Guest, mode: &str) -> Resul
                 for q in &s.queues {
                     let f = &q.frames;
                     println!(
-                        "vm: --mode {mode}: exit: queue {} ({}) rx {} tx {}; frames {} = {} fill + {} rx + {} tx + {} completion + {} in the driver: {}",
+                        "vm: --mode {mode}: exit: queue {} ({}) rx {} tx {}, kicks {}, sleeps {}; frames {} = {} fill + {} rx + {} tx + {} completion + {} in the driver: {}",
                         q.queue,
                         q.mode,
                         q.rx,
                         q.tx,
+                        q.waits.kicks,
+                        q.waits.sleeps,
                         f.total,
                         f.fill,
                         f.rx,

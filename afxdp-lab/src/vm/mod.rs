@@ -31,6 +31,7 @@
 //!     flood: None,
 //!     echo: true,
 //!     responder: afxdp_lab::responder_exe()?,
+//!     responder_args: vec![],
 //! };
 //! let report = run_vm(&cfg, &Cache::default(), Arc::new(AtomicBool::new(false)))?;
 //! assert_eq!(report.modes[0].queue_modes(), ["zero-copy"]);
@@ -123,6 +124,11 @@ pub struct VmArgs {
     /// Do not print the guest's console lines.
     #[arg(long)]
     pub quiet: bool,
+    /// One more option word for the guest's responder (repeatable, in order; no spaces or
+    /// commas), e.g. `--responder-arg=--no-need-wakeup`, or `--responder-arg=--trace
+    /// --responder-arg=4` to print the frame tracer's journeys in zero-copy mode.
+    #[arg(long = "responder-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub responder_args: Vec<String>,
     /// Instead: the zero-copy vs copy comparison (see `--bench-*`).
     #[command(flatten)]
     pub bench: VmBenchArgs,
@@ -216,6 +222,7 @@ pub fn run(args: &VmArgs) -> Result<ExitCode, LabError> {
         }),
         echo: !args.quiet,
         responder: responder_exe()?,
+        responder_args: args.responder_args.clone(),
     };
     let report = run_vm(&cfg, &cache, interrupted)?;
     println!(
