@@ -10,11 +10,12 @@
  *
  *   Ethernet  to the neighbour-table MAC of the reply's next hop, from the
  *             egress device's MAC (reply_path.h); a VLAN tag is kept
- *   IPv4      addresses swapped, TTL from the config map (the host default,
+ *   IPv4      addresses swapped, TTL of the reply's route (`ip route ...
+ *             hoplimit N`) or else from the config map (the host default,
  *             net.ipv4.ip_default_ttl), DF cleared, a fresh identification
  *             (per-CPU counter), TOS kept, header checksum updated
- *   IPv6      addresses swapped, hop limit from the config map (the
- *             interface's hop_limit), traffic class and flow label kept
+ *   IPv6      addresses swapped, hop limit of the reply's route or else
+ *             from the config map (the interface's hop_limit), traffic class and flow label kept
  *   ICMP      type 8 -> 0 (ICMPv6 128 -> 129); code, identifier, sequence
  *             and data unchanged; checksum updated
  *   length    the Ethernet trailer padding after the IP packet is cut off
@@ -233,7 +234,7 @@ static __always_inline enum csum_check ipv4_check(struct iphdr *ip,
 }
 
 static __always_inline void ipv4_reply(struct iphdr *ip, void *data_end,
-				       const struct redirect_config *cfg)
+				       __u8 ttl)
 {
 	struct icmp_common *icmp = (void *)(ip + 1);
 	__u16 *word = (__u16 *)ip;
@@ -268,7 +269,7 @@ static __always_inline void ipv4_reply(struct iphdr *ip, void *data_end,
 
 	/* Word 4: TTL and protocol. */
 	old = word[4];
-	ip->ttl = cfg->ttl;
+	ip->ttl = ttl;
 	csum_replace(&ip->check, old, word[4]);
 
 	/* ICMP word 0: type and code. */
@@ -314,7 +315,7 @@ static __always_inline enum csum_check ipv6_check(struct ipv6hdr *ip6,
 }
 
 static __always_inline void ipv6_reply(struct ipv6hdr *ip6, void *data_end,
-				       const struct redirect_config *cfg)
+				       __u8 hop_limit)
 {
 	struct icmp_common *icmp = (void *)(ip6 + 1);
 	__u16 old, *type_code = (__u16 *)icmp;
@@ -327,7 +328,7 @@ static __always_inline void ipv6_reply(struct ipv6hdr *ip6, void *data_end,
 	addr = ip6->saddr;
 	ip6->saddr = ip6->daddr;
 	ip6->daddr = addr;
-	ip6->hop_limit = cfg->hop_limit;
+	ip6->hop_limit = hop_limit;
 
 	old = *type_code;
 	icmp->type = ICMPV6_ECHO_REPLY;
@@ -397,10 +398,14 @@ int tx_echo(struct xdp_md *ctx)
 	 * from the egress device's MAC, as Linux's reply would. */
 	__builtin_memcpy(eth->h_dest, macs.dst, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, macs.src, ETH_ALEN);
+	/* The route's hoplimit metric, when it has one (reply_path.h), else
+	 * the host default from the config map. */
 	if (req.ipv6)
-		ipv6_reply(req.l3, data_end, req.cfg);
+		ipv6_reply(req.l3, data_end,
+			   macs.hop_limit ? macs.hop_limit : req.cfg->hop_limit);
 	else
-		ipv4_reply(req.l3, data_end, req.cfg);
+		ipv4_reply(req.l3, data_end,
+			   macs.hop_limit ? macs.hop_limit : req.cfg->ttl);
 
 	/* Cut off Ethernet padding after the IP packet: the reply carries the
 	 * IP packet only, as the kernel's and the AF_XDP path's replies do (the

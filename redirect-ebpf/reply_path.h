@@ -34,11 +34,17 @@
  * The kernel answers a lookup only when forwarding is enabled on the device
  * (net.ipv4.conf.DEV.forwarding, net.ipv6.conf.DEV.forwarding), also for a
  * reply that is not forwarded at all: net/core/filter.c checks it first and
- * returns BPF_FIB_LKUP_RET_FWD_DISABLED. Passing every request to the
- * kernel then would turn the responder off on every host that is not a
- * router, so the request is answered as before the FIB check existed (to
- * the request's source MAC, from the interface's MAC) and counted as
- * COUNTER_FIB_UNCHECKED. docs/parity.md lists what that costs.
+ * returns BPF_FIB_LKUP_RET_FWD_DISABLED, the answer on every host that is
+ * not a router. Then the HOST MIRROR decides (reply_mirrored() below): user
+ * space keeps the routes of the tables the default rules consult (local,
+ * main, default) and the usable neighbour entries in two maps
+ * (mirror_routes, mirror_neighs; layouts in redirect.h), current from
+ * rtnetlink notifications. A unicast route by this interface whose next hop
+ * has a usable neighbour entry is answered, to that MAC; everything else is
+ * passed, counted by the same reasons in the COUNTER_MIRROR_* slots.
+ *
+ * The route's hop limit (`ip route ... hoplimit N`) is not in the FIB
+ * lookup's result: the mirror's route gives it on both paths.
  */
 #ifndef AFXDP_RESPONDER_REPLY_PATH_H
 #define AFXDP_RESPONDER_REPLY_PATH_H
@@ -52,29 +58,172 @@
 #define AF_INET6 10
 #endif
 
-/* The reply's MAC addresses, when the engine may answer. */
+/* The reply's MAC addresses and route hop limit, when the engine may answer. */
 struct reply_macs {
 	__u8 dst[ETH_ALEN];
 	__u8 src[ETH_ALEN];
+	__u8 hop_limit; /* the route's hoplimit metric, 0 = the host default */
 };
 
-/*
- * No FIB verdict (forwarding is disabled): the reply goes back where the
- * request came from, from the interface's MAC.
- */
-static __always_inline __u32 reply_unchecked(struct xdp_md *ctx,
-					     const struct echo_request *req,
-					     void *data_end,
-					     struct reply_macs *macs)
-{
-	struct ethhdr *eth = (void *)(long)ctx->data;
+/* The host mirror's maps (layouts and contract in redirect.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, MIRROR_ROUTES_MAX_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct mirror_route_key);
+	__type(value, struct mirror_route);
+} mirror_routes SEC(".maps");
 
-	if (!HAS_ROOM(eth, sizeof(*eth), data_end))
-		return COUNTER_FIB_OTHER;
-	__builtin_memcpy(macs->dst, eth->h_source, ETH_ALEN);
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MIRROR_NEIGHS_MAX_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct mirror_neigh_key);
+	__type(value, struct mirror_neigh);
+} mirror_neighs SEC(".maps");
+
+#define RTN_UNICAST_ 1
+#define RTN_LOCAL_ 2
+#define RTN_BROADCAST_ 3
+#define RTN_ANYCAST_ 4
+#define RTN_MULTICAST_ 5
+#define RTN_BLACKHOLE_ 6
+#define RTN_UNREACHABLE_ 7
+#define RTN_PROHIBIT_ 8
+#define RTN_THROW_ 9
+
+/*
+ * The route Linux's default rules would select for the reply's destination
+ * (the request's source, `key->addr`): the local table first, then main,
+ * then default; a `throw` route goes on to the next table, as the rules
+ * do. NULL: no route (the kernel answers ENETUNREACH, i.e. nothing).
+ */
+static __always_inline const struct mirror_route *
+mirror_route(struct mirror_route_key *key)
+{
+	const struct mirror_route *route;
+
+	key->table = MIRROR_TABLE_LOCAL;
+	route = bpf_map_lookup_elem(&mirror_routes, key);
+	if (route && route->type != RTN_THROW_)
+		return route;
+	key->table = MIRROR_TABLE_MAIN;
+	route = bpf_map_lookup_elem(&mirror_routes, key);
+	if (route && route->type != RTN_THROW_)
+		return route;
+	key->table = MIRROR_TABLE_DEFAULT;
+	route = bpf_map_lookup_elem(&mirror_routes, key);
+	if (route && route->type != RTN_THROW_)
+		return route;
+	return 0;
+}
+
+/*
+ * Fills `key` (and the reply's IP length) for the reply to `req`: the
+ * destination is the request's source. Returns 0 when the headers are not
+ * there (cannot happen: the filter checked them).
+ */
+static __always_inline int mirror_key(const struct echo_request *req,
+				      void *data_end,
+				      struct mirror_route_key *key,
+				      __u32 *tot_len)
+{
+	__builtin_memset(key, 0, sizeof(*key));
+	if (req->ipv6) {
+		struct ipv6hdr *ip6 = req->l3;
+
+		if (!HAS_ROOM(ip6, sizeof(*ip6), data_end))
+			return 0;
+		key->family = 6;
+		key->prefixlen = 32 + 128;
+		__builtin_memcpy(key->addr, &ip6->saddr, 16);
+		*tot_len = sizeof(*ip6) + packet_len16(ip6->payload_len);
+	} else {
+		struct iphdr *ip = req->l3;
+
+		if (!HAS_ROOM(ip, sizeof(*ip), data_end))
+			return 0;
+		key->family = 4;
+		key->prefixlen = 32 + 32;
+		__builtin_memcpy(key->addr, &ip->saddr, 4);
+		*tot_len = packet_len16(ip->tot_len);
+	}
+	return 1;
+}
+
+/*
+ * Forwarding is off, so the FIB does not answer: the host mirror decides,
+ * as Linux's output route lookup and neighbour resolution would. Returns
+ * COUNTER_HANDLED (and fills in `macs`) or the COUNTER_MIRROR_* reason.
+ */
+static __always_inline __u32 reply_mirrored(const struct echo_request *req,
+					    void *data_end,
+					    struct reply_macs *macs)
+{
+	const struct mirror_route *route;
+	const struct mirror_neigh *neigh;
+	struct mirror_route_key key;
+	struct mirror_neigh_key nkey;
+	__u32 tot_len = 0;
+
+	if (req->ifindex == 0)
+		return COUNTER_MIRROR_OTHER_EGRESS; /* a VLAN the loader did not name */
+	if (!mirror_key(req, data_end, &key, &tot_len))
+		return COUNTER_MIRROR_OTHER;
+	route = mirror_route(&key);
+	if (!route)
+		return COUNTER_MIRROR_NO_ROUTE;
+	switch (route->type) {
+	case RTN_UNICAST_:
+		break;
+	case RTN_LOCAL_:
+	case RTN_BROADCAST_:
+	case RTN_ANYCAST_:
+	case RTN_MULTICAST_:
+		return COUNTER_MIRROR_NOT_UNICAST;
+	case RTN_BLACKHOLE_:
+	case RTN_UNREACHABLE_:
+	case RTN_PROHIBIT_:
+		return COUNTER_MIRROR_NO_ROUTE;
+	default:
+		return COUNTER_MIRROR_OTHER; /* multipath, nexthop object, ... */
+	}
+	if (route->ifindex != req->ifindex)
+		return COUNTER_MIRROR_OTHER_EGRESS;
+	if (route->mtu && tot_len > route->mtu)
+		return COUNTER_MIRROR_FRAG_NEEDED;
+
+	__builtin_memset(&nkey, 0, sizeof(nkey));
+	nkey.ifindex = req->ifindex;
+	nkey.family = key.family;
+	if (route->gateway)
+		__builtin_memcpy(nkey.addr, route->via, 16);
+	else
+		__builtin_memcpy(nkey.addr, key.addr, 16);
+	neigh = bpf_map_lookup_elem(&mirror_neighs, &nkey);
+	if (!neigh)
+		return COUNTER_MIRROR_NO_NEIGH;
+
+	__builtin_memcpy(macs->dst, neigh->mac, ETH_ALEN);
 	__builtin_memcpy(macs->src, req->cfg->mac, ETH_ALEN);
-	count(COUNTER_FIB_UNCHECKED);
+	macs->hop_limit = route->hop_limit;
+	count(COUNTER_MIRROR_HANDLED);
 	return COUNTER_HANDLED;
+}
+
+/* The hop limit of the route the mirror holds for the reply's destination
+ * (0: none, or no such route), for a reply the FIB approved. */
+static __always_inline __u8 route_hop_limit(const struct echo_request *req,
+					    void *data_end)
+{
+	const struct mirror_route *route;
+	struct mirror_route_key key;
+	__u32 tot_len = 0;
+
+	if (!mirror_key(req, data_end, &key, &tot_len))
+		return 0;
+	route = mirror_route(&key);
+	return route ? route->hop_limit : 0;
 }
 
 /*
@@ -138,7 +287,7 @@ static __always_inline __u32 reply_path(struct xdp_md *ctx,
 	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
 		return COUNTER_FIB_FRAG_NEEDED;
 	case BPF_FIB_LKUP_RET_FWD_DISABLED:
-		return reply_unchecked(ctx, req, data_end, macs);
+		return reply_mirrored(req, data_end, macs);
 	default:
 		return COUNTER_FIB_OTHER; /* < 0: an error; LWT; unknown */
 	}
@@ -159,6 +308,7 @@ static __always_inline __u32 reply_path(struct xdp_md *ctx,
 
 	__builtin_memcpy(macs->dst, fib.dmac, ETH_ALEN);
 	__builtin_memcpy(macs->src, fib.smac, ETH_ALEN);
+	macs->hop_limit = route_hop_limit(req, data_end);
 	return COUNTER_HANDLED;
 }
 

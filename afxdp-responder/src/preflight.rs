@@ -442,18 +442,15 @@ pub fn status(ifname: &str) -> Result<StatusReport, IfaceError> {
             passed: c.passed,
             no_socket: c.no_socket,
             bad_checksum: c.bad_checksum,
-            fib_passed: responder_json::FibPassed {
-                no_neighbour: c.fib.no_neigh,
-                not_unicast: c.fib.not_unicast,
-                no_route: c.fib.no_route,
-                frag_needed: c.fib.frag_needed,
-                other_egress: c.fib.other_egress,
-                other: c.fib.other,
+            fib_passed: c.fib.into(),
+            mirror_handled: c.mirror_handled,
+            mirror_passed: c.mirror.into(),
+            passed_by: responder_json::PassReasons {
+                ignore_all: c.ignored,
+                denied: c.denied,
+                not_allowed: c.not_allowed,
+                rate_limited: c.rate_limited,
             },
-            fib_unchecked: c.fib_unchecked,
-            // `status` reads the program's `counters` map only; the host-policy reasons are in
-            // the running responder's own events and metrics.
-            passed_by: Default::default(),
         });
     Ok(StatusReport {
         iface: iface.name,
