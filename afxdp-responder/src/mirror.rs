@@ -76,7 +76,11 @@ fn route_key(route: &Route) -> RouteKey {
 fn route_value(route: &Route) -> RouteValue {
     let mut value = [0; 28];
     let known = (kind::UNICAST..=kind::THROW).contains(&route.kind);
-    value[0] = if route.complex || !known { ROUTE_KERNEL } else { route.kind };
+    value[0] = if route.complex || !known {
+        ROUTE_KERNEL
+    } else {
+        route.kind
+    };
     value[1] = route.hop_limit;
     if let Some(gateway) = route.gateway {
         value[2] = 1;
@@ -94,11 +98,14 @@ pub fn neighbour_entry(entry: &Neighbour) -> (NeighKey, Option<NeighValue>) {
     key[..4].copy_from_slice(&entry.index.to_ne_bytes());
     key[4] = family(entry.ip);
     key[8..].copy_from_slice(&addr_bytes(entry.ip));
-    let value = entry.usable_mac.filter(|mac| *mac != [0; 6] && mac[0] & 1 == 0).map(|mac| {
-        let mut value = [0; 8];
-        value[..6].copy_from_slice(&mac);
-        value
-    });
+    let value = entry
+        .usable_mac
+        .filter(|mac| *mac != [0; 6] && mac[0] & 1 == 0)
+        .map(|mac| {
+            let mut value = [0; 8];
+            value[..6].copy_from_slice(&mac);
+            value
+        });
     (key, value)
 }
 

@@ -617,7 +617,11 @@ impl Responder {
         // Then the IP header: three words change, and the checksum is updated for all three in
         // one sum. Not a fragment (checked above), so clearing DF leaves the whole word zero.
         let ident = self.next_ipv4_ident(ip.ident());
-        let ttl = if route_ttl != 0 { route_ttl } else { self.policy.ipv4_ttl };
+        let ttl = if route_ttl != 0 {
+            route_ttl
+        } else {
+            self.policy.ipv4_ttl
+        };
         let ttl_protocol = u16::from_be_bytes([ttl, ipv4::PROTOCOL_ICMP]);
         let header_checksum = checksum::update_words(
             ip.checksum(),

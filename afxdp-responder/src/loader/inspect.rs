@@ -97,4 +97,3 @@ fn per_cpu_sums(id: u32, data: MapData, name: &str) -> Result<impl Fn(u32) -> Re
         Ok(values.iter().copied().fold(0u64, u64::wrapping_add))
     })
 }
-

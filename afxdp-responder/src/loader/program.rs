@@ -629,7 +629,10 @@ impl EngineProgram {
         if wanted.len() > MIRROR_ROUTES_MAX_ENTRIES {
             return Err(map_error(
                 MAP_MIRROR_ROUTES,
-                format!("mirroring {} routes (at most {MIRROR_ROUTES_MAX_ENTRIES})", wanted.len()),
+                format!(
+                    "mirroring {} routes (at most {MIRROR_ROUTES_MAX_ENTRIES})",
+                    wanted.len()
+                ),
                 MapError::OutOfBounds {
                     index: wanted.len() as u32,
                     max_entries: MIRROR_ROUTES_MAX_ENTRIES as u32,
@@ -698,7 +701,12 @@ impl EngineProgram {
                 _ => None,
             })
             .collect();
-        let stale: Vec<mirror::NeighKey> = maps.neighs.keys().filter_map(Result::ok).filter(|k| !wanted.contains(k)).collect();
+        let stale: Vec<mirror::NeighKey> = maps
+            .neighs
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !wanted.contains(k))
+            .collect();
         for key in stale {
             let _ = maps.neighs.remove(&key);
         }

@@ -174,7 +174,11 @@ pub(crate) fn dump_routes_with(socket: &mut RouteSocket) -> Result<Vec<Route>, N
     for family in [AddressFamily::Inet, AddressFamily::Inet6] {
         let mut request = RouteMessage::default();
         request.header.address_family = family;
-        for answer in socket.request("route dump (RTM_GETROUTE)", RouteNetlinkMessage::GetRoute(request), true)? {
+        for answer in socket.request(
+            "route dump (RTM_GETROUTE)",
+            RouteNetlinkMessage::GetRoute(request),
+            true,
+        )? {
             if let RouteNetlinkMessage::NewRoute(m) = answer {
                 routes.extend(Route::from_message(&m));
             }
