@@ -176,7 +176,8 @@ mod tests {
             usable_mac: Some([2, 0, 0, 0, 0, 2]),
         };
         let (key, value) = neighbour_entry(&entry);
-        assert_eq!(key[..8], [7u32.to_ne_bytes()[..], &[4, 0, 0, 0]].concat()[..]);
+        assert_eq!(key[..4], 7u32.to_ne_bytes());
+        assert_eq!(key[4..8], [4, 0, 0, 0]);
         assert_eq!(key[8..12], [198, 18, 0, 2]);
         assert_eq!(value, Some([2, 0, 0, 0, 0, 2, 0, 0]));
         entry.usable_mac = None;
