@@ -495,6 +495,25 @@ pub fn human_status(r: &StatusReport) -> String {
             "\ncounters: {verb} {}, passed to the kernel {}, no socket {}, bad checksum {}",
             c.handled, c.passed, c.no_socket, c.bad_checksum
         );
+        let reasons = |p: &responder_json::FibPassed| {
+            format!(
+                "no neighbour {}, not unicast {}, no route {}, frag needed {}, other egress {}, other {}",
+                p.no_neighbour, p.not_unicast, p.no_route, p.frag_needed, p.other_egress, p.other
+            )
+        };
+        let _ = write!(s, "\npassed by the FIB (forwarding on): {}", reasons(&c.fib_passed));
+        let _ = write!(
+            s,
+            "\nhost mirror (forwarding off): {verb} {}; passed: {}",
+            c.mirror_handled,
+            reasons(&c.mirror_passed)
+        );
+        let b = &c.passed_by;
+        let _ = write!(
+            s,
+            "\npassed by host policy: echo_ignore_all {}, --deny-from {}, not in --allow-from {}, rate limit {}",
+            b.ignore_all, b.denied, b.not_allowed, b.rate_limited
+        );
     }
     s
 }

@@ -211,3 +211,24 @@ fn routes_added_changed_and_removed_while_running_change_the_verdict() {
     );
     stop(responder);
 }
+
+#[test]
+fn status_shows_the_host_policy_and_route_reasons_read_from_the_program() {
+    let pair = pair(1);
+    let client = pair.config().client_v4.to_string();
+    let responder = start(&pair, &["--stats-interval", "0", "--deny-from", &format!("{client}/32")]);
+    let denied = ping_from(&pair, &client, 2);
+    assert_eq!(denied.received, 2, "denied: passed to the kernel, which answers");
+    let c = counters(&pair);
+    assert_eq!(c.passed_by.denied, 2, "status reads policy_counters: {:?}", c.passed_by);
+    assert_eq!(c.mirror_handled, 0, "the responder answered none");
+    let out = pair
+        .command_in(Side::Responder, EXE)
+        .args(["status", "--iface", pair.responder_if()])
+        .output()
+        .expect("afxdp-responder status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("--deny-from 2"), "{text}");
+    assert!(text.contains("host mirror (forwarding off)"), "{text}");
+    stop(responder);
+}
