@@ -26,9 +26,17 @@
  *                           (net.ipv4.ip_default_ttl), as the kernel uses
  *   offset 7     hop_limit  IPv6 hop limit of those replies: the
  *                           interface's hop_limit
+ *   offset 8     flow_flags the IPv6 flow label policy of those replies,
+ *                           as echo-wire's FlowLabelPolicy: bit 0 reflect
+ *                           (net.ipv6.flowlabel_reflect & 4), bit 1 auto
+ *                           (net.ipv6.auto_flowlabels 1 or 3), bit 2
+ *                           state_ranges (net.ipv6.flowlabel_state_ranges)
+ *   offset 9..16 pad        zero
+ *   offset 16..32 flow_key  the per-run key of the auto label's hash, two
+ *                           u64 in host order (FlowLabelPolicy::key)
  *
  * The redirect and drop programs read only `mac` (the loader writes the
- * two other bytes all the same). An all-zero MAC (the state before the
+ * other bytes all the same). An all-zero MAC (the state before the
  * loader fills the map) matches no real frame, so an unconfigured program
  * passes everything to the kernel.
  */
@@ -36,7 +44,13 @@ struct redirect_config {
 	__u8 mac[6];
 	__u8 ttl;
 	__u8 hop_limit;
+	__u8 flow_flags;
+	__u8 pad[7];
+	__u64 flow_key[2];
 };
+#define FLOW_REFLECT 0x1
+#define FLOW_AUTO 0x2
+#define FLOW_STATE_RANGES 0x4
 
 /*
  * Key of the `owned_addrs` map (BPF_MAP_TYPE_HASH): the addresses we answer

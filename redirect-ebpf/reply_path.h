@@ -152,25 +152,43 @@ static __always_inline int mirror_key(const struct echo_request *req,
 }
 
 /*
- * Forwarding is off, so the FIB does not answer: the host mirror decides,
- * as Linux's output route lookup and neighbour resolution would. Returns
- * COUNTER_HANDLED (and fills in `macs`) or the COUNTER_MIRROR_* reason.
+ * One question to the host mirror, on the stack of the caller: the reply's
+ * destination (`key`, filled by mirror_key()), its IP length and the device
+ * it must leave by; the answer (the next hop's MAC, the route's hop limit)
+ * comes back in it.
  */
-static __always_inline __u32 reply_mirrored(const struct echo_request *req,
-					    void *data_end,
-					    struct reply_macs *macs)
+struct mirror_query {
+	struct mirror_route_key key;
+	__u32 tot_len;
+	__u32 ifindex;
+	__u8 mac[ETH_ALEN];
+	__u8 hop_limit;
+	__u8 hop_limit_only; /* 1: only look up the route's hop limit */
+};
+
+/*
+ * The host mirror's verdict on `q`: COUNTER_HANDLED (q->mac, q->hop_limit
+ * filled in) or the COUNTER_MIRROR_* reason to pass the request.
+ *
+ * A global (not inlined) function: the verifier checks it once, on its own,
+ * and the caller sees one scalar come back. Inlined, its branches multiply
+ * the xdp-tx program's verifier states past the 1M-instruction limit of
+ * older verifiers (Linux 6.1). Pointer arguments of global functions need
+ * Linux 5.12.
+ */
+__attribute__((noinline)) int mirror_decide(struct mirror_query *q)
 {
 	const struct mirror_route *route;
 	const struct mirror_neigh *neigh;
-	struct mirror_route_key key;
 	struct mirror_neigh_key nkey;
-	__u32 tot_len = 0;
 
-	if (req->ifindex == 0)
-		return COUNTER_MIRROR_OTHER_EGRESS; /* a VLAN the loader did not name */
-	if (!mirror_key(req, data_end, &key, &tot_len))
+	if (!q)
 		return COUNTER_MIRROR_OTHER;
-	route = mirror_route(&key);
+	route = mirror_route(&q->key);
+	if (q->hop_limit_only) {
+		q->hop_limit = route ? route->hop_limit : 0;
+		return COUNTER_HANDLED;
+	}
 	if (!route)
 		return COUNTER_MIRROR_NO_ROUTE;
 	switch (route->type) {
@@ -188,25 +206,53 @@ static __always_inline __u32 reply_mirrored(const struct echo_request *req,
 	default:
 		return COUNTER_MIRROR_OTHER; /* multipath, nexthop object, ... */
 	}
-	if (route->ifindex != req->ifindex)
+	if (route->ifindex != q->ifindex)
 		return COUNTER_MIRROR_OTHER_EGRESS;
-	if (route->mtu && tot_len > route->mtu)
+	if (route->mtu && q->tot_len > route->mtu)
 		return COUNTER_MIRROR_FRAG_NEEDED;
 
 	__builtin_memset(&nkey, 0, sizeof(nkey));
-	nkey.ifindex = req->ifindex;
-	nkey.family = key.family;
+	nkey.ifindex = q->ifindex;
+	nkey.family = q->key.family;
 	if (route->gateway)
 		__builtin_memcpy(nkey.addr, route->via, 16);
 	else
-		__builtin_memcpy(nkey.addr, key.addr, 16);
+		__builtin_memcpy(nkey.addr, q->key.addr, 16);
 	neigh = bpf_map_lookup_elem(&mirror_neighs, &nkey);
 	if (!neigh)
 		return COUNTER_MIRROR_NO_NEIGH;
+	__builtin_memcpy(q->mac, neigh->mac, ETH_ALEN);
+	q->hop_limit = route->hop_limit;
+	return COUNTER_HANDLED;
+}
 
-	__builtin_memcpy(macs->dst, neigh->mac, ETH_ALEN);
+/*
+ * Forwarding is off, so the FIB does not answer: the host mirror decides,
+ * as Linux's output route lookup and neighbour resolution would. Returns
+ * COUNTER_HANDLED (and fills in `macs`) or the COUNTER_MIRROR_* reason.
+ */
+static __always_inline __u32 reply_mirrored(const struct echo_request *req,
+					    void *data_end,
+					    struct reply_macs *macs)
+{
+	struct mirror_query q;
+	int verdict;
+
+	if (req->ifindex == 0)
+		return COUNTER_MIRROR_OTHER_EGRESS; /* a VLAN the loader did not name */
+	__builtin_memset(&q, 0, sizeof(q));
+	if (!mirror_key(req, data_end, &q.key, &q.tot_len))
+		return COUNTER_MIRROR_OTHER;
+	q.ifindex = req->ifindex;
+	verdict = mirror_decide(&q);
+	if (verdict != COUNTER_HANDLED) {
+		if (verdict < COUNTER_MIRROR_NO_NEIGH || verdict > COUNTER_MIRROR_OTHER)
+			return COUNTER_MIRROR_OTHER;
+		return verdict;
+	}
+	__builtin_memcpy(macs->dst, q.mac, ETH_ALEN);
 	__builtin_memcpy(macs->src, req->cfg->mac, ETH_ALEN);
-	macs->hop_limit = route->hop_limit;
+	macs->hop_limit = q.hop_limit;
 	count(COUNTER_MIRROR_HANDLED);
 	return COUNTER_HANDLED;
 }
@@ -216,14 +262,15 @@ static __always_inline __u32 reply_mirrored(const struct echo_request *req,
 static __always_inline __u8 route_hop_limit(const struct echo_request *req,
 					    void *data_end)
 {
-	const struct mirror_route *route;
-	struct mirror_route_key key;
-	__u32 tot_len = 0;
+	struct mirror_query q;
 
-	if (!mirror_key(req, data_end, &key, &tot_len))
+	__builtin_memset(&q, 0, sizeof(q));
+	if (!mirror_key(req, data_end, &q.key, &q.tot_len))
 		return 0;
-	route = mirror_route(&key);
-	return route ? route->hop_limit : 0;
+	q.hop_limit_only = 1;
+	if (mirror_decide(&q) != COUNTER_HANDLED)
+		return 0;
+	return q.hop_limit;
 }
 
 /*

@@ -22,7 +22,7 @@ use afxdp_responder::loader::{EngineCounters, EngineProgram, FibPasses, XDP_DROP
 use afxdp_responder::netlink::route::{Neighbour, Route, kind};
 use afxdp_responder::options::Engine;
 use common::{assert_nothing_attached, link_details, need_root, pair, ping_all_answered, ping_sizes, stop};
-use echo_wire::respond::ReplyPolicy;
+use echo_wire::respond::{FlowLabelPolicy, ReplyPolicy};
 use etherparse::{LinkExtHeader, LinkHeader, NetHeaders, PacketBuilder, PacketHeaders, VlanId};
 
 const OUR_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
@@ -337,10 +337,15 @@ fn check_ipv6_reply(request: &[u8], reply: &[u8], l3: usize) {
         "{what}: hop limit from the config map"
     );
     assert_eq!(
-        (ip.traffic_class, ip.flow_label, ip.payload_length),
-        (req_ip.traffic_class, req_ip.flow_label, req_ip.payload_length),
-        "{what}: traffic class, flow label, length kept"
+        (ip.traffic_class, ip.payload_length),
+        (req_ip.traffic_class, req_ip.payload_length),
+        "{what}: traffic class, length kept"
     );
+    // The program's own implementation of the label hash against echo-wire's (the AF_XDP path's).
+    let label = POLICY
+        .flow_label
+        .reply_label(req_ip.flow_label.value(), &ip.source, &ip.destination);
+    assert_eq!(ip.flow_label.value(), label, "{what}: flow label by the policy");
     let len = usize::from(ip.payload_length);
     let icmp = l3 + 40..l3 + 40 + len;
     check_echo_message(request, reply, l3, icmp.clone(), 129, &what);
@@ -409,15 +414,66 @@ fn xdp_tx_clears_df_keeps_tos_and_gives_fresh_ids() {
 }
 
 #[test]
-fn xdp_tx_keeps_traffic_class_and_flow_label() {
-    let program = load(Engine::XdpTx);
+fn xdp_tx_keeps_the_traffic_class_and_labels_flows_like_the_afxdp_path() {
+    let mut program = load(Engine::XdpTx);
     let mut request = echo_v6(OUR_V6, 7, 1, &payload(56));
     // version 6, traffic class 0xb8, flow label 0x12345 (not in the ICMPv6 checksum).
     request[ETH_LEN..ETH_LEN + 4].copy_from_slice(&[0x6b, 0x81, 0x23, 0x45]);
-    let (action, reply, _) = run(&program, &request);
-    assert_eq!(action, XDP_TX);
-    check_ipv6_reply(&request, &reply, ETH_LEN);
-    assert_eq!(reply[ETH_LEN..ETH_LEN + 4], [0x6b, 0x81, 0x23, 0x45]);
+    let label_of = |reply: &[u8]| u32::from_be_bytes(reply[ETH_LEN..ETH_LEN + 4].try_into().unwrap()) & 0xf_ffff;
+    let (reply_src, reply_dst) = (OUR_V6, PEER_V6);
+    for (what, flow_label) in [
+        (
+            "auto labels, a random key",
+            FlowLabelPolicy::LINUX_DEFAULT.with_key([0x0123_4567_89ab_cdef, 0xfeed_f00d_dead_beef]),
+        ),
+        (
+            "auto labels, another key",
+            FlowLabelPolicy::LINUX_DEFAULT.with_key([7, 11]),
+        ),
+        (
+            "auto labels with state ranges",
+            FlowLabelPolicy {
+                state_ranges: true,
+                ..FlowLabelPolicy::LINUX_DEFAULT.with_key([3, 5])
+            },
+        ),
+        ("reflect", FlowLabelPolicy::REFLECT_ONLY),
+        (
+            "neither",
+            FlowLabelPolicy {
+                auto: false,
+                ..FlowLabelPolicy::LINUX_DEFAULT
+            },
+        ),
+    ] {
+        program
+            .set_reply_policy(ReplyPolicy { flow_label, ..POLICY })
+            .expect("set the reply policy");
+        let (action, reply, _) = run(&program, &request);
+        assert_eq!(action, XDP_TX, "{what}");
+        assert_eq!(
+            reply[ETH_LEN..ETH_LEN + 2],
+            [0x6b, 0x80 | (reply[ETH_LEN + 1] & 0x0f)],
+            "{what}: version, class"
+        );
+        // The program's hash and echo-wire's (what the AF_XDP workers send) agree bit for bit.
+        let expected = flow_label.reply_label(0x12345, &reply_src, &reply_dst);
+        assert_eq!(label_of(&reply), expected, "{what}");
+    }
+    assert_eq!(label_of(&run(&program, &request).1), 0, "no policy: 0");
+    // One flow keeps its label; another destination gets another one.
+    program.set_reply_policy(POLICY).unwrap();
+    let other = {
+        let mut r = request.clone();
+        r[ETH_LEN + 8 + 15] = 0x42; // another source, i.e. another reply destination
+        r
+    };
+    let (a, b, c) = (
+        label_of(&run(&program, &request).1),
+        label_of(&run(&program, &request).1),
+        label_of(&run(&program, &other).1),
+    );
+    assert!(a != 0 && a == b && a != c, "per-flow labels: {a:#x} {b:#x} {c:#x}");
 }
 
 #[test]

@@ -216,7 +216,10 @@ fn routes_added_changed_and_removed_while_running_change_the_verdict() {
 fn status_shows_the_host_policy_and_route_reasons_read_from_the_program() {
     let pair = pair(1);
     let client = pair.config().client_v4.to_string();
-    let responder = start(&pair, &["--stats-interval", "0", "--deny-from", &format!("{client}/32")]);
+    let responder = start(
+        &pair,
+        &["--stats-interval", "0", "--deny-from", &format!("{client}/32")],
+    );
     let denied = ping_from(&pair, &client, 2);
     assert_eq!(denied.received, 2, "denied: passed to the kernel, which answers");
     let c = counters(&pair);

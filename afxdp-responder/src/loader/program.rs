@@ -59,7 +59,8 @@ pub const POLICY_LPM_MAX_ENTRIES: usize = crate::policy::MAX_SOURCE_RULES;
 /// `struct owned_key` from maps.h, as bytes.
 type OwnedKey = [u8; 20];
 /// `struct redirect_config` from maps.h, as bytes.
-type ConfigValue = [u8; 8];
+/// mac (6), ttl, hop_limit, flow_flags, pad (7), flow_key (2 x u64, host order).
+type ConfigValue = [u8; 32];
 /// `struct host_policy` from policy.h, as bytes: ignore_v4, ignore_v6, allow_list, pad, pad2
 /// (4 bytes), rate_interval_ns (u64, host order), rate_burst_ns (u64).
 type HostPolicyValue = [u8; 24];
@@ -221,10 +222,14 @@ fn owned_key(vlan_id: u16, addr: IpAddr) -> Result<OwnedKey, LoaderError> {
 
 /// `struct redirect_config` (maps.h) for `mac` and the reply TTL / hop limit of `policy`.
 fn config_value(mac: [u8; 6], policy: ReplyPolicy) -> ConfigValue {
-    let mut value: ConfigValue = [0; 8];
+    let mut value: ConfigValue = [0; 32];
     value[..6].copy_from_slice(&mac);
     value[6] = policy.ipv4_ttl;
     value[7] = policy.ipv6_hop_limit;
+    let flow = policy.flow_label;
+    value[8] = u8::from(flow.reflect) | (u8::from(flow.auto) << 1) | (u8::from(flow.state_ranges) << 2);
+    value[16..24].copy_from_slice(&flow.key[0].to_ne_bytes());
+    value[24..32].copy_from_slice(&flow.key[1].to_ne_bytes());
     value
 }
 
@@ -519,9 +524,9 @@ impl EngineProgram {
         Ok(())
     }
 
-    /// Writes the reply TTL and hop limit of `policy` into the `config` map (what the xdp-tx
-    /// engine puts in its replies; the other programs ignore them), e.g. after the host's
-    /// sysctls changed.
+    /// Writes the reply TTL, hop limit and flow-label policy of `policy` into the `config` map
+    /// (what the xdp-tx engine puts in its replies; the other programs ignore them), e.g. after
+    /// the host's sysctls changed.
     pub fn set_reply_policy(&mut self, policy: ReplyPolicy) -> Result<(), LoaderError> {
         self.config
             .set(0, config_value(self.mac, policy), 0)
@@ -881,6 +886,21 @@ mod tests {
             ipv6_hop_limit: 255,
             ..ReplyPolicy::DEFAULT
         };
-        assert_eq!(config_value([2, 0, 0, 0, 0, 1], policy), [2, 0, 0, 0, 0, 1, 63, 255]);
+        let value = config_value([2, 0, 0, 0, 0, 1], policy);
+        assert_eq!(value[..9], [2, 0, 0, 0, 0, 1, 63, 255, 0b010], "auto labels only");
+        let reflect = ReplyPolicy {
+            flow_label: echo_wire::respond::FlowLabelPolicy {
+                reflect: true,
+                auto: false,
+                state_ranges: true,
+                key: [1, 2],
+            },
+            ..policy
+        };
+        let value = config_value([2, 0, 0, 0, 0, 1], reflect);
+        assert_eq!(value[8], 0b101);
+        assert_eq!(value[9..16], [0; 7]);
+        assert_eq!(value[16..24], 1u64.to_ne_bytes());
+        assert_eq!(value[24..32], 2u64.to_ne_bytes());
     }
 }
