@@ -1016,7 +1016,7 @@ fn mirror_delta(before: EngineCounters, after: EngineCounters) -> (FibPasses, u6
 
 /// Runs `frame` as if it arrived on `ifindex` with forwarding off: the verdict, the counter that
 /// moved, the mirror's pass counters' deltas, and how many the mirror handled.
-fn run_mirrored(program: &EngineProgram, ifindex: u32, frame: &[u8]) -> (&'static str, Counted, FibPasses, u64) {
+fn run_mirrored(program: &EngineProgram, ifindex: u32, frame: &[u8]) -> FibOutcome {
     let before = program.counters().expect("read counters");
     let action = program
         .test_run_on_interface(frame, ifindex, 0)
@@ -1061,7 +1061,7 @@ fn mirror_decides_when_forwarding_is_off() {
     let redirected = ("XDP_PASS", Counted::NoSocket, FibPasses::ZERO, 1);
     let passed = |p: FibPasses| ("XDP_PASS", Counted::Passed, p, 0);
     let one = FibPasses::ZERO;
-    let cases: Vec<(&str, Vec<u8>, (&str, Counted, FibPasses, u64))> = vec![
+    let cases: Vec<(&str, Vec<u8>, FibOutcome)> = vec![
         ("v4 from the resolved peer", request_v4(), redirected),
         ("v6 from the resolved peer", request_v6(), redirected),
         (
