@@ -181,10 +181,14 @@ __attribute__((noinline)) int mirror_decide(struct mirror_query *q)
 	const struct mirror_route *route;
 	const struct mirror_neigh *neigh;
 	struct mirror_neigh_key nkey;
+	struct mirror_route_key key;
 
 	if (!q)
 		return COUNTER_MIRROR_OTHER;
-	route = mirror_route(&q->key);
+	/* Map keys must be on this function's stack for older verifiers
+	 * (6.1 refuses a key in the caller's memory, PTR_TO_MEM). */
+	__builtin_memcpy(&key, &q->key, sizeof(key));
+	route = mirror_route(&key);
 	if (q->hop_limit_only) {
 		q->hop_limit = route ? route->hop_limit : 0;
 		return COUNTER_HANDLED;
@@ -213,11 +217,11 @@ __attribute__((noinline)) int mirror_decide(struct mirror_query *q)
 
 	__builtin_memset(&nkey, 0, sizeof(nkey));
 	nkey.ifindex = q->ifindex;
-	nkey.family = q->key.family;
+	nkey.family = key.family;
 	if (route->gateway)
 		__builtin_memcpy(nkey.addr, route->via, 16);
 	else
-		__builtin_memcpy(nkey.addr, q->key.addr, 16);
+		__builtin_memcpy(nkey.addr, key.addr, 16);
 	neigh = bpf_map_lookup_elem(&mirror_neighs, &nkey);
 	if (!neigh)
 		return COUNTER_MIRROR_NO_NEIGH;
