@@ -31,7 +31,14 @@
  *                           (net.ipv6.flowlabel_reflect & 4), bit 1 auto
  *                           (net.ipv6.auto_flowlabels 1 or 3), bit 2
  *                           state_ranges (net.ipv6.flowlabel_state_ranges)
- *   offset 9..16 pad        zero
+ *   offset 9     no_mirror  1: the loader keeps no host mirror (reply_path.h)
+ *                           for this program (the xsk-echo example, which
+ *                           embeds redirect.c without the daemon): with
+ *                           forwarding off, owned requests are answered
+ *                           without a route check, to the request's source
+ *                           MAC, as before the mirror existed. The daemon
+ *                           writes 0.
+ *   offset 10..16 pad       zero
  *   offset 16..32 flow_key  the per-run key of the auto label's hash, two
  *                           u64 in host order (FlowLabelPolicy::key)
  *
@@ -45,7 +52,8 @@ struct redirect_config {
 	__u8 ttl;
 	__u8 hop_limit;
 	__u8 flow_flags;
-	__u8 pad[7];
+	__u8 no_mirror;
+	__u8 pad[6];
 	__u64 flow_key[2];
 };
 #define FLOW_REFLECT 0x1

@@ -119,41 +119,8 @@ mirror_route(struct mirror_route_key *key)
 }
 
 /*
- * Fills `key` (and the reply's IP length) for the reply to `req`: the
- * destination is the request's source. Returns 0 when the headers are not
- * there (cannot happen: the filter checked them).
- */
-static __always_inline int mirror_key(const struct echo_request *req,
-				      void *data_end,
-				      struct mirror_route_key *key,
-				      __u32 *tot_len)
-{
-	__builtin_memset(key, 0, sizeof(*key));
-	if (req->ipv6) {
-		struct ipv6hdr *ip6 = req->l3;
-
-		if (!HAS_ROOM(ip6, sizeof(*ip6), data_end))
-			return 0;
-		key->family = 6;
-		key->prefixlen = 32 + 128;
-		__builtin_memcpy(key->addr, &ip6->saddr, 16);
-		*tot_len = sizeof(*ip6) + packet_len16(ip6->payload_len);
-	} else {
-		struct iphdr *ip = req->l3;
-
-		if (!HAS_ROOM(ip, sizeof(*ip), data_end))
-			return 0;
-		key->family = 4;
-		key->prefixlen = 32 + 32;
-		__builtin_memcpy(key->addr, &ip->saddr, 4);
-		*tot_len = packet_len16(ip->tot_len);
-	}
-	return 1;
-}
-
-/*
  * One question to the host mirror, on the stack of the caller: the reply's
- * destination (`key`, filled by mirror_key()), its IP length and the device
+ * destination (`key`), its IP length and the device
  * it must leave by; the answer (the next hop's MAC, the route's hop limit)
  * comes back in it.
  */
@@ -231,96 +198,114 @@ __attribute__((noinline)) int mirror_decide(struct mirror_query *q)
 }
 
 /*
- * Forwarding is off, so the FIB does not answer: the host mirror decides,
- * as Linux's output route lookup and neighbour resolution would. Returns
- * COUNTER_HANDLED (and fills in `macs`) or the COUNTER_MIRROR_* reason.
+ * The reply to decide about, copied from the request by reply_path() onto
+ * its stack, and the decision (the MACs, the route's hop limit) coming back.
  */
-static __always_inline __u32 reply_mirrored(const struct echo_request *req,
-					    void *data_end,
-					    struct reply_macs *macs)
+struct reply_query {
+	__u8 ipv6;
+	__u8 tos;	/* IPv4 TOS (the IPv6 traffic class is in flowinfo) */
+	__u8 no_mirror; /* config: the loader keeps no host mirror */
+	__u8 hop_limit; /* out: the route's hoplimit, 0 = none */
+	__u32 ifindex;	/* the device the reply must leave by, 0 = unknown */
+	__u32 tot_len;	/* the reply's IP length */
+	__be32 flowinfo;
+	__u8 src[16];	/* the reply's source: the owned address (IPv4: 0..4) */
+	__u8 dst[16];	/* the reply's destination: the request's source */
+	__u8 frame_dst[ETH_ALEN]; /* the request's destination MAC */
+	__u8 frame_src[ETH_ALEN]; /* the request's source MAC */
+	__u8 cfg_mac[ETH_ALEN];	  /* the config map's MAC */
+	__u8 out_dst[ETH_ALEN];	  /* out: the reply's destination MAC */
+	__u8 out_src[ETH_ALEN];	  /* out: the reply's source MAC */
+	__u8 pad[2];
+};
+
+/* The host mirror's hop limit for the reply in `q` (0: none). */
+static __always_inline __u8 mirror_hop_limit(const struct reply_query *q)
 {
-	struct mirror_query q;
+	struct mirror_query m;
+
+	__builtin_memset(&m, 0, sizeof(m));
+	m.key.family = q->ipv6 ? 6 : 4;
+	m.key.prefixlen = 32 + (q->ipv6 ? 128 : 32);
+	__builtin_memcpy(m.key.addr, q->dst, 16);
+	m.hop_limit_only = 1;
+	if (mirror_decide(&m) != COUNTER_HANDLED)
+		return 0;
+	return m.hop_limit;
+}
+
+/*
+ * Forwarding is off, so the FIB does not answer: the host mirror decides,
+ * as Linux's output route lookup and neighbour resolution would.
+ */
+static __always_inline int reply_mirrored(struct reply_query *q)
+{
+	struct mirror_query m;
 	int verdict;
 
-	if (req->ifindex == 0)
-		return COUNTER_MIRROR_OTHER_EGRESS; /* a VLAN the loader did not name */
-	__builtin_memset(&q, 0, sizeof(q));
-	if (!mirror_key(req, data_end, &q.key, &q.tot_len))
-		return COUNTER_MIRROR_OTHER;
-	q.ifindex = req->ifindex;
-	verdict = mirror_decide(&q);
-	if (verdict != COUNTER_HANDLED) {
-		if (verdict < COUNTER_MIRROR_NO_NEIGH || verdict > COUNTER_MIRROR_OTHER)
-			return COUNTER_MIRROR_OTHER;
-		return verdict;
+	if (q->no_mirror) {
+		/* A loader without a mirror (redirect.h, config.no_mirror):
+		 * back to the request's source MAC, unchecked. */
+		__builtin_memcpy(q->out_dst, q->frame_src, ETH_ALEN);
+		__builtin_memcpy(q->out_src, q->cfg_mac, ETH_ALEN);
+		q->hop_limit = 0;
+		count(COUNTER_MIRROR_HANDLED);
+		return COUNTER_HANDLED;
 	}
-	__builtin_memcpy(macs->dst, q.mac, ETH_ALEN);
-	__builtin_memcpy(macs->src, req->cfg->mac, ETH_ALEN);
-	macs->hop_limit = q.hop_limit;
+	if (q->ifindex == 0)
+		return COUNTER_MIRROR_OTHER_EGRESS; /* a VLAN the loader did not name */
+	__builtin_memset(&m, 0, sizeof(m));
+	m.key.family = q->ipv6 ? 6 : 4;
+	m.key.prefixlen = 32 + (q->ipv6 ? 128 : 32);
+	__builtin_memcpy(m.key.addr, q->dst, 16);
+	m.tot_len = q->tot_len;
+	m.ifindex = q->ifindex;
+	verdict = mirror_decide(&m);
+	if (verdict != COUNTER_HANDLED)
+		return verdict;
+	__builtin_memcpy(q->out_dst, m.mac, ETH_ALEN);
+	__builtin_memcpy(q->out_src, q->cfg_mac, ETH_ALEN);
+	q->hop_limit = m.hop_limit;
 	count(COUNTER_MIRROR_HANDLED);
 	return COUNTER_HANDLED;
 }
 
-/* The hop limit of the route the mirror holds for the reply's destination
- * (0: none, or no such route), for a reply the FIB approved. */
-static __always_inline __u8 route_hop_limit(const struct echo_request *req,
-					    void *data_end)
-{
-	struct mirror_query q;
-
-	__builtin_memset(&q, 0, sizeof(q));
-	if (!mirror_key(req, data_end, &q.key, &q.tot_len))
-		return 0;
-	q.hop_limit_only = 1;
-	if (mirror_decide(&q) != COUNTER_HANDLED)
-		return 0;
-	return q.hop_limit;
-}
-
 /*
- * Asks the FIB about the reply to `req`. Returns COUNTER_HANDLED when the
- * engine may answer (and fills in `macs`), or the COUNTER_FIB_* reason to
- * pass the frame to the kernel instead.
+ * The decision about the reply in `q`: the FIB's (forwarding on) or the
+ * host mirror's (forwarding off). COUNTER_HANDLED with q->out_* and
+ * q->hop_limit filled in, or the COUNTER_FIB_* / COUNTER_MIRROR_* reason.
  *
- * Reads the packet (addresses, lengths) but writes nothing to it.
+ * A global function, verified once on its own: every path through it ends
+ * in the same caller state (the stack it wrote is unknown to the caller),
+ * so its branches do not multiply the states the caller's checksum loop
+ * (echo_tx.c) is verified in, which older verifiers (6.1) cannot afford.
  */
-static __always_inline __u32 reply_path(struct xdp_md *ctx,
-					const struct echo_request *req,
-					void *data_end,
-					struct reply_macs *macs)
+__attribute__((noinline)) int reply_decide(struct xdp_md *ctx, struct reply_query *q)
 {
 	struct bpf_fib_lookup fib;
 	long rc;
 
+	if (!q)
+		return COUNTER_FIB_OTHER;
 	__builtin_memset(&fib, 0, sizeof(fib));
-	/* req->ifindex is 0 for a tagged frame whose VLAN device the loader
+	/* q->ifindex is 0 for a tagged frame whose VLAN device the loader
 	 * did not name: the lookup starts from the interface (so that the
 	 * forwarding check gives the same answer), but cannot succeed. */
-	fib.ifindex = req->ifindex ? req->ifindex : ctx->ingress_ifindex;
-	if (req->ipv6) {
-		struct ipv6hdr *ip6 = req->l3;
-
-		if (!HAS_ROOM(ip6, sizeof(*ip6), data_end))
-			return COUNTER_FIB_OTHER;
+	fib.ifindex = q->ifindex ? q->ifindex : ctx->ingress_ifindex;
+	fib.tot_len = q->tot_len;
+	if (q->ipv6) {
 		fib.family = AF_INET6;
 		fib.l4_protocol = IPPROTO_ICMPV6;
-		fib.tot_len = sizeof(*ip6) + packet_len16(ip6->payload_len);
-		/* The traffic class (bits 20..27 of the first word), no label:
-		 * the reply's label is the kernel's own choice. */
-		fib.flowinfo = *(__be32 *)ip6 & bpf_htonl(0x0ff00000);
-		__builtin_memcpy(fib.ipv6_src, &ip6->daddr, 16);
-		__builtin_memcpy(fib.ipv6_dst, &ip6->saddr, 16);
+		/* The traffic class, no label: the reply's label is its own. */
+		fib.flowinfo = q->flowinfo;
+		__builtin_memcpy(fib.ipv6_src, q->src, 16);
+		__builtin_memcpy(fib.ipv6_dst, q->dst, 16);
 	} else {
-		struct iphdr *ip = req->l3;
-
-		if (!HAS_ROOM(ip, sizeof(*ip), data_end))
-			return COUNTER_FIB_OTHER;
 		fib.family = AF_INET;
 		fib.l4_protocol = IPPROTO_ICMP;
-		fib.tot_len = packet_len16(ip->tot_len);
-		fib.tos = ip->tos;
-		fib.ipv4_src = ip->daddr;
-		fib.ipv4_dst = ip->saddr;
+		fib.tos = q->tos;
+		__builtin_memcpy(&fib.ipv4_src, q->src, 4);
+		__builtin_memcpy(&fib.ipv4_dst, q->dst, 4);
 	}
 
 	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
@@ -338,28 +323,76 @@ static __always_inline __u32 reply_path(struct xdp_md *ctx,
 	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
 		return COUNTER_FIB_FRAG_NEEDED;
 	case BPF_FIB_LKUP_RET_FWD_DISABLED:
-		return reply_mirrored(req, data_end, macs);
+		return reply_mirrored(q);
 	default:
 		return COUNTER_FIB_OTHER; /* < 0: an error; LWT; unknown */
 	}
-	if (req->ifindex == 0 || fib.ifindex != req->ifindex)
+	if (q->ifindex == 0 || fib.ifindex != q->ifindex)
 		return COUNTER_FIB_OTHER_EGRESS;
 	/* smac is the egress device's MAC as it is now. The filter compared
 	 * the frame with the config map's copy, which user space refreshes
 	 * only after a MAC change: a frame still sent to the old MAC is one
 	 * Linux no longer takes (PACKET_OTHERHOST), so it is not ours either. */
-	{
-		struct ethhdr *eth = (void *)(long)ctx->data;
+	if (!mac_equal(q->frame_dst, fib.smac))
+		return COUNTER_FIB_OTHER_EGRESS;
+	__builtin_memcpy(q->out_dst, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(q->out_src, fib.smac, ETH_ALEN);
+	/* The FIB's result has no hop limit: the mirror's route has it. */
+	q->hop_limit = mirror_hop_limit(q);
+	return COUNTER_HANDLED;
+}
 
-		if (!HAS_ROOM(eth, sizeof(*eth), data_end))
+/*
+ * Would Linux send the reply to `req`, and to which MAC? Returns
+ * COUNTER_HANDLED when the engine may answer (and fills in `macs`), or the
+ * COUNTER_FIB_* / COUNTER_MIRROR_* reason to pass the frame to the kernel.
+ *
+ * Reads the packet (addresses, lengths, MACs) but writes nothing to it.
+ */
+static __always_inline __u32 reply_path(struct xdp_md *ctx,
+					const struct echo_request *req,
+					void *data_end,
+					struct reply_macs *macs)
+{
+	struct ethhdr *eth = (void *)(long)ctx->data;
+	struct reply_query q;
+	int verdict;
+
+	__builtin_memset(&q, 0, sizeof(q));
+	if (!HAS_ROOM(eth, sizeof(*eth), data_end))
+		return COUNTER_FIB_OTHER;
+	__builtin_memcpy(q.frame_dst, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(q.frame_src, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(q.cfg_mac, req->cfg->mac, ETH_ALEN);
+	q.no_mirror = req->cfg->no_mirror;
+	q.ifindex = req->ifindex;
+	if (req->ipv6) {
+		struct ipv6hdr *ip6 = req->l3;
+
+		if (!HAS_ROOM(ip6, sizeof(*ip6), data_end))
 			return COUNTER_FIB_OTHER;
-		if (!mac_equal(eth->h_dest, fib.smac))
-			return COUNTER_FIB_OTHER_EGRESS;
+		q.ipv6 = 1;
+		q.tot_len = sizeof(*ip6) + packet_len16(ip6->payload_len);
+		q.flowinfo = *(__be32 *)ip6 & bpf_htonl(0x0ff00000);
+		__builtin_memcpy(q.src, &ip6->daddr, 16);
+		__builtin_memcpy(q.dst, &ip6->saddr, 16);
+	} else {
+		struct iphdr *ip = req->l3;
+
+		if (!HAS_ROOM(ip, sizeof(*ip), data_end))
+			return COUNTER_FIB_OTHER;
+		q.tot_len = packet_len16(ip->tot_len);
+		q.tos = ip->tos;
+		__builtin_memcpy(q.src, &ip->daddr, 4);
+		__builtin_memcpy(q.dst, &ip->saddr, 4);
 	}
 
-	__builtin_memcpy(macs->dst, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(macs->src, fib.smac, ETH_ALEN);
-	macs->hop_limit = route_hop_limit(req, data_end);
+	verdict = reply_decide(ctx, &q);
+	if (verdict != COUNTER_HANDLED)
+		return verdict < 0 ? COUNTER_FIB_OTHER : (__u32)verdict;
+	__builtin_memcpy(macs->dst, q.out_dst, ETH_ALEN);
+	__builtin_memcpy(macs->src, q.out_src, ETH_ALEN);
+	macs->hop_limit = q.hop_limit;
 	return COUNTER_HANDLED;
 }
 
