@@ -110,7 +110,12 @@ fn interface_down_and_up_while_pings_flow_is_survived() {
     let by_kernel = exit.expect_summary().program.mirror_passed.no_neighbour;
     assert!(by_kernel <= 2, "{}", exit.finished.stdout);
     let by_responder = answered - by_kernel;
-    assert_eq!(exit.totals(), (by_responder, by_responder, 0), "{}", exit.finished.stdout);
+    assert_eq!(
+        exit.totals(),
+        (by_responder, by_responder, 0),
+        "{}",
+        exit.finished.stdout
+    );
     assert!(
         !exit.address_changes().is_empty(),
         "the address change is reported: {}",

@@ -1427,6 +1427,32 @@ mod tests {
     }
 
     #[test]
+    fn a_route_hop_limit_replaces_the_policys_ttl_and_hop_limit() {
+        let hop = NextHop {
+            dst_mac: [0x02, 0xaa, 0, 0, 0, 0x22],
+            src_mac: [0x02, 0xbb, 0, 0, 0, 0x11],
+            hop_limit: 9,
+        };
+        let mut v4 = ECHO_REQUEST_V4.to_vec();
+        let verdict = Responder::new(ReplyPolicy::default(), SEED).respond_via(&mut v4, &hop);
+        assert!(matches!(verdict, Verdict::Reply { .. }), "{verdict:?}");
+        let ip = ipv4::Packet::new_checked(&v4[ethernet::HEADER_LEN..]).unwrap();
+        assert_eq!(ip.ttl(), 9, "the route's hoplimit");
+        assert!(ip.verify_checksum(), "the header checksum covers the new TTL");
+
+        let mut v6 = ECHO_REQUEST_V6.to_vec();
+        let verdict = Responder::new(ReplyPolicy::default(), SEED).respond_via(&mut v6, &hop);
+        assert!(matches!(verdict, Verdict::Reply { .. }), "{verdict:?}");
+        assert_eq!(v6[ethernet::HEADER_LEN + 7], 9, "the route's hop limit");
+
+        // 0: the route has none, the policy's applies.
+        let none = NextHop { hop_limit: 0, ..hop };
+        let mut v4 = ECHO_REQUEST_V4.to_vec();
+        Responder::new(ReplyPolicy::default(), SEED).respond_via(&mut v4, &none);
+        assert_eq!(v4[ethernet::HEADER_LEN + 8], ReplyPolicy::DEFAULT.ipv4_ttl);
+    }
+
+    #[test]
     fn every_cut_of_a_request_is_dropped() {
         for request in [&ECHO_REQUEST_V4[..], &ECHO_REQUEST_V6[..]] {
             for len in 0..request.len() {

@@ -245,3 +245,78 @@ fn non_default_rule(rule: &RuleMessage) -> Option<String> {
     let default = !selectors && matches!((priority, table), (0, 255) | (32766, 254) | (32767, 253));
     (!default).then(|| format!("{priority}: table {table}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_route::route::RouteNextHop;
+
+    fn route_message(kind: RouteType, attributes: Vec<RouteAttribute>) -> RouteMessage {
+        let mut m = RouteMessage::default();
+        m.header.address_family = AddressFamily::Inet;
+        m.header.destination_prefix_length = 24;
+        m.header.table = 254;
+        m.header.kind = kind;
+        m.attributes = attributes;
+        m
+    }
+
+    #[test]
+    fn a_route_message_gives_its_type_metrics_and_next_hop() {
+        let m = route_message(
+            RouteType::Unicast,
+            vec![
+                RouteAttribute::Destination(RouteAddress::Inet("198.19.6.0".parse().unwrap())),
+                RouteAttribute::Gateway(RouteAddress::Inet("198.18.0.2".parse().unwrap())),
+                RouteAttribute::Oif(3),
+                RouteAttribute::Priority(100),
+                RouteAttribute::Metrics(vec![RouteMetric::Hoplimit(9), RouteMetric::Mtu(1400)]),
+            ],
+        );
+        let r = Route::from_message(&m).unwrap();
+        assert_eq!(
+            (r.dst, r.prefix_len, r.table, r.kind, r.oif, r.priority),
+            ("198.19.6.0".parse().unwrap(), 24, 254, kind::UNICAST, 3, 100)
+        );
+        assert_eq!(
+            (r.gateway, r.hop_limit, r.mtu, r.complex),
+            (Some("198.18.0.2".parse().unwrap()), 9, 1400, false)
+        );
+
+        let multipath = route_message(
+            RouteType::Unicast,
+            vec![RouteAttribute::MultiPath(vec![RouteNextHop::default()])],
+        );
+        assert!(
+            Route::from_message(&multipath).unwrap().complex,
+            "several next hops: the kernel's"
+        );
+        let blackhole = route_message(RouteType::BlackHole, vec![RouteAttribute::Table(254)]);
+        assert_eq!(Route::from_message(&blackhole).unwrap().kind, kind::BLACKHOLE);
+        assert_eq!(Route::from_message(&route_message(RouteType::Unspec, vec![])), None);
+    }
+
+    #[test]
+    fn only_linux_default_rules_are_default() {
+        let rule = |priority: u32, table: u32, extra: Option<RuleAttribute>| {
+            let mut m = RuleMessage::default();
+            m.header.family = AddressFamily::Inet;
+            m.attributes = vec![RuleAttribute::Priority(priority), RuleAttribute::Table(table)];
+            m.attributes.extend(extra);
+            m
+        };
+        assert_eq!(non_default_rule(&rule(0, 255, None)), None);
+        assert_eq!(non_default_rule(&rule(32766, 254, None)), None);
+        assert_eq!(non_default_rule(&rule(32767, 253, None)), None);
+        assert_eq!(
+            non_default_rule(&rule(100, 254, None)).as_deref(),
+            Some("100: table 254")
+        );
+        assert_eq!(
+            non_default_rule(&rule(32766, 100, None)).as_deref(),
+            Some("32766: table 100")
+        );
+        let marked = rule(32766, 254, Some(RuleAttribute::FwMark(1)));
+        assert!(non_default_rule(&marked).is_some(), "a selector makes it a policy rule");
+    }
+}
