@@ -235,3 +235,23 @@ fn status_shows_the_host_policy_and_route_reasons_read_from_the_program() {
     assert!(text.contains("host mirror (forwarding off)"), "{text}");
     stop(responder);
 }
+
+#[test]
+fn policy_routing_rules_are_named_in_one_notice() {
+    let pair = pair(1);
+    ip(
+        &pair,
+        &["rule", "add", "from", "198.19.0.0/16", "table", "100", "pref", "100"],
+    );
+    let mut responder = start(&pair, &["--stats-interval", "0"]);
+    let notice = responder
+        .wait_for_event(
+            "the policy routing notice",
+            Duration::from_secs(5),
+            |e| matches!(e, responder_json::Event::Notice(n) if n.message.contains("policy routing rules")),
+        )
+        .expect("a notice about the non-default rule");
+    let text = format!("{notice:?}");
+    assert!(text.contains("100: table 100"), "{text}");
+    stop(responder);
+}
