@@ -76,8 +76,17 @@ fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     // 3. The daemon's XDP program (redirect-ebpf/redirect.c): echo requests to one of `addrs`
     //    and to `mac` go to the socket of their queue, everything else to the kernel.
     let mut ebpf = aya::Ebpf::load(redirect_ebpf::REDIRECT)?;
-    let mut config: Array<_, [u8; 8]> = Array::try_from(ebpf.take_map("config").ok_or("no config map")?)?;
-    config.set(0, [mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 64, 64], 0)?; // struct redirect_config
+    // struct redirect_config: MAC, TTL and hop limit (for xdp-tx), flow-label flags and key (ditto),
+    // and `no_mirror` = 1: this example keeps no copy of the host's routes and neighbours (the
+    // daemon does, see docs/decisions.md §16), so with forwarding off the program redirects owned
+    // requests without asking where their replies would go.
+    let mut config: Array<_, [u8; 32]> = Array::try_from(ebpf.take_map("config").ok_or("no config map")?)?;
+    let mut value = [0u8; 32];
+    value[..6].copy_from_slice(&mac);
+    value[6] = 64;
+    value[7] = 64;
+    value[9] = 1; // no_mirror
+    config.set(0, value, 0)?;
     let mut owned: HashMap<_, [u8; 20], u32> = HashMap::try_from(ebpf.take_map("owned_addrs").ok_or("no map")?)?;
     for addr in &addrs {
         let v6 = match addr {

@@ -10,11 +10,14 @@
  *
  *   Ethernet  to the neighbour-table MAC of the reply's next hop, from the
  *             egress device's MAC (reply_path.h); a VLAN tag is kept
- *   IPv4      addresses swapped, TTL from the config map (the host default,
+ *   IPv4      addresses swapped, TTL of the reply's route (`ip route ...
+ *             hoplimit N`) or else from the config map (the host default,
  *             net.ipv4.ip_default_ttl), DF cleared, a fresh identification
  *             (per-CPU counter), TOS kept, header checksum updated
- *   IPv6      addresses swapped, hop limit from the config map (the
- *             interface's hop_limit), traffic class and flow label kept
+ *   IPv6      addresses swapped, hop limit of the reply's route or else
+ *             from the config map (the interface's hop_limit), traffic class
+ *             kept, flow label by the kernel's policy (reply_flow_label(),
+ *             the same as respond()'s)
  *   ICMP      type 8 -> 0 (ICMPv6 128 -> 129); code, identifier, sequence
  *             and data unchanged; checksum updated
  *   length    the Ethernet trailer padding after the IP packet is cut off
@@ -233,7 +236,7 @@ static __always_inline enum csum_check ipv4_check(struct iphdr *ip,
 }
 
 static __always_inline void ipv4_reply(struct iphdr *ip, void *data_end,
-				       const struct redirect_config *cfg)
+				       __u8 ttl)
 {
 	struct icmp_common *icmp = (void *)(ip + 1);
 	__u16 *word = (__u16 *)ip;
@@ -268,7 +271,7 @@ static __always_inline void ipv4_reply(struct iphdr *ip, void *data_end,
 
 	/* Word 4: TTL and protocol. */
 	old = word[4];
-	ip->ttl = cfg->ttl;
+	ip->ttl = ttl;
 	csum_replace(&ip->check, old, word[4]);
 
 	/* ICMP word 0: type and code. */
@@ -313,8 +316,103 @@ static __always_inline enum csum_check ipv6_check(struct ipv6hdr *ip6,
 	return csum_fold(sum) == 0xffff ? CSUM_OK : CSUM_BAD;
 }
 
+/* The 128-bit product of a and b folded to 64 bits (high half ^ low half),
+ * from four 32x32->64 products: BPF has no 128-bit multiply. The same value
+ * as echo-wire's folded_multiply(). */
+static __always_inline __u64 folded_multiply(__u64 a, __u64 b)
+{
+	__u64 a0 = a & 0xffffffff, a1 = a >> 32;
+	__u64 b0 = b & 0xffffffff, b1 = b >> 32;
+	__u64 p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+	__u64 mid = (p00 >> 32) + (p01 & 0xffffffff) + (p10 & 0xffffffff);
+	__u64 lo = (p00 & 0xffffffff) | (mid << 32);
+	__u64 hi = p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
+
+	return lo ^ hi;
+}
+
+static __always_inline __u64 be64_word(const __u8 *bytes)
+{
+	__u64 w = 0;
+
+#pragma unroll
+	for (int i = 0; i < 8; i++)
+		w = (w << 8) | bytes[i];
+	return w;
+}
+
+/*
+ * The reply's flow label, by the kernel's policy as echo-wire's
+ * FlowLabelPolicy::reply_label() implements it (the same hash, the same key
+ * from the config map, so both engines give a flow the same label): the
+ * request's label when reflecting and it has one; else, with auto labels, a
+ * keyed hash of the reply's flow (its source = the request's destination,
+ * its destination = the request's source, next header 58, type 129),
+ * never 0, bit 19 set with state_ranges; else 0.
+ */
+struct flow_query {
+	__u64 key[2];
+	__u8 reply_src[16]; /* the request's destination */
+	__u8 reply_dst[16]; /* the request's source */
+	__u32 request_label;
+	__u32 flags;
+};
+
+/*
+ * A global (not inlined) function, verified once on its own: inlined, its
+ * branches and loops push the program's verifier states past the
+ * 1M-instruction limit of older verifiers (Linux 6.1).
+ */
+__attribute__((noinline)) __u32 flow_label_of(struct flow_query *q)
+{
+	__u64 k0, k1, m, m_final, h, words[5];
+	__u32 label;
+
+	if (!q)
+		return 0;
+	if ((q->flags & FLOW_REFLECT) && q->request_label)
+		return q->request_label;
+	if (!(q->flags & FLOW_AUTO))
+		return 0;
+	k0 = q->key[0];
+	k1 = q->key[1];
+	m = (k0 ^ 0x243f6a8885a308d3ULL) | (1ULL << 63) | 1;
+	m_final = (k1 ^ 0x13198a2e03707344ULL) | (1ULL << 63) | 1;
+	h = k1 ^ ((k0 << 32) | (k0 >> 32)) ^ 0xa4093822299f31d0ULL;
+	words[0] = be64_word(&q->reply_src[0]);
+	words[1] = be64_word(&q->reply_src[8]);
+	words[2] = be64_word(&q->reply_dst[0]);
+	words[3] = be64_word(&q->reply_dst[8]);
+	words[4] = (58ULL << 8) | 129;
+#pragma unroll
+	for (int i = 0; i < 5; i++)
+		h = folded_multiply(h ^ words[i], m);
+	h = folded_multiply(h, m_final);
+	label = (__u32)(h ^ (h >> 32)) & 0xfffff;
+	if (label == 0)
+		label = 1;
+	if (q->flags & FLOW_STATE_RANGES)
+		label |= 0x80000;
+	return label;
+}
+
+static __always_inline __u32 reply_flow_label(const struct ipv6hdr *ip6,
+					      const struct redirect_config *cfg)
+{
+	struct flow_query q;
+
+	__builtin_memset(&q, 0, sizeof(q));
+	q.key[0] = cfg->flow_key[0];
+	q.key[1] = cfg->flow_key[1];
+	__builtin_memcpy(q.reply_src, &ip6->daddr, 16);
+	__builtin_memcpy(q.reply_dst, &ip6->saddr, 16);
+	q.request_label = bpf_ntohl(*(const __be32 *)ip6) & 0xfffff;
+	q.flags = cfg->flow_flags;
+	return flow_label_of(&q) & 0xfffff;
+}
+
 static __always_inline void ipv6_reply(struct ipv6hdr *ip6, void *data_end,
-				       const struct redirect_config *cfg)
+				       __u8 hop_limit, __u32 flow_label)
 {
 	struct icmp_common *icmp = (void *)(ip6 + 1);
 	__u16 old, *type_code = (__u16 *)icmp;
@@ -327,7 +425,11 @@ static __always_inline void ipv6_reply(struct ipv6hdr *ip6, void *data_end,
 	addr = ip6->saddr;
 	ip6->saddr = ip6->daddr;
 	ip6->daddr = addr;
-	ip6->hop_limit = cfg->hop_limit;
+	ip6->hop_limit = hop_limit;
+	/* The flow label (no checksum covers it): version and traffic class
+	 * stay, the label is the policy's, computed from the request. */
+	*(__be32 *)ip6 = (*(__be32 *)ip6 & bpf_htonl(0xfff00000)) |
+			 bpf_htonl(flow_label & 0xfffff);
 
 	old = *type_code;
 	icmp->type = ICMPV6_ECHO_REPLY;
@@ -348,6 +450,7 @@ int tx_echo(struct xdp_md *ctx)
 	enum csum_check check;
 	struct reply_macs macs;
 	__u32 verdict;
+	__u32 flow_label = 0;
 	__u32 ip_len;
 	long padding;
 
@@ -367,6 +470,16 @@ int tx_echo(struct xdp_md *ctx)
 	if (verdict != COUNTER_HANDLED) {
 		count(verdict);
 		return XDP_PASS;
+	}
+
+	/* The IPv6 reply's flow label, also before the checksum loop (with
+	 * its branches after the loop the verifier's states exceed its limit). */
+	if (req.ipv6) {
+		struct ipv6hdr *ip6 = req.l3;
+
+		if (!HAS_ROOM(ip6, sizeof(*ip6), data_end))
+			goto pass;
+		flow_label = reply_flow_label(ip6, req.cfg);
 	}
 
 	/* Verify, before anything is written: a dropped or passed frame is
@@ -397,10 +510,20 @@ int tx_echo(struct xdp_md *ctx)
 	 * from the egress device's MAC, as Linux's reply would. */
 	__builtin_memcpy(eth->h_dest, macs.dst, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, macs.src, ETH_ALEN);
-	if (req.ipv6)
-		ipv6_reply(req.l3, data_end, req.cfg);
+	/* The route's hoplimit metric, when it has one (reply_path.h), else
+	 * the host default from the config map. */
+	if (req.ipv6) {
+		struct ipv6hdr *ip6 = req.l3;
+
+		if (!HAS_ROOM(ip6, sizeof(*ip6), data_end))
+			goto pass;
+		ipv6_reply(ip6, data_end,
+			   macs.hop_limit ? macs.hop_limit : req.cfg->hop_limit,
+			   flow_label);
+	}
 	else
-		ipv4_reply(req.l3, data_end, req.cfg);
+		ipv4_reply(req.l3, data_end,
+			   macs.hop_limit ? macs.hop_limit : req.cfg->ttl);
 
 	/* Cut off Ethernet padding after the IP packet: the reply carries the
 	 * IP packet only, as the kernel's and the AF_XDP path's replies do (the

@@ -20,11 +20,15 @@
  *   owned_addrs  HASH, (vlan id, IPv6 or v4-mapped address) -> ifindex
  *   config       ARRAY[1], the interface MAC (TTL / hop limit unused here)
  *   counters     PERCPU_ARRAY, redirected / no_socket / passed / the
- *                reasons the reply's FIB lookup passed a request
+ *                reasons the reply's FIB lookup (or the host mirror)
+ *                passed a request
+ *   mirror_routes, mirror_neighs   the host mirror (reply_path.h), for
+ *                hosts with forwarding off
  *
  * Before redirecting, reply_path() asks the kernel's FIB and neighbour
- * table whether Linux would send the reply by this interface and to which
- * MAC; the MACs travel to user space as XDP metadata (struct reply_meta in
+ * table (or, with forwarding off, the host mirror) whether Linux would send
+ * the reply by this interface and to which MAC; the MACs and the route's
+ * hop limit travel to user space as XDP metadata (struct reply_meta in
  * redirect.h), and respond() builds the reply with them.
  */
 
@@ -76,6 +80,10 @@ int redirect_echo(struct xdp_md *ctx)
 	}
 	__builtin_memcpy(meta->dst_mac, macs.dst, ETH_ALEN);
 	__builtin_memcpy(meta->src_mac, macs.src, ETH_ALEN);
+	meta->hop_limit = macs.hop_limit;
+	meta->pad[0] = 0;
+	meta->pad[1] = 0;
+	meta->pad[2] = 0;
 	meta->magic = REPLY_META_MAGIC;
 
 	/*

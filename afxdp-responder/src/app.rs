@@ -133,7 +133,7 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
     crate::kernel::check().map_err(AppError::KernelTooOld)?;
     // Subscribed before the interface and its addresses are read, so that no change between
     // that reading and the monitor loop is missed.
-    let notifications = Notifications::subscribe().map_err(IfaceError::from)?;
+    let mut notifications = Notifications::subscribe().map_err(IfaceError::from)?;
     let iface = Interface::lookup(&cfg.iface)?;
     tracing::debug!(
         "interface {}: index {}, {} usable queue(s)",
@@ -214,6 +214,13 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
     if let Some(per_second) = cfg.rate_limit_per_source {
         program.set_rate_limit(per_second, per_second)?;
     }
+    // The host mirror (forwarding off): the routes and neighbours the program consults when the
+    // kernel refuses its FIB lookups, from dumps taken after the subscription, before attaching.
+    let served = [iface.index];
+    let routes = notifications.dump_routes().map_err(IfaceError::from)?;
+    program.sync_mirror_routes(&routes, &served)?;
+    let neighbours = notifications.dump_neighbours().map_err(IfaceError::from)?;
+    program.replace_mirror_neighbours(&neighbours, &served)?;
     let attached = program.attach(&iface.name, cfg.xdp_mode)?;
     match program.native_fallback_reason() {
         Some(why) => tracing::debug!("attached in {attached} mode (native refused: {why})"),
@@ -280,12 +287,22 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
         let off = forwarding_off(&iface.name);
         if !off.is_empty() {
             out.notice(format!(
-                "{} {} 0, and the kernel answers XDP route lookups only where forwarding is on: those \
-                 pings are answered back to their source MAC without the route and neighbour check \
-                 (counted as fib_unchecked; see docs/parity.md)",
+                "{} {} 0, and the kernel answers XDP route lookups only where forwarding is on: the \
+                 responder's mirror of the routes and neighbour entries decides for those pings \
+                 (counted as mirror_handled and mirror_passed; see docs/parity.md)",
                 off.join(" and "),
                 if off.len() == 1 { "is" } else { "are" }
             ));
+        }
+        match crate::netlink::route::non_default_rules() {
+            Ok(rules) if !rules.is_empty() => out.notice(format!(
+                "the host has policy routing rules ({}): the route mirror follows the default rules \
+                 only (local, main, default tables), so with forwarding off its verdicts can differ \
+                 from the kernel's for the sources those rules select (see docs/parity.md)",
+                rules.join(", ")
+            )),
+            Ok(_) => {}
+            Err(e) => tracing::debug!("policy rules not read: {}", one_line(&e)),
         }
     }
 
@@ -302,6 +319,7 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
         },
         warned: false,
         stale: false,
+        served: served.to_vec(),
     };
     let mut host = HostPolicy {
         sysctls,
@@ -383,15 +401,9 @@ fn program_counters(c: &EngineCounters) -> ProgramCounters {
         passed: c.passed,
         no_socket: c.no_socket,
         bad_checksum: c.bad_checksum,
-        fib_passed: responder_json::FibPassed {
-            no_neighbour: c.fib.no_neigh,
-            not_unicast: c.fib.not_unicast,
-            no_route: c.fib.no_route,
-            frag_needed: c.fib.frag_needed,
-            other_egress: c.fib.other_egress,
-            other: c.fib.other,
-        },
-        fib_unchecked: c.fib_unchecked,
+        fib_passed: c.fib.into(),
+        mirror_handled: c.mirror_handled,
+        mirror_passed: c.mirror.into(),
         passed_by: PassReasons {
             ignore_all: c.ignored,
             denied: c.denied,
@@ -669,6 +681,8 @@ struct Following {
     warned: bool,
     /// Notifications may have been missed (a read failed): re-read everything at the next turn.
     stale: bool,
+    /// The devices the host mirror keeps routes' preference and neighbour entries for.
+    served: Vec<u32>,
 }
 
 /// How long the monitor loop waits for a notification before it looks at the statistics.
@@ -695,6 +709,7 @@ impl Following {
         };
         let mut resync = std::mem::take(&mut self.stale);
         let mut addresses_changed = false;
+        let mut routes_changed = false;
         for change in &changes {
             match change {
                 Change::Overflow => resync = true,
@@ -705,6 +720,13 @@ impl Following {
                 Change::NewAddress(_) | Change::DelAddress(_) => {
                     self.table.apply(change);
                     addresses_changed = true;
+                }
+                Change::Routes => routes_changed = true,
+                Change::Neighbour(entry) => {
+                    if let Err(e) = program.set_mirror_neighbour(entry, &self.served) {
+                        // E.g. the map is full: that neighbour's pings go to the kernel.
+                        tracing::debug!("host mirror: {}", one_line(&e));
+                    }
                 }
                 _ => {}
             }
@@ -720,6 +742,10 @@ impl Following {
                 self.table.replace(entries);
                 addresses_changed = true;
             }
+            routes_changed = true;
+            if let Ok(entries) = self.notifications.dump_neighbours() {
+                let _ = program.replace_mirror_neighbours(&entries, &self.served);
+            }
             out.notice(
                 "rtnetlink notifications were lost (the socket buffer overflowed, or a read failed): \
                  resynchronised from a full dump",
@@ -727,6 +753,18 @@ impl Following {
         }
         if addresses_changed {
             self.sync_addresses(program, out);
+        }
+        if routes_changed {
+            // A route notification says what changed, but not which route Linux now prefers
+            // for that prefix (several may remain): re-read the tables and write the difference.
+            match self.notifications.dump_routes() {
+                Ok(routes) => {
+                    if let Err(e) = program.sync_mirror_routes(&routes, &self.served) {
+                        out.notice(format!("warning: the route mirror could not follow: {}", one_line(&e)));
+                    }
+                }
+                Err(_) => self.stale = true,
+            }
         }
         None
     }

@@ -15,6 +15,7 @@
 //! | [`loader`] | the XDP programs: load (aya), maps, attach with a bpf_link, existing-program discovery |
 //! | [`flood`] | the load generator: echo requests from AF_XDP TX rings, every reply verified |
 //! | [`netlink`] | rtnetlink, synchronously: links, addresses with their flags, neighbours, XDP detach, change notifications |
+//! | [`mirror`] | the host mirror: the kernel's routes and neighbour entries as the XDP program's maps hold them |
 //! | [`iface`] | facts about a network interface: index, MAC, MTU, addresses (and the table that follows them), queues, TTL |
 //! | [`policy`] | host policy: the sysctls followed while running, `--allow-from` / `--deny-from` CIDRs |
 //! | [`kernel`] | the running kernel's version against the minimum (5.9) |
@@ -34,8 +35,8 @@
 //! Module dependencies go one way (checked by listing every `crate::` path outside comments per
 //! module and sorting the graph with `tsort`, which fails on a cycle): `options`, `cpu`,
 //! `policy`, `netlink`, `config_file`, `logging`, `firewall`, `netdev` and `xsk_diag` depend on
-//! nothing in the crate; `iface` on `netlink`; `tracer` on nothing; `worker` on `stats`, `policy` and `tracer`; `config` on
-//! `options`, `policy` and `worker`; `loader` on `options`, `policy` and `netlink`; `output` on
+//! nothing in the crate; `iface` and `mirror` on `netlink`; `tracer` on nothing; `worker` on `stats`, `policy` and `tracer`; `config` on
+//! `options`, `policy` and `worker`; `loader` on `options`, `policy`, `mirror` and `netlink`; `output` on
 //! `stats`; `metrics` on `stats`, `loader` and `privileges`; `app` on all of these and
 //! `firewall`; `preflight` on `config`, `iface`, `kernel`, `loader`, `netdev`, `options`,
 //! `firewall` and `xsk_diag`; `flood` on `loader`, `options`, `iface`, `netlink`, `stats` and
@@ -52,6 +53,7 @@ pub mod kernel;
 pub mod loader;
 pub mod logging;
 pub mod metrics;
+pub mod mirror;
 pub mod netdev;
 pub mod netlink;
 pub mod notify;

@@ -311,6 +311,32 @@ pub fn render(s: &Snapshot) -> String {
     ] {
         f.sample(&[("iface", iface), ("engine", engine), ("reason", reason)], value);
     }
+    let mut f = Family::new(
+        &mut out,
+        "afxdp_responder_program_route_passed_total",
+        "counter",
+        "Owned echo requests passed to the kernel because of the reply's route or neighbour (part of passed), by who decided (fib: the kernel's FIB lookup, forwarding on; mirror: the responder's host mirror, forwarding off) and reason: no-neighbour, not-unicast, no-route, frag-needed, other-egress, other.",
+    );
+    for (decided_by, passes) in [("fib", &p.fib), ("mirror", &p.mirror)] {
+        for (reason, value) in passes.by_reason() {
+            f.sample(
+                &[
+                    ("iface", iface),
+                    ("engine", engine),
+                    ("decided_by", decided_by),
+                    ("reason", reason),
+                ],
+                value,
+            );
+        }
+    }
+    let mut f = Family::new(
+        &mut out,
+        "afxdp_responder_program_mirror_handled_total",
+        "counter",
+        "Owned echo requests handled on the host mirror's verdict (forwarding off: a unicast route by the interface and a usable neighbour entry); part of handled or no_socket.",
+    );
+    f.sample(&[("iface", iface), ("engine", engine)], p.mirror_handled);
     out
 }
 
@@ -539,6 +565,7 @@ fn respond(stream: &mut TcpStream, status: &str, body: &str) -> std::io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::loader::FibPasses;
 
     fn snapshot() -> Snapshot {
         let mut counters = Counters {
@@ -579,8 +606,15 @@ mod tests {
                 passed: 4,
                 no_socket: 0,
                 bad_checksum: 0,
-                fib: Default::default(),
-                fib_unchecked: 0,
+                fib: FibPasses {
+                    no_neigh: 2,
+                    ..FibPasses::ZERO
+                },
+                mirror_handled: 5,
+                mirror: FibPasses {
+                    no_route: 1,
+                    ..FibPasses::ZERO
+                },
                 ignored: 0,
                 denied: 3,
                 not_allowed: 0,
@@ -666,6 +700,23 @@ afxdp_responder_program_policy_passed_total{{iface="veth0",engine="afxdp",reason
 afxdp_responder_program_policy_passed_total{{iface="veth0",engine="afxdp",reason="denied"}} 3
 afxdp_responder_program_policy_passed_total{{iface="veth0",engine="afxdp",reason="not-allowed"}} 0
 afxdp_responder_program_policy_passed_total{{iface="veth0",engine="afxdp",reason="rate-limited"}} 0
+# HELP afxdp_responder_program_route_passed_total Owned echo requests passed to the kernel because of the reply's route or neighbour (part of passed), by who decided (fib: the kernel's FIB lookup, forwarding on; mirror: the responder's host mirror, forwarding off) and reason: no-neighbour, not-unicast, no-route, frag-needed, other-egress, other.
+# TYPE afxdp_responder_program_route_passed_total counter
+afxdp_responder_program_route_passed_total{{iface="veth0",engine="afxdp",decided_by="fib",reason="no-neighbour"}} 2
+afxdp_responder_program_route_passed_total{{iface="veth0",engine="afxdp",decided_by="fib",reason="not-unicast"}} 0
+afxdp_responder_program_route_passed_total{{iface="veth0",engine="afxdp",decided_by="fib",reason="no-route"}} 0
+afxdp_responder_program_route_passed_total{{iface="veth0",engine="afxdp",decided_by="fib",reason="frag-needed"}} 0
+afxdp_responder_program_route_passed_total{{iface="veth0",engine="afxdp",decided_by="fib",reason="other-egress"}} 0
+afxdp_responder_program_route_passed_total{{iface="veth0",engine="afxdp",decided_by="fib",reason="other"}} 0
+afxdp_responder_program_route_passed_total{{iface="veth0",engine="afxdp",decided_by="mirror",reason="no-neighbour"}} 0
+afxdp_responder_program_route_passed_total{{iface="veth0",engine="afxdp",decided_by="mirror",reason="not-unicast"}} 0
+afxdp_responder_program_route_passed_total{{iface="veth0",engine="afxdp",decided_by="mirror",reason="no-route"}} 1
+afxdp_responder_program_route_passed_total{{iface="veth0",engine="afxdp",decided_by="mirror",reason="frag-needed"}} 0
+afxdp_responder_program_route_passed_total{{iface="veth0",engine="afxdp",decided_by="mirror",reason="other-egress"}} 0
+afxdp_responder_program_route_passed_total{{iface="veth0",engine="afxdp",decided_by="mirror",reason="other"}} 0
+# HELP afxdp_responder_program_mirror_handled_total Owned echo requests handled on the host mirror's verdict (forwarding off: a unicast route by the interface and a usable neighbour entry); part of handled or no_socket.
+# TYPE afxdp_responder_program_mirror_handled_total counter
+afxdp_responder_program_mirror_handled_total{{iface="veth0",engine="afxdp"}} 5
 "#
         );
         let text = render(&snapshot());

@@ -442,18 +442,15 @@ pub fn status(ifname: &str) -> Result<StatusReport, IfaceError> {
             passed: c.passed,
             no_socket: c.no_socket,
             bad_checksum: c.bad_checksum,
-            fib_passed: responder_json::FibPassed {
-                no_neighbour: c.fib.no_neigh,
-                not_unicast: c.fib.not_unicast,
-                no_route: c.fib.no_route,
-                frag_needed: c.fib.frag_needed,
-                other_egress: c.fib.other_egress,
-                other: c.fib.other,
+            fib_passed: c.fib.into(),
+            mirror_handled: c.mirror_handled,
+            mirror_passed: c.mirror.into(),
+            passed_by: responder_json::PassReasons {
+                ignore_all: c.ignored,
+                denied: c.denied,
+                not_allowed: c.not_allowed,
+                rate_limited: c.rate_limited,
             },
-            fib_unchecked: c.fib_unchecked,
-            // `status` reads the program's `counters` map only; the host-policy reasons are in
-            // the running responder's own events and metrics.
-            passed_by: Default::default(),
         });
     Ok(StatusReport {
         iface: iface.name,
@@ -497,6 +494,25 @@ pub fn human_status(r: &StatusReport) -> String {
             s,
             "\ncounters: {verb} {}, passed to the kernel {}, no socket {}, bad checksum {}",
             c.handled, c.passed, c.no_socket, c.bad_checksum
+        );
+        let reasons = |p: &responder_json::FibPassed| {
+            format!(
+                "no neighbour {}, not unicast {}, no route {}, frag needed {}, other egress {}, other {}",
+                p.no_neighbour, p.not_unicast, p.no_route, p.frag_needed, p.other_egress, p.other
+            )
+        };
+        let _ = write!(s, "\npassed by the FIB (forwarding on): {}", reasons(&c.fib_passed));
+        let _ = write!(
+            s,
+            "\nhost mirror (forwarding off): {verb} {}; passed: {}",
+            c.mirror_handled,
+            reasons(&c.mirror_passed)
+        );
+        let b = &c.passed_by;
+        let _ = write!(
+            s,
+            "\npassed by host policy: echo_ignore_all {}, --deny-from {}, not in --allow-from {}, rate limit {}",
+            b.ignore_all, b.denied, b.not_allowed, b.rate_limited
         );
     }
     s

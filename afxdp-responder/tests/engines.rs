@@ -19,9 +19,10 @@ use std::time::Duration;
 
 use afxdp_lab::{Family, NetnsPair, Nstat, PingSpec, ResponderProcess, Side, ping};
 use afxdp_responder::loader::{EngineCounters, EngineProgram, FibPasses, XDP_DROP, XDP_PASS, XDP_TX, xdp_action_name};
+use afxdp_responder::netlink::route::{Neighbour, Route, kind};
 use afxdp_responder::options::Engine;
 use common::{assert_nothing_attached, link_details, need_root, pair, ping_all_answered, ping_sizes, stop};
-use echo_wire::respond::ReplyPolicy;
+use echo_wire::respond::{FlowLabelPolicy, ReplyPolicy};
 use etherparse::{LinkExtHeader, LinkHeader, NetHeaders, PacketBuilder, PacketHeaders, VlanId};
 
 const OUR_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
@@ -46,8 +47,44 @@ const ETH_LEN: usize = 14;
 fn load(engine: Engine) -> EngineProgram {
     need_root();
     let owned = [IpAddr::from(OUR_V4), IpAddr::from(OUR_V6)];
-    EngineProgram::load_engine(engine, OUR_MAC, &owned, POLICY)
-        .unwrap_or_else(|e| panic!("loading the {engine} program: {}", chain(&e)))
+    let mut program = EngineProgram::load_engine(engine, OUR_MAC, &owned, POLICY)
+        .unwrap_or_else(|e| panic!("loading the {engine} program: {}", chain(&e)));
+    prepare_mirror(&mut program);
+    program
+}
+
+/// `BPF_PROG_TEST_RUN` without an interface runs as if the frame arrived on loopback, where
+/// forwarding is off: the kernel refuses the FIB lookup and the program consults its host mirror.
+/// This one holds what a host with the peer on-link would: the peer's subnets by loopback and
+/// the peer's neighbour entries (its MAC), as rtnetlink would report them.
+fn prepare_mirror(program: &mut EngineProgram) {
+    const LOOPBACK: u32 = 1;
+    let route = |dst: &str, prefix_len| Route {
+        dst: dst.parse().unwrap(),
+        prefix_len,
+        table: 254,
+        kind: kind::UNICAST,
+        tos: 0,
+        priority: 0,
+        oif: LOOPBACK,
+        gateway: None,
+        hop_limit: 0,
+        mtu: 0,
+        complex: false,
+    };
+    program
+        .sync_mirror_routes(&[route("198.18.0.0", 15), route("2001:db8::", 32)], &[LOOPBACK])
+        .expect("fill mirror_routes");
+    for ip in [IpAddr::from(PEER_V4), IpAddr::from(PEER_V6)] {
+        let entry = Neighbour {
+            index: LOOPBACK,
+            ip,
+            usable_mac: Some(PEER_MAC),
+        };
+        program
+            .set_mirror_neighbour(&entry, &[LOOPBACK])
+            .expect("fill mirror_neighs");
+    }
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
@@ -137,7 +174,15 @@ fn run(program: &EngineProgram, frame: &[u8]) -> (u32, Vec<u8>, EngineCounters) 
             other_egress: after.fib.other_egress - before.fib.other_egress,
             other: after.fib.other - before.fib.other,
         },
-        fib_unchecked: after.fib_unchecked - before.fib_unchecked,
+        mirror_handled: after.mirror_handled - before.mirror_handled,
+        mirror: FibPasses {
+            no_neigh: after.mirror.no_neigh - before.mirror.no_neigh,
+            not_unicast: after.mirror.not_unicast - before.mirror.not_unicast,
+            no_route: after.mirror.no_route - before.mirror.no_route,
+            frag_needed: after.mirror.frag_needed - before.mirror.frag_needed,
+            other_egress: after.mirror.other_egress - before.mirror.other_egress,
+            other: after.mirror.other - before.mirror.other,
+        },
         ignored: after.ignored - before.ignored,
         denied: after.denied - before.denied,
         not_allowed: after.not_allowed - before.not_allowed,
@@ -147,16 +192,17 @@ fn run(program: &EngineProgram, frame: &[u8]) -> (u32, Vec<u8>, EngineCounters) 
 }
 
 /// One request answered by xdp-tx. `BPF_PROG_TEST_RUN` without an interface runs on loopback,
-/// where forwarding is off, so the kernel refuses the FIB lookup and the engine answers unchecked
-/// (to the request's source MAC): counted in `fib_unchecked` as well. The FIB's verdicts are
-/// tested on a veth in `xdp_verdicts.rs`.
+/// where forwarding is off, so the kernel refuses the FIB lookup and the host mirror (prepared
+/// by `load`) approves the reply, to the peer's MAC: counted in `mirror_handled` as well. The
+/// FIB's and the mirror's other verdicts are tested on a veth in `xdp_verdicts.rs`.
 const ONE_HANDLED: EngineCounters = EngineCounters {
     handled: 1,
     passed: 0,
     no_socket: 0,
     bad_checksum: 0,
     fib: FibPasses::ZERO,
-    fib_unchecked: 1,
+    mirror_handled: 1,
+    mirror: FibPasses::ZERO,
     ignored: 0,
     denied: 0,
     not_allowed: 0,
@@ -168,21 +214,23 @@ const ONE_PASSED: EngineCounters = EngineCounters {
     no_socket: 0,
     bad_checksum: 0,
     fib: FibPasses::ZERO,
-    fib_unchecked: 0,
+    mirror_handled: 0,
+    mirror: FibPasses::ZERO,
     ignored: 0,
     denied: 0,
     not_allowed: 0,
     rate_limited: 0,
 };
-/// One request dropped by xdp-tx for its checksum, after the (unchecked, on loopback) FIB
-/// question, which comes first.
+/// One request dropped by xdp-tx for its checksum, after the FIB question (answered by the
+/// mirror, on loopback), which comes first.
 const ONE_BAD_CHECKSUM: EngineCounters = EngineCounters {
     handled: 0,
     passed: 0,
     no_socket: 0,
     bad_checksum: 1,
     fib: FibPasses::ZERO,
-    fib_unchecked: 1,
+    mirror_handled: 1,
+    mirror: FibPasses::ZERO,
     ignored: 0,
     denied: 0,
     not_allowed: 0,
@@ -289,10 +337,15 @@ fn check_ipv6_reply(request: &[u8], reply: &[u8], l3: usize) {
         "{what}: hop limit from the config map"
     );
     assert_eq!(
-        (ip.traffic_class, ip.flow_label, ip.payload_length),
-        (req_ip.traffic_class, req_ip.flow_label, req_ip.payload_length),
-        "{what}: traffic class, flow label, length kept"
+        (ip.traffic_class, ip.payload_length),
+        (req_ip.traffic_class, req_ip.payload_length),
+        "{what}: traffic class, length kept"
     );
+    // The program's own implementation of the label hash against echo-wire's (the AF_XDP path's).
+    let label = POLICY
+        .flow_label
+        .reply_label(req_ip.flow_label.value(), &ip.source, &ip.destination);
+    assert_eq!(ip.flow_label.value(), label, "{what}: flow label by the policy");
     let len = usize::from(ip.payload_length);
     let icmp = l3 + 40..l3 + 40 + len;
     check_echo_message(request, reply, l3, icmp.clone(), 129, &what);
@@ -361,15 +414,66 @@ fn xdp_tx_clears_df_keeps_tos_and_gives_fresh_ids() {
 }
 
 #[test]
-fn xdp_tx_keeps_traffic_class_and_flow_label() {
-    let program = load(Engine::XdpTx);
+fn xdp_tx_keeps_the_traffic_class_and_labels_flows_like_the_afxdp_path() {
+    let mut program = load(Engine::XdpTx);
     let mut request = echo_v6(OUR_V6, 7, 1, &payload(56));
     // version 6, traffic class 0xb8, flow label 0x12345 (not in the ICMPv6 checksum).
     request[ETH_LEN..ETH_LEN + 4].copy_from_slice(&[0x6b, 0x81, 0x23, 0x45]);
-    let (action, reply, _) = run(&program, &request);
-    assert_eq!(action, XDP_TX);
-    check_ipv6_reply(&request, &reply, ETH_LEN);
-    assert_eq!(reply[ETH_LEN..ETH_LEN + 4], [0x6b, 0x81, 0x23, 0x45]);
+    let label_of = |reply: &[u8]| u32::from_be_bytes(reply[ETH_LEN..ETH_LEN + 4].try_into().unwrap()) & 0xf_ffff;
+    let (reply_src, reply_dst) = (OUR_V6, PEER_V6);
+    for (what, flow_label) in [
+        (
+            "auto labels, a random key",
+            FlowLabelPolicy::LINUX_DEFAULT.with_key([0x0123_4567_89ab_cdef, 0xfeed_f00d_dead_beef]),
+        ),
+        (
+            "auto labels, another key",
+            FlowLabelPolicy::LINUX_DEFAULT.with_key([7, 11]),
+        ),
+        (
+            "auto labels with state ranges",
+            FlowLabelPolicy {
+                state_ranges: true,
+                ..FlowLabelPolicy::LINUX_DEFAULT.with_key([3, 5])
+            },
+        ),
+        ("reflect", FlowLabelPolicy::REFLECT_ONLY),
+        (
+            "neither",
+            FlowLabelPolicy {
+                auto: false,
+                ..FlowLabelPolicy::LINUX_DEFAULT
+            },
+        ),
+    ] {
+        program
+            .set_reply_policy(ReplyPolicy { flow_label, ..POLICY })
+            .expect("set the reply policy");
+        let (action, reply, _) = run(&program, &request);
+        assert_eq!(action, XDP_TX, "{what}");
+        assert_eq!(
+            reply[ETH_LEN..ETH_LEN + 2],
+            [0x6b, 0x80 | (reply[ETH_LEN + 1] & 0x0f)],
+            "{what}: version, class"
+        );
+        // The program's hash and echo-wire's (what the AF_XDP workers send) agree bit for bit.
+        let expected = flow_label.reply_label(0x12345, &reply_src, &reply_dst);
+        assert_eq!(label_of(&reply), expected, "{what}");
+    }
+    assert_eq!(label_of(&run(&program, &request).1), 0, "no policy: 0");
+    // One flow keeps its label; another destination gets another one.
+    program.set_reply_policy(POLICY).unwrap();
+    let other = {
+        let mut r = request.clone();
+        r[ETH_LEN + 8 + 15] = 0x42; // another source, i.e. another reply destination
+        r
+    };
+    let (a, b, c) = (
+        label_of(&run(&program, &request).1),
+        label_of(&run(&program, &request).1),
+        label_of(&run(&program, &other).1),
+    );
+    assert!(a != 0 && a == b && a != c, "per-flow labels: {a:#x} {b:#x} {c:#x}");
 }
 
 #[test]
@@ -394,9 +498,25 @@ fn xdp_tx_cuts_ethernet_padding() {
 #[test]
 fn xdp_tx_answers_on_the_vlan_of_the_address_and_keeps_the_tag() {
     let mut program = load(Engine::XdpTx);
+    // The address's device is named (loopback, where the test run says the frame arrived): the
+    // reply's route must leave by it. Unnamed, the egress of a tagged reply is unknown: passed.
     program.add_address(42, IpAddr::from(OTHER_V4)).unwrap();
-    program.add_address(42, IpAddr::from(OTHER_V6)).unwrap();
     let vlan = VlanId::try_new(42).unwrap();
+    let mut unnamed = Vec::new();
+    PacketBuilder::ethernet2(PEER_MAC, OUR_MAC)
+        .single_vlan(vlan)
+        .ipv4(PEER_V4, OTHER_V4, 64)
+        .icmpv4_echo_request(9, 9)
+        .write(&mut unnamed, &payload(33))
+        .unwrap();
+    let (action, _, delta) = run(&program, &unnamed);
+    assert_eq!(
+        (xdp_action_name(action), delta.mirror.other_egress, delta.passed),
+        ("XDP_PASS", 1, 1),
+        "the VLAN's device unknown"
+    );
+    program.add_address_on(42, IpAddr::from(OTHER_V4), 1).unwrap();
+    program.add_address_on(42, IpAddr::from(OTHER_V6), 1).unwrap();
     let mut request = Vec::new();
     PacketBuilder::ethernet2(PEER_MAC, OUR_MAC)
         .single_vlan(vlan)
@@ -539,9 +659,9 @@ fn drop_engine_drops_owned_echo_requests_and_passes_everything_else() {
     let program = load(Engine::Drop);
     for request in [echo_v4(OUR_V4, 1, 1, &payload(56)), echo_v6(OUR_V6, 1, 1, &payload(56))] {
         let (action, out, delta) = run(&program, &request);
-        // The drop engine asks no FIB: nothing is counted unchecked.
+        // The drop engine asks neither the FIB nor a mirror.
         let dropped = EngineCounters {
-            fib_unchecked: 0,
+            mirror_handled: 0,
             ..ONE_HANDLED
         };
         assert_eq!((xdp_action_name(action), delta), ("XDP_DROP", dropped));

@@ -104,7 +104,18 @@ fn interface_down_and_up_while_pings_flow_is_survived() {
 
     let exit = stop(responder);
     let answered = during.received + after_v4.received + back_v6.received;
-    assert_eq!(exit.totals(), (answered, answered, 0), "{}", exit.finished.stdout);
+    // Down flushed the neighbour table (permanent entries too): with forwarding off the host
+    // mirror follows, so the first request of each family after it is answered by the kernel,
+    // which resolves the client first, as Linux does (counted as mirror_passed.no_neighbour).
+    let by_kernel = exit.expect_summary().program.mirror_passed.no_neighbour;
+    assert!(by_kernel <= 2, "{}", exit.finished.stdout);
+    let by_responder = answered - by_kernel;
+    assert_eq!(
+        exit.totals(),
+        (by_responder, by_responder, 0),
+        "{}",
+        exit.finished.stdout
+    );
     assert!(
         !exit.address_changes().is_empty(),
         "the address change is reported: {}",

@@ -334,9 +334,12 @@ fn mac_and_mtu_changes_are_followed() {
         )
         .unwrap();
     let exit = stop(responder);
-    assert_eq!(
-        exit.totals(),
-        (10, 10, 0),
+    // A MAC change flushes the neighbour table (permanent entries too): with forwarding off the
+    // host mirror then has no entry for the client, so, as Linux does, the kernel resolves it
+    // (ARP) and answers the first request itself; the rest are the responder's.
+    let (rx, tx, dropped) = exit.totals();
+    assert!(
+        (9..=10).contains(&rx) && tx == rx && dropped == 0,
         "answered by the responder: {}",
         exit.finished.stdout
     );

@@ -284,7 +284,7 @@ fn host_state_reason(frame: &[u8], h: &Hosts, fib_gates_sources: bool) -> Option
         return Some("a destination that is not owned");
     }
     if fib_gates_sources && src != IpAddr::from(h.peer_v4) && src != IpAddr::from(h.peer_v6) {
-        return Some("a source without a route and neighbour entry (FIB)");
+        return Some("a source without a route and neighbour entry (FIB or host mirror)");
     }
     None
 }
@@ -347,11 +347,21 @@ fn the_xdp_program_and_respond_agree_on_every_frame() {
         peer_v6: cfg.client_v6.octets(),
     };
     let owned = [IpAddr::from(h.our_v4), IpAddr::from(h.our_v6)];
-    let program = EngineProgram::load(h.our_mac, &owned).expect("load the redirect program");
+    let mut program = EngineProgram::load(h.our_mac, &owned).expect("load the redirect program");
     let _inside = InNetns::enter(pair.ns(Side::Responder));
     let ifindex = nix::net::if_::if_nametoindex(pair.ifname(Side::Responder)).expect("ifindex");
+    // Forwarding is off in the lab (the default): the program's host mirror decides, filled from
+    // the namespace's own tables as the daemon fills it.
+    let routes = afxdp_responder::netlink::route::dump_routes().expect("route dump");
+    program
+        .sync_mirror_routes(&routes, &[ifindex])
+        .expect("mirror the routes");
+    let neighbours = afxdp_responder::netlink::route::dump_neighbours().expect("neighbour dump");
+    program
+        .replace_mirror_neighbours(&neighbours, &[ifindex])
+        .expect("mirror the neighbours");
 
-    // Does the program gate on the source's path (a FIB lookup)? Then a request from an on-link
+    // Does the program gate on the source's path (a FIB lookup or the host mirror)? Then a request from an on-link
     // address without a neighbour entry is passed; otherwise it is redirected like the peer's.
     let mut rng = Rng(1);
     let mut probe = request(&mut rng, &h);

@@ -22,6 +22,7 @@ use std::{
 use afxdp_responder::loader::{
     AttachedMode, EngineCounters, EngineProgram, FibPasses, LoaderError, XDP_PASS, XDP_REDIRECT, xdp_action_name,
 };
+use afxdp_responder::netlink::route::{Neighbour, Route, kind};
 use afxdp_responder::options::{Engine, XdpMode};
 use afxdp_xsk::{BindMode, Xsk, XskConfig};
 use echo_wire::respond::{NextHop, ReplyPolicy};
@@ -52,7 +53,60 @@ fn require_root() {
 fn load() -> EngineProgram {
     require_root();
     let owned = [IpAddr::from(OUR_V4), IpAddr::from(OUR_V6)];
-    EngineProgram::load(OUR_MAC, &owned).expect("load the redirect program")
+    let mut program = EngineProgram::load(OUR_MAC, &owned).expect("load the redirect program");
+    prepare_mirror(&mut program, LOOPBACK);
+    program
+}
+
+/// `BPF_PROG_TEST_RUN` without an interface runs as if the frame arrived on loopback.
+const LOOPBACK: u32 = 1;
+
+/// A route of the host mirror (`afxdp_responder::mirror`), as an rtnetlink dump would give it.
+fn mirror_route(dst: &str, prefix_len: u8, kind: u8, oif: u32) -> Route {
+    Route {
+        dst: dst.parse().unwrap(),
+        prefix_len,
+        table: 254,
+        kind,
+        tos: 0,
+        priority: 0,
+        oif,
+        gateway: None,
+        hop_limit: 0,
+        mtu: 0,
+        complex: false,
+    }
+}
+
+/// A prepared host mirror for device `ifindex`: the peer's subnets on-link by it and the peer's
+/// neighbour entries, as `ip route` / `ip neigh` would list them on a host with forwarding off.
+/// Loopback (where BPF_PROG_TEST_RUN runs) has forwarding off: the kernel refuses the FIB
+/// lookup and the program consults the mirror.
+fn prepare_mirror(program: &mut EngineProgram, ifindex: u32) {
+    let via = |dst: &str, gateway: IpAddr| Route {
+        gateway: Some(gateway),
+        ..mirror_route(dst, 0, kind::UNICAST, ifindex)
+    };
+    let routes = [
+        mirror_route("198.18.0.0", 15, kind::UNICAST, ifindex),
+        mirror_route("2001:db8::", 32, kind::UNICAST, ifindex),
+        // A default route through the peer, so that any unicast source has a route.
+        via("0.0.0.0", IpAddr::from(PEER_V4)),
+        via("::", IpAddr::from(PEER_V6)),
+    ];
+    program
+        .sync_mirror_routes(&routes, &[ifindex])
+        .expect("fill mirror_routes");
+    for ip in [IpAddr::from(PEER_V4), IpAddr::from(PEER_V6)] {
+        let entry = Neighbour {
+            index: ifindex,
+            ip,
+            usable_mac: Some(PEER_MAC),
+        };
+        program
+            .set_mirror_neighbour(&entry, &[ifindex])
+            .expect("fill mirror_neighs");
+    }
 }
 
 /// Which counter a test run moved.
@@ -209,9 +263,9 @@ fn owned_echo_request_without_socket_passes_and_counts_no_socket() {
             bad_checksum: 0,
             fib: FibPasses::ZERO,
             // BPF_PROG_TEST_RUN without an interface runs on loopback, where forwarding is off:
-            // the kernel refuses the FIB lookup, and the request is handled unchecked. The FIB
-            // verdicts are tested on a veth below (fib_*).
-            fib_unchecked: 2,
+            // the kernel refuses the FIB lookup, and the host mirror (prepared by load()) says
+            // yes. The FIB's and the mirror's verdicts are tested on a veth below.
+            mirror_handled: 2,
             ..EngineCounters::default()
         }
     );
@@ -576,8 +630,16 @@ fn tagged_frames_match_only_their_vlan() {
     assert_passed(&program, &tagged_request_v4(5), "VLAN 5, address only on VLAN 0");
     assert_passed(&program, &tagged_request_v6(5), "VLAN 5, address only on VLAN 0");
 
-    program.add_address(5, IpAddr::from(OUR_V4)).unwrap();
+    // Named with its device (here loopback, where the test run says the frame arrived): the
+    // mirror's route leaves by it. Without a device the reply's egress is unknown: passed.
     program.add_address(5, IpAddr::from(OUR_V6)).unwrap();
+    assert_passed(
+        &program,
+        &tagged_request_v6(5),
+        "VLAN 5, its device unknown (other-egress)",
+    );
+    program.add_address_on(5, IpAddr::from(OUR_V4), LOOPBACK).unwrap();
+    program.add_address_on(5, IpAddr::from(OUR_V6), LOOPBACK).unwrap();
     assert_redirect_path(&program, &tagged_request_v4(5), "VLAN 5 IPv4, address on VLAN 5");
     assert_redirect_path(&program, &tagged_request_v6(5), "VLAN 5 IPv6, address on VLAN 5");
     assert_passed(&program, &tagged_request_v4(6), "VLAN 6, address on VLAN 0 and 5");
@@ -690,7 +752,8 @@ fn test_run_on_queue_3_of_a_four_queue_veth() {
     let _inside = ns.enter();
     let ifindex = nix::net::if_::if_nametoindex("afxr-a").expect("veth inside the netns");
 
-    let program = load();
+    let mut program = load();
+    prepare_mirror(&mut program, ifindex);
     let before = program.counters().unwrap();
     let action = program
         .test_run_on_interface(&request_v4(), ifindex, 3)
@@ -717,7 +780,7 @@ fn fib_delta(before: EngineCounters, after: EngineCounters) -> (FibPasses, u64) 
             other_egress: a.other_egress - b.other_egress,
             other: a.other - b.other,
         },
-        after.fib_unchecked - before.fib_unchecked,
+        after.mirror_handled - before.mirror_handled,
     )
 }
 
@@ -922,13 +985,276 @@ fn fib_decides_which_owned_requests_are_redirected() {
     set_mac(&afxdp_lab::mac_string(OUR_MAC));
     assert_eq!(run_on(&program, ifindex, &request_v4()), redirected, "the MAC is back");
 
-    // Forwarding off: the kernel refuses the lookup; the request is handled unchecked.
+    // Forwarding off: the kernel refuses the lookup; the host mirror decides (an empty one
+    // here: nothing is routed, so the request is passed). mirror_decides_* tests it filled.
     set_forwarding(&ns, false);
+    let mut program = program;
+    program.sync_mirror_routes(&[], &[ifindex]).expect("empty the mirror");
+    let (action, counted, fib, handled) = run_on(&program, ifindex, &request_v4());
     assert_eq!(
-        run_on(&program, ifindex, &echo_v4_sized([198, 19, 1, 5], 56)),
-        ("XDP_PASS", Counted::NoSocket, FibPasses::ZERO, 1),
-        "forwarding off: no FIB verdict, handled unchecked"
+        (action, counted, fib, handled),
+        ("XDP_PASS", Counted::Passed, FibPasses::ZERO, 0),
+        "forwarding off, no route in the mirror: passed"
     );
+}
+
+/// Which mirror pass counter moved (forwarding off), and whether the mirror handled it.
+fn mirror_delta(before: EngineCounters, after: EngineCounters) -> (FibPasses, u64) {
+    let (b, a) = (before.mirror, after.mirror);
+    (
+        FibPasses {
+            no_neigh: a.no_neigh - b.no_neigh,
+            not_unicast: a.not_unicast - b.not_unicast,
+            no_route: a.no_route - b.no_route,
+            frag_needed: a.frag_needed - b.frag_needed,
+            other_egress: a.other_egress - b.other_egress,
+            other: a.other - b.other,
+        },
+        after.mirror_handled - before.mirror_handled,
+    )
+}
+
+/// Runs `frame` as if it arrived on `ifindex` with forwarding off: the verdict, the counter that
+/// moved, the mirror's pass counters' deltas, and how many the mirror handled.
+fn run_mirrored(program: &EngineProgram, ifindex: u32, frame: &[u8]) -> FibOutcome {
+    let before = program.counters().expect("read counters");
+    let action = program
+        .test_run_on_interface(frame, ifindex, 0)
+        .expect("BPF_PROG_TEST_RUN");
+    let after = program.counters().expect("read counters");
+    assert_eq!(fib_delta(before, after).0, FibPasses::ZERO, "the FIB gave no verdict");
+    let (passes, handled) = mirror_delta(before, after);
+    (xdp_action_name(action), which_counter(before, after), passes, handled)
+}
+
+/// The host mirror, filled from this namespace's real routing and neighbour tables (the same
+/// dumps the daemon takes), decides like Linux when forwarding is off: the same classes as
+/// `fib_decides_which_owned_requests_are_redirected`, counted in the mirror's slots, and the
+/// route's hoplimit travels in the metadata.
+#[test]
+fn mirror_decides_when_forwarding_is_off() {
+    require_root();
+    let ns = fib_namespace();
+    set_forwarding(&ns, false);
+    for line in [
+        "route add prohibit 198.19.3.0/24",
+        "route add 198.19.6.0/24 via 198.18.0.2 dev afxr-f hoplimit 9",
+        "-6 route add 2001:db8:6::/64 via 2001:db8::2 dev afxr-f hoplimit 9",
+        "-6 route add unreachable 2001:db8:12::/64",
+        "route add 198.19.7.0/24 dev afxr-f mtu 700",
+    ] {
+        ns.ip(&line.split_whitespace().collect::<Vec<_>>());
+    }
+    let _inside = ns.enter();
+    let ifindex = nix::net::if_::if_nametoindex("afxr-f").expect("veth inside the netns");
+    let mut program = load();
+    let served = [ifindex];
+    let routes = afxdp_responder::netlink::route::dump_routes().expect("route dump");
+    program.sync_mirror_routes(&routes, &served).expect("mirror the routes");
+    let neighbours = afxdp_responder::netlink::route::dump_neighbours().expect("neighbour dump");
+    program
+        .replace_mirror_neighbours(&neighbours, &served)
+        .expect("mirror the neighbours");
+    let db8 = [0x2001, 0x0db8, 0];
+
+    let run_mirror = |program: &EngineProgram, frame: &[u8]| run_mirrored(program, ifindex, frame);
+    let redirected = ("XDP_PASS", Counted::NoSocket, FibPasses::ZERO, 1);
+    let passed = |p: FibPasses| ("XDP_PASS", Counted::Passed, p, 0);
+    let one = FibPasses::ZERO;
+    let cases: Vec<(&str, Vec<u8>, FibOutcome)> = vec![
+        ("v4 from the resolved peer", request_v4(), redirected),
+        ("v6 from the resolved peer", request_v6(), redirected),
+        (
+            "v4 routed back through the peer",
+            echo_v4_sized([198, 19, 4, 9], 500),
+            redirected,
+        ),
+        (
+            "v6 routed back through the peer",
+            echo_v6_sized(v6(9, [0x2001, 0x0db8, 4]), 1000),
+            redirected,
+        ),
+        (
+            "v4 on-link source without a neighbour entry",
+            echo_v4_sized([198, 18, 0, 77], 56),
+            passed(FibPasses { no_neigh: 1, ..one }),
+        ),
+        (
+            "v6 on-link source without a neighbour entry",
+            echo_v6_sized(v6(0x77, db8), 56),
+            passed(FibPasses { no_neigh: 1, ..one }),
+        ),
+        (
+            "v4 source = our own address",
+            echo_v4_sized(OUR_V4, 56),
+            passed(FibPasses { not_unicast: 1, ..one }),
+        ),
+        (
+            "v6 source = our own address",
+            echo_v6_sized(OUR_V6, 56),
+            passed(FibPasses { not_unicast: 1, ..one }),
+        ),
+        (
+            "v4 source = the subnet broadcast address",
+            echo_v4_sized([198, 18, 0, 255], 56),
+            passed(FibPasses { not_unicast: 1, ..one }),
+        ),
+        (
+            "v4 source without any route",
+            echo_v4_sized([198, 19, 9, 9], 56),
+            passed(FibPasses { no_route: 1, ..one }),
+        ),
+        (
+            "v4 source behind a blackhole route",
+            echo_v4_sized([198, 19, 1, 5], 56),
+            passed(FibPasses { no_route: 1, ..one }),
+        ),
+        (
+            "v4 source behind an unreachable route",
+            echo_v4_sized([198, 19, 2, 5], 56),
+            passed(FibPasses { no_route: 1, ..one }),
+        ),
+        (
+            "v4 source behind a prohibit route",
+            echo_v4_sized([198, 19, 3, 5], 56),
+            passed(FibPasses { no_route: 1, ..one }),
+        ),
+        (
+            "v6 source behind a blackhole route",
+            echo_v6_sized(v6(5, [0x2001, 0x0db8, 0x11]), 56),
+            passed(FibPasses { no_route: 1, ..one }),
+        ),
+        (
+            "v6 source behind an unreachable route",
+            echo_v6_sized(v6(5, [0x2001, 0x0db8, 0x12]), 56),
+            passed(FibPasses { no_route: 1, ..one }),
+        ),
+        (
+            "v4 reply larger than the route MTU (576, locked)",
+            echo_v4_sized([198, 19, 4, 9], 1000),
+            passed(FibPasses { frag_needed: 1, ..one }),
+        ),
+        (
+            "v4 reply larger than the route MTU (700, not locked)",
+            echo_v4_sized([198, 19, 7, 9], 1000),
+            passed(FibPasses { frag_needed: 1, ..one }),
+        ),
+        (
+            "v6 reply larger than the route MTU (1280, locked)",
+            echo_v6_sized(v6(9, [0x2001, 0x0db8, 4]), 1400),
+            passed(FibPasses { frag_needed: 1, ..one }),
+        ),
+        (
+            "v4 reply that would leave by another interface",
+            echo_v4_sized([198, 19, 8, 5], 56),
+            passed(FibPasses { other_egress: 1, ..one }),
+        ),
+        (
+            "v6 IPv4-compatible source ::198.18.0.2",
+            echo_v6_sized(
+                Ipv6Addr::from(u128::from(u32::from(Ipv4Addr::from(PEER_V4)))).octets(),
+                56,
+            ),
+            passed(FibPasses { no_route: 1, ..one }),
+        ),
+    ];
+    for (what, frame, expected) in cases {
+        assert_eq!(run_mirror(&program, &frame), expected, "{what}");
+    }
+
+    // The route's hoplimit, and the neighbour's MAC whatever the frame's source MAC was
+    // (all-zero here), travel in the metadata.
+    for (what, frame, hop_limit) in [
+        (
+            "v4 on a route with hoplimit 9",
+            echo_v4(PEER_MAC, OUR_MAC, [198, 19, 6, 6], OUR_V4),
+            9,
+        ),
+        (
+            "v6 on a route with hoplimit 9",
+            echo_v6(PEER_MAC, OUR_MAC, v6(6, [0x2001, 0x0db8, 6]), OUR_V6),
+            9,
+        ),
+        (
+            "v4 on a route without one, zero source MAC",
+            echo_v4([0; 6], OUR_MAC, PEER_V4, OUR_V4),
+            0,
+        ),
+    ] {
+        let (action, out) = program
+            .test_run_on_interface_with_output(&frame, ifindex, 0)
+            .expect("BPF_PROG_TEST_RUN");
+        assert_eq!(xdp_action_name(action), "XDP_PASS", "{what}: no socket");
+        let meta = NextHop::from_xdp_meta(&out).unwrap_or_else(|| panic!("{what}: reply_meta"));
+        assert_eq!(
+            (meta.dst_mac, meta.src_mac, meta.hop_limit),
+            (PEER_MAC, OUR_MAC, hop_limit),
+            "{what}"
+        );
+    }
+
+    // A neighbour that goes away (INCOMPLETE/FAILED/deleted) is no longer answered.
+    program
+        .set_mirror_neighbour(
+            &Neighbour {
+                index: ifindex,
+                ip: IpAddr::from(PEER_V4),
+                usable_mac: None,
+            },
+            &served,
+        )
+        .expect("remove the neighbour");
+    assert_eq!(
+        run_mirror(&program, &request_v4()),
+        passed(FibPasses { no_neigh: 1, ..one }),
+        "after the neighbour left"
+    );
+
+    // Forwarding on: the FIB approves the reply, and the mirror's route still gives its hoplimit.
+    set_forwarding(&ns, true);
+    let frame = echo_v4(PEER_MAC, OUR_MAC, [198, 19, 6, 6], OUR_V4);
+    let before = program.counters().expect("read counters");
+    let (action, out) = program
+        .test_run_on_interface_with_output(&frame, ifindex, 0)
+        .expect("BPF_PROG_TEST_RUN");
+    let after = program.counters().expect("read counters");
+    assert_eq!(xdp_action_name(action), "XDP_PASS", "no socket");
+    assert_eq!(
+        after.mirror_handled, before.mirror_handled,
+        "the FIB's verdict, not the mirror's"
+    );
+    let meta = NextHop::from_xdp_meta(&out).expect("reply_meta");
+    assert_eq!(meta.hop_limit, 9, "forwarding on: the route's hoplimit from the mirror");
+    set_forwarding(&ns, false);
+
+    // xdp-tx: the same mirror gives its reply the neighbour's MAC and the route's hop limit.
+    let owned = [IpAddr::from(OUR_V4), IpAddr::from(OUR_V6)];
+    let mut tx = EngineProgram::load_engine(Engine::XdpTx, OUR_MAC, &owned, ReplyPolicy::default())
+        .expect("load the xdp-tx program");
+    tx.sync_mirror_routes(&routes, &served).expect("mirror the routes");
+    tx.replace_mirror_neighbours(&neighbours, &served)
+        .expect("mirror the neighbours");
+    let request = echo_v4([0x02, 0, 0, 0, 0, 0x99], OUR_MAC, [198, 19, 6, 6], OUR_V4);
+    let (action, out) = tx
+        .test_run_on_interface_with_output(&request, ifindex, 0)
+        .expect("BPF_PROG_TEST_RUN");
+    assert_eq!(xdp_action_name(action), "XDP_TX");
+    assert_eq!(
+        (&out[..6], &out[6..12]),
+        (&PEER_MAC[..], &OUR_MAC[..]),
+        "to the neighbour, from us"
+    );
+    assert_eq!(out[14 + 8], 9, "the route's hoplimit as the reply's TTL");
+    let v6_request = echo_v6(PEER_MAC, OUR_MAC, v6(6, [0x2001, 0x0db8, 6]), OUR_V6);
+    let (action, out) = tx
+        .test_run_on_interface_with_output(&v6_request, ifindex, 0)
+        .expect("BPF_PROG_TEST_RUN");
+    assert_eq!(xdp_action_name(action), "XDP_TX");
+    assert_eq!(out[14 + 7], 9, "the route's hoplimit as the reply's hop limit");
+    let (action, _) = tx
+        .test_run_on_interface_with_output(&echo_v4_sized([198, 19, 1, 5], 56), ifindex, 0)
+        .expect("BPF_PROG_TEST_RUN");
+    assert_eq!(xdp_action_name(action), "XDP_PASS", "xdp-tx: blackholed source passed");
 }
 
 /// A tagged request's reply is looked up from the device the loader names for its VLAN. This

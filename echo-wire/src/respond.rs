@@ -104,16 +104,21 @@ pub struct NextHop {
     pub dst_mac: [u8; 6],
     /// The reply's source MAC: the egress device's current MAC.
     pub src_mac: [u8; 6],
+    /// The TTL / hop limit of the reply's route (`ip route ... hoplimit N`, `RTAX_HOPLIMIT`),
+    /// which Linux gives its replies on that route; 0: the route has none, the policy's
+    /// [`ReplyPolicy::ipv4_ttl`] / [`ReplyPolicy::ipv6_hop_limit`] applies.
+    pub hop_limit: u8,
 }
 
 impl NextHop {
     /// Length of the XDP program's metadata (`struct reply_meta` in `redirect-ebpf/redirect.h`).
-    pub const XDP_META_LEN: usize = 16;
+    pub const XDP_META_LEN: usize = 20;
     /// The `magic` field of that metadata (host byte order).
     pub const XDP_META_MAGIC: u32 = 0x4e45_5848;
 
-    /// Reads `struct reply_meta` (`dst_mac[6]`, `src_mac[6]`, `magic` as a host-order `u32`);
-    /// `None` unless the magic is there and both MACs are unicast and not all-zero.
+    /// Reads `struct reply_meta` (`dst_mac[6]`, `src_mac[6]`, `hop_limit`, 3 bytes of padding,
+    /// `magic` as a host-order `u32`); `None` unless the magic is there and both MACs are
+    /// unicast and not all-zero.
     ///
     /// ```
     /// use echo_wire::respond::NextHop;
@@ -122,18 +127,21 @@ impl NextHop {
     /// meta[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
     /// meta[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
     /// assert_eq!(NextHop::from_xdp_meta(&meta), None); // no magic: not the program's
-    /// meta[12..].copy_from_slice(&NextHop::XDP_META_MAGIC.to_ne_bytes());
+    /// meta[16..].copy_from_slice(&NextHop::XDP_META_MAGIC.to_ne_bytes());
     /// let hop = NextHop::from_xdp_meta(&meta).unwrap();
     /// assert_eq!(hop.dst_mac, [0x02, 0, 0, 0, 0, 2]);
+    /// assert_eq!(hop.hop_limit, 0); // the route has no hoplimit: the policy's TTL applies
     /// ```
     pub fn from_xdp_meta(meta: &[u8]) -> Option<NextHop> {
         let meta: &[u8; Self::XDP_META_LEN] = meta.first_chunk()?;
         let (dst, rest) = meta.split_first_chunk::<6>()?;
-        let (src, magic) = rest.split_first_chunk::<6>()?;
-        let magic = u32::from_ne_bytes(*magic.first_chunk::<4>()?);
+        let (src, rest) = rest.split_first_chunk::<6>()?;
+        let (hop_limit, rest) = rest.split_first_chunk::<4>()?;
+        let magic = u32::from_ne_bytes(*rest.first_chunk::<4>()?);
         let hop = NextHop {
             dst_mac: *dst,
             src_mac: *src,
+            hop_limit: hop_limit[0],
         };
         let unicast =
             ethernet::is_unicast_mac(dst) && ethernet::is_unicast_mac(src) && *dst != [0; 6] && *src != [0; 6];
@@ -520,7 +528,7 @@ impl Responder {
     /// # ip.fill_checksum();
     /// # icmp::EchoPacket::new_checked(ip.payload_mut()).unwrap().fill_checksum_v4();
     /// // `frame`: an echo request from 198.18.0.2 (MAC 02:00:00:00:00:02) to 198.18.0.1.
-    /// let hop = NextHop { dst_mac: [0x02, 0, 0, 0, 0, 0x99], src_mac: [0x02, 0, 0, 0, 0, 0x01] };
+    /// let hop = NextHop { dst_mac: [0x02, 0, 0, 0, 0, 0x99], src_mac: [0x02, 0, 0, 0, 0, 0x01], hop_limit: 0 };
     /// let mut responder = Responder::new(ReplyPolicy::default(), 0x8000);
     /// assert_eq!(responder.respond_via(&mut frame, &hop), Verdict::Reply { len: 42 });
     /// assert_eq!(frame[..12], [0x02, 0, 0, 0, 0, 0x99, 0x02, 0, 0, 0, 0, 0x01]);
@@ -551,12 +559,14 @@ impl Responder {
         rec: &mut R,
     ) -> Result<usize, DropReason> {
         let link = parse_link(frame)?;
+        // The route's hoplimit metric, when the XDP program found one (0: none).
+        let route_hop_limit = next_hop.map_or(0, |hop| hop.hop_limit);
         // `parse_link` has read the first byte after the link header, so neither this slice nor
         // the Ethernet header below can fail: the `?`s only spare us a panic path.
         let packet = frame.get_mut(link.header_len..).ok_or(DropReason::Truncated)?;
         let ip_len = match link.ip {
-            Ip::V4 => self.reply_ipv4(packet, link.unicast, rec)?,
-            Ip::V6 => self.reply_ipv6(packet, link.unicast, rec)?,
+            Ip::V4 => self.reply_ipv4(packet, link.unicast, route_hop_limit, rec)?,
+            Ip::V6 => self.reply_ipv6(packet, link.unicast, route_hop_limit, rec)?,
         };
         // The IP layer has been rewritten: the verdict is Reply, nothing can fail any more.
         let eth = frame
@@ -593,6 +603,7 @@ impl Responder {
         &mut self,
         packet: &mut [u8],
         macs_unicast: bool,
+        route_ttl: u8,
         rec: &mut R,
     ) -> Result<usize, DropReason> {
         let mut ip = ipv4::Packet::new_checked(packet).map_err(ip_error)?;
@@ -645,7 +656,12 @@ impl Responder {
         // Then the IP header: three words change, and the checksum is updated for all three in
         // one sum. Not a fragment (checked above), so clearing DF leaves the whole word zero.
         let ident = self.next_ipv4_ident(ip.ident());
-        let ttl_protocol = u16::from_be_bytes([self.policy.ipv4_ttl, ipv4::PROTOCOL_ICMP]);
+        let ttl = if route_ttl != 0 {
+            route_ttl
+        } else {
+            self.policy.ipv4_ttl
+        };
+        let ttl_protocol = u16::from_be_bytes([ttl, ipv4::PROTOCOL_ICMP]);
         let header_checksum = checksum::update_words(
             ip.checksum(),
             [
@@ -658,7 +674,7 @@ impl Responder {
             r.src = ip.src_addr().into();
             r.dst = ip.dst_addr().into();
             r.ip_len = usize::from(ip.total_len());
-            r.ttl = (ip.ttl(), self.policy.ipv4_ttl);
+            r.ttl = (ip.ttl(), ttl);
             r.ident = (ip.ident(), ident);
             r.flags = (ip.flags_frag_word(), 0);
             r.ip_checksum.old = ip.checksum();
@@ -673,7 +689,7 @@ impl Responder {
         });
         ip.set_ident(ident);
         ip.set_flags_frag_word(0);
-        ip.set_ttl(self.policy.ipv4_ttl);
+        ip.set_ttl(ttl);
         ip.set_checksum(header_checksum);
         // Swapping the addresses leaves the checksum as it is (the same words, in another order).
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
@@ -687,6 +703,7 @@ impl Responder {
         &mut self,
         packet: &mut [u8],
         macs_unicast: bool,
+        route_hop_limit: u8,
         rec: &mut R,
     ) -> Result<usize, DropReason> {
         let mut ip = ipv6::Packet::new_checked(packet).map_err(ip_error)?;
@@ -738,17 +755,22 @@ impl Responder {
             .policy
             .flow_label
             .reply_label(ip.flow_label(), &dst.octets(), &src.octets());
+        let hop_limit = if route_hop_limit != 0 {
+            route_hop_limit
+        } else {
+            self.policy.ipv6_hop_limit
+        };
         rec.note(|r| {
             r.src = src.into();
             r.dst = dst.into();
             r.ip_len = ip_len;
-            r.ttl = (ip.hop_limit(), self.policy.ipv6_hop_limit);
+            r.ttl = (ip.hop_limit(), hop_limit);
             r.flow_label = (ip.flow_label(), label);
         });
         ip.set_flow_label(label);
         ip.set_src_addr(dst);
         ip.set_dst_addr(src);
-        ip.set_hop_limit(self.policy.ipv6_hop_limit);
+        ip.set_hop_limit(hop_limit);
         Ok(ip_len)
     }
 
@@ -1421,15 +1443,17 @@ mod tests {
         meta[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x22]);
         meta[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x11]);
         assert_eq!(NextHop::from_xdp_meta(&meta), None, "no magic");
-        meta[12..].copy_from_slice(&NextHop::XDP_META_MAGIC.to_ne_bytes());
+        meta[16..].copy_from_slice(&NextHop::XDP_META_MAGIC.to_ne_bytes());
+        meta[12] = 7;
         assert_eq!(
             NextHop::from_xdp_meta(&meta),
             Some(NextHop {
                 dst_mac: [0x02, 0, 0, 0, 0, 0x22],
                 src_mac: [0x02, 0, 0, 0, 0, 0x11],
+                hop_limit: 7,
             })
         );
-        assert_eq!(NextHop::from_xdp_meta(&meta[..15]), None, "too short");
+        assert_eq!(NextHop::from_xdp_meta(&meta[..19]), None, "too short");
         for bad in [[0xff; 6], [0x01, 0, 0x5e, 0, 0, 1], [0; 6]] {
             let mut m = meta;
             m[..6].copy_from_slice(&bad);
@@ -1445,6 +1469,7 @@ mod tests {
         let hop = NextHop {
             dst_mac: [0x02, 0xaa, 0, 0, 0, 0x22],
             src_mac: [0x02, 0xbb, 0, 0, 0, 0x11],
+            hop_limit: 0,
         };
         let tagged = |f: &[u8]| with_tag(f, ethernet::TPID_8021Q, 100);
         let priority = |f: &[u8]| with_tag(f, ethernet::TPID_8021Q, 5 << 13);
@@ -1480,6 +1505,32 @@ mod tests {
             assert_eq!(verdict, Verdict::Drop(expected), "{name}");
             assert_eq!(copy, frame, "{name}: modified");
         }
+    }
+
+    #[test]
+    fn a_route_hop_limit_replaces_the_policys_ttl_and_hop_limit() {
+        let hop = NextHop {
+            dst_mac: [0x02, 0xaa, 0, 0, 0, 0x22],
+            src_mac: [0x02, 0xbb, 0, 0, 0, 0x11],
+            hop_limit: 9,
+        };
+        let mut v4 = ECHO_REQUEST_V4.to_vec();
+        let verdict = Responder::new(ReplyPolicy::default(), SEED).respond_via(&mut v4, &hop);
+        assert!(matches!(verdict, Verdict::Reply { .. }), "{verdict:?}");
+        let ip = ipv4::Packet::new_checked(&v4[ethernet::HEADER_LEN..]).unwrap();
+        assert_eq!(ip.ttl(), 9, "the route's hoplimit");
+        assert!(ip.verify_checksum(), "the header checksum covers the new TTL");
+
+        let mut v6 = ECHO_REQUEST_V6.to_vec();
+        let verdict = Responder::new(ReplyPolicy::default(), SEED).respond_via(&mut v6, &hop);
+        assert!(matches!(verdict, Verdict::Reply { .. }), "{verdict:?}");
+        assert_eq!(v6[ethernet::HEADER_LEN + 7], 9, "the route's hop limit");
+
+        // 0: the route has none, the policy's applies.
+        let none = NextHop { hop_limit: 0, ..hop };
+        let mut v4 = ECHO_REQUEST_V4.to_vec();
+        Responder::new(ReplyPolicy::default(), SEED).respond_via(&mut v4, &none);
+        assert_eq!(v4[ethernet::HEADER_LEN + 8], ReplyPolicy::DEFAULT.ipv4_ttl);
     }
 
     #[test]

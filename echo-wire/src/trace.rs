@@ -23,7 +23,7 @@
 //! ip.fill_checksum();
 //! icmp::EchoPacket::new_checked(ip.payload_mut()).unwrap().fill_checksum_v4();
 //!
-//! let hop = NextHop { dst_mac: [0x02, 0, 0, 0, 0, 0x02], src_mac: [0x02, 0, 0, 0, 0, 0x01] };
+//! let hop = NextHop { dst_mac: [0x02, 0, 0, 0, 0, 0x02], src_mac: [0x02, 0, 0, 0, 0, 0x01], hop_limit: 0 };
 //! let mut responder = Responder::new(ReplyPolicy::default(), 0x8000);
 //! let mut rewrite = Rewrite::default();
 //! assert_eq!(responder.respond_via_recorded(&mut frame, &hop, &mut rewrite), Verdict::Reply { len: 42 });
@@ -316,6 +316,7 @@ mod tests {
     const HOP: NextHop = NextHop {
         dst_mac: [0x02, 0, 0, 0, 0, 0x0b],
         src_mac: [0x02, 0, 0, 0, 0, 0x0a],
+        hop_limit: 0,
     };
 
     fn both(request: &[u8]) -> (Vec<u8>, Vec<u8>, Rewrite, Verdict) {

@@ -282,10 +282,16 @@ pub struct ProgramCounters {
     /// in `passed`). Absent in the output of older versions: read as zeros.
     #[serde(default)]
     pub fib_passed: FibPassed,
-    /// Owned requests handled without a FIB verdict because forwarding is off on the interface
-    /// (included in `handled` or `no_socket`). Absent in older versions: 0.
+    /// Owned requests handled on the host mirror's verdict because forwarding is off on the
+    /// interface (the kernel refuses FIB lookups then): a unicast route by the interface and a
+    /// usable neighbour entry (included in `handled` or `no_socket`). Replaces the former
+    /// `fib_unchecked`. Absent in older versions: 0.
     #[serde(default)]
-    pub fib_unchecked: u64,
+    pub mirror_handled: u64,
+    /// Owned requests the host mirror passed to the kernel (forwarding off), by the same
+    /// reasons as `fib_passed` (included in `passed`). Absent in older versions: zeros.
+    #[serde(default)]
+    pub mirror_passed: FibPassed,
     /// Owned echo requests that host policy sent to the kernel, by reason (a part of `passed`).
     /// Absent in output of versions before it existed: read as all zero.
     #[serde(default)]

@@ -5,6 +5,7 @@
 //! [`load_object`] and fill the maps of `redirect-ebpf/maps.h` with the layouts described in
 //! [`super`].
 
+use std::collections::BTreeMap;
 use std::{fmt, net::IpAddr, os::fd::BorrowedFd};
 
 use aya::{
@@ -16,6 +17,8 @@ use aya::{
 use super::attach::Attacher;
 use super::error::{LoaderError, errno_of, hint_for, map_error, program_error};
 use super::{OWNED_ADDRS_MAX_ENTRIES, XSKS_MAX_ENTRIES};
+use crate::mirror;
+use crate::netlink::route::{Neighbour, Route};
 use crate::options::{Engine, XdpMode};
 use crate::policy::Cidr;
 use echo_wire::respond::ReplyPolicy;
@@ -32,23 +35,32 @@ pub(super) const COUNTER_PASSED: u32 = 2;
 pub(super) const COUNTER_BAD_CHECKSUM: u32 = 3;
 /// The first `COUNTER_FIB_*` pass slot; the six reasons follow in [`FibPasses`]'s field order.
 pub(super) const COUNTER_FIB_FIRST: u32 = 4;
-pub(super) const COUNTER_FIB_UNCHECKED: u32 = 10;
+/// `COUNTER_MIRROR_HANDLED`: handled on the host mirror's verdict (forwarding off).
+pub(super) const COUNTER_MIRROR_HANDLED: u32 = 10;
+/// The first `COUNTER_MIRROR_*` pass slot; the six reasons follow in [`FibPasses`]'s order.
+pub(super) const COUNTER_MIRROR_FIRST: u32 = 11;
+// Must match redirect-ebpf/redirect.h and reply_path.h (the host mirror).
+const MAP_MIRROR_ROUTES: &str = "mirror_routes";
+const MAP_MIRROR_NEIGHS: &str = "mirror_neighs";
+/// `MIRROR_ROUTES_MAX_ENTRIES` of redirect.h.
+pub const MIRROR_ROUTES_MAX_ENTRIES: usize = 16384;
 // Must match redirect-ebpf/policy.h.
 const MAP_HOST_POLICY: &str = "host_policy";
 const MAP_ALLOW_FROM: &str = "allow_from";
 const MAP_DENY_FROM: &str = "deny_from";
-const MAP_POLICY_COUNTERS: &str = "policy_counters";
-const POLICY_IGNORE_ALL: u32 = 0;
-const POLICY_DENIED: u32 = 1;
-const POLICY_NOT_ALLOWED: u32 = 2;
-const POLICY_RATE_LIMITED: u32 = 3;
+pub(super) const MAP_POLICY_COUNTERS: &str = "policy_counters";
+pub(super) const POLICY_IGNORE_ALL: u32 = 0;
+pub(super) const POLICY_DENIED: u32 = 1;
+pub(super) const POLICY_NOT_ALLOWED: u32 = 2;
+pub(super) const POLICY_RATE_LIMITED: u32 = 3;
 /// Entries of each of `allow_from` and `deny_from` (`POLICY_LPM_MAX_ENTRIES`).
 pub const POLICY_LPM_MAX_ENTRIES: usize = crate::policy::MAX_SOURCE_RULES;
 
 /// `struct owned_key` from maps.h, as bytes.
 type OwnedKey = [u8; 20];
 /// `struct redirect_config` from maps.h, as bytes.
-type ConfigValue = [u8; 8];
+/// mac (6), ttl, hop_limit, flow_flags, pad (7), flow_key (2 x u64, host order).
+type ConfigValue = [u8; 32];
 /// `struct host_policy` from policy.h, as bytes: ignore_v4, ignore_v6, allow_list, pad, pad2
 /// (4 bytes), rate_interval_ns (u64, host order), rate_burst_ns (u64).
 type HostPolicyValue = [u8; 24];
@@ -210,10 +222,14 @@ fn owned_key(vlan_id: u16, addr: IpAddr) -> Result<OwnedKey, LoaderError> {
 
 /// `struct redirect_config` (maps.h) for `mac` and the reply TTL / hop limit of `policy`.
 fn config_value(mac: [u8; 6], policy: ReplyPolicy) -> ConfigValue {
-    let mut value: ConfigValue = [0; 8];
+    let mut value: ConfigValue = [0; 32];
     value[..6].copy_from_slice(&mac);
     value[6] = policy.ipv4_ttl;
     value[7] = policy.ipv6_hop_limit;
+    let flow = policy.flow_label;
+    value[8] = u8::from(flow.reflect) | (u8::from(flow.auto) << 1) | (u8::from(flow.state_ranges) << 2);
+    value[16..24].copy_from_slice(&flow.key[0].to_ne_bytes());
+    value[24..32].copy_from_slice(&flow.key[1].to_ne_bytes());
     value
 }
 
@@ -251,10 +267,14 @@ pub struct EngineCounters {
     /// afxdp and xdp-tx: owned echo requests passed to the kernel because of the FIB lookup for
     /// their reply, by reason (`redirect-ebpf/reply_path.h`).
     pub fib: FibPasses,
-    /// afxdp and xdp-tx: owned echo requests handled without a FIB verdict, because the kernel
-    /// refuses the lookup while forwarding is disabled on the interface; their replies go back
-    /// to the request's source MAC. Included in `handled` (or `no_socket`). See docs/parity.md.
-    pub fib_unchecked: u64,
+    /// afxdp and xdp-tx: owned echo requests handled on the host mirror's verdict, because the
+    /// kernel refuses the FIB lookup while forwarding is disabled on the interface: a unicast
+    /// route by the interface and a usable neighbour entry (`crate::mirror`). Included in
+    /// `handled` (or `no_socket`). See docs/parity.md.
+    pub mirror_handled: u64,
+    /// afxdp and xdp-tx: owned echo requests the host mirror passed to the kernel (forwarding
+    /// off), by the same reasons as [`EngineCounters::fib`] (their sum is in `passed`).
+    pub mirror: FibPasses,
     /// Owned echo requests passed to the kernel because its `echo_ignore_all` sysctl is set
     /// (included in `passed`).
     pub ignored: u64,
@@ -286,6 +306,20 @@ pub struct FibPasses {
     pub other_egress: u64,
     /// A lookup error, a lightweight-tunnel route, or no room for the metadata.
     pub other: u64,
+}
+
+impl From<FibPasses> for responder_json::FibPassed {
+    /// The JSON shape (`fib_passed`, `mirror_passed`).
+    fn from(p: FibPasses) -> Self {
+        responder_json::FibPassed {
+            no_neighbour: p.no_neigh,
+            not_unicast: p.not_unicast,
+            no_route: p.no_route,
+            frag_needed: p.frag_needed,
+            other_egress: p.other_egress,
+            other: p.other,
+        }
+    }
 }
 
 impl FibPasses {
@@ -339,7 +373,17 @@ pub struct EngineProgram {
     allow_from: LpmTrie<MapData, LpmAddr, u32>,
     deny_from: LpmTrie<MapData, LpmAddr, u32>,
     policy_counters: PerCpuArray<MapData, u64>,
+    /// The host mirror's maps and what was last written to them (afxdp and xdp-tx only).
+    mirror: Option<MirrorMaps>,
     pub(super) ebpf: Ebpf,
+}
+
+/// `mirror_routes` and `mirror_neighs` (`redirect-ebpf/reply_path.h`), with a copy of the route
+/// entries written, so that a re-read routing table changes only what differs.
+struct MirrorMaps {
+    routes: LpmTrie<MapData, mirror::RouteKey, mirror::RouteValue>,
+    neighs: HashMap<MapData, mirror::NeighKey, mirror::NeighValue>,
+    written: BTreeMap<(u32, mirror::RouteKey), mirror::RouteValue>,
 }
 
 impl fmt::Debug for EngineProgram {
@@ -403,6 +447,15 @@ impl EngineProgram {
         let allow_from: LpmTrie<MapData, LpmAddr, u32> = take_map(&mut ebpf, MAP_ALLOW_FROM)?;
         let deny_from: LpmTrie<MapData, LpmAddr, u32> = take_map(&mut ebpf, MAP_DENY_FROM)?;
         let policy_counters: PerCpuArray<MapData, u64> = take_map(&mut ebpf, MAP_POLICY_COUNTERS)?;
+        let mirror = if matches!(engine, Engine::AfXdp | Engine::XdpTx) {
+            Some(MirrorMaps {
+                routes: take_map(&mut ebpf, MAP_MIRROR_ROUTES)?,
+                neighs: take_map(&mut ebpf, MAP_MIRROR_NEIGHS)?,
+                written: BTreeMap::new(),
+            })
+        } else {
+            None
+        };
 
         let mut this = Self {
             attacher: Attacher::default(),
@@ -417,6 +470,7 @@ impl EngineProgram {
             allow_from,
             deny_from,
             policy_counters,
+            mirror,
             ebpf,
         };
         for &addr in owned {
@@ -470,9 +524,9 @@ impl EngineProgram {
         Ok(())
     }
 
-    /// Writes the reply TTL and hop limit of `policy` into the `config` map (what the xdp-tx
-    /// engine puts in its replies; the other programs ignore them), e.g. after the host's
-    /// sysctls changed.
+    /// Writes the reply TTL, hop limit and flow-label policy of `policy` into the `config` map
+    /// (what the xdp-tx engine puts in its replies; the other programs ignore them), e.g. after
+    /// the host's sysctls changed.
     pub fn set_reply_policy(&mut self, policy: ReplyPolicy) -> Result<(), LoaderError> {
         self.config
             .set(0, config_value(self.mac, policy), 0)
@@ -568,6 +622,105 @@ impl EngineProgram {
         })
     }
 
+    /// Brings the host mirror's route map in line with `routes` (the kernel's routing tables,
+    /// from a dump): `served` are the devices the program answers for (the interface, its VLAN
+    /// devices). Only entries that differ are written or deleted. Returns how many changed; 0
+    /// for an engine without a mirror (drop).
+    pub fn sync_mirror_routes(&mut self, routes: &[Route], served: &[u32]) -> Result<usize, LoaderError> {
+        let Some(maps) = self.mirror.as_mut() else {
+            return Ok(0);
+        };
+        let wanted = mirror::route_entries(routes, served);
+        if wanted.len() > MIRROR_ROUTES_MAX_ENTRIES {
+            return Err(map_error(
+                MAP_MIRROR_ROUTES,
+                format!(
+                    "mirroring {} routes (at most {MIRROR_ROUTES_MAX_ENTRIES})",
+                    wanted.len()
+                ),
+                MapError::OutOfBounds {
+                    index: wanted.len() as u32,
+                    max_entries: MIRROR_ROUTES_MAX_ENTRIES as u32,
+                },
+            ));
+        }
+        let mut changed = 0;
+        // Insert and update first, then delete: a prefix that stays is never missing.
+        for (&(prefix_len, key), value) in &wanted {
+            if maps.written.get(&(prefix_len, key)) != Some(value) {
+                maps.routes
+                    .insert(&LpmKey::new(prefix_len, key), value, 0)
+                    .map_err(|source| map_error(MAP_MIRROR_ROUTES, "adding a route".into(), source))?;
+                changed += 1;
+            }
+        }
+        for (prefix_len, key) in maps.written.keys().filter(|k| !wanted.contains_key(*k)) {
+            maps.routes
+                .remove(&LpmKey::new(*prefix_len, *key))
+                .map_err(|source| map_error(MAP_MIRROR_ROUTES, "removing a route".into(), source))?;
+            changed += 1;
+        }
+        maps.written = wanted;
+        Ok(changed)
+    }
+
+    /// Puts `entry` into the host mirror's neighbour map when Linux would transmit to it, and
+    /// removes it otherwise (INCOMPLETE, FAILED, deleted). Entries of devices not in `served`
+    /// are ignored.
+    pub fn set_mirror_neighbour(&mut self, entry: &Neighbour, served: &[u32]) -> Result<(), LoaderError> {
+        let Some(maps) = self.mirror.as_mut() else {
+            return Ok(());
+        };
+        if !served.contains(&entry.index) {
+            return Ok(());
+        }
+        let (key, value) = mirror::neighbour_entry(entry);
+        match value {
+            Some(value) => maps
+                .neighs
+                .insert(key, value, 0)
+                .map_err(|source| map_error(MAP_MIRROR_NEIGHS, format!("adding the neighbour {}", entry.ip), source)),
+            None => match maps.neighs.remove(&key) {
+                Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+                Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+                Err(source) => Err(map_error(
+                    MAP_MIRROR_NEIGHS,
+                    format!("removing the neighbour {}", entry.ip),
+                    source,
+                )),
+            },
+        }
+    }
+
+    /// Replaces the host mirror's neighbour map with `entries` (a full dump): at start and after
+    /// lost notifications.
+    pub fn replace_mirror_neighbours(&mut self, entries: &[Neighbour], served: &[u32]) -> Result<(), LoaderError> {
+        let Some(maps) = self.mirror.as_mut() else {
+            return Ok(());
+        };
+        let wanted: std::collections::BTreeSet<mirror::NeighKey> = entries
+            .iter()
+            .filter(|e| served.contains(&e.index))
+            .filter_map(|e| match mirror::neighbour_entry(e) {
+                (key, Some(_)) => Some(key),
+                _ => None,
+            })
+            .collect();
+        let stale: Vec<mirror::NeighKey> = maps
+            .neighs
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !wanted.contains(k))
+            .collect();
+        for key in stale {
+            let _ = maps.neighs.remove(&key);
+        }
+        for entry in entries {
+            self.set_mirror_neighbour(entry, served)?;
+        }
+        Ok(())
+    }
+
     /// The counters, summed over all CPUs.
     pub fn counters(&self) -> Result<EngineCounters, LoaderError> {
         let read = |index: u32, name: &str| -> Result<u64, LoaderError> {
@@ -586,6 +739,15 @@ impl EngineProgram {
             other_egress: fib_slot(4)?,
             other: fib_slot(5)?,
         };
+        let mirror_slot = |i: u32| read(COUNTER_MIRROR_FIRST + i, "mirror");
+        let mirror = FibPasses {
+            no_neigh: mirror_slot(0)?,
+            not_unicast: mirror_slot(1)?,
+            no_route: mirror_slot(2)?,
+            frag_needed: mirror_slot(3)?,
+            other_egress: mirror_slot(4)?,
+            other: mirror_slot(5)?,
+        };
         let read_policy = |index: u32, name: &str| -> Result<u64, LoaderError> {
             let values = self
                 .policy_counters
@@ -595,11 +757,12 @@ impl EngineProgram {
         };
         Ok(EngineCounters {
             handled: read(COUNTER_HANDLED, "handled")?,
-            passed: read(COUNTER_PASSED, "passed")? + fib.total(),
+            passed: read(COUNTER_PASSED, "passed")? + fib.total() + mirror.total(),
             no_socket: read(COUNTER_NO_SOCKET, "no_socket")?,
             bad_checksum: read(COUNTER_BAD_CHECKSUM, "bad_checksum")?,
             fib,
-            fib_unchecked: read(COUNTER_FIB_UNCHECKED, "fib_unchecked")?,
+            mirror_handled: read(COUNTER_MIRROR_HANDLED, "mirror_handled")?,
+            mirror,
             ignored: read_policy(POLICY_IGNORE_ALL, "ignore_all")?,
             denied: read_policy(POLICY_DENIED, "denied")?,
             not_allowed: read_policy(POLICY_NOT_ALLOWED, "not_allowed")?,
@@ -723,6 +886,21 @@ mod tests {
             ipv6_hop_limit: 255,
             ..ReplyPolicy::DEFAULT
         };
-        assert_eq!(config_value([2, 0, 0, 0, 0, 1], policy), [2, 0, 0, 0, 0, 1, 63, 255]);
+        let value = config_value([2, 0, 0, 0, 0, 1], policy);
+        assert_eq!(value[..9], [2, 0, 0, 0, 0, 1, 63, 255, 0b010], "auto labels only");
+        let reflect = ReplyPolicy {
+            flow_label: echo_wire::respond::FlowLabelPolicy {
+                reflect: true,
+                auto: false,
+                state_ranges: true,
+                key: [1, 2],
+            },
+            ..policy
+        };
+        let value = config_value([2, 0, 0, 0, 0, 1], reflect);
+        assert_eq!(value[8], 0b101);
+        assert_eq!(value[9..16], [0; 7]);
+        assert_eq!(value[16..24], 1u64.to_ne_bytes());
+        assert_eq!(value[24..32], 2u64.to_ne_bytes());
     }
 }

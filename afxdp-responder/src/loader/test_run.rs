@@ -77,7 +77,7 @@ impl EngineProgram {
 
     /// Like [`EngineProgram::test_run_on_interface`], and also returns what the program left:
     /// the kernel returns the frame from its metadata on, so the output starts with the XDP
-    /// metadata the program wrote (for the afxdp engine, `struct reply_meta`, 16 bytes), then
+    /// metadata the program wrote (for the afxdp engine, `struct reply_meta`, 20 bytes), then
     /// the frame.
     pub fn test_run_on_interface_with_output(
         &self,

@@ -9,7 +9,8 @@
 //! | [`address`] | the addresses of an interface with their flags (`RTM_GETADDR`), and which of them Linux answers pings for |
 //! | [`link`] | one interface's facts (`RTM_GETLINK`): index, name, MAC, MTU, state, attached XDP program; XDP detach (`RTM_SETLINK`) |
 //! | [`neighbour`] | the neighbour table's MAC for an address (`RTM_GETNEIGH`) |
-//! | [`monitor`] | a socket subscribed to the link and IPv4/IPv6 address groups: changes as they happen |
+//! | [`route`] | the routing and neighbour tables (`RTM_GETROUTE`, `RTM_GETNEIGH`) and the non-default policy rules (`RTM_GETRULE`), for the host mirror |
+//! | [`monitor`] | a socket subscribed to the link, IPv4/IPv6 address, route and neighbour groups: changes as they happen |
 //!
 //! Everything describes the network namespace of the calling thread.
 
@@ -17,6 +18,7 @@ pub mod address;
 pub mod link;
 pub mod monitor;
 pub mod neighbour;
+pub mod route;
 
 use std::io;
 

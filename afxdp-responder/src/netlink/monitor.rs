@@ -1,8 +1,9 @@
 //! Following the kernel's changes as they happen: a netlink socket subscribed to the link
-//! (`RTNLGRP_LINK`) and IPv4/IPv6 address (`RTNLGRP_IPV4_IFADDR`, `RTNLGRP_IPV6_IFADDR`) groups.
+//! (`RTNLGRP_LINK`), IPv4/IPv6 address (`RTNLGRP_IPV4_IFADDR`, `RTNLGRP_IPV6_IFADDR`), IPv4/IPv6
+//! route (`RTNLGRP_IPV4_ROUTE`, `RTNLGRP_IPV6_ROUTE`) and neighbour (`RTNLGRP_NEIGH`) groups.
 //!
-//! The kernel multicasts every `RTM_NEWADDR`/`RTM_DELADDR`/`RTM_NEWLINK`/`RTM_DELLINK` of the
-//! namespace to it. When the socket's receive buffer overflows, the kernel drops notifications
+//! The kernel multicasts every `RTM_NEWADDR`/`RTM_DELADDR`/`RTM_NEWLINK`/`RTM_DELLINK`,
+//! `RTM_NEWROUTE`/`RTM_DELROUTE` and `RTM_NEWNEIGH`/`RTM_DELNEIGH` of the namespace to it. When the socket's receive buffer overflows, the kernel drops notifications
 //! and the next read fails with `ENOBUFS`: that is reported as [`Change::Overflow`], after which
 //! the reader must resynchronise from a full dump.
 
@@ -16,6 +17,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::address::{Address, dump_addresses_with};
 use super::link::{Link, link_by_index_with};
+use super::route::{Neighbour, Route, dump_neighbours_with, dump_routes_with};
 use super::{NetlinkError, RECV_BUFFER, RouteSocket, messages};
 
 /// One change the kernel announced.
@@ -32,6 +34,11 @@ pub enum Change {
         /// Its index.
         index: u32,
     },
+    /// A route was added, changed or removed (`RTM_NEWROUTE`/`RTM_DELROUTE`, any table): the
+    /// host mirror re-reads the routing tables.
+    Routes,
+    /// A neighbour entry was added, changed or removed; a removed one has no usable MAC.
+    Neighbour(Neighbour),
     /// Notifications were lost (`ENOBUFS`): resynchronise from a dump.
     Overflow,
 }
@@ -51,10 +58,15 @@ impl Notifications {
     pub fn subscribe() -> Result<Self, NetlinkError> {
         let io = |what, source| NetlinkError::Io { what, source };
         let mut socket = Socket::new(NETLINK_ROUTE).map_err(|e| io("socket", e))?;
-        let groups = libc::RTMGRP_LINK | libc::RTMGRP_IPV4_IFADDR | libc::RTMGRP_IPV6_IFADDR;
+        let groups = libc::RTMGRP_LINK
+            | libc::RTMGRP_IPV4_IFADDR
+            | libc::RTMGRP_IPV6_IFADDR
+            | libc::RTMGRP_IPV4_ROUTE
+            | libc::RTMGRP_IPV6_ROUTE
+            | libc::RTMGRP_NEIGH;
         socket
             .bind(&SocketAddr::new(0, groups as u32))
-            .map_err(|e| io("subscribing to link and address notifications", e))?;
+            .map_err(|e| io("subscribing to link, address, route and neighbour notifications", e))?;
         socket.set_non_blocking(true).map_err(|e| io("O_NONBLOCK", e))?;
         // Room for bursts (an interface going down removes all its IPv6 addresses at once):
         // a few hundred notifications (the kernel doubles it, capped by net.core.rmem_max); an
@@ -123,6 +135,16 @@ impl Notifications {
         dump_addresses_with(&mut self.requests, index)
     }
 
+    /// Every route, for the host mirror (at start, after a route change, after an overflow).
+    pub fn dump_routes(&mut self) -> Result<Vec<Route>, NetlinkError> {
+        dump_routes_with(&mut self.requests)
+    }
+
+    /// Every neighbour entry, for the host mirror (at start and after an overflow).
+    pub fn dump_neighbours(&mut self) -> Result<Vec<Neighbour>, NetlinkError> {
+        dump_neighbours_with(&mut self.requests)
+    }
+
     /// Interface `index` as it is now (`None` if it is gone), for resynchronising.
     pub fn link(&mut self, index: u32) -> Result<Option<Link>, NetlinkError> {
         link_by_index_with(&mut self.requests, index)
@@ -135,6 +157,12 @@ fn change_of(message: &RouteNetlinkMessage) -> Option<Change> {
         RouteNetlinkMessage::DelAddress(a) => Change::DelAddress(Address::from_message(a)?),
         RouteNetlinkMessage::NewLink(l) => Change::NewLink(Link::from_message(l)),
         RouteNetlinkMessage::DelLink(l) => Change::DelLink { index: l.header.index },
+        RouteNetlinkMessage::NewRoute(_) | RouteNetlinkMessage::DelRoute(_) => Change::Routes,
+        RouteNetlinkMessage::NewNeighbour(n) => Change::Neighbour(Neighbour::from_message(n)?),
+        RouteNetlinkMessage::DelNeighbour(n) => Change::Neighbour(Neighbour {
+            usable_mac: None,
+            ..Neighbour::from_message(n)?
+        }),
         _ => return None,
     })
 }

@@ -168,7 +168,8 @@ def fib_cases(lab):
     """The cases where the host's routing and neighbour state decide whether and where a reply
     goes (issue 10: the XDP program asks the kernel's FIB). Run with `--fib`, after tests/parity.rs
     enabled forwarding on the responder's interface (bpf_fib_lookup needs it) and added the routes
-    named below in the responder namespace. (name, [frames], listen seconds, [commands to run in
+    named below in the responder namespace; tests/parity.rs runs the same cases once more with
+    forwarding off, where the responder's host mirror decides. (name, [frames], listen seconds, [commands to run in
     the responder namespace first])."""
     eth = Ether(src=lab.c_mac, dst=lab.r_mac)
     dev = lab.responder_if
@@ -220,7 +221,18 @@ def fib_cases(lab):
     # A request whose source MAC is not the neighbour table's: the reply goes to the table's MAC.
     case("fib-v4-source-mac-not-the-neighbours", [v4(lab.c4, mac=lab.other_mac)], listen=1.0)
     case("fib-v6-source-mac-not-the-neighbours", [v6(lab.c6, mac=lab.other_mac)], listen=1.0)
-    case("fib-v6-link-local", b_frames(eth / IPv6(src=lab.c6_ll, dst=lab.r6_ll) / echo6()))
+    # Source MACs that are not a neighbour's at all: all-zero, our own, multicast. Linux answers
+    # the neighbour table's MAC (a multicast source MAC is the kernel's: the program passes it).
+    case("fib-v4-source-mac-zero", [v4(lab.c4, mac="00:00:00:00:00:00")])
+    case("fib-v6-source-mac-zero", [v6(lab.c6, mac="00:00:00:00:00:00")])
+    case("fib-v4-source-mac-ours", [v4(lab.c4, mac=lab.r_mac)])
+    case("fib-v4-source-mac-multicast", [v4(lab.c4, mac="01:00:5e:00:00:01")])
+    # A route with `hoplimit 9` back to the source: Linux's reply has TTL / hop limit 9.
+    case("fib-v4-route-hoplimit", [v4("198.19.6.6")])
+    case("fib-v6-route-hoplimit", [v6("2001:db8:6::6")])
+    # Link-local: the kernel resolves the client's link-local address first (forgotten here, so
+    # that both runs start alike), whether or not the FIB or the mirror is asked.
+    case("fib-v6-link-local", b_frames(eth / IPv6(src=lab.c6_ll, dst=lab.r6_ll) / echo6()), [forget(lab.c6_ll)], listen=1.0)
     # The responder's interface changes its MAC while running: a request still sent to the old
     # MAC is not taken by Linux any more; one sent to the new MAC is answered from it. Then the
     # MAC goes back, which flushes the neighbour table: the kernel resolves the client again.
