@@ -544,7 +544,7 @@ fn bench_engine(pair: &NetnsPair, exe: &Path, engine: EngineMode, plan: &Plan, i
     let cpus = super::allowed_cpus().map_or(1, |c| c.len());
     for rep in 0..plan.repetitions {
         for row in rows.iter_mut() {
-            let Some(mut workload) = row.workload else { continue };
+            let Some(workload) = row.workload else { continue };
             if interrupted.load(Ordering::Relaxed) || row.status != RowStatus::Ok {
                 continue;
             }
@@ -558,8 +558,12 @@ fn bench_engine(pair: &NetnsPair, exe: &Path, engine: EngineMode, plan: &Plan, i
             }
             // Live injection runs one thread per queue, each on a CPU of its own.
             if workload.generator == Generator::Live && queues as usize > cpus {
-                workload = workload.with_generator(Generator::Xsk);
-                row.workload = Some(workload);
+                row.status = RowStatus::Skipped {
+                    reason: format!(
+                        "live generator: needs a CPU per queue thread, {queues} queues on {cpus} CPU(s); see the xsk row"
+                    ),
+                };
+                continue;
             }
             let load = Load {
                 family: workload.family(),
@@ -569,7 +573,24 @@ fn bench_engine(pair: &NetnsPair, exe: &Path, engine: EngineMode, plan: &Plan, i
                 queues,
                 generator: workload.generator,
             };
-            match measure(pair, exe, &load, responder.as_ref().map(ResponderProcess::pid)) {
+            // A veth takes redirected frames (live injection) only when its receiving end runs
+            // XDP: the kernel-stack rows get an XDP_PASS program on the responder end for them.
+            let pass = if engine == EngineMode::Kernel && workload.generator == Generator::Live {
+                match pair.attach_xdp_pass(Side::Responder) {
+                    Ok(p) => Some(p),
+                    Err(err) => {
+                        row.status = RowStatus::Failed {
+                            error: short_error(&err),
+                        };
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let measured = measure(pair, exe, &load, responder.as_ref().map(ResponderProcess::pid));
+            drop(pass);
+            match measured {
                 Ok(sample) => {
                     println!(
                         "bench: {queues}q {:<24} {:<36} rep {}: {:>10.0} replies/s, {:>6.2} % answered, {:>6.2} % correct, generator {:.2} CPU s",
