@@ -182,6 +182,9 @@ pub struct Summary {
     /// The generator process's CPU (user + system, `flood`'s own report) in percent of one core
     /// over the sending time.
     pub generator_cpu_pct_of_core: Option<Spread>,
+    /// Softirq time of the generator's CPUs (`flood`'s `generator_softirq_s`) in percent of one
+    /// core over the sending time: on veth the responder end's receive path runs there.
+    pub generator_softirq_pct_of_core: Option<Spread>,
     /// What limited a max-rate row: see [`limit_of`] (`None` for fixed-rate rows).
     pub limit: Option<Limit>,
 }
@@ -339,6 +342,11 @@ impl Row {
                 s.iter()
                     .filter(|x| x.flood.duration_s > 0.0)
                     .map(|x| 100.0 * x.flood.generator_cpu_s / x.flood.duration_s),
+            ),
+            generator_softirq_pct_of_core: Spread::of(
+                s.iter()
+                    .filter(|x| x.flood.duration_s > 0.0)
+                    .map(|x| 100.0 * x.flood.generator_softirq_s / x.flood.duration_s),
             ),
             limit: self.workload.and_then(|w| limit_of(w.rate, pct(replies, sent))),
         });
@@ -537,7 +545,7 @@ impl BenchReport {
         out.push_str(
             "| queues | engine / mode | workload | replies/s median (min–max) | answered | correct \
              | responder CPU s / M replies | softirq CPU s / M replies | latency µs p50 / p99 / p99.9 / max \
-             | generator CPU % of a core | limit |\n",
+             | generator CPU % of a core (+ softirq of its CPUs) | limit |\n",
         );
         out.push_str("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
         for row in &self.rows {
@@ -568,8 +576,11 @@ impl BenchReport {
                         cpu(&s.responder_cpu_s_per_mreply),
                         cpu(&s.softirq_cpu_s_per_mreply),
                         latency_text(s.latency_us.as_ref()),
-                        s.generator_cpu_pct_of_core
-                            .map_or_else(|| "–".to_string(), |c| format!("{:.0} %", c.median)),
+                        match (s.generator_cpu_pct_of_core, s.generator_softirq_pct_of_core) {
+                            (Some(c), Some(si)) => format!("{:.0} % (+ {:.0} %)", c.median, si.median),
+                            (Some(c), None) => format!("{:.0} %", c.median),
+                            _ => "–".to_string(),
+                        },
                         s.limit.map_or("rate", Limit::id),
                     );
                 }
@@ -817,6 +828,7 @@ mod tests {
         );
         let mut s = sample(1_000_000, 400_000, 400_000, 4e5, None, 0.1);
         s.flood.generator_cpu_s = 0.5;
+        s.flood.generator_softirq_s = 0.25;
         row.samples.push(s);
         row.summarize();
         let summary = row.summary.as_ref().unwrap();
@@ -836,7 +848,7 @@ mod tests {
             report.markdown_table()
         };
         assert!(table.contains("IPv4 64 B, max rate, live gen"), "{table}");
-        assert!(table.trim_end().ends_with("| 50 % | engine |"), "{table}");
+        assert!(table.trim_end().ends_with("| 50 % (+ 25 %) | engine |"), "{table}");
     }
 
     #[test]
