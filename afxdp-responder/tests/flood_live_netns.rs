@@ -46,7 +46,18 @@ fn live_injected_requests_all_get_a_correct_reply() {
     );
     let (b, b_raw) = flood_live(
         &pair,
-        &["--dst", &v6, "--count", "20000", "--rate", "40k", "--size", "600", "--duration", "30"],
+        &[
+            "--dst",
+            &v6,
+            "--count",
+            "20000",
+            "--rate",
+            "40k",
+            "--size",
+            "600",
+            "--duration",
+            "30",
+        ],
     );
     let (c, c_raw) = flood_live(
         &pair,
@@ -70,7 +81,10 @@ fn live_injected_requests_all_get_a_correct_reply() {
     for (f, raw) in [(&a, &a_raw), (&b, &b_raw)] {
         assert_eq!(f.inject, "live", "{raw}");
         assert_eq!((f.sent, f.correct, f.wrong, f.lost), (20_000, 20_000, 0, 0), "{raw}");
-        assert!(f.latency_us.p50 > 0.0, "round trips measured from the kernel's stamp: {raw}");
+        assert!(
+            f.latency_us.p50 > 0.0,
+            "round trips measured from the kernel's stamp: {raw}"
+        );
         assert!(
             f.latency_us.max < 10_000_000.0,
             "stamp and receive clock agree (CLOCK_MONOTONIC): {raw}"
@@ -79,7 +93,12 @@ fn live_injected_requests_all_get_a_correct_reply() {
     assert_eq!((c.sent, c.sent_invalid), (10_000, 2_500), "{c_raw}");
     assert_eq!((c.correct, c.wrong, c.lost, c.replies), (7_500, 0, 0, 7_500), "{c_raw}");
     let q = exit.queue(0).expect("queue 0 report");
-    assert_eq!((q.rx, q.tx, q.dropped), (50_000, 47_500, 2_500), "{}", exit.finished.stdout);
+    assert_eq!(
+        (q.rx, q.tx, q.dropped),
+        (50_000, 47_500, 2_500),
+        "{}",
+        exit.finished.stdout
+    );
     assert_eq!(
         q.drops.iter().collect::<Vec<_>>(),
         [(&"icmp-checksum".to_string(), &2_500)]
@@ -93,10 +112,16 @@ fn live_injected_requests_all_get_a_correct_reply() {
 #[test]
 fn duplicate_replies_to_live_requests_are_counted_wrong() {
     let pair = common::pair(1);
-    let _pass = pair.attach_xdp_pass(Side::Responder).expect("XDP_PASS on the responder veth");
+    let _pass = pair
+        .attach_xdp_pass(Side::Responder)
+        .expect("XDP_PASS on the responder veth");
     let tc = |args: &[&str]| {
         let out = pair.command_in(Side::Responder, "tc").args(args).output().expect("tc");
-        assert!(out.status.success(), "tc {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "tc {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     let dev = pair.responder_if();
     tc(&["qdisc", "add", "dev", dev, "clsact"]);
@@ -115,7 +140,10 @@ fn duplicate_replies_to_live_requests_are_counted_wrong() {
     assert_eq!(f.sent, 2_000, "{raw}");
     assert_eq!(f.correct + f.lost, 2_000, "{raw}");
     assert!(f.correct >= 1_000, "{raw}");
-    assert!(f.wrong >= f.correct, "every mirrored copy is a duplicate, counted wrong: {raw}");
+    assert!(
+        f.wrong >= f.correct,
+        "every mirrored copy is a duplicate, counted wrong: {raw}"
+    );
     assert_eq!(f.replies, f.correct + f.wrong, "{raw}");
     assert!(f.correct_pct < 51.0, "{raw}");
 }

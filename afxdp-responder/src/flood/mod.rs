@@ -281,7 +281,14 @@ pub fn run(cfg: &FloodConfig, stop: &AtomicBool, out: &mut dyn Write) -> Result<
             let mut request = vec![0u8; template.frame.len()];
             template.write_request(&mut request, ident_of(i), 0, 0, false);
             let cpu = u32::try_from(cpu).unwrap_or(u32::MAX);
-            capture.add_injector(cpu, &request, icmp_off, cfg.bad_checksum_every, loopback.index, iface.index)?;
+            capture.add_injector(
+                cpu,
+                &request,
+                icmp_off,
+                cfg.bad_checksum_every,
+                loopback.index,
+                iface.index,
+            )?;
             requests.push(request);
         }
     }

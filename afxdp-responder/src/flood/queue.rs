@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use afxdp_xsk::{Frame, SyscallError, Xsk};
 
 use super::FloodConfig;
-use crate::loader::{CaptureProgram, LoaderError};
 use super::capture::Answered;
 use super::report::QueueResult;
 use super::template::Template;
+use crate::loader::{CaptureProgram, LoaderError};
 
 /// How long to keep receiving after the last request was sent.
 const DRAIN: Duration = Duration::from_millis(300);
@@ -89,7 +89,9 @@ pub(super) fn sender(
             kicks += 1;
         }
 
-        let got = receive(&mut xsk, template, ident, &mut r, &mut answered, || base.elapsed().as_nanos() as u64);
+        let got = receive(&mut xsk, template, ident, &mut r, &mut answered, || {
+            base.elapsed().as_nanos() as u64
+        });
 
         if got == 0 && sent_now == 0 {
             // Nothing to do right now: wait for replies, but not past the next send time.
@@ -199,11 +201,7 @@ pub(super) fn injector(
                 let generated = live.capture.injected(live.cpu).map_err(InjectError::Program)?;
                 sent_now = generated - r.sent;
                 r.sent = generated;
-                r.sent_invalid = if cfg.bad_checksum_every > 0 {
-                    r.sent / cfg.bad_checksum_every
-                } else {
-                    0
-                };
+                r.sent_invalid = r.sent.checked_div(cfg.bad_checksum_every).unwrap_or(0);
                 if sent_now > 0 {
                     r.first_send.get_or_insert(now);
                     r.last_send = Some(Instant::now());

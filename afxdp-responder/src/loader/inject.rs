@@ -82,7 +82,9 @@ impl CaptureProgram {
             ))),
         };
         if cpu >= INJECT_MAX_CPUS {
-            return Err(invalid(format!("CPU {cpu}: live injection runs on CPUs below {INJECT_MAX_CPUS}")));
+            return Err(invalid(format!(
+                "CPU {cpu}: live injection runs on CPUs below {INJECT_MAX_CPUS}"
+            )));
         }
         if icmp_off != 34 && icmp_off != 54 {
             return Err(invalid(format!("ICMP offset {icmp_off}: only 34 (IPv4) and 54 (IPv6)")));
