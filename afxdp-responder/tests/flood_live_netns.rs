@@ -168,3 +168,51 @@ fn live_runs_are_bounded_by_count_and_duration() {
     assert!(g.generator_cpu_s >= 0.0, "{raw}");
     stop(responder);
 }
+
+/// Two queues, one live-injecting thread per queue on CPUs of its own: veth delivers each
+/// thread's frames to the responder queue of the thread's CPU number, so with threads on the
+/// first two CPUs each responder queue gets exactly its thread's requests, and every reply comes
+/// back correct to the thread that sent the request.
+#[test]
+fn two_live_threads_feed_two_responder_queues() {
+    let allowed = afxdp_lab::allowed_cpus().expect("allowed CPUs");
+    let even = allowed.iter().find(|&&c| c % 2 == 0);
+    let odd = allowed.iter().find(|&&c| c % 2 == 1);
+    let (Some(&even), Some(&odd)) = (even, odd) else {
+        panic!("this test needs an even and an odd CPU, has {allowed:?}");
+    };
+    let cpus = [even, odd];
+    let pair = common::pair(2);
+    let responder = common::start(&pair, &["--stats-interval", "0", "--queues", "0-1"]);
+    let v4 = pair.ipv4(Side::Responder).to_string();
+    let cpu_list = format!("{},{}", cpus[0], cpus[1]);
+    let (f, raw) = flood_live(
+        &pair,
+        &[
+            "--dst",
+            &v4,
+            "--count",
+            "20000",
+            "--rate",
+            "20k",
+            "--queues",
+            "0,1",
+            "--cpus",
+            &cpu_list,
+            "--duration",
+            "30",
+        ],
+    );
+    let exit = stop(responder);
+    assert_eq!((f.sent, f.correct, f.wrong, f.lost), (20_000, 20_000, 0, 0), "{raw}");
+    let (q0, q1) = (exit.queue(0).expect("queue 0"), exit.queue(1).expect("queue 1"));
+    // veth picks the peer queue as the CPU number modulo the queue count: two CPUs of different
+    // parity put each thread's 10 000 requests on a queue of their own.
+    assert_eq!(q0.rx + q1.rx, 20_000, "{}", exit.finished.stdout);
+    assert_eq!(
+        (q0.rx, q1.rx),
+        (10_000, 10_000),
+        "each thread's requests on one queue: {}",
+        exit.finished.stdout
+    );
+}
