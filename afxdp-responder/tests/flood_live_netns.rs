@@ -166,6 +166,10 @@ fn live_runs_are_bounded_by_count_and_duration() {
     assert!(g.duration_s <= 0.6, "{raw}");
     assert!(took < Duration::from_secs(20), "the run ended ({took:?}): {raw}");
     assert!(g.generator_cpu_s >= 0.0, "{raw}");
+    assert!(
+        g.generator_wall_s >= g.duration_s && g.generator_wall_s < 20.0,
+        "the generator's CPU figures cover the sending time and the drain: {raw}"
+    );
     stop(responder);
 }
 

@@ -46,6 +46,10 @@ pub struct FloodReport {
     /// responder side's receive path often runs there too).
     #[serde(default)]
     pub generator_softirq_s: f64,
+    /// Wall-clock seconds over which `generator_cpu_s` and `generator_softirq_s` were measured
+    /// (sending and the 0.3 s drain; not the set-up): their denominator for a share of a core.
+    #[serde(default)]
+    pub generator_wall_s: f64,
 }
 
 fn default_inject() -> String {

@@ -180,13 +180,21 @@ pub struct Summary {
     /// the runs with correct replies (`None`: none had any).
     pub latency_us: Option<Latency>,
     /// The generator process's CPU (user + system, `flood`'s own report) in percent of one core
-    /// over the sending time.
+    /// over the time it was measured (`generator_wall_s`: sending and drain).
     pub generator_cpu_pct_of_core: Option<Spread>,
     /// Softirq time of the generator's CPUs (`flood`'s `generator_softirq_s`) in percent of one
-    /// core over the sending time: on veth the responder end's receive path runs there.
+    /// core over the same time: on veth the responder end's receive path runs there.
     pub generator_softirq_pct_of_core: Option<Spread>,
     /// What limited a max-rate row: see [`limit_of`] (`None` for fixed-rate rows).
     pub limit: Option<Limit>,
+}
+
+/// The wall time the generator's CPU figures cover: its own `generator_wall_s`, or for reports
+/// without it the sending time.
+fn generator_wall_s(flood: &FloodReport) -> Option<f64> {
+    [flood.generator_wall_s, flood.duration_s]
+        .into_iter()
+        .find(|&w| w > 0.0)
 }
 
 /// What limited a max-rate row.
@@ -340,13 +348,11 @@ impl Row {
             },
             generator_cpu_pct_of_core: Spread::of(
                 s.iter()
-                    .filter(|x| x.flood.duration_s > 0.0)
-                    .map(|x| 100.0 * x.flood.generator_cpu_s / x.flood.duration_s),
+                    .filter_map(|x| generator_wall_s(&x.flood).map(|w| 100.0 * x.flood.generator_cpu_s / w)),
             ),
             generator_softirq_pct_of_core: Spread::of(
                 s.iter()
-                    .filter(|x| x.flood.duration_s > 0.0)
-                    .map(|x| 100.0 * x.flood.generator_softirq_s / x.flood.duration_s),
+                    .filter_map(|x| generator_wall_s(&x.flood).map(|w| 100.0 * x.flood.generator_softirq_s / w)),
             ),
             limit: self.workload.and_then(|w| limit_of(w.rate, pct(replies, sent))),
         });

@@ -241,7 +241,7 @@ pub fn run(cfg: &FloodConfig, stop: &AtomicBool, out: &mut dyn Write) -> Result<
     };
     let mut sockets = Vec::new();
     for &queue in &cfg.queues {
-        let (xsk, _) = Xsk::open_auto(&iface.name, iface.index, queue, &xsk_cfg)?;
+        let xsk = open_socket(&iface, queue, &xsk_cfg)?;
         capture.register_socket(queue, xsk.fd().as_fd())?;
         sockets.push(xsk);
     }
@@ -339,6 +339,7 @@ pub fn run(cfg: &FloodConfig, stop: &AtomicBool, out: &mut dyn Write) -> Result<
             .collect()
     });
     let usage = usage::Usage::read(&cfg.cpus).since(&usage_before);
+    let usage_wall_s = base.elapsed().as_secs_f64();
     drop(capture);
 
     let results = results.into_iter().collect::<Result<Vec<_>, _>>()?;
@@ -346,7 +347,24 @@ pub fn run(cfg: &FloodConfig, stop: &AtomicBool, out: &mut dyn Write) -> Result<
     report.inject = cfg.inject.to_string();
     report.generator_cpu_s = usage.process_s;
     report.generator_softirq_s = usage.softirq_s;
+    report.generator_wall_s = usage_wall_s;
     Ok(report)
+}
+
+/// Opens the socket of `queue`. A queue still held by the socket of a flood that has just exited
+/// (the kernel releases it a moment after the process ends) is tried again for up to a second;
+/// after that the queue really is in use and the error says so.
+fn open_socket(iface: &Interface, queue: u32, cfg: &XskConfig) -> Result<Xsk, FloodError> {
+    const RETRY: Duration = Duration::from_millis(50);
+    const PATIENCE: Duration = Duration::from_secs(1);
+    let start = Instant::now();
+    loop {
+        match Xsk::open_auto(&iface.name, iface.index, queue, cfg) {
+            Ok((xsk, _)) => return Ok(xsk),
+            Err(XskError::QueueBusy { .. }) if start.elapsed() < PATIENCE => std::thread::sleep(RETRY),
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// The ICMP identifier of the `i`-th thread's requests.
