@@ -15,6 +15,7 @@
  *   owned_addrs  struct owned_key (VLAN 0, the generator's address) -> 0
  *   counters     COUNTER_HANDLED redirected, COUNTER_NO_SOCKET, COUNTER_PASSED
  *   config       unused here
+ *   inject_config, inject_state   the injector's (flood_inject.h)
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -25,6 +26,7 @@
 
 #define MAPS_WITH_XSKS
 #include "maps.h"
+#include "flood_inject.h"
 
 #define IPPROTO_ICMP_ 1
 #define IPPROTO_ICMPV6_ 58
@@ -47,6 +49,11 @@ int flood_replies(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	struct owned_key key = {};
 	__u8 *l4;
+	struct inject_config *inject_cfg = injection(ctx);
+
+	/* A test run from user space (`flood --inject live`): make a request. */
+	if (inject_cfg)
+		return inject(ctx, inject_cfg);
 
 	if ((void *)(eth + 1) > data_end)
 		return pass();

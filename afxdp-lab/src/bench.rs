@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use self::cpu::{HostCpu, ProcessCpu};
-use self::generator::{Load, Rate};
+use self::generator::{Generator, Load, Rate};
 use self::report::{BenchReport, IdleCheck, Row, RowStatus, Sample, Workload};
 use super::{Family, LabConfig, LabError, NetnsPair, ResponderProcess, Side, require_root};
 use crate::error::one_line;
@@ -79,6 +79,12 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', value_name = "LIST",
           value_parser = clap::value_parser!(u16).range(64..=1500))]
     pub sizes: Vec<u16>,
+
+    /// Request generators, each a row of its own, interleaved run by run: live (made in the
+    /// kernel by `flood --inject live`, so the generator's core is not the limit), xsk (`flood`'s
+    /// AF_XDP TX rings). Live needs a CPU per queue: rows with more queues than CPUs use xsk.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "live", value_name = "LIST")]
+    pub generator: Vec<Generator>,
 
     /// Rates to run: max, fixed (default: both).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
@@ -228,7 +234,7 @@ pub struct Plan {
     pub queues: Vec<u32>,
     /// Engines/modes.
     pub engines: Vec<EngineMode>,
-    /// Workloads, in run order.
+    /// Workloads, in run order (one per generator).
     pub workloads: Vec<Workload>,
     /// Seconds of load per run.
     pub duration_s: f64,
@@ -301,11 +307,18 @@ impl Plan {
                 })
                 .collect()
         };
+        let mut generators = args.generator.clone();
+        generators.dedup();
+        if generators.is_empty() {
+            generators.push(Generator::Live);
+        }
         let mut workloads = Vec::new();
         for &family in &families {
             for &ip_size in &sizes {
                 for &rate in &rates {
-                    workloads.push(Workload::new(family, ip_size, rate));
+                    for &generator in &generators {
+                        workloads.push(Workload::new(family, ip_size, rate).with_generator(generator));
+                    }
                 }
             }
         }
@@ -525,12 +538,15 @@ fn bench_engine(pair: &NetnsPair, exe: &Path, engine: EngineMode, plan: &Plan, i
         }
     };
     let mut responder = responder;
-    let mut rows = Vec::new();
-    for &workload in &plan.workloads {
-        let mut row = Row::new(queues, engine, workload);
-        for rep in 0..plan.repetitions {
-            if interrupted.load(Ordering::Relaxed) {
-                break;
+    // Repetitions are interleaved: every workload once, then every workload again, so that a
+    // passing disturbance on the machine spreads over the rows instead of sinking one of them.
+    let mut rows: Vec<Row> = plan.workloads.iter().map(|&w| Row::new(queues, engine, w)).collect();
+    let cpus = super::allowed_cpus().map_or(1, |c| c.len());
+    for rep in 0..plan.repetitions {
+        for row in rows.iter_mut() {
+            let Some(workload) = row.workload else { continue };
+            if interrupted.load(Ordering::Relaxed) || row.status != RowStatus::Ok {
+                continue;
             }
             if let Some(r) = responder.as_mut()
                 && !r.is_running()
@@ -538,7 +554,16 @@ fn bench_engine(pair: &NetnsPair, exe: &Path, engine: EngineMode, plan: &Plan, i
                 row.status = RowStatus::Failed {
                     error: "the responder exited during the bench".into(),
                 };
-                break;
+                continue;
+            }
+            // Live injection runs one thread per queue, each on a CPU of its own.
+            if workload.generator == Generator::Live && queues as usize > cpus {
+                row.status = RowStatus::Skipped {
+                    reason: format!(
+                        "live generator: needs a CPU per queue thread, {queues} queues on {cpus} CPU(s); see the xsk row"
+                    ),
+                };
+                continue;
             }
             let load = Load {
                 family: workload.family(),
@@ -546,17 +571,36 @@ fn bench_engine(pair: &NetnsPair, exe: &Path, engine: EngineMode, plan: &Plan, i
                 rate: workload.rate,
                 duration: Duration::from_secs_f64(plan.duration_s),
                 queues,
+                generator: workload.generator,
             };
-            match measure(pair, exe, &load, responder.as_ref().map(ResponderProcess::pid)) {
+            // A veth takes redirected frames (live injection) only when its receiving end runs
+            // XDP: the kernel-stack rows get an XDP_PASS program on the responder end for them.
+            let pass = if engine == EngineMode::Kernel && workload.generator == Generator::Live {
+                match pair.attach_xdp_pass(Side::Responder) {
+                    Ok(p) => Some(p),
+                    Err(err) => {
+                        row.status = RowStatus::Failed {
+                            error: short_error(&err),
+                        };
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let measured = measure(pair, exe, &load, responder.as_ref().map(ResponderProcess::pid));
+            drop(pass);
+            match measured {
                 Ok(sample) => {
                     println!(
-                        "bench: {queues}q {:<24} {:<26} rep {}: {:>10.0} replies/s, {:>6.2} % answered, {:>6.2} % correct",
+                        "bench: {queues}q {:<24} {:<36} rep {}: {:>10.0} replies/s, {:>6.2} % answered, {:>6.2} % correct, generator {:.2} CPU s",
                         engine.label(),
                         workload.label(),
                         rep + 1,
                         sample.flood.replies_per_s,
                         sample.flood.answered_pct,
-                        sample.flood.correct_pct
+                        sample.flood.correct_pct,
+                        sample.flood.generator_cpu_s
                     );
                     row.samples.push(sample);
                 }
@@ -568,13 +612,13 @@ fn bench_engine(pair: &NetnsPair, exe: &Path, engine: EngineMode, plan: &Plan, i
                         workload.label()
                     );
                     row.status = RowStatus::Failed { error };
-                    break;
                 }
             }
             std::thread::sleep(PAUSE);
         }
+    }
+    for row in rows.iter_mut() {
         row.summarize();
-        rows.push(row);
     }
     if let Some(r) = responder
         && let Ok(exit) = r.stop()
@@ -735,7 +779,16 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(plan.engines, vec![EngineMode::Kernel, EngineMode::AfxdpCopyNative]);
-        assert_eq!(plan.workloads, vec![Workload::new(Family::V6, 64, Rate::Pps(5000))]);
+        assert_eq!(
+            plan.workloads,
+            vec![Workload::new(Family::V6, 64, Rate::Pps(5000)).with_generator(Generator::Live)]
+        );
+        let both = Plan::new(&args(&["--rates", "max", "--sizes", "64", "--generator", "live,xsk"])).unwrap();
+        assert_eq!(both.workloads.len(), 4, "v4 and v6, each with both generators");
+        assert_eq!(
+            both.workloads.iter().map(|w| w.generator).collect::<Vec<_>>(),
+            [Generator::Live, Generator::Xsk, Generator::Live, Generator::Xsk]
+        );
         assert!(Plan::new(&args(&["--duration", "0"])).is_err());
         assert!(Plan::new(&args(&["--duration", "1000"])).is_err());
         assert!(Cli::try_parse_from(["bench", "--sizes", "20"]).is_err());

@@ -779,6 +779,7 @@ fn flood_thread(pair: &NetnsPair, exe: &Path, args: &SoakArgs, shared: &FloodSha
             rate: Rate::Pps(args.rate),
             duration: args.chunk.min(left),
             queues: 1,
+            generator: crate::bench::generator::Generator::Xsk,
         };
         let src: IpAddr = match family {
             Family::V4 => FLOOD_SRC_V4.parse().expect("a valid address"),

@@ -7,7 +7,7 @@
 
 use std::process::{Command, ExitCode};
 
-use afxdp_lab::bench::generator::Rate;
+use afxdp_lab::bench::generator::{Generator, Rate};
 use afxdp_lab::bench::{BenchArgs, EngineMode, FamilyArg, RateArg};
 use afxdp_lab::require_root;
 
@@ -47,6 +47,7 @@ fn a_tiny_bench_writes_table_json_and_plot_and_cleans_up() {
         families: vec![FamilyArg::V4],
         sizes: vec![64],
         rates: vec![RateArg::Max, RateArg::Fixed],
+        generator: vec![Generator::Live],
         idle_seconds: Some(0.3),
         update_doc: Some(doc.clone()),
         // The VM rows take minutes under emulation: `afxdp-lab bench --vm virtio` by hand.
@@ -78,11 +79,21 @@ fn a_tiny_bench_writes_table_json_and_plot_and_cleans_up() {
             assert!(flood["sent"].as_u64().unwrap() > 0, "{s:#?}");
             assert!(flood["replies"].as_u64().unwrap() > 0, "{s:#?}");
             assert_eq!(flood["wrong"], 0, "{s:#?}");
+            assert_eq!(flood["inject"], "live", "{s:#?}");
             assert!(flood["latency_us"]["p50"].as_f64().unwrap() > 0.0, "{s:#?}");
             assert!(s["softirq_cpu_s"].as_f64().unwrap() >= 0.0);
         }
         let summary = &row["summary"];
         assert_eq!(summary["correct_pct"], 100.0, "{row:#?}");
+        // Max-rate rows say what limited them; fixed-rate rows have no limit.
+        if row["workload"]["rate"] == "max" {
+            assert!(
+                summary["limit"] == "engine" || summary["limit"] == "generator",
+                "{row:#?}"
+            );
+        } else {
+            assert!(summary["limit"].is_null(), "{row:#?}");
+        }
         // The kernel stack has no responder process; AF_XDP rows count the responder's CPU.
         let own_cpu = &samples[0]["responder_cpu_s"];
         if row["engine"] == "kernel" {
@@ -108,7 +119,7 @@ fn a_tiny_bench_writes_table_json_and_plot_and_cleans_up() {
 
     let md = std::fs::read_to_string(out.join("results/latest.md")).unwrap();
     assert!(
-        md.contains("| 1 | AF_XDP copy, native XDP | IPv4 64 B, max rate |"),
+        md.contains("| 1 | AF_XDP copy, native XDP | IPv4 64 B, max rate, live gen |"),
         "{md}"
     );
     assert!(
@@ -120,7 +131,7 @@ fn a_tiny_bench_writes_table_json_and_plot_and_cleans_up() {
     assert!(svg.starts_with("<svg") && svg.contains("AF_XDP copy, native XDP"));
     let doc_text = std::fs::read_to_string(&doc).unwrap();
     assert!(
-        doc_text.contains("| 1 | kernel stack, no XDP | IPv4 64 B, 2 k pps |"),
+        doc_text.contains("| 1 | kernel stack, no XDP | IPv4 64 B, 2 k pps, live gen |"),
         "{doc_text}"
     );
     assert!(doc_text.contains("](results/latest.svg)"), "{doc_text}");

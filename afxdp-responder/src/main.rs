@@ -140,6 +140,11 @@ struct FloodArgs {
     /// answered and are not counted as lost.
     #[arg(long, default_value_t = 0, value_name = "N")]
     bad_checksum_every: u64,
+    /// Where requests come from: `xsk` writes them into AF_XDP TX rings; `live` has the kernel
+    /// generate them (BPF_PROG_RUN with live frames, Linux >= 5.18; on veth the peer needs an XDP
+    /// program), which costs the generator far less CPU per request.
+    #[arg(long, default_value = "xsk", value_name = "HOW", value_enum)]
+    inject: afxdp_responder::flood::Inject,
     /// Print the report as one line of JSON.
     #[arg(long)]
     json: bool,
@@ -178,6 +183,7 @@ fn run_flood(args: FloodArgs) -> ExitCode {
         cpus,
         xdp_mode: args.xdp_mode,
         bad_checksum_every: args.bad_checksum_every,
+        inject: args.inject,
     };
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -317,7 +317,7 @@ _afxdp__responder() {
             return 0
             ;;
         afxdp__subcmd__responder__subcmd__flood)
-            opts="-i -q -h --iface --dst --src --dst-mac --size --rate --duration --count --queues --cpus --xdp-mode --bad-checksum-every --json --help"
+            opts="-i -q -h --iface --dst --src --dst-mac --size --rate --duration --count --queues --cpus --xdp-mode --bad-checksum-every --inject --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -377,6 +377,10 @@ _afxdp__responder() {
                     ;;
                 --bad-checksum-every)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --inject)
+                    COMPREPLY=($(compgen -W "xsk live" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -86,6 +86,8 @@ complete -c afxdp-responder -n "__fish_afxdp_responder_using_subcommand flood" -
 native\t'Native (driver) XDP: runs in the driver before an skb exists. Needed for zero-copy'
 skb\t'Generic XDP: runs in the kernel\'s receive path after the skb is built. Works on every interface, slower, copy mode only'"
 complete -c afxdp-responder -n "__fish_afxdp_responder_using_subcommand flood" -l bad-checksum-every -d 'Every N-th request gets a wrong ICMP checksum on purpose (0: never); they must not be answered and are not counted as lost' -r
+complete -c afxdp-responder -n "__fish_afxdp_responder_using_subcommand flood" -l inject -d 'Where requests come from: `xsk` writes them into AF_XDP TX rings; `live` has the kernel generate them (BPF_PROG_RUN with live frames, Linux >= 5.18; on veth the peer needs an XDP program), which costs the generator far less CPU per request' -r -f -a "xsk\t'Written by the generator\'s threads into AF_XDP TX rings (the default)'
+live\t'Generated in the kernel: `BPF_PROG_RUN` with live frames on `redirect-ebpf/flood_inject.c`, which rewrites sequence number, send time and ICMP checksum of a template on every run and returns `XDP_TX` (Linux >= 5.18; on veth the peer needs an XDP program)'"
 complete -c afxdp-responder -n "__fish_afxdp_responder_using_subcommand flood" -l json -d 'Print the report as one line of JSON'
 complete -c afxdp-responder -n "__fish_afxdp_responder_using_subcommand flood" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c afxdp-responder -n "__fish_afxdp_responder_using_subcommand check" -s i -l iface -d 'Interface to answer on, e.g. eth0' -r

@@ -6,7 +6,7 @@
 //! | [`REDIRECT`] | `redirect.c` | `--engine afxdp`: echo requests → the AF_XDP socket of their queue |
 //! | [`ECHO_TX`] | `echo_tx.c` | `--engine xdp-tx`: answered in the kernel with `XDP_TX` |
 //! | [`ECHO_DROP`] | `echo_drop.c` | `--engine drop`: dropped and counted |
-//! | [`FLOOD_REPLIES`] | `flood_replies.c` | `flood`: the generator's reply capture |
+//! | [`FLOOD_REPLIES`] | `flood_replies.c` (+ `flood_inject.h`) | `flood`: the generator's reply capture, and its kernel-side injector (`--inject live`) |
 //! | [`XDP_PASS`] | `xdp_pass.c` | the lab: an XDP_PASS program for a veth peer |
 //! | [`XSK_ALL`] | `xsk_all.c` | the first example (`examples/rxdrop.rs`): every frame → the AF_XDP socket of its queue |
 //!

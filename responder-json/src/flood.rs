@@ -33,6 +33,27 @@ pub struct FloodReport {
     pub mode: String,
     /// Round-trip times of correct replies.
     pub latency_us: Latency,
+    /// Where the requests came from: `xsk` (AF_XDP TX rings, the default) or `live` (generated in
+    /// the kernel with `BPF_PROG_RUN` live frames). Absent in reports of older versions: `xsk`.
+    #[serde(default = "default_inject")]
+    pub inject: String,
+    /// CPU seconds the generator process used over the whole run (user + system time of all its
+    /// threads, from `/proc/self/stat`): with `live`, the kernel's generation is system time.
+    #[serde(default)]
+    pub generator_cpu_s: f64,
+    /// Softirq CPU seconds on the generator's CPUs over the run (`/proc/stat`): network work the
+    /// kernel did there, for the generator or for whatever its transmissions woke up (on veth, the
+    /// responder side's receive path often runs there too).
+    #[serde(default)]
+    pub generator_softirq_s: f64,
+    /// Wall-clock seconds over which `generator_cpu_s` and `generator_softirq_s` were measured
+    /// (sending and the 0.3 s drain; not the set-up): their denominator for a share of a core.
+    #[serde(default)]
+    pub generator_wall_s: f64,
+}
+
+fn default_inject() -> String {
+    "xsk".into()
 }
 
 /// Round-trip percentiles in microseconds.

@@ -28,6 +28,27 @@ pub enum Rate {
     Pps(u64),
 }
 
+/// How `flood` makes its requests (`afxdp-lab bench --generator`, `flood --inject`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Generator {
+    /// Generated in the kernel (`flood --inject live`: BPF_PROG_RUN with live frames), so that
+    /// the generator's own core is not what limits a row.
+    Live,
+    /// Written into AF_XDP TX rings by the generator's threads (`flood --inject xsk`).
+    Xsk,
+}
+
+impl Generator {
+    /// `live` or `xsk`, as `flood --inject` spells it.
+    pub fn id(self) -> &'static str {
+        match self {
+            Generator::Live => "live",
+            Generator::Xsk => "xsk",
+        }
+    }
+}
+
 /// What one load run sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Load {
@@ -42,6 +63,8 @@ pub struct Load {
     /// Client TX queues to send from, `0..queues` (each arrives on the responder's RX queue of the
     /// same number).
     pub queues: u32,
+    /// How the requests are made.
+    pub generator: Generator,
 }
 
 /// The most requests per second the bench ever asks for at "max" rate, to bound the count too.
@@ -84,7 +107,8 @@ pub fn flood_command_from(pair: &NetnsPair, exe: &Path, load: &Load, src: std::n
         .args(["--rate", &rate])
         .args(["--duration", &format!("{:.3}", load.duration.as_secs_f64())])
         .args(["--count", &load.count_bound().to_string()])
-        .args(["--queues", &queues.join(",")]);
+        .args(["--queues", &queues.join(",")])
+        .args(["--inject", load.generator.id()]);
     if load.queues > 1 {
         // flood expects each reply on the queue its request left from. Queue q's thread on the
         // q-th CPU (the CPU of the responder's worker q, and the CPU to which the responder's XPS
@@ -173,6 +197,7 @@ mod tests {
             rate: Rate::Pps(100_000),
             duration: Duration::from_millis(1500),
             queues: 2,
+            generator: Generator::Xsk,
         };
         assert_eq!(load.count_bound(), 150_000);
         let max = Load {

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use responder_json::{FloodReport, Latency};
 use serde::Serialize;
 
-use super::generator::{self, Rate};
+use super::generator::{self, Generator, Rate};
 use super::{EngineMode, Plan};
 use crate::{Family, LabError};
 
@@ -30,16 +30,29 @@ pub struct Workload {
     pub ip_size: u16,
     /// Request rate.
     pub rate: Rate,
+    /// How the generator makes the requests.
+    pub generator: Generator,
 }
 
 impl Workload {
-    /// A workload of `family` echo requests of `ip_size` bytes at `rate`.
+    /// A workload of `family` echo requests of `ip_size` bytes at `rate`, from the AF_XDP TX
+    /// generator (see [`Workload::with_generator`]).
     pub fn new(family: Family, ip_size: u16, rate: Rate) -> Self {
         let ip = match family {
             Family::V4 => Ip::Ipv4,
             Family::V6 => Ip::Ipv6,
         };
-        Workload { ip, ip_size, rate }
+        Workload {
+            ip,
+            ip_size,
+            rate,
+            generator: Generator::Xsk,
+        }
+    }
+
+    /// The same workload made by `generator`.
+    pub fn with_generator(self, generator: Generator) -> Self {
+        Workload { generator, ..self }
     }
 
     /// The lab's family value.
@@ -67,9 +80,14 @@ impl Workload {
         }
     }
 
-    /// "IPv4 64 B, max rate".
+    /// "IPv4 64 B, max rate, live gen".
     pub fn label(&self) -> String {
-        format!("{}, {}", self.traffic_label(), self.rate_label())
+        format!(
+            "{}, {}, {} gen",
+            self.traffic_label(),
+            self.rate_label(),
+            self.generator.id()
+        )
     }
 }
 
@@ -161,6 +179,58 @@ pub struct Summary {
     /// Latency: medians over the repetitions of p50/p99/p99.9, the maximum of the maxima; over
     /// the runs with correct replies (`None`: none had any).
     pub latency_us: Option<Latency>,
+    /// The generator process's CPU (user + system, `flood`'s own report) in percent of one core
+    /// over the time it was measured (`generator_wall_s`: sending and drain).
+    pub generator_cpu_pct_of_core: Option<Spread>,
+    /// Softirq time of the generator's CPUs (`flood`'s `generator_softirq_s`) in percent of one
+    /// core over the same time: on veth the responder end's receive path runs there.
+    pub generator_softirq_pct_of_core: Option<Spread>,
+    /// What limited a max-rate row: see [`limit_of`] (`None` for fixed-rate rows).
+    pub limit: Option<Limit>,
+}
+
+/// The wall time the generator's CPU figures cover: its own `generator_wall_s`, or for reports
+/// without it the sending time.
+fn generator_wall_s(flood: &FloodReport) -> Option<f64> {
+    [flood.generator_wall_s, flood.duration_s]
+        .into_iter()
+        .find(|&w| w > 0.0)
+}
+
+/// What limited a max-rate row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Limit {
+    /// The engine (with its path: the veth ring, the responder's softirq) answered less than was
+    /// offered: at least 1 % of the requests went unanswered.
+    Engine,
+    /// Everything offered was answered (at least 99 %): the engine might do more, the generator
+    /// could not offer more.
+    Generator,
+}
+
+impl Limit {
+    /// `engine` or `generator`.
+    pub fn id(self) -> &'static str {
+        match self {
+            Limit::Engine => "engine",
+            Limit::Generator => "generator",
+        }
+    }
+}
+
+/// Answered share (replies over requests, percent) below which a max-rate row counts as limited by
+/// the engine ([`Limit`]).
+pub const ENGINE_LIMIT_ANSWERED_PCT: f64 = 99.0;
+
+/// The rule of [`Limit`]: for a max-rate workload, `engine` when less than
+/// [`ENGINE_LIMIT_ANSWERED_PCT`] of the requests were answered, else `generator`.
+pub fn limit_of(rate: Rate, answered_pct: f64) -> Option<Limit> {
+    match rate {
+        Rate::Pps(_) => None,
+        Rate::Max if answered_pct < ENGINE_LIMIT_ANSWERED_PCT => Some(Limit::Engine),
+        Rate::Max => Some(Limit::Generator),
+    }
 }
 
 /// Whether a row was measured.
@@ -276,6 +346,15 @@ impl Row {
                 }),
                 _ => None,
             },
+            generator_cpu_pct_of_core: Spread::of(
+                s.iter()
+                    .filter_map(|x| generator_wall_s(&x.flood).map(|w| 100.0 * x.flood.generator_cpu_s / w)),
+            ),
+            generator_softirq_pct_of_core: Spread::of(
+                s.iter()
+                    .filter_map(|x| generator_wall_s(&x.flood).map(|w| 100.0 * x.flood.generator_softirq_s / w)),
+            ),
+            limit: self.workload.and_then(|w| limit_of(w.rate, pct(replies, sent))),
         });
     }
 }
@@ -471,18 +550,19 @@ impl BenchReport {
         let mut out = String::new();
         out.push_str(
             "| queues | engine / mode | workload | replies/s median (min–max) | answered | correct \
-             | responder CPU s / M replies | softirq CPU s / M replies | latency µs p50 / p99 / p99.9 / max |\n",
+             | responder CPU s / M replies | softirq CPU s / M replies | latency µs p50 / p99 / p99.9 / max \
+             | generator CPU % of a core (+ softirq of its CPUs) | limit |\n",
         );
-        out.push_str("|---:|---|---|---:|---:|---:|---:|---:|---:|\n");
+        out.push_str("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
         for row in &self.rows {
             let workload = row.workload.map_or_else(|| "all".to_string(), |w| w.label());
             let head = format!("| {} | {} | {} ", row.queues, row.engine_label, workload);
             match (&row.status, &row.summary) {
                 (RowStatus::Skipped { reason }, _) => {
-                    let _ = writeln!(out, "{head}| {reason} | | | | | |");
+                    let _ = writeln!(out, "{head}| {reason} | | | | | | | |");
                 }
                 (RowStatus::Failed { error }, None) => {
-                    let _ = writeln!(out, "{head}| failed: {} | | | | | |", error.replace('|', "/"));
+                    let _ = writeln!(out, "{head}| failed: {} | | | | | | | |", error.replace('|', "/"));
                 }
                 (status, Some(s)) => {
                     let failed = if let RowStatus::Failed { error } = status {
@@ -493,7 +573,7 @@ impl BenchReport {
                     let cpu = |c: &Option<Spread>| c.map_or_else(|| "–".to_string(), |c| format!("{:.2}", c.median));
                     let _ = writeln!(
                         out,
-                        "{head}| {} ({}–{}){failed} | {} | {} | {} | {} | {} |",
+                        "{head}| {} ({}–{}){failed} | {} | {} | {} | {} | {} | {} | {} |",
                         si(s.replies_per_s.median),
                         si(s.replies_per_s.min),
                         si(s.replies_per_s.max),
@@ -502,10 +582,16 @@ impl BenchReport {
                         cpu(&s.responder_cpu_s_per_mreply),
                         cpu(&s.softirq_cpu_s_per_mreply),
                         latency_text(s.latency_us.as_ref()),
+                        match (s.generator_cpu_pct_of_core, s.generator_softirq_pct_of_core) {
+                            (Some(c), Some(si)) => format!("{:.0} % (+ {:.0} %)", c.median, si.median),
+                            (Some(c), None) => format!("{:.0} %", c.median),
+                            _ => "–".to_string(),
+                        },
+                        s.limit.map_or("rate", Limit::id),
                     );
                 }
                 (RowStatus::Ok, None) => {
-                    let _ = writeln!(out, "{head}| not measured | | | | | |");
+                    let _ = writeln!(out, "{head}| not measured | | | | | | | |");
                 }
             }
         }
@@ -737,6 +823,41 @@ mod tests {
     }
 
     #[test]
+    fn max_rate_rows_say_what_limited_them() {
+        assert_eq!(limit_of(Rate::Pps(1000), 50.0), None, "a fixed rate limits itself");
+        assert_eq!(limit_of(Rate::Max, 98.9), Some(Limit::Engine));
+        assert_eq!(limit_of(Rate::Max, 99.0), Some(Limit::Generator));
+        let mut row = Row::new(
+            1,
+            EngineMode::XdpTx,
+            Workload::new(Family::V4, 64, Rate::Max).with_generator(Generator::Live),
+        );
+        let mut s = sample(1_000_000, 400_000, 400_000, 4e5, None, 0.1);
+        s.flood.generator_cpu_s = 0.5;
+        s.flood.generator_softirq_s = 0.25;
+        row.samples.push(s);
+        row.summarize();
+        let summary = row.summary.as_ref().unwrap();
+        assert_eq!(summary.limit, Some(Limit::Engine));
+        assert_eq!(summary.generator_cpu_pct_of_core.unwrap().median, 50.0);
+        let table = {
+            let plan = Plan {
+                queues: vec![1],
+                engines: vec![EngineMode::XdpTx],
+                workloads: vec![],
+                duration_s: 1.0,
+                repetitions: 1,
+                idle_s: 0.0,
+            };
+            let mut report = BenchReport::new(&plan, 100_000);
+            report.rows.push(row);
+            report.markdown_table()
+        };
+        assert!(table.contains("IPv4 64 B, max rate, live gen"), "{table}");
+        assert!(table.trim_end().ends_with("| 50 % (+ 25 %) | engine |"), "{table}");
+    }
+
+    #[test]
     fn table_has_a_line_per_row_and_says_why_rows_are_skipped() {
         let plan = Plan {
             queues: vec![1],
@@ -764,7 +885,7 @@ mod tests {
         assert_eq!(table.lines().count(), 4, "{table}");
         assert!(
             table.contains(
-                "| 1 | kernel stack, no XDP | IPv4 1000 B, 100 k pps | 100 k (100 k–100 k) | 100 % | 100 % | – | 1.00 |"
+                "| 1 | kernel stack, no XDP | IPv4 1000 B, 100 k pps, xsk gen | 100 k (100 k–100 k) | 100 % | 100 % | – | 1.00 |"
             ),
             "{table}"
         );

@@ -9,6 +9,12 @@
 //! are valid, the addresses and MACs are swapped, the type is an echo reply, and identifier,
 //! sequence and payload are exactly what was sent. Round-trip times come from the timestamp.
 //!
+//! With `--inject live` ([`Inject::Live`]) the kernel generates the requests instead: each
+//! thread runs its own copy of `redirect-ebpf/flood_inject.c` with `BPF_PROG_RUN` on live frames
+//! (the loader's [`InjectProgram`]), paced from here, and keeps receiving and verifying the
+//! replies the same way; the send time in the stamp is then `CLOCK_MONOTONIC`. See
+//! docs/decisions.md §18.
+//!
 //! Every run is bounded: by `--duration` (at most 600 s) and, optionally, `--count`.
 //!
 //! | module | what it does |
@@ -16,6 +22,7 @@
 //! | `template` | builds the request frames with echo-wire's packet views |
 //! | `queue` | one queue's thread: send, reclaim, receive, drain |
 //! | `capture` | checks every reply, through the same views; spots duplicates |
+//! | `usage` | the generator's own CPU time and its CPUs' softirq time over the run |
 //! | `report` | adds the queues up into a [`FloodReport`] (`flood --json`) and prints it for people ([`human`]) |
 //!
 //! The reply-capturing XDP program is the loader's [`CaptureProgram`].
@@ -37,7 +44,9 @@ mod capture;
 mod queue;
 mod report;
 mod template;
+mod usage;
 
+pub use queue::InjectError;
 pub use report::human;
 
 use responder_json::FloodReport;
@@ -79,6 +88,28 @@ impl std::str::FromStr for Rate {
     }
 }
 
+/// Where the requests come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Inject {
+    /// Written by the generator's threads into AF_XDP TX rings (the default).
+    #[default]
+    Xsk,
+    /// Generated in the kernel: `BPF_PROG_RUN` with live frames on `redirect-ebpf/flood_inject.c`,
+    /// which rewrites sequence number, send time and ICMP checksum of a template on every run and
+    /// returns `XDP_TX` (Linux >= 5.18; on veth the peer needs an XDP program).
+    Live,
+}
+
+impl std::fmt::Display for Inject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Inject::Xsk => "xsk",
+            Inject::Live => "live",
+        })
+    }
+}
+
 /// What to send.
 #[derive(Debug, Clone)]
 pub struct FloodConfig {
@@ -106,6 +137,8 @@ pub struct FloodConfig {
     pub xdp_mode: XdpMode,
     /// Every N-th request gets a wrong ICMP checksum (0: never); such requests must not be answered.
     pub bad_checksum_every: u64,
+    /// Where the requests come from.
+    pub inject: Inject,
 }
 
 /// Why a flood could not run.
@@ -126,6 +159,15 @@ pub enum FloodError {
     /// Socket set-up.
     #[error(transparent)]
     Xsk(#[from] XskError),
+    /// The live injector failed while running.
+    #[error("queue {queue}: {source}")]
+    Inject {
+        /// Queue of the failing thread.
+        queue: u32,
+        /// What failed.
+        #[source]
+        source: InjectError,
+    },
     /// A system call failed while running.
     #[error("queue {queue}: {source}")]
     Run {
@@ -199,18 +241,19 @@ pub fn run(cfg: &FloodConfig, stop: &AtomicBool, out: &mut dyn Write) -> Result<
     };
     let mut sockets = Vec::new();
     for &queue in &cfg.queues {
-        let (xsk, _) = Xsk::open_auto(&iface.name, iface.index, queue, &xsk_cfg)?;
+        let xsk = open_socket(&iface, queue, &xsk_cfg)?;
         capture.register_socket(queue, xsk.fd().as_fd())?;
         sockets.push(xsk);
     }
     let n = cfg.queues.len() as u64;
     let _ = writeln!(
         out,
-        "flood: {src} -> {} on {} queue(s) {:?} ({} mode), {}-byte IP packets, rate {}, for at most {:?}{}",
+        "flood: {src} -> {} on {} queue(s) {:?} ({} mode, {} injection), {}-byte IP packets, rate {}, for at most {:?}{}",
         cfg.dst,
         iface.name,
         cfg.queues,
         sockets[0].mode(),
+        cfg.inject,
         cfg.size,
         match cfg.rate {
             Rate::Max => "max".to_string(),
@@ -220,8 +263,41 @@ pub fn run(cfg: &FloodConfig, stop: &AtomicBool, out: &mut dyn Write) -> Result<
         cfg.count.map(|c| format!(" or {c} requests")).unwrap_or_default()
     );
 
+    // One injector per thread, on the thread's CPU, in the capture program (see
+    // redirect-ebpf/flood_inject.h); each thread's requests carry its own identifier.
+    let mut requests = Vec::new();
+    if cfg.inject == Inject::Live {
+        let mut cpus = cfg.cpus.clone();
+        cpus.sort_unstable();
+        cpus.dedup();
+        if cpus.len() != cfg.cpus.len() {
+            return Err(FloodError::Config(
+                "--inject live needs a different CPU for each queue's thread (--cpus)".into(),
+            ));
+        }
+        let loopback = Interface::lookup("lo")?;
+        let icmp_off = if cfg.dst.is_ipv4() { 34 } else { 54 };
+        for (i, &cpu) in cfg.cpus.iter().enumerate() {
+            let mut request = vec![0u8; template.frame.len()];
+            template.write_request(&mut request, ident_of(i), 0, 0, false);
+            let cpu = u32::try_from(cpu).unwrap_or(u32::MAX);
+            capture.add_injector(
+                cpu,
+                &request,
+                icmp_off,
+                cfg.bad_checksum_every,
+                loopback.index,
+                iface.index,
+            )?;
+            requests.push(request);
+        }
+    }
+
+    let usage_before = usage::Usage::read(&cfg.cpus);
     let base = Instant::now();
+    let capture_ref = &capture;
     let results: Vec<Result<QueueResult, FloodError>> = std::thread::scope(|scope| {
+        let mut requests = requests.into_iter();
         let handles: Vec<_> = sockets
             .into_iter()
             .enumerate()
@@ -233,12 +309,27 @@ pub fn run(cfg: &FloodConfig, stop: &AtomicBool, out: &mut dyn Write) -> Result<
                     Rate::Max => None,
                     Rate::Pps(p) => Some((p as f64 / n as f64).max(1.0)),
                 };
-                let ident = 0x4146u16.wrapping_add(i as u16);
+                let ident = ident_of(i);
+                let request = requests.next();
                 scope.spawn(move || {
-                    let _pinned = cpu::pin_current_thread(cpu);
+                    let pinned = cpu::pin_current_thread(cpu);
                     let queue = xsk.queue();
-                    queue::sender(xsk, &template, ident, base, cfg, count, rate, stop)
-                        .map_err(|source| FloodError::Run { queue, source })
+                    match request {
+                        Some(_) if !pinned => Err(FloodError::Config(format!(
+                            "cannot pin queue {queue}'s thread to CPU {cpu}, which --inject live needs: pick allowed --cpus"
+                        ))),
+                        Some(request) => {
+                            let live = queue::Live {
+                                capture: capture_ref,
+                                request: &request,
+                                cpu: cpu as u32,
+                            };
+                            queue::injector(xsk, live, &template, ident, cfg, count, rate, stop)
+                                .map_err(|source| FloodError::Inject { queue, source })
+                        }
+                        None => queue::sender(xsk, &template, ident, base, cfg, count, rate, stop)
+                            .map_err(|source| FloodError::Run { queue, source }),
+                    }
                 })
             })
             .collect();
@@ -247,10 +338,38 @@ pub fn run(cfg: &FloodConfig, stop: &AtomicBool, out: &mut dyn Write) -> Result<
             .map(|h| h.join().expect("flood thread panicked"))
             .collect()
     });
+    let usage = usage::Usage::read(&cfg.cpus).since(&usage_before);
+    let usage_wall_s = base.elapsed().as_secs_f64();
     drop(capture);
 
     let results = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-    Ok(report::summarise(&results))
+    let mut report = report::summarise(&results);
+    report.inject = cfg.inject.to_string();
+    report.generator_cpu_s = usage.process_s;
+    report.generator_softirq_s = usage.softirq_s;
+    report.generator_wall_s = usage_wall_s;
+    Ok(report)
+}
+
+/// Opens the socket of `queue`. A queue still held by the socket of a flood that has just exited
+/// (the kernel releases it a moment after the process ends) is tried again for up to a second;
+/// after that the queue really is in use and the error says so.
+fn open_socket(iface: &Interface, queue: u32, cfg: &XskConfig) -> Result<Xsk, FloodError> {
+    const RETRY: Duration = Duration::from_millis(50);
+    const PATIENCE: Duration = Duration::from_secs(1);
+    let start = Instant::now();
+    loop {
+        match Xsk::open_auto(&iface.name, iface.index, queue, cfg) {
+            Ok((xsk, _)) => return Ok(xsk),
+            Err(XskError::QueueBusy { .. }) if start.elapsed() < PATIENCE => std::thread::sleep(RETRY),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The ICMP identifier of the `i`-th thread's requests.
+fn ident_of(i: usize) -> u16 {
+    0x4146u16.wrapping_add(i as u16)
 }
 
 #[cfg(test)]

@@ -82,6 +82,7 @@
 
 mod attach;
 mod error;
+mod inject;
 mod inspect;
 mod program;
 #[cfg(feature = "test-support")]
@@ -89,6 +90,7 @@ mod test_run;
 
 pub use attach::{AttachedMode, ExistingXdpProgram, detach_netlink_program, existing_xdp_program};
 pub use error::LoaderError;
+pub use inject::INJECT_MAX_CPUS;
 pub use inspect::{attached_program, program_counters};
 pub use program::{CaptureProgram, EngineCounters, EngineProgram, FibPasses, POLICY_LPM_MAX_ENTRIES, SourceList};
 #[cfg(feature = "test-support")]

@@ -79,8 +79,8 @@ pub enum SourceList {
 /// An embedded object: its file name (for messages), its bytes, and the name of its XDP function.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Object {
-    file: &'static str,
-    bytes: &'static [u8],
+    pub(super) file: &'static str,
+    pub(super) bytes: &'static [u8],
     pub(super) program: &'static str,
 }
 
@@ -107,7 +107,7 @@ const CAPTURE_OBJECT: Object = Object {
 };
 
 /// Loads an embedded object and its XDP program into the kernel (through the verifier).
-fn load_object(object: Object) -> Result<Ebpf, LoaderError> {
+pub(super) fn load_object(object: Object) -> Result<Ebpf, LoaderError> {
     let mut ebpf = EbpfLoader::new()
         .load(object.bytes)
         .map_err(|source| LoaderError::Object {
@@ -131,7 +131,7 @@ pub(super) fn xdp_program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<
 }
 
 /// Takes map `name` out of `ebpf` as the typed map `M`.
-fn take_map<M>(ebpf: &mut Ebpf, name: &'static str) -> Result<M, LoaderError>
+pub(super) fn take_map<M>(ebpf: &mut Ebpf, name: &'static str) -> Result<M, LoaderError>
 where
     M: TryFrom<aya::maps::Map, Error = MapError>,
 {
@@ -788,7 +788,8 @@ pub struct CaptureProgram {
     // Declared first so it is dropped first: detach before the program goes away.
     attacher: Attacher,
     xsks: XskMap<MapData>,
-    _ebpf: Ebpf,
+    pub(super) inject: super::inject::InjectMaps,
+    pub(super) ebpf: Ebpf,
 }
 
 impl fmt::Debug for CaptureProgram {
@@ -814,13 +815,15 @@ impl CaptureProgram {
         let xsks = take_xsks(&mut ebpf)?;
         let mut owned: HashMap<MapData, OwnedKey, u32> = take_map(&mut ebpf, MAP_OWNED_ADDRS)?;
         insert_owned(&mut owned, 0, our_addr, 0)?;
+        let inject = super::inject::InjectMaps::take(&mut ebpf)?;
         let mut attacher = Attacher::default();
         let obtained = attacher.attach(xdp_program(&mut ebpf, Self::NAME)?, Self::NAME, ifname, mode)?;
         Ok((
             CaptureProgram {
                 attacher,
                 xsks,
-                _ebpf: ebpf,
+                inject,
+                ebpf,
             },
             obtained,
         ))
