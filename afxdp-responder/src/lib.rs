@@ -51,6 +51,7 @@ pub mod kernel;
 pub mod loader;
 pub mod logging;
 pub mod metrics;
+pub mod napi;
 pub mod netdev;
 pub mod netlink;
 pub mod notify;

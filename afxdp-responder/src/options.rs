@@ -6,7 +6,7 @@
 //! | `--mode` | [`XskMode`] | `auto`, `zero-copy`, `copy` | [`afxdp_xsk::BindMode`] |
 //! | `--xdp-mode` | [`XdpMode`] | `auto`, `native`, `skb` | [`crate::loader::AttachedMode`] |
 //! | `--engine` | [`Engine`] | `afxdp`, `xdp-tx`, `drop` | (as requested) |
-//! | `--wait` | [`WaitMode`] | `adaptive`, `sleep`, `busy` | [`crate::worker::Wait`] (with its spin window) |
+//! | `--wait` | [`WaitMode`] | `adaptive`, `sleep`, `spin` | [`crate::worker::Wait`] (with its spin window) |
 //!
 //! The requested types end in the user's words (`auto` is a request, never a result); the
 //! obtained types live with the code that obtains them. This module depends on nothing else in
@@ -124,8 +124,26 @@ pub enum WaitMode {
     Adaptive,
     /// Always sleep in poll(): least CPU per reply at low rates.
     Sleep,
-    /// Never sleep: one busy core per queue, even without traffic.
+    /// Never sleep: spin on the rings in user space (one busy core per queue, even without
+    /// traffic).
+    Spin,
+    /// The old name of `spin` (until 0.1): refused with a line that says what to use.
+    #[value(hide = true)]
     Busy,
+}
+
+impl WaitMode {
+    /// Why a value that parses is still refused: `busy` was renamed when `--busy-poll` became the
+    /// kernel's busy polling.
+    pub fn refused(self) -> Option<&'static str> {
+        match self {
+            WaitMode::Busy => Some(
+                "--wait busy was renamed: use --wait spin (spin on the rings in user space, as before) \
+                 or --busy-poll (the kernel's preferred busy polling)",
+            ),
+            _ => None,
+        }
+    }
 }
 
 /// The name of `value` as the command line spells it.
@@ -257,7 +275,7 @@ mod tests {
         assert_eq!(names::<XskMode>(), ["auto", "zero-copy", "copy"]);
         assert_eq!(names::<XdpMode>(), ["auto", "native", "skb"]);
         assert_eq!(names::<Engine>(), ["afxdp", "xdp-tx", "drop"]);
-        assert_eq!(names::<WaitMode>(), ["adaptive", "sleep", "busy"]);
+        assert_eq!(names::<WaitMode>(), ["adaptive", "sleep", "spin"]);
         assert_eq!(parse::<XskMode>("zc"), Ok(XskMode::ZeroCopy));
         assert_eq!(parse::<XskMode>("zerocopy"), Ok(XskMode::ZeroCopy));
         assert_eq!(parse::<Engine>("af_xdp"), Ok(Engine::AfXdp));

@@ -106,6 +106,20 @@ pub struct QueueReady {
     /// With `--mode auto`: why zero-copy was refused, when it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zero_copy_refused: Option<String>,
+    /// With `--busy-poll`: the socket's busy-polling options as the kernel reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub busy_poll: Option<BusyPollReady>,
+}
+
+/// The busy-polling options of one socket, read back with `getsockopt` (`--busy-poll`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BusyPollReady {
+    /// `SO_PREFER_BUSY_POLL`.
+    pub prefer: bool,
+    /// `SO_BUSY_POLL`, microseconds.
+    pub usecs: u32,
+    /// `SO_BUSY_POLL_BUDGET`, packets per NAPI pass.
+    pub budget: u32,
 }
 
 /// The `stats` event: printed when something moved since the last one.
