@@ -342,6 +342,7 @@ pub struct BusyPoll {
     /// `SO_BUSY_POLL`: microseconds a blocking receive or `poll()` busy-polls the device.
     pub usecs: u32,
     /// `SO_BUSY_POLL_BUDGET`: packets one busy-poll pass of the NAPI may process (Linux 5.11+).
+    /// Read back as 0 where the kernel cannot report it (Linux 6.18 cannot) (`getsockopt` gives `ENOPROTOOPT`).
     pub budget: u32,
 }
 
@@ -368,11 +369,17 @@ pub(crate) fn busy_poll(fd: BorrowedFd<'_>) -> Result<BusyPoll, SyscallError> {
     let level = libc::SOL_SOCKET;
     let prefer: libc::c_int = getsockopt_at(fd, level, libc::SO_PREFER_BUSY_POLL, "getsockopt(SO_PREFER_BUSY_POLL)")?;
     let usecs: libc::c_int = getsockopt_at(fd, level, libc::SO_BUSY_POLL, "getsockopt(SO_BUSY_POLL)")?;
-    let budget: libc::c_int = getsockopt_at(fd, level, libc::SO_BUSY_POLL_BUDGET, "getsockopt(SO_BUSY_POLL_BUDGET)")?;
+    // The kernel (6.18 at least) has no getsockopt for SO_BUSY_POLL_BUDGET (ENOPROTOOPT): 0 then means
+    // "set, not readable".
+    let budget = match getsockopt_at::<libc::c_int>(fd, level, libc::SO_BUSY_POLL_BUDGET, "getsockopt(SO_BUSY_POLL_BUDGET)") {
+        Ok(b) => b.max(0) as u32,
+        Err(e) if e.errno() == Some(libc::ENOPROTOOPT) => 0,
+        Err(e) => return Err(e),
+    };
     Ok(BusyPoll {
         prefer: prefer != 0,
         usecs: usecs.max(0) as u32,
-        budget: budget.max(0) as u32,
+        budget,
     })
 }
 

@@ -118,7 +118,8 @@ pub struct BusyPollReady {
     pub prefer: bool,
     /// `SO_BUSY_POLL`, microseconds.
     pub usecs: u32,
-    /// `SO_BUSY_POLL_BUDGET`, packets per NAPI pass.
+    /// `SO_BUSY_POLL_BUDGET`, packets per NAPI pass; 0 where the kernel cannot read it back
+    /// (it was set all the same: setting it failing is an error at start).
     pub budget: u32,
 }
 
