@@ -20,7 +20,9 @@
 
 pub mod cpu;
 pub mod generator;
+pub mod ladder;
 pub mod plot;
+pub mod progress;
 pub mod report;
 
 use std::path::{Path, PathBuf};
@@ -106,6 +108,22 @@ pub struct BenchArgs {
     /// `<!-- bench:end -->`), e.g. docs/benchmarks.md.
     #[arg(long, value_name = "FILE")]
     pub update_doc: Option<PathBuf>,
+
+    /// Run the cost-per-reply ladder instead of the matrix: fixed request rates (--ladder-rates)
+    /// for every wait policy, XDP_TX, the kernel stack and the C AF_XDP reference, one veth queue,
+    /// variants interleaved; writes ladder.json, ladder.md and ladder.svg into --out. Uses
+    /// --duration, --repetitions and --families (default: v4 only).
+    #[arg(long)]
+    pub ladder: bool,
+
+    /// The ladder's rungs: requests/s (300k, 1.5m) or max.
+    #[arg(long, value_delimiter = ',', value_name = "LIST", default_value = "1k,10k,100k,300k,max",
+          value_parser = ladder::parse_rate)]
+    pub ladder_rates: Vec<Rate>,
+
+    /// The ladder's variants (default: all).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
+    pub ladder_variants: Vec<ladder::LadderVariant>,
 }
 
 /// IP version on the command line.
@@ -347,6 +365,9 @@ pub fn run(args: &BenchArgs, exe: &Path) -> Result<ExitCode, LabError> {
         // Ctrl-C stops after the current run and still writes (and cleans up) what was measured.
         let _ = signal_hook::flag::register(sig, Arc::clone(&interrupted));
     }
+    if args.ladder {
+        return run_ladder(args, exe, &plan, &interrupted);
+    }
     let started = Instant::now();
     let estimate = plan.estimate();
     println!(
@@ -461,6 +482,47 @@ pub fn run(args: &BenchArgs, exe: &Path) -> Result<ExitCode, LabError> {
             ExitCode::SUCCESS
         },
     )
+}
+
+/// `--ladder`: the cost-per-reply ladder (see [`ladder`]).
+fn run_ladder(args: &BenchArgs, exe: &Path, plan: &Plan, interrupted: &AtomicBool) -> Result<ExitCode, LabError> {
+    let lplan = ladder::LadderPlan {
+        variants: if args.ladder_variants.is_empty() {
+            ladder::LadderVariant::ALL.to_vec()
+        } else {
+            args.ladder_variants.clone()
+        },
+        rates: args.ladder_rates.clone(),
+        families: if args.families.is_empty() {
+            vec![Family::V4]
+        } else {
+            args.families
+                .iter()
+                .map(|f| match f {
+                    FamilyArg::V4 => Family::V4,
+                    FamilyArg::V6 => Family::V6,
+                })
+                .collect()
+        },
+        duration_s: plan.duration_s,
+        repetitions: plan.repetitions,
+    };
+    println!(
+        "ladder: {} variant(s) x {} rate(s) x {} famil(y/ies) x {} repetition(s) of {:.1} s = {} runs; estimated at most {}",
+        lplan.variants.len(),
+        lplan.rates.len(),
+        lplan.families.len(),
+        lplan.repetitions,
+        lplan.duration_s,
+        lplan.runs(),
+        human_duration(lplan.estimate())
+    );
+    let report = ladder::run(&lplan, exe, &args.out, interrupted)?;
+    println!();
+    println!("{}", ladder::markdown(&report));
+    let failed = report.points.iter().any(|p| p.error.is_some())
+        || report.points.iter().flat_map(|p| &p.samples).any(|s| s.wrong > 0);
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 /// "3 min 20 s".

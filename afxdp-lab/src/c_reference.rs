@@ -70,8 +70,14 @@ pub struct CReferenceTotals {
 impl CReference {
     /// Starts `exe` (from [`build`]) on the responder side and waits for its `ready` line.
     pub fn start(pair: &NetnsPair, exe: &Path) -> Result<Self, LabError> {
-        let mut cmd = pair.command_in(Side::Responder, &exe.to_string_lossy());
-        cmd.args([pair.responder_if(), "0"]);
+        Self::start_with(pair, exe, &[])
+    }
+
+    /// [`CReference::start`] through a wrapper that execs it in place (same pid), e.g.
+    /// `taskset` with `args` = `-c 1 /path/to/echo_xsk`; the interface and queue are appended.
+    pub fn start_with(pair: &NetnsPair, program: &Path, args: &[String]) -> Result<Self, LabError> {
+        let mut cmd = pair.command_in(Side::Responder, &program.to_string_lossy());
+        cmd.args(args).args([pair.responder_if(), "0"]);
         let mut process = Background::spawn(cmd)?;
         process.wait_for_line("ready", Duration::from_secs(20))?;
         Ok(CReference { process })
