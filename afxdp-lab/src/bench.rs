@@ -406,6 +406,9 @@ pub fn run(args: &BenchArgs, exe: &Path) -> Result<ExitCode, LabError> {
         }
     }
 
+    // A bar with the run being measured and an ETA on a terminal, the same lines as before
+    // otherwise.
+    let progress = progress::Progress::new(plan.runs() as u64, false);
     'queues: for &queues in &plan.queues {
         let pair = NetnsPair::create(&LabConfig {
             queues,
@@ -420,9 +423,10 @@ pub fn run(args: &BenchArgs, exe: &Path) -> Result<ExitCode, LabError> {
             }
             report
                 .rows
-                .extend(bench_engine(&pair, exe, engine, &plan, &interrupted));
+                .extend(bench_engine(&pair, exe, engine, &plan, &interrupted, &progress));
         }
     }
+    progress.finish();
     if !args.vm.is_empty() && !interrupted.load(Ordering::Relaxed) {
         let vm_args = crate::vm::VmBenchArgs {
             bench: true,
@@ -552,10 +556,19 @@ fn unavailable(engine: EngineMode, queues: u32) -> Option<String> {
 }
 
 /// Every row of one engine on one pair: start it once, run each workload `repetitions` times.
-fn bench_engine(pair: &NetnsPair, exe: &Path, engine: EngineMode, plan: &Plan, interrupted: &AtomicBool) -> Vec<Row> {
+fn bench_engine(
+    pair: &NetnsPair,
+    exe: &Path,
+    engine: EngineMode,
+    plan: &Plan,
+    interrupted: &AtomicBool,
+    progress: &progress::Progress,
+) -> Vec<Row> {
     let queues = pair.config().queues;
+    let engine_runs = (plan.workloads.len() * plan.repetitions as usize) as u64;
     let skipped = |reason: String| {
-        println!("bench: {queues} queue(s), {}: skipped: {reason}", engine.label());
+        progress.line(&format!("bench: {queues} queue(s), {}: skipped: {reason}", engine.label()));
+        progress.done(engine_runs);
         vec![Row::skipped(queues, engine, reason)]
     };
     if let Some(reason) = unavailable(engine, queues) {
@@ -576,7 +589,8 @@ fn bench_engine(pair: &NetnsPair, exe: &Path, engine: EngineMode, plan: &Plan, i
                 }
                 Err(err) => {
                     let error = format!("the responder did not start: {}", short_error(&err));
-                    println!("bench: {queues} queue(s), {}: FAILED: {error}", engine.label());
+                    progress.line(&format!("bench: {queues} queue(s), {}: FAILED: {error}", engine.label()));
+                    progress.done(engine_runs);
                     return plan
                         .workloads
                         .iter()
@@ -609,9 +623,17 @@ fn bench_engine(pair: &NetnsPair, exe: &Path, engine: EngineMode, plan: &Plan, i
                 duration: Duration::from_secs_f64(plan.duration_s),
                 queues,
             };
-            match measure(pair, exe, &load, responder.as_ref().map(ResponderProcess::pid)) {
+            progress.running(&format!(
+                "{queues}q {} {} rep {}",
+                engine.label(),
+                workload.label(),
+                rep + 1
+            ));
+            let measured = measure(pair, exe, &load, responder.as_ref().map(ResponderProcess::pid));
+            progress.done(1);
+            match measured {
                 Ok(sample) => {
-                    println!(
+                    progress.line(&format!(
                         "bench: {queues}q {:<24} {:<26} rep {}: {:>10.0} replies/s, {:>6.2} % answered, {:>6.2} % correct",
                         engine.label(),
                         workload.label(),
@@ -619,16 +641,16 @@ fn bench_engine(pair: &NetnsPair, exe: &Path, engine: EngineMode, plan: &Plan, i
                         sample.flood.replies_per_s,
                         sample.flood.answered_pct,
                         sample.flood.correct_pct
-                    );
+                    ));
                     row.samples.push(sample);
                 }
                 Err(err) => {
                     let error = short_error(&err);
-                    println!(
+                    progress.line(&format!(
                         "bench: {queues}q {} {}: FAILED: {error}",
                         engine.label(),
                         workload.label()
-                    );
+                    ));
                     row.status = RowStatus::Failed { error };
                     break;
                 }
@@ -643,10 +665,10 @@ fn bench_engine(pair: &NetnsPair, exe: &Path, engine: EngineMode, plan: &Plan, i
     {
         let (rx, tx, dropped) = exit.totals();
         if !exit.queues().is_empty() {
-            println!(
+            progress.line(&format!(
                 "bench: {queues} queue(s), {}: responder totals rx {rx} tx {tx} dropped {dropped}",
                 engine.label()
-            );
+            ));
         }
     }
     rows

@@ -21,7 +21,7 @@ use serde::Serialize;
 use super::generator::{self, Load, Rate};
 use super::progress::Progress;
 use super::report::{Machine, Spread, loadavg, utc_now};
-use super::{HostCpu, ProcessCpu, short_error};
+use super::{HostCpu, short_error};
 use crate::c_reference::{self, CReference};
 use crate::{Family, LabConfig, LabError, NetnsPair, ResponderProcess};
 
@@ -144,7 +144,7 @@ pub struct LadderSample {
     pub wrong: u64,
     /// Replies (correct or not).
     pub replies: u64,
-    /// CPU seconds of the responder process (`None`: none runs).
+    /// On-CPU seconds of the responder process, all threads (schedstat; `None`: none runs).
     pub responder_cpu_s: Option<f64>,
     /// Host-wide softirq seconds.
     pub softirq_cpu_s: f64,
@@ -296,7 +296,7 @@ pub fn run(plan: &LadderPlan, exe: &Path, out: &Path, interrupted: &AtomicBool) 
             "one veth queue, copy mode, native XDP, 64-byte IP packets; generator pinned to the first allowed CPU, \
              responder (or C reference) to the second"
                 .into(),
-            "responder CPU is utime+stime of its process; XDP_TX and the kernel stack do their work in softirq, \
+            "responder CPU is the on-CPU time of every thread of its process (schedstat); XDP_TX and the kernel stack do their work in softirq, \
              which /proc/stat counts host-wide (generator side included)"
                 .into(),
         ],
@@ -429,7 +429,11 @@ pub fn run(plan: &LadderPlan, exe: &Path, out: &Path, interrupted: &AtomicBool) 
     // Table order: variants as planned, then family, then rate.
     let order = |v: LadderVariant| plan.variants.iter().position(|&x| x == v).unwrap_or(usize::MAX);
     let mut list: Vec<LadderPoint> = points.into_values().collect();
-    list.sort_by_key(|p| (p.family.clone(), p.rate, order(p.variant)));
+    let rung = |r: Rate| match r {
+        Rate::Pps(p) => p,
+        Rate::Max => u64::MAX,
+    };
+    list.sort_by_key(|p| (p.family.clone(), rung(p.rate), order(p.variant)));
     for p in &mut list {
         p.summarize();
     }
@@ -486,14 +490,16 @@ fn start(
 
 /// One run: the flood pinned to `generator_cpu`, CPU accounting around it.
 fn measure(pair: &NetnsPair, exe: &Path, load: &Load, pid: Option<u32>, generator_cpu: usize) -> Result<LadderSample, LabError> {
-    let proc_before = pid.map(ProcessCpu::read).transpose()?;
+    // schedstat (ns on CPU, every thread) rather than utime+stime: at 1 k requests/s a run costs
+    // a few 10 ms ticks only.
+    let proc_before = pid.map(super::cpu::schedstat_ns).transpose()?;
     let host_before = HostCpu::read()?;
     let mut cmd = generator::flood_command(pair, exe, load);
     cmd.args(["--cpus", &generator_cpu.to_string()]);
     let flood = generator::run_flood_command(cmd, load)?;
     let host = HostCpu::read()?.since(&host_before);
     let responder_cpu_s = match (pid, proc_before) {
-        (Some(pid), Some(before)) => Some(ProcessCpu::read(pid)?.since(&before).total_s),
+        (Some(pid), Some(before)) => Some(super::cpu::schedstat_ns(pid)?.saturating_sub(before) as f64 / 1e9),
         _ => None,
     };
     Ok(LadderSample {
