@@ -255,12 +255,12 @@ struct RunArgs {
     #[arg(long, default_value = "1", value_name = "SECONDS")]
     stats_interval: f64,
 
-    /// How a worker waits when its RX ring is empty: adaptive (spin up to --spin-window-us
-    /// while packets keep arriving within it, otherwise sleep in poll(); idle costs nothing),
-    /// sleep (always sleep in poll(): least CPU per reply at low rates), or spin (never sleep:
+    /// How a worker waits when its RX ring is empty: sleep (always sleep in poll(): the least
+    /// CPU per reply), adaptive (spin up to --spin-window-us while packets keep arriving within
+    /// it, otherwise sleep in poll(); idle costs nothing), or spin (never sleep:
     /// spin on the rings in user space, one busy core per queue even without traffic). For the
     /// kernel's busy polling see --busy-poll.
-    #[arg(long, default_value = "adaptive", value_name = "MODE", value_parser = options::parser::<WaitMode>())]
+    #[arg(long, default_value = "sleep", value_name = "MODE", value_parser = options::parser::<WaitMode>())]
     wait: WaitMode,
 
     /// The longest spin of --wait adaptive, in microseconds (about what a sleep and wake-up

@@ -120,9 +120,9 @@ impl Engine {
 pub enum WaitMode {
     /// Spin up to the spin window while packets keep arriving within it, otherwise sleep in
     /// poll(); idle costs nothing.
-    #[default]
     Adaptive,
-    /// Always sleep in poll(): least CPU per reply at low rates.
+    /// Always sleep in poll(): the least CPU per reply (the default).
+    #[default]
     Sleep,
     /// Never sleep: spin on the rings in user space (one busy core per queue, even without
     /// traffic).

@@ -64,10 +64,9 @@ pub enum Wait {
 }
 
 impl Wait {
-    /// The default: adaptive, with a window of [`DEFAULT_SPIN_WINDOW`].
-    pub const DEFAULT: Wait = Wait::Adaptive {
-        window: DEFAULT_SPIN_WINDOW,
-    };
+    /// The default: sleep in `poll()` (docs/decisions.md §17: the adaptive spin cost more CPU
+    /// per reply than sleeping at fixed rates in the bench's ladder and bought no latency).
+    pub const DEFAULT: Wait = Wait::Sleep;
 }
 
 /// The default window of [`Wait::BusyPoll`] (`--busy-poll-us`), the value the kernel's

@@ -38,8 +38,10 @@ pub const DEFAULT_RATES: [Rate; 5] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum LadderVariant {
-    /// afxdp-responder with its defaults (`--wait adaptive`).
+    /// afxdp-responder with its defaults (no wait option).
     Default,
+    /// `--wait adaptive` (the default until §17).
+    Adaptive,
     /// `--wait sleep`.
     Sleep,
     /// `--wait spin`.
@@ -56,8 +58,9 @@ pub enum LadderVariant {
 
 impl LadderVariant {
     /// Every variant, in table order.
-    pub const ALL: [LadderVariant; 7] = [
+    pub const ALL: [LadderVariant; 8] = [
         LadderVariant::Default,
+        LadderVariant::Adaptive,
         LadderVariant::Sleep,
         LadderVariant::Spin,
         LadderVariant::BusyPoll,
@@ -69,7 +72,8 @@ impl LadderVariant {
     /// Label for tables and plots.
     pub fn label(self) -> &'static str {
         match self {
-            LadderVariant::Default => "AF_XDP default (--wait adaptive)",
+            LadderVariant::Default => "AF_XDP defaults (no --wait)",
+            LadderVariant::Adaptive => "AF_XDP --wait adaptive",
             LadderVariant::Sleep => "AF_XDP --wait sleep",
             LadderVariant::Spin => "AF_XDP --wait spin",
             LadderVariant::BusyPoll => "AF_XDP --busy-poll",
@@ -93,6 +97,7 @@ impl LadderVariant {
         };
         match self {
             LadderVariant::Default => wait(&[]),
+            LadderVariant::Adaptive => wait(&["--wait", "adaptive"]),
             LadderVariant::Sleep => wait(&["--wait", "sleep"]),
             LadderVariant::Spin => wait(&["--wait", "spin"]),
             LadderVariant::BusyPoll => wait(&["--busy-poll"]),
@@ -602,8 +607,8 @@ pub fn markdown(report: &LadderReport) -> String {
     md.push_str(
         "\nRatios of medians (CPU per reply: below 1.00 means cheaper than the reference it is divided by; \
          replies/s: above 1.00 means more):\n\n\
-         | family | rate | default / sleep | default / C ref | spin / sleep | busy-poll / sleep | sleep / C ref | replies/s default / sleep | replies/s default / C ref |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+         | family | rate | default / sleep | default / C ref | adaptive / sleep | spin / sleep | busy-poll / sleep | sleep / C ref | replies/s default / sleep | replies/s default / C ref | replies/s adaptive / sleep |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let cpu = |p: &LadderPoint| p.cpu_s_per_mreply;
     let rps = |p: &LadderPoint| p.replies_per_s;
@@ -614,23 +619,26 @@ pub fn markdown(report: &LadderReport) -> String {
                 _ => "–".into(),
             };
             md.push_str(&format!(
-                "| {f} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {f} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 rate_label(r),
                 ratio(V::Default, V::Sleep, cpu),
                 ratio(V::Default, V::CReference, cpu),
+                ratio(V::Adaptive, V::Sleep, cpu),
                 ratio(V::Spin, V::Sleep, cpu),
                 ratio(V::BusyPoll, V::Sleep, cpu),
                 ratio(V::Sleep, V::CReference, cpu),
                 ratio(V::Default, V::Sleep, rps),
                 ratio(V::Default, V::CReference, rps),
+                ratio(V::Adaptive, V::Sleep, rps),
             ));
         }
     }
     md
 }
 
-const COLORS: [RGBColor; 7] = [
+const COLORS: [RGBColor; 8] = [
     RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0x8c, 0x56, 0x4b),
     RGBColor(0x17, 0xbe, 0xcf),
     RGBColor(0xd6, 0x27, 0x28),
     RGBColor(0x94, 0x67, 0xbd),
@@ -865,7 +873,7 @@ mod tests {
         assert_eq!(p.cpu_s_per_mreply.unwrap().median, 2.0 * 2.0);
         let md = markdown(&r);
         // default/sleep = 4/2 = 2.00, default/C = 4/8 = 0.50, sleep/C = 0.25.
-        assert!(md.contains("| v4 | 1 k | 2.00 | 0.50 | – | – | 0.25 | 1.00 | 1.00 |"), "{md}");
+        assert!(md.contains("| v4 | 1 k | 2.00 | 0.50 | – | – | – | 0.25 | 1.00 | 1.00 | – |"), "{md}");
     }
 
     #[test]
@@ -881,6 +889,7 @@ mod tests {
     fn variants_run_the_options_they_name() {
         let args = |v: LadderVariant| v.responder_args(1).map(|a| a.join(" "));
         assert!(args(LadderVariant::Default).unwrap().ends_with("--cpus 1"));
+        assert!(args(LadderVariant::Adaptive).unwrap().ends_with("--wait adaptive"));
         assert!(args(LadderVariant::Sleep).unwrap().ends_with("--wait sleep"));
         assert!(args(LadderVariant::Spin).unwrap().ends_with("--wait spin"));
         assert!(args(LadderVariant::BusyPoll).unwrap().ends_with("--busy-poll"));
