@@ -264,7 +264,7 @@ pub struct Waits {
     pub spins: u64,
     /// Spins that saw traffic arrive in time.
     pub spins_caught: u64,
-    /// Kernel wake-ups (TX `sendto`, busy-poll nudges).
+    /// Kernel wake-ups (TX `sendto`, `poll()` nudges with `--wait spin`, `recvfrom()` with `--busy-poll`).
     pub kicks: u64,
     /// Times the TX ring had no room.
     pub tx_ring_full: u64,
