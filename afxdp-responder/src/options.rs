@@ -284,6 +284,19 @@ mod tests {
     }
 
     #[test]
+    fn the_old_busy_wait_parses_but_is_refused_with_what_to_use() {
+        // `busy` still parses (a config file or script written before the rename), so that the
+        // refusal can say what to use instead of listing the values.
+        assert_eq!(parse::<WaitMode>("busy"), Ok(WaitMode::Busy));
+        let why = WaitMode::Busy.refused().unwrap();
+        assert!(why.contains("--wait spin") && why.contains("--busy-poll"), "{why}");
+        for ok in [WaitMode::Sleep, WaitMode::Adaptive, WaitMode::Spin] {
+            assert_eq!(ok.refused(), None);
+        }
+        assert_eq!(WaitMode::default(), WaitMode::Sleep);
+    }
+
+    #[test]
     fn wrong_values_say_what_to_type() {
         assert_eq!(
             parse::<Engine>("kernel").unwrap_err().to_string(),

@@ -273,11 +273,25 @@ impl Engine {
         }
     }
 
-    fn stop(self) {
+    /// Stops it, then waits (at most 10 s) until the responder interface has no XDP program
+    /// left, so the next variant can attach (a loaded machine can take a while to tear down).
+    fn stop(self, pair: &NetnsPair) {
         match self {
             Engine::Responder(r) => drop(r.stop()),
             Engine::Reference(c) => drop(c.stop()),
-            Engine::Nothing => {}
+            Engine::Nothing => return,
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let out = pair
+                .command_in(crate::Side::Responder, "ip")
+                .args(["-details", "link", "show", "dev", pair.responder_if()])
+                .output();
+            match out {
+                Ok(o) if !String::from_utf8_lossy(&o.stdout).contains("prog/xdp") => return,
+                Err(_) => return,
+                Ok(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
         }
     }
 }
@@ -376,7 +390,7 @@ pub fn run(plan: &LadderPlan, exe: &Path, out: &Path, interrupted: &AtomicBool) 
             for &family in &plan.families {
                 for &rate in &plan.rates {
                     if interrupted.load(Ordering::Relaxed) {
-                        engine.stop();
+                        engine.stop(&pair);
                         break 'reps;
                     }
                     let what = format!(
@@ -395,7 +409,16 @@ pub fn run(plan: &LadderPlan, exe: &Path, out: &Path, interrupted: &AtomicBool) 
                         queues: 1,
                     };
                     let key = (variant, family_id(family), rate);
-                    match measure(&pair, exe, &load, engine.pid(), generator_cpu) {
+                    // A generator socket whose teardown the kernel has not finished makes the
+                    // next flood's bind fail with EBUSY: wait a second and try once more.
+                    let measured = match measure(&pair, exe, &load, engine.pid(), generator_cpu) {
+                        Err(e) if short_error(&e).contains("already used") => {
+                            std::thread::sleep(Duration::from_secs(1));
+                            measure(&pair, exe, &load, engine.pid(), generator_cpu)
+                        }
+                        other => other,
+                    };
+                    match measured {
                         Ok(mut sample) => {
                             sample.rep = rep + 1;
                             let cpu = sample.responder_cpu_s.and_then(|c| sample.per_mreply(c));
@@ -423,7 +446,7 @@ pub fn run(plan: &LadderPlan, exe: &Path, out: &Path, interrupted: &AtomicBool) 
                     std::thread::sleep(super::PAUSE);
                 }
             }
-            engine.stop();
+            engine.stop(&pair);
         }
     }
     progress.finish();
@@ -600,7 +623,11 @@ pub fn markdown(report: &LadderReport) -> String {
     };
     let rates: Vec<Rate> = {
         let mut r: Vec<Rate> = report.points.iter().map(|p| p.rate).collect();
-        r.sort();
+        // Fixed rates in increasing order, max last.
+        r.sort_by_key(|&r| match r {
+            Rate::Pps(p) => p,
+            Rate::Max => u64::MAX,
+        });
         r.dedup();
         r
     };
