@@ -567,7 +567,10 @@ fn bench_engine(
     let queues = pair.config().queues;
     let engine_runs = (plan.workloads.len() * plan.repetitions as usize) as u64;
     let skipped = |reason: String| {
-        progress.line(&format!("bench: {queues} queue(s), {}: skipped: {reason}", engine.label()));
+        progress.line(&format!(
+            "bench: {queues} queue(s), {}: skipped: {reason}",
+            engine.label()
+        ));
         progress.done(engine_runs);
         vec![Row::skipped(queues, engine, reason)]
     };
@@ -589,7 +592,10 @@ fn bench_engine(
                 }
                 Err(err) => {
                     let error = format!("the responder did not start: {}", short_error(&err));
-                    progress.line(&format!("bench: {queues} queue(s), {}: FAILED: {error}", engine.label()));
+                    progress.line(&format!(
+                        "bench: {queues} queue(s), {}: FAILED: {error}",
+                        engine.label()
+                    ));
                     progress.done(engine_runs);
                     return plan
                         .workloads

@@ -17,9 +17,9 @@ pub const SOURCE: &str = include_str!("../c-reference/echo_xsk.c");
 /// source) under `dir` and returns its path. Needs `cc` and libxdp-dev/libbpf-dev (`run.sh`
 /// installs them).
 pub fn build(dir: &Path) -> Result<PathBuf, LabError> {
-    let hash = SOURCE
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let hash = SOURCE.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     let exe = dir.join(format!("echo_xsk-{hash:016x}"));
     if exe.is_file() {
         return Ok(exe);

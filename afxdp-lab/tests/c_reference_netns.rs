@@ -44,6 +44,9 @@ fn the_c_reference_answers_real_pings_and_a_verified_flood() {
     let totals = reference.stop().unwrap();
     // Every answer came from the reference (the kernel would also answer pings, not a flood of
     // frames for a socket it never sees: counts prove who answered).
-    assert!(totals.tx >= answered + flooded, "{totals:?}, {answered} pings + {flooded} flood replies");
+    assert!(
+        totals.tx >= answered + flooded,
+        "{totals:?}, {answered} pings + {flooded} flood replies"
+    );
     assert!(totals.rx >= totals.tx, "{totals:?}");
 }

@@ -345,7 +345,10 @@ fn bad_start_up_input_gives_one_line_and_a_non_zero_exit() {
             vec!["--iface", &iface, "--wait", "busy"],
             "--wait busy was renamed: use --wait spin",
         ),
-        (vec!["--iface", &iface, "--busy-poll", "--busy-poll-us", "0"], "not in 1..=10000"),
+        (
+            vec!["--iface", &iface, "--busy-poll", "--busy-poll-us", "0"],
+            "not in 1..=10000",
+        ),
         (
             vec!["--iface", &iface, "--wait", "sleep", "--busy-poll"],
             "cannot be used with",
@@ -410,7 +413,9 @@ fn busy_poll_tunes_socket_and_interface_answers_and_restores_the_interface() {
     ];
     let responder = start(&pair, &args);
     let queues = &responder.ready().queues;
-    let bp = queues[0].busy_poll.expect("the ready event reports the socket's busy-poll options");
+    let bp = queues[0]
+        .busy_poll
+        .expect("the ready event reports the socket's busy-poll options");
     assert_eq!((bp.prefer, bp.usecs), (true, 30), "{queues:?}");
     // Kernels that cannot read SO_BUSY_POLL_BUDGET back report 0 (its setsockopt succeeded).
     assert!(bp.budget == 32 || bp.budget == 0, "{queues:?}");
@@ -435,9 +440,16 @@ fn busy_poll_tunes_socket_and_interface_answers_and_restores_the_interface() {
     // stop() sends SIGINT and checks the frame census.
     let exit = stop(responder);
     assert_eq!(flood.wrong, 0, "{flood:?}");
-    assert!(flood.correct > 0 && flood.correct + flood.lost == flood.sent - flood.sent_invalid, "{flood:?}");
+    assert!(
+        flood.correct > 0 && flood.correct + flood.lost == flood.sent - flood.sent_invalid,
+        "{flood:?}"
+    );
     let (rx, tx, _) = exit.totals();
-    assert!(rx >= v4.received + v6.received + flood.correct, "{}", exit.finished.stdout);
+    assert!(
+        rx >= v4.received + v6.received + flood.correct,
+        "{}",
+        exit.finished.stdout
+    );
     assert_eq!(rx, tx, "{}", exit.finished.stdout);
     assert_eq!(napi_sysfs(&pair, "napi_defer_hard_irqs"), "1", "restored after SIGINT");
     assert_eq!(napi_sysfs(&pair, "gro_flush_timeout"), "12345", "restored after SIGINT");

@@ -361,7 +361,13 @@ pub(crate) fn set_busy_poll(fd: BorrowedFd<'_>, bp: BusyPoll) -> Result<(), Sysc
     let usecs = libc::c_int::try_from(bp.usecs).unwrap_or(libc::c_int::MAX);
     setsockopt_at(fd, level, libc::SO_BUSY_POLL, &usecs, "setsockopt(SO_BUSY_POLL)")?;
     let budget = libc::c_int::try_from(bp.budget).unwrap_or(libc::c_int::MAX);
-    setsockopt_at(fd, level, libc::SO_BUSY_POLL_BUDGET, &budget, "setsockopt(SO_BUSY_POLL_BUDGET)")
+    setsockopt_at(
+        fd,
+        level,
+        libc::SO_BUSY_POLL_BUDGET,
+        &budget,
+        "setsockopt(SO_BUSY_POLL_BUDGET)",
+    )
 }
 
 /// Reads back the busy-polling options of `fd` (see [`set_busy_poll`]).
@@ -371,11 +377,12 @@ pub(crate) fn busy_poll(fd: BorrowedFd<'_>) -> Result<BusyPoll, SyscallError> {
     let usecs: libc::c_int = getsockopt_at(fd, level, libc::SO_BUSY_POLL, "getsockopt(SO_BUSY_POLL)")?;
     // The kernel (6.18 at least) has no getsockopt for SO_BUSY_POLL_BUDGET (ENOPROTOOPT): 0 then means
     // "set, not readable".
-    let budget = match getsockopt_at::<libc::c_int>(fd, level, libc::SO_BUSY_POLL_BUDGET, "getsockopt(SO_BUSY_POLL_BUDGET)") {
-        Ok(b) => b.max(0) as u32,
-        Err(e) if e.errno() == Some(libc::ENOPROTOOPT) => 0,
-        Err(e) => return Err(e),
-    };
+    let budget =
+        match getsockopt_at::<libc::c_int>(fd, level, libc::SO_BUSY_POLL_BUDGET, "getsockopt(SO_BUSY_POLL_BUDGET)") {
+            Ok(b) => b.max(0) as u32,
+            Err(e) if e.errno() == Some(libc::ENOPROTOOPT) => 0,
+            Err(e) => return Err(e),
+        };
     Ok(BusyPoll {
         prefer: prefer != 0,
         usecs: usecs.max(0) as u32,

@@ -88,7 +88,15 @@ impl LadderVariant {
     pub fn responder_args(self, cpu: usize) -> Option<Vec<String>> {
         let mut args: Vec<String> = ["--stats-interval", "0"].map(String::from).to_vec();
         let afxdp = [
-            "--engine", "afxdp", "--queues", "0", "--xdp-mode", "native", "--mode", "copy", "--cpus",
+            "--engine",
+            "afxdp",
+            "--queues",
+            "0",
+            "--xdp-mode",
+            "native",
+            "--mode",
+            "copy",
+            "--cpus",
         ];
         let mut wait = |extra: &[&str]| {
             args.extend(afxdp.iter().map(|s| s.to_string()));
@@ -123,7 +131,9 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
     };
     match num.parse::<f64>() {
         Ok(v) if v.is_finite() && v * mult >= 1.0 && v * mult <= 5e6 => Ok(Rate::Pps((v * mult).round() as u64)),
-        _ => Err(format!("{text:?} is not a rate: use max, or 1 to 5m requests/s like 300k")),
+        _ => Err(format!(
+            "{text:?} is not a rate: use max, or 1 to 5m requests/s like 300k"
+        )),
     }
 }
 
@@ -500,7 +510,11 @@ fn start(
                 (bin.to_path_buf(), false)
             };
             let result = if pinned {
-                CReference::start_with(pair, &program, &["-c".into(), cpu.to_string(), bin.to_string_lossy().into()])
+                CReference::start_with(
+                    pair,
+                    &program,
+                    &["-c".into(), cpu.to_string(), bin.to_string_lossy().into()],
+                )
             } else {
                 CReference::start(pair, bin)
             };
@@ -517,7 +531,13 @@ fn start(
 }
 
 /// One run: the flood pinned to `generator_cpu`, CPU accounting around it.
-fn measure(pair: &NetnsPair, exe: &Path, load: &Load, pid: Option<u32>, generator_cpu: usize) -> Result<LadderSample, LabError> {
+fn measure(
+    pair: &NetnsPair,
+    exe: &Path,
+    load: &Load,
+    pid: Option<u32>,
+    generator_cpu: usize,
+) -> Result<LadderSample, LabError> {
     // schedstat (ns on CPU, every thread) rather than utime+stime: at 1 k requests/s a run costs
     // a few 10 ms ticks only.
     let proc_before = pid.map(super::cpu::schedstat_ns).transpose()?;
@@ -568,7 +588,13 @@ fn cell(s: Option<Spread>, digits: usize) -> String {
     }
 }
 
-fn median(report: &LadderReport, v: LadderVariant, family: &str, rate: Rate, f: fn(&LadderPoint) -> Option<Spread>) -> Option<f64> {
+fn median(
+    report: &LadderReport,
+    v: LadderVariant,
+    family: &str,
+    rate: Rate,
+    f: fn(&LadderPoint) -> Option<Spread>,
+) -> Option<f64> {
     report
         .points
         .iter()
@@ -606,11 +632,14 @@ pub fn markdown(report: &LadderReport) -> String {
             rate_label(p.rate),
             p.variant.label(),
             cell(p.answered_pct, 1),
-            p.replies_per_s.map_or_else(|| "–".into(), |s| super::report::si(s.median)),
+            p.replies_per_s
+                .map_or_else(|| "–".into(), |s| super::report::si(s.median)),
             cell(p.cpu_s_per_mreply, 2),
             cell(p.softirq_s_per_mreply, 2),
             cell(p.p50_us, 0),
-            p.error.as_ref().map_or_else(|| cell(p.p99_us, 0), |e| format!("{} ({e})", cell(p.p99_us, 0)))
+            p.error
+                .as_ref()
+                .map_or_else(|| cell(p.p99_us, 0), |e| format!("{} ({e})", cell(p.p99_us, 0)))
         ));
     }
     // Ratios of medians: responder CPU per reply against `--wait sleep` and the C reference, and
@@ -641,7 +670,10 @@ pub fn markdown(report: &LadderReport) -> String {
     let rps = |p: &LadderPoint| p.replies_per_s;
     for f in &families {
         for &r in &rates {
-            let ratio = |a: V, b: V, m: fn(&LadderPoint) -> Option<Spread>| match (median(report, a, f, r, m), median(report, b, f, r, m)) {
+            let ratio = |a: V, b: V, m: fn(&LadderPoint) -> Option<Spread>| match (
+                median(report, a, f, r, m),
+                median(report, b, f, r, m),
+            ) {
                 (Some(x), Some(y)) if y > 0.0 => format!("{:.2}", x / y),
                 _ => "–".into(),
             };
@@ -689,7 +721,10 @@ pub fn svg(report: &LadderReport) -> Result<String, String> {
         let err = |e: DrawingAreaErrorKind<_>| e.to_string();
         let root = SVGBackend::with_string(&mut buf, (W, H)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let family = report.points.first().map_or_else(|| "v4".to_string(), |p| p.family.clone());
+        let family = report
+            .points
+            .first()
+            .map_or_else(|| "v4".to_string(), |p| p.family.clone());
         let title = format!(
             "Cost per reply vs request rate ({family}, 1 veth queue, copy mode, 64 B) · {} · load avg {} → {}",
             report.date, report.machine.loadavg_start, report.machine.loadavg_end
@@ -746,7 +781,9 @@ pub fn svg(report: &LadderReport) -> Result<String, String> {
             .x_desc("requests/s offered (max: achieved)")
             .y_desc("CPU s / M replies")
             .x_label_formatter(&|v| super::report::si(*v))
-            .y_label_formatter(&|v| format!("{v:.1}"))
+            .y_label_formatter(&|v| {
+                if *v < 0.1 { format!("{v:.3}") } else { format!("{v:.1}") }
+            })
             .draw()
             .map_err(err)?;
         for &v in &variants {
@@ -785,7 +822,10 @@ pub fn svg(report: &LadderReport) -> Result<String, String> {
             .fold(f64::INFINITY, f64::min)
             .min(lat_max / 10.0);
         let mut chart = ChartBuilder::on(&right)
-            .caption("Round trip p50 (solid) and p99 (dashed) µs (log-log)", ("sans-serif", 15))
+            .caption(
+                "Round trip p50 (solid) and p99 (dashed) µs (log-log)",
+                ("sans-serif", 15),
+            )
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
@@ -849,13 +889,19 @@ mod tests {
 
     fn report() -> LadderReport {
         let mut points = Vec::new();
-        for (v, cpu) in [(LadderVariant::Default, 2.0), (LadderVariant::Sleep, 1.0), (LadderVariant::CReference, 4.0)] {
+        for (v, cpu) in [
+            (LadderVariant::Default, 2.0),
+            (LadderVariant::Sleep, 1.0),
+            (LadderVariant::CReference, 4.0),
+        ] {
             for rate in [Rate::Pps(1000), Rate::Pps(100_000), Rate::Max] {
                 let mut p = LadderPoint {
                     variant: v,
                     family: "v4".into(),
                     rate,
-                    samples: (1..=3).map(|r| sample(r, 1_000_000, Some(cpu * f64::from(r)), 50.0)).collect(),
+                    samples: (1..=3)
+                        .map(|r| sample(r, 1_000_000, Some(cpu * f64::from(r)), 50.0))
+                        .collect(),
                     cpu_s_per_mreply: None,
                     softirq_s_per_mreply: None,
                     replies_per_s: None,
@@ -900,7 +946,10 @@ mod tests {
         assert_eq!(p.cpu_s_per_mreply.unwrap().median, 2.0 * 2.0);
         let md = markdown(&r);
         // default/sleep = 4/2 = 2.00, default/C = 4/8 = 0.50, sleep/C = 0.25.
-        assert!(md.contains("| v4 | 1 k | 2.00 | 0.50 | – | – | – | 0.25 | 1.00 | 1.00 | – |"), "{md}");
+        assert!(
+            md.contains("| v4 | 1 k | 2.00 | 0.50 | – | – | – | 0.25 | 1.00 | 1.00 | – |"),
+            "{md}"
+        );
     }
 
     #[test]
