@@ -326,6 +326,6 @@ mod tests {
         assert_eq!(XskMode::default(), XskMode::Auto);
         assert_eq!(XdpMode::default(), XdpMode::Auto);
         assert_eq!(Engine::default(), Engine::AfXdp);
-        assert_eq!(WaitMode::default(), WaitMode::Adaptive);
+        assert_eq!(WaitMode::default(), WaitMode::Sleep);
     }
 }
