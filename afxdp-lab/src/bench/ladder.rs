@@ -509,16 +509,26 @@ fn start(
             } else {
                 (bin.to_path_buf(), false)
             };
-            let result = if pinned {
-                CReference::start_with(
-                    pair,
-                    &program,
-                    &["-c".into(), cpu.to_string(), bin.to_string_lossy().into()],
-                )
-            } else {
-                CReference::start(pair, bin)
-            };
-            result.map(Engine::Reference).map_err(|e| short_error(&e))
+            // Right after another variant the queue can still be held by a socket the kernel
+            // has not finished releasing (EBUSY from xsk_socket__create): try up to 3 times.
+            let mut last = String::new();
+            for _ in 0..3 {
+                let result = if pinned {
+                    CReference::start_with(
+                        pair,
+                        &program,
+                        &["-c".into(), cpu.to_string(), bin.to_string_lossy().into()],
+                    )
+                } else {
+                    CReference::start(pair, bin)
+                };
+                match result {
+                    Ok(c) => return Ok(Engine::Reference(c)),
+                    Err(e) => last = short_error(&e),
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(last)
         }
         _ => {
             let args = variant.responder_args(cpu).unwrap_or_default();
