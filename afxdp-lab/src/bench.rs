@@ -20,7 +20,9 @@
 
 pub mod cpu;
 pub mod generator;
+pub mod ladder;
 pub mod plot;
+pub mod progress;
 pub mod report;
 
 use std::path::{Path, PathBuf};
@@ -112,6 +114,22 @@ pub struct BenchArgs {
     /// `<!-- bench:end -->`), e.g. docs/benchmarks.md.
     #[arg(long, value_name = "FILE")]
     pub update_doc: Option<PathBuf>,
+
+    /// Run the cost-per-reply ladder instead of the matrix: fixed request rates (--ladder-rates)
+    /// for every wait policy, XDP_TX, the kernel stack and the C AF_XDP reference, one veth queue,
+    /// variants interleaved; writes ladder.json, ladder.md and ladder.svg into --out. Uses
+    /// --duration, --repetitions and --families (default: v4 only).
+    #[arg(long)]
+    pub ladder: bool,
+
+    /// The ladder's rungs: requests/s (300k, 1.5m) or max.
+    #[arg(long, value_delimiter = ',', value_name = "LIST", default_value = "1k,10k,100k,300k,max",
+          value_parser = ladder::parse_rate)]
+    pub ladder_rates: Vec<Rate>,
+
+    /// The ladder's variants (default: all).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
+    pub ladder_variants: Vec<ladder::LadderVariant>,
 }
 
 /// IP version on the command line.
@@ -360,6 +378,9 @@ pub fn run(args: &BenchArgs, exe: &Path) -> Result<ExitCode, LabError> {
         // Ctrl-C stops after the current run and still writes (and cleans up) what was measured.
         let _ = signal_hook::flag::register(sig, Arc::clone(&interrupted));
     }
+    if args.ladder {
+        return run_ladder(args, exe, &plan, &interrupted);
+    }
     let started = Instant::now();
     let estimate = plan.estimate();
     println!(
@@ -398,6 +419,9 @@ pub fn run(args: &BenchArgs, exe: &Path) -> Result<ExitCode, LabError> {
         }
     }
 
+    // A bar with the run being measured and an ETA on a terminal, the same lines as before
+    // otherwise.
+    let progress = progress::Progress::new(plan.runs() as u64, false);
     'queues: for &queues in &plan.queues {
         let pair = NetnsPair::create(&LabConfig {
             queues,
@@ -412,9 +436,10 @@ pub fn run(args: &BenchArgs, exe: &Path) -> Result<ExitCode, LabError> {
             }
             report
                 .rows
-                .extend(bench_engine(&pair, exe, engine, &plan, &interrupted));
+                .extend(bench_engine(&pair, exe, engine, &plan, &interrupted, &progress));
         }
     }
+    progress.finish();
     if !args.vm.is_empty() && !interrupted.load(Ordering::Relaxed) {
         let vm_args = crate::vm::VmBenchArgs {
             bench: true,
@@ -476,6 +501,47 @@ pub fn run(args: &BenchArgs, exe: &Path) -> Result<ExitCode, LabError> {
     )
 }
 
+/// `--ladder`: the cost-per-reply ladder (see [`ladder`]).
+fn run_ladder(args: &BenchArgs, exe: &Path, plan: &Plan, interrupted: &AtomicBool) -> Result<ExitCode, LabError> {
+    let lplan = ladder::LadderPlan {
+        variants: if args.ladder_variants.is_empty() {
+            ladder::LadderVariant::ALL.to_vec()
+        } else {
+            args.ladder_variants.clone()
+        },
+        rates: args.ladder_rates.clone(),
+        families: if args.families.is_empty() {
+            vec![Family::V4]
+        } else {
+            args.families
+                .iter()
+                .map(|f| match f {
+                    FamilyArg::V4 => Family::V4,
+                    FamilyArg::V6 => Family::V6,
+                })
+                .collect()
+        },
+        duration_s: plan.duration_s,
+        repetitions: plan.repetitions,
+    };
+    println!(
+        "ladder: {} variant(s) x {} rate(s) x {} famil(y/ies) x {} repetition(s) of {:.1} s = {} runs; estimated at most {}",
+        lplan.variants.len(),
+        lplan.rates.len(),
+        lplan.families.len(),
+        lplan.repetitions,
+        lplan.duration_s,
+        lplan.runs(),
+        human_duration(lplan.estimate())
+    );
+    let report = ladder::run(&lplan, exe, &args.out, interrupted)?;
+    println!();
+    println!("{}", ladder::markdown(&report));
+    let failed = report.points.iter().any(|p| p.error.is_some())
+        || report.points.iter().flat_map(|p| &p.samples).any(|s| s.wrong > 0);
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
 /// "3 min 20 s".
 fn human_duration(d: Duration) -> String {
     let s = d.as_secs_f64().round() as u64;
@@ -503,10 +569,22 @@ fn unavailable(engine: EngineMode, queues: u32) -> Option<String> {
 }
 
 /// Every row of one engine on one pair: start it once, run each workload `repetitions` times.
-fn bench_engine(pair: &NetnsPair, exe: &Path, engine: EngineMode, plan: &Plan, interrupted: &AtomicBool) -> Vec<Row> {
+fn bench_engine(
+    pair: &NetnsPair,
+    exe: &Path,
+    engine: EngineMode,
+    plan: &Plan,
+    interrupted: &AtomicBool,
+    progress: &progress::Progress,
+) -> Vec<Row> {
     let queues = pair.config().queues;
+    let engine_runs = (plan.workloads.len() * plan.repetitions as usize) as u64;
     let skipped = |reason: String| {
-        println!("bench: {queues} queue(s), {}: skipped: {reason}", engine.label());
+        progress.line(&format!(
+            "bench: {queues} queue(s), {}: skipped: {reason}",
+            engine.label()
+        ));
+        progress.done(engine_runs);
         vec![Row::skipped(queues, engine, reason)]
     };
     if let Some(reason) = unavailable(engine, queues) {
@@ -527,7 +605,11 @@ fn bench_engine(pair: &NetnsPair, exe: &Path, engine: EngineMode, plan: &Plan, i
                 }
                 Err(err) => {
                     let error = format!("the responder did not start: {}", short_error(&err));
-                    println!("bench: {queues} queue(s), {}: FAILED: {error}", engine.label());
+                    progress.line(&format!(
+                        "bench: {queues} queue(s), {}: FAILED: {error}",
+                        engine.label()
+                    ));
+                    progress.done(engine_runs);
                     return plan
                         .workloads
                         .iter()
@@ -546,6 +628,8 @@ fn bench_engine(pair: &NetnsPair, exe: &Path, engine: EngineMode, plan: &Plan, i
         for row in rows.iter_mut() {
             let Some(workload) = row.workload else { continue };
             if interrupted.load(Ordering::Relaxed) || row.status != RowStatus::Ok {
+                // A run not made still counts towards the progress bar's total.
+                progress.done(1);
                 continue;
             }
             if let Some(r) = responder.as_mut()
@@ -554,6 +638,7 @@ fn bench_engine(pair: &NetnsPair, exe: &Path, engine: EngineMode, plan: &Plan, i
                 row.status = RowStatus::Failed {
                     error: "the responder exited during the bench".into(),
                 };
+                progress.done(1);
                 continue;
             }
             // Live injection runs one thread per queue, each on a CPU of its own.
@@ -563,6 +648,7 @@ fn bench_engine(pair: &NetnsPair, exe: &Path, engine: EngineMode, plan: &Plan, i
                         "live generator: needs a CPU per queue thread, {queues} queues on {cpus} CPU(s); see the xsk row"
                     ),
                 };
+                progress.done(1);
                 continue;
             }
             let load = Load {
@@ -582,17 +668,25 @@ fn bench_engine(pair: &NetnsPair, exe: &Path, engine: EngineMode, plan: &Plan, i
                         row.status = RowStatus::Failed {
                             error: short_error(&err),
                         };
+                        progress.done(1);
                         continue;
                     }
                 }
             } else {
                 None
             };
+            progress.running(&format!(
+                "{queues}q {} {} rep {}",
+                engine.label(),
+                workload.label(),
+                rep + 1
+            ));
             let measured = measure(pair, exe, &load, responder.as_ref().map(ResponderProcess::pid));
+            progress.done(1);
             drop(pass);
             match measured {
                 Ok(sample) => {
-                    println!(
+                    progress.line(&format!(
                         "bench: {queues}q {:<24} {:<36} rep {}: {:>10.0} replies/s, {:>6.2} % answered, {:>6.2} % correct, generator {:.2} CPU s",
                         engine.label(),
                         workload.label(),
@@ -601,16 +695,16 @@ fn bench_engine(pair: &NetnsPair, exe: &Path, engine: EngineMode, plan: &Plan, i
                         sample.flood.answered_pct,
                         sample.flood.correct_pct,
                         sample.flood.generator_cpu_s
-                    );
+                    ));
                     row.samples.push(sample);
                 }
                 Err(err) => {
                     let error = short_error(&err);
-                    println!(
+                    progress.line(&format!(
                         "bench: {queues}q {} {}: FAILED: {error}",
                         engine.label(),
                         workload.label()
-                    );
+                    ));
                     row.status = RowStatus::Failed { error };
                 }
             }
@@ -625,10 +719,10 @@ fn bench_engine(pair: &NetnsPair, exe: &Path, engine: EngineMode, plan: &Plan, i
     {
         let (rx, tx, dropped) = exit.totals();
         if !exit.queues().is_empty() {
-            println!(
+            progress.line(&format!(
                 "bench: {queues} queue(s), {}: responder totals rx {rx} tx {tx} dropped {dropped}",
                 engine.label()
-            );
+            ));
         }
     }
     rows

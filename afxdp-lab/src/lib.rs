@@ -29,6 +29,7 @@
 //! `./run.sh` installs them.
 
 pub mod bench;
+pub mod c_reference;
 mod capture;
 pub mod demo;
 pub mod diagrams;

@@ -54,6 +54,9 @@ fn a_tiny_bench_writes_table_json_and_plot_and_cleans_up() {
         vm: Vec::new(),
         vm_kernel: afxdp_lab::vm::GuestKernel::V7,
         vm_rates: Vec::new(),
+        ladder: false,
+        ladder_rates: Vec::new(),
+        ladder_variants: Vec::new(),
     };
     let exe = afxdp_lab::responder_exe().expect("the afxdp-responder binary (cargo build -p afxdp-responder)");
     let code = afxdp_lab::bench::run(&args, &exe).unwrap_or_else(|e| panic!("bench: {e}"));

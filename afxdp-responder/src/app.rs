@@ -22,12 +22,13 @@ use crate::options::{Engine, XskMode};
 use crate::iface::{AddressTable, IfaceError, Interface};
 use crate::loader::{AttachedMode, EngineCounters, EngineProgram, LoaderError, SourceList};
 use crate::metrics::{Exporter, MetricsError, QueueSample, Snapshot};
+use crate::napi::NapiTuning;
 use crate::netlink::{Change, Link, Notifications};
 use crate::output::Output;
 use crate::policy::{self, HostSysctls, LivePolicy, SysctlError};
 use crate::privileges;
 use crate::stats::{Counters, KernelStats, Rates, SharedCounters};
-use crate::worker::{Worker, WorkerError, WorkerReport};
+use crate::worker::{Wait, Worker, WorkerError, WorkerReport};
 use afxdp_xsk::{BindMode, Xsk, XskError};
 use echo_wire::respond::{ReplyPolicy, Responder};
 use responder_json::{
@@ -88,6 +89,16 @@ pub enum AppError {
     #[error(transparent)]
     Sysctl(#[from] SysctlError),
     /// A worker thread panicked (a bug: please report it).
+    #[error(
+        "--busy-poll on queue {queue}: {source} (needs Linux 5.11+ and CAP_NET_ADMIN; without them use --wait spin)"
+    )]
+    BusyPoll {
+        /// The queue whose socket refused.
+        queue: u32,
+        /// The failed setsockopt/getsockopt.
+        source: afxdp_xsk::SyscallError,
+    },
+
     #[error("worker for queue {0} panicked (a bug: please report it with the output above)")]
     WorkerPanicked(u32),
 }
@@ -234,6 +245,20 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
         );
     }
 
+    // --busy-poll: the interface's NAPI settings for the run, restored when `napi` is dropped (at
+    // every return from here on, normal, error or after a stop signal).
+    let busy_poll = cfg.engine.uses_afxdp() && matches!(cfg.wait, Wait::BusyPoll { .. });
+    let napi = busy_poll.then(|| {
+        let (tuning, warning) = NapiTuning::apply(&iface.name);
+        if let Some(warning) = warning {
+            out.warning(warning);
+        }
+        let set = tuning.describe();
+        if !set.is_empty() {
+            out.notice(format!("--busy-poll: {set} on {} until exit", iface.name));
+        }
+        tuning
+    });
     // The AF_XDP engine's workers; the in-kernel engines have none.
     let workers_stop = Arc::new(AtomicBool::new(false));
     let live = Arc::new(LivePolicy::new(policy));
@@ -251,7 +276,16 @@ pub fn run(cfg: &Config, stop: &AtomicBool, out: &mut Output) -> Result<Summary,
     // Every worker dropped its own capabilities before it reported ready; the program is
     // attached and the sockets are registered: nothing from here on (data path, statistics,
     // address changes through the map, shutdown) needs a capability.
-    let capabilities = match privileges::drop_after_setup() {
+    // With --busy-poll the main thread keeps CAP_NET_ADMIN: the kernel checks it when the NAPI
+    // settings are written back at exit.
+    let keep = napi
+        .as_ref()
+        .is_some_and(|n| !n.describe().is_empty())
+        .then_some(caps::Capability::CAP_NET_ADMIN);
+    let capabilities = match privileges::drop_after_setup_keeping(keep) {
+        Ok(_) if keep.is_some() => {
+            "CAP_NET_ADMIN in the main thread only (to restore the interface's NAPI settings at exit)".to_string()
+        }
         Ok(_) => "none".to_string(),
         Err(e) => format!("could not drop capabilities after set-up ({e}); running with them"),
     };
@@ -599,6 +633,35 @@ fn start_workers(
             return Err(AppError::WorkerPanicked(queue));
         };
         program.register_socket(queue, r.fd.as_fd())?;
+        // --busy-poll: set on the socket (the worker's descriptor is a duplicate of this one),
+        // then read back, so the ready event says what the kernel holds.
+        let busy_poll = match cfg.wait {
+            Wait::BusyPoll { window } => {
+                let wanted = afxdp_xsk::BusyPoll {
+                    prefer: true,
+                    usecs: u32::try_from(window.as_micros()).unwrap_or(u32::MAX),
+                    budget: cfg.batch,
+                };
+                afxdp_xsk::set_busy_poll(r.fd.as_fd(), wanted)
+                    .and_then(|()| afxdp_xsk::busy_poll(r.fd.as_fd()))
+                    .map_err(|source| AppError::BusyPoll { queue, source })
+                    .map(|got| {
+                        Some(responder_json::BusyPollReady {
+                            prefer: got.prefer,
+                            usecs: got.usecs,
+                            budget: got.budget,
+                        })
+                    })
+            }
+            _ => Ok(None),
+        };
+        let busy_poll = match busy_poll {
+            Ok(b) => b,
+            Err(e) => {
+                workers_stop.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
         tracing::debug!(
             "queue {queue}: socket bound in {} mode on CPU {}, registered in the XSKMAP",
             r.mode,
@@ -610,6 +673,7 @@ fn start_workers(
             pinned: r.pinned,
             mode: r.mode.to_string(),
             zero_copy_refused: r.zero_copy_refused,
+            busy_poll,
         });
         running.push(Running {
             queue,

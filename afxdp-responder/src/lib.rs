@@ -54,6 +54,7 @@ pub mod loader;
 pub mod logging;
 pub mod metrics;
 pub mod mirror;
+pub mod napi;
 pub mod netdev;
 pub mod netlink;
 pub mod notify;

@@ -261,11 +261,12 @@ struct RunArgs {
     #[arg(long, default_value = "1", value_name = "SECONDS")]
     stats_interval: f64,
 
-    /// How a worker waits when its RX ring is empty: adaptive (spin up to --spin-window-us
-    /// while packets keep arriving within it, otherwise sleep in poll(); idle costs nothing),
-    /// sleep (always sleep in poll(): least CPU per reply at low rates), or busy (never sleep:
-    /// one busy core per queue, even without traffic).
-    #[arg(long, default_value = "adaptive", value_name = "MODE", value_parser = options::parser::<WaitMode>())]
+    /// How a worker waits when its RX ring is empty: sleep (always sleep in poll(): the least
+    /// CPU per reply), adaptive (spin up to --spin-window-us while packets keep arriving within
+    /// it, otherwise sleep in poll(); idle costs nothing), or spin (never sleep:
+    /// spin on the rings in user space, one busy core per queue even without traffic). For the
+    /// kernel's busy polling see --busy-poll.
+    #[arg(long, default_value = "sleep", value_name = "MODE", value_parser = options::parser::<WaitMode>())]
     wait: WaitMode,
 
     /// The longest spin of --wait adaptive, in microseconds (about what a sleep and wake-up
@@ -274,9 +275,18 @@ struct RunArgs {
           value_parser = clap::value_parser!(u64).range(1..=10_000))]
     spin_window_us: u64,
 
-    /// Same as --wait busy.
+    /// The kernel's preferred busy polling: SO_PREFER_BUSY_POLL, SO_BUSY_POLL and
+    /// SO_BUSY_POLL_BUDGET (the batch size) on every socket, napi_defer_hard_irqs 2 and
+    /// gro_flush_timeout 200000 ns on the interface (restored at exit); an idle worker runs the
+    /// queue's NAPI for --busy-poll-us, then sleeps in poll(). Linux 5.11+.
     #[arg(long, conflicts_with = "wait")]
     busy_poll: bool,
+
+    /// With --busy-poll: how long a worker keeps polling an empty queue before it sleeps, in
+    /// microseconds (also the sockets' SO_BUSY_POLL).
+    #[arg(long, value_name = "MICROSECONDS", default_value_t = worker::DEFAULT_BUSY_POLL.as_micros() as u64,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    busy_poll_us: u64,
 
     /// Do not bind with XDP_USE_NEED_WAKEUP (the kernel is then kicked after every batch).
     #[arg(long)]
@@ -452,7 +462,11 @@ impl RunArgs {
             },
             batch: self.batch,
             wait: match (self.busy_poll, self.wait) {
-                (true, _) | (_, WaitMode::Busy) => Wait::Busy,
+                (true, _) => Wait::BusyPoll {
+                    window: Duration::from_micros(self.busy_poll_us),
+                },
+                (_, WaitMode::Busy) => return Err(WaitMode::Busy.refused().unwrap_or_default().to_string()),
+                (_, WaitMode::Spin) => Wait::Spin,
                 (_, WaitMode::Sleep) => Wait::Sleep,
                 (_, WaitMode::Adaptive) => Wait::Adaptive {
                     window: Duration::from_micros(self.spin_window_us),

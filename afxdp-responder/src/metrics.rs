@@ -189,7 +189,7 @@ pub fn render(s: &Snapshot) -> String {
         ),
         (
             "afxdp_responder_worker_spins_total",
-            "Spins on the rings before a sleep (--wait adaptive).",
+            "Spins on the rings before a sleep (--wait adaptive) or busy-poll windows (--busy-poll).",
             |q| q.counters.spins,
         ),
         (
@@ -199,7 +199,7 @@ pub fn render(s: &Snapshot) -> String {
         ),
         (
             "afxdp_responder_worker_kicks_total",
-            "Wake-ups of the kernel (sendto on TX, poll nudges in busy-poll mode).",
+            "Wake-ups of the kernel (sendto on TX, poll nudges with --wait spin, recvfrom with --busy-poll).",
             |q| q.counters.kicks,
         ),
         (
@@ -655,13 +655,13 @@ afxdp_responder_replies_sent_total{{iface="veth0",queue="0"}} 11
 # HELP afxdp_responder_worker_sleeps_total Times the worker slept in poll() because its RX ring was empty.
 # TYPE afxdp_responder_worker_sleeps_total counter
 afxdp_responder_worker_sleeps_total{{iface="veth0",queue="0"}} 3
-# HELP afxdp_responder_worker_spins_total Spins on the rings before a sleep (--wait adaptive).
+# HELP afxdp_responder_worker_spins_total Spins on the rings before a sleep (--wait adaptive) or busy-poll windows (--busy-poll).
 # TYPE afxdp_responder_worker_spins_total counter
 afxdp_responder_worker_spins_total{{iface="veth0",queue="0"}} 4
 # HELP afxdp_responder_worker_spins_caught_total Spins that saw traffic arrive before their window ran out.
 # TYPE afxdp_responder_worker_spins_caught_total counter
 afxdp_responder_worker_spins_caught_total{{iface="veth0",queue="0"}} 2
-# HELP afxdp_responder_worker_kicks_total Wake-ups of the kernel (sendto on TX, poll nudges in busy-poll mode).
+# HELP afxdp_responder_worker_kicks_total Wake-ups of the kernel (sendto on TX, poll nudges with --wait spin, recvfrom with --busy-poll).
 # TYPE afxdp_responder_worker_kicks_total counter
 afxdp_responder_worker_kicks_total{{iface="veth0",queue="0"}} 5
 # HELP afxdp_responder_worker_tx_ring_full_total Times the TX ring had no room, so received frames waited on the RX ring.

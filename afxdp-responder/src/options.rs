@@ -6,7 +6,7 @@
 //! | `--mode` | [`XskMode`] | `auto`, `zero-copy`, `copy` | [`afxdp_xsk::BindMode`] |
 //! | `--xdp-mode` | [`XdpMode`] | `auto`, `native`, `skb` | [`crate::loader::AttachedMode`] |
 //! | `--engine` | [`Engine`] | `afxdp`, `xdp-tx`, `drop` | (as requested) |
-//! | `--wait` | [`WaitMode`] | `adaptive`, `sleep`, `busy` | [`crate::worker::Wait`] (with its spin window) |
+//! | `--wait` | [`WaitMode`] | `adaptive`, `sleep`, `spin` | [`crate::worker::Wait`] (with its spin window) |
 //!
 //! The requested types end in the user's words (`auto` is a request, never a result); the
 //! obtained types live with the code that obtains them. This module depends on nothing else in
@@ -120,12 +120,30 @@ impl Engine {
 pub enum WaitMode {
     /// Spin up to the spin window while packets keep arriving within it, otherwise sleep in
     /// poll(); idle costs nothing.
-    #[default]
     Adaptive,
-    /// Always sleep in poll(): least CPU per reply at low rates.
+    /// Always sleep in poll(): the least CPU per reply (the default).
+    #[default]
     Sleep,
-    /// Never sleep: one busy core per queue, even without traffic.
+    /// Never sleep: spin on the rings in user space (one busy core per queue, even without
+    /// traffic).
+    Spin,
+    /// The old name of `spin` (until 0.1): refused with a line that says what to use.
+    #[value(hide = true)]
     Busy,
+}
+
+impl WaitMode {
+    /// Why a value that parses is still refused: `busy` was renamed when `--busy-poll` became the
+    /// kernel's busy polling.
+    pub fn refused(self) -> Option<&'static str> {
+        match self {
+            WaitMode::Busy => Some(
+                "--wait busy was renamed: use --wait spin (spin on the rings in user space, as before) \
+                 or --busy-poll (the kernel's preferred busy polling)",
+            ),
+            _ => None,
+        }
+    }
 }
 
 /// The name of `value` as the command line spells it.
@@ -257,12 +275,25 @@ mod tests {
         assert_eq!(names::<XskMode>(), ["auto", "zero-copy", "copy"]);
         assert_eq!(names::<XdpMode>(), ["auto", "native", "skb"]);
         assert_eq!(names::<Engine>(), ["afxdp", "xdp-tx", "drop"]);
-        assert_eq!(names::<WaitMode>(), ["adaptive", "sleep", "busy"]);
+        assert_eq!(names::<WaitMode>(), ["adaptive", "sleep", "spin"]);
         assert_eq!(parse::<XskMode>("zc"), Ok(XskMode::ZeroCopy));
         assert_eq!(parse::<XskMode>("zerocopy"), Ok(XskMode::ZeroCopy));
         assert_eq!(parse::<Engine>("af_xdp"), Ok(Engine::AfXdp));
         assert_eq!(parse::<Engine>("XDP-TX"), Ok(Engine::XdpTx));
         assert_eq!(parse::<XdpMode>("SKB"), Ok(XdpMode::Skb));
+    }
+
+    #[test]
+    fn the_old_busy_wait_parses_but_is_refused_with_what_to_use() {
+        // `busy` still parses (a config file or script written before the rename), so that the
+        // refusal can say what to use instead of listing the values.
+        assert_eq!(parse::<WaitMode>("busy"), Ok(WaitMode::Busy));
+        let why = WaitMode::Busy.refused().unwrap();
+        assert!(why.contains("--wait spin") && why.contains("--busy-poll"), "{why}");
+        for ok in [WaitMode::Sleep, WaitMode::Adaptive, WaitMode::Spin] {
+            assert_eq!(ok.refused(), None);
+        }
+        assert_eq!(WaitMode::default(), WaitMode::Sleep);
     }
 
     #[test]
@@ -295,6 +326,6 @@ mod tests {
         assert_eq!(XskMode::default(), XskMode::Auto);
         assert_eq!(XdpMode::default(), XdpMode::Auto);
         assert_eq!(Engine::default(), Engine::AfXdp);
-        assert_eq!(WaitMode::default(), WaitMode::Adaptive);
+        assert_eq!(WaitMode::default(), WaitMode::Sleep);
     }
 }

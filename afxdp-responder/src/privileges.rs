@@ -84,6 +84,13 @@ pub struct Dropped {
 /// effective and permitted sets. With an empty permitted set the thread can never raise a
 /// capability again. Other threads are not affected: call it in each thread.
 pub fn drop_all_capabilities() -> Result<Dropped, PrivilegeError> {
+    drop_all_but(None)
+}
+
+/// [`drop_all_capabilities`], except that `keep` (if any) stays in the effective and permitted
+/// sets of the calling thread. Only `--busy-poll` keeps one: `CAP_NET_ADMIN` in the main thread,
+/// to restore the interface's NAPI settings at exit (see `crate::napi`).
+pub fn drop_all_but(keep: Option<Capability>) -> Result<Dropped, PrivilegeError> {
     nix::sys::prctl::set_no_new_privs().map_err(PrivilegeError::NoNewPrivs)?;
     let caps_error = |what| move |source| PrivilegeError::Caps { what, source };
     let may_set_bounding = caps::has_cap(None, CapSet::Effective, Capability::CAP_SETPCAP)
@@ -94,8 +101,9 @@ pub fn drop_all_capabilities() -> Result<Dropped, PrivilegeError> {
     caps::clear(None, CapSet::Ambient).map_err(caps_error("clearing the ambient set"))?;
     caps::clear(None, CapSet::Inheritable).map_err(caps_error("clearing the inheritable set"))?;
     // Effective first: it must stay a subset of permitted at every step.
-    caps::clear(None, CapSet::Effective).map_err(caps_error("clearing the effective set"))?;
-    caps::clear(None, CapSet::Permitted).map_err(caps_error("clearing the permitted set"))?;
+    let kept: caps::CapsHashSet = keep.into_iter().collect();
+    caps::set(None, CapSet::Effective, &kept).map_err(caps_error("clearing the effective set"))?;
+    caps::set(None, CapSet::Permitted, &kept).map_err(caps_error("clearing the permitted set"))?;
     Ok(Dropped {
         bounding_set_cleared: may_set_bounding,
     })
@@ -192,9 +200,24 @@ pub fn threads(pid: &str) -> io::Result<Vec<ThreadCaps>> {
 /// is registered: drops the calling thread's capabilities, then checks that no thread of the
 /// process holds any. Returns the number of threads checked.
 pub fn drop_after_setup() -> Result<(usize, Dropped), PrivilegeError> {
-    let dropped = drop_all_capabilities()?;
+    drop_after_setup_keeping(None)
+}
+
+/// [`drop_after_setup`], except that the calling (main) thread keeps `keep` in its effective and
+/// permitted sets; every other thread must hold nothing.
+pub fn drop_after_setup_keeping(keep: Option<Capability>) -> Result<(usize, Dropped), PrivilegeError> {
+    let dropped = drop_all_but(keep)?;
     let threads = threads("self").map_err(PrivilegeError::Proc)?;
-    if let Some(t) = threads.iter().find(|t| !t.is_unprivileged()) {
+    let me = nix::unistd::gettid().as_raw() as u32;
+    let allowed = keep.map_or(0, |c| 1u64 << c.index());
+    let holds_more = |t: &ThreadCaps| {
+        if t.tid == me && keep.is_some() {
+            t.effective & !allowed != 0 || t.permitted & !allowed != 0 || t.inheritable != 0 || t.ambient != 0
+        } else {
+            !t.is_unprivileged()
+        }
+    };
+    if let Some(t) = threads.iter().find(|t| holds_more(t)) {
         return Err(PrivilegeError::StillPrivileged(t.clone()));
     }
     Ok((threads.len(), dropped))

@@ -31,12 +31,14 @@ pub struct Counters {
     pub bad_descriptors: u64,
     /// Times the worker waited in `poll()` because the RX ring was empty.
     pub sleeps: u64,
-    /// Spins on the rings before a sleep ([`crate::worker::Wait::Adaptive`]).
+    /// Spins on the rings before a sleep ([`crate::worker::Wait::Adaptive`]), or busy-poll
+    /// windows ([`crate::worker::Wait::BusyPoll`]).
     pub spins: u64,
     /// Spins that saw traffic arrive before their window ran out (no sleep needed).
     pub spins_caught: u64,
-    /// Wake-ups of the kernel: TX `sendto` calls, and in busy-poll mode the `poll()` nudges that
-    /// refill the RX side when the kernel asks.
+    /// Wake-ups of the kernel: TX `sendto` calls, with `--wait spin` the `poll()` nudges that
+    /// refill the RX side when the kernel asks, with `--busy-poll` the `recvfrom()` calls that run
+    /// the NAPI.
     pub kicks: u64,
     /// Times the TX ring had no room, so received frames waited on the RX ring.
     pub tx_ring_full: u64,

@@ -13,7 +13,8 @@
 //! 4. **send**: publish the batch, and kick the kernel when it needs it. In copy mode one kick
 //!    sends at most 32 frames, so the worker kicks until the TX ring is drained;
 //! 5. **wait**: with nothing received, spin briefly while that pays off, else sleep in `poll()`
-//!    ([`Wait`], [`SpinPredictor`]).
+//!    ([`Wait`], [`SpinPredictor`]); with kernel busy polling ([`Wait::BusyPoll`]), drive the
+//!    queue's NAPI with `recvfrom(MSG_DONTWAIT)` for a window, then sleep in `poll()`.
 //!
 //! Frame accounting: the UMEM has exactly as many frames as the fill ring has slots, and every
 //! frame is always on one of the four rings or, within one loop turn, in the worker's hands.
@@ -49,16 +50,29 @@ pub enum Wait {
         /// The longest spin; about the cost of one sleep/wake-up pair.
         window: Duration,
     },
-    /// Never sleep: spin on the rings (one busy core per queue, even without traffic).
-    Busy,
+    /// Never sleep: spin on the rings in user space (one busy core per queue, even without
+    /// traffic). The kernel's softirq still does the receive work (`--wait spin`).
+    Spin,
+    /// The kernel's preferred busy polling (`--busy-poll`): the socket has `SO_PREFER_BUSY_POLL`
+    /// set, and with its RX ring empty the worker runs the queue's NAPI itself
+    /// (`recvfrom(MSG_DONTWAIT)`, up to the socket's busy-poll budget per call) for up to
+    /// `window`, then sleeps in `poll()`; while it sleeps, the device's `gro_flush_timeout`
+    /// timer schedules the NAPI instead of its interrupt.
+    BusyPoll {
+        /// How long to keep polling an empty queue before sleeping (also `SO_BUSY_POLL`).
+        window: Duration,
+    },
 }
 
 impl Wait {
-    /// The default: adaptive, with a window of [`DEFAULT_SPIN_WINDOW`].
-    pub const DEFAULT: Wait = Wait::Adaptive {
-        window: DEFAULT_SPIN_WINDOW,
-    };
+    /// The default: sleep in `poll()` (docs/decisions.md §17: the adaptive spin cost more CPU
+    /// per reply than sleeping at fixed rates in the bench's ladder and bought no latency).
+    pub const DEFAULT: Wait = Wait::Sleep;
 }
+
+/// The default window of [`Wait::BusyPoll`] (`--busy-poll-us`), the value the kernel's
+/// Documentation/networking/af_xdp.rst gives for `SO_BUSY_POLL`.
+pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(20);
 
 /// The default window of [`Wait::Adaptive`]. Measured in the bench lab (docs/benchmarks.md).
 pub const DEFAULT_SPIN_WINDOW: Duration = Duration::from_micros(20);
@@ -187,10 +201,10 @@ impl Worker {
     /// A worker answering on `xsk` with `responder`, taking up to `batch` frames per turn.
     pub fn new(xsk: Xsk, responder: Responder, batch: u32, wait: Wait) -> Self {
         // A zero window never spins (no sleep is shorter than zero): that is `--wait sleep`.
-        // (`--wait busy` does not consult the predictor at all.)
+        // (`--wait spin` and `--busy-poll` do not consult the predictor at all.)
         let window = match wait {
             Wait::Adaptive { window } => window,
-            Wait::Sleep | Wait::Busy => Duration::ZERO,
+            Wait::Sleep | Wait::Spin | Wait::BusyPoll { .. } => Duration::ZERO,
         };
         Worker {
             xsk,
@@ -437,7 +451,10 @@ impl Worker {
             return Ok(());
         }
         if self.xsk.mode() == BindMode::ZeroCopy {
-            if !self.xsk.uses_need_wakeup() || self.xsk.tx().needs_wakeup() {
+            // With busy polling the application drives the queue: every sendto() is a chance
+            // for the kernel to run the NAPI (xdpsock -B does the same).
+            let busy_poll = matches!(self.wait, Wait::BusyPoll { .. });
+            if busy_poll || !self.xsk.uses_need_wakeup() || self.xsk.tx().needs_wakeup() {
                 self.xsk.kick_tx()?;
                 self.counters.kicks += 1;
             }
@@ -457,9 +474,12 @@ impl Worker {
 
     /// Step 5: nothing arrived; wait for traffic as [`Wait`] says.
     fn wait_for_traffic(&mut self) -> Result<(), SyscallError> {
-        if self.wait == Wait::Busy {
-            // Busy-poll mode never sleeps; with need_wakeup the kernel may still ask for a
-            // nudge to refill its RX side.
+        if let Wait::BusyPoll { window } = self.wait {
+            return self.busy_poll_then_sleep(window);
+        }
+        if self.wait == Wait::Spin {
+            // Spin mode never sleeps; with need_wakeup the kernel may still ask for a nudge to
+            // refill its RX side.
             if self.xsk.uses_need_wakeup() && self.xsk.fill().needs_wakeup() {
                 self.xsk.poll_rx(0)?;
                 self.counters.kicks += 1;
@@ -489,6 +509,28 @@ impl Worker {
         let asleep = Instant::now();
         let woken = self.xsk.poll_rx(POLL_TIMEOUT_MS)?;
         self.spin.slept(asleep.elapsed(), woken);
+        Ok(())
+    }
+
+    /// [`Wait::BusyPoll`]: run the queue's NAPI from this thread until something arrives or
+    /// `window` passes, then sleep in `poll()` (counted as one spin, caught or not, and a sleep).
+    fn busy_poll_then_sleep(&mut self, window: Duration) -> Result<(), SyscallError> {
+        self.counters.spins += 1;
+        let until = Instant::now() + window;
+        loop {
+            self.xsk.busy_poll_nudge()?;
+            self.counters.kicks += 1;
+            let parts = self.xsk.split();
+            if parts.rx.available(1) > 0 || parts.completion.available(1) > 0 {
+                self.counters.spins_caught += 1;
+                return Ok(());
+            }
+            if Instant::now() >= until {
+                break;
+            }
+        }
+        self.counters.sleeps += 1;
+        self.xsk.poll_rx(POLL_TIMEOUT_MS)?;
         Ok(())
     }
 

@@ -162,14 +162,14 @@ fn a_flood_of_100000_pings_is_answered_without_losing_a_frame() {
 #[test]
 fn every_wait_mode_answers_a_ping_flood_with_every_frame_accounted_for() {
     // The three ways a worker can wait for traffic (`--wait`), plus the adaptive spin with its
-    // shortest window (it then mostly sleeps) and the `--busy-poll` alias: each must answer every
-    // request of a flood, with the frame accounting checked after every loop turn.
+    // shortest window (it then mostly sleeps) and the kernel's busy polling (`--busy-poll`): each
+    // must answer every request of a flood, with the frame accounting checked after every turn.
     let pair = pair(1);
     let modes: [&[&str]; 5] = [
         &["--wait", "adaptive"],
         &["--wait", "adaptive", "--spin-window-us", "1"],
         &["--wait", "sleep"],
-        &["--wait", "busy"],
+        &["--wait", "spin"],
         &["--busy-poll"],
     ];
     for mode in modes {
@@ -182,9 +182,9 @@ fn every_wait_mode_answers_a_ping_flood_with_every_frame_accounted_for() {
         assert!(waits.spins_caught <= waits.spins, "{mode:?}: {waits:?}");
         match mode {
             ["--wait", "sleep"] => assert!(waits.spins == 0 && waits.sleeps > 0, "{mode:?}: {waits:?}"),
-            ["--wait", "busy"] | ["--busy-poll"] => {
-                assert!(waits.spins == 0 && waits.sleeps == 0, "{mode:?}: {waits:?}")
-            }
+            ["--wait", "spin"] => assert!(waits.spins == 0 && waits.sleeps == 0, "{mode:?}: {waits:?}"),
+            // Every wait is a busy-poll window (recvfrom nudges, counted as kicks).
+            ["--busy-poll"] => assert!(waits.spins > 0 && waits.kicks >= waits.spins, "{mode:?}: {waits:?}"),
             // Adaptive starts by sleeping; whether later spins catch anything depends on ping's gaps.
             _ => assert!(waits.sleeps > 0, "{mode:?}: {waits:?}"),
         }
@@ -338,7 +338,16 @@ fn bad_start_up_input_gives_one_line_and_a_non_zero_exit() {
         (vec!["--queues", "0"], "--iface"),
         (
             vec!["--iface", &iface, "--wait", "sometimes"],
-            "possible values: adaptive, sleep, busy",
+            "possible values: adaptive, sleep, spin",
+        ),
+        (
+            // The old name of the user-space spin says what to use now.
+            vec!["--iface", &iface, "--wait", "busy"],
+            "--wait busy was renamed: use --wait spin",
+        ),
+        (
+            vec!["--iface", &iface, "--busy-poll", "--busy-poll-us", "0"],
+            "not in 1..=10000",
         ),
         (
             vec!["--iface", &iface, "--wait", "sleep", "--busy-poll"],
@@ -362,4 +371,87 @@ fn bad_start_up_input_gives_one_line_and_a_non_zero_exit() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
     assert_nothing_attached(&pair);
+}
+
+/// Reads `/sys/class/net/<responder veth>/<name>` inside the responder's namespace.
+fn napi_sysfs(pair: &NetnsPair, name: &str) -> String {
+    let out = pair
+        .command_in(Side::Responder, "cat")
+        .arg(format!("/sys/class/net/{}/{name}", pair.responder_if()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `--busy-poll` is the kernel's preferred busy polling: the sockets hold SO_PREFER_BUSY_POLL,
+/// SO_BUSY_POLL and SO_BUSY_POLL_BUDGET (read back with getsockopt and reported in the ready
+/// event), the interface's napi_defer_hard_irqs and gro_flush_timeout are tuned while it runs
+/// and restored after SIGINT, and real pings and a flood verified byte for byte are answered.
+#[test]
+fn busy_poll_tunes_socket_and_interface_answers_and_restores_the_interface() {
+    let pair = pair(1);
+    // Values that differ from the tuned ones, so a restore is visible.
+    for (name, value) in [("napi_defer_hard_irqs", "1"), ("gro_flush_timeout", "12345")] {
+        let path = format!("/sys/class/net/{}/{name}", pair.responder_if());
+        let ok = pair
+            .command_in(Side::Responder, "sh")
+            .args(["-c", &format!("echo {value} > {path}")])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let args = [
+        "--stats-interval",
+        "0",
+        "--check-frames",
+        "--busy-poll",
+        "--busy-poll-us",
+        "30",
+        "--batch",
+        "32",
+    ];
+    let responder = start(&pair, &args);
+    let queues = &responder.ready().queues;
+    let bp = queues[0]
+        .busy_poll
+        .expect("the ready event reports the socket's busy-poll options");
+    assert_eq!((bp.prefer, bp.usecs), (true, 30), "{queues:?}");
+    // Kernels that cannot read SO_BUSY_POLL_BUDGET back report 0 (its setsockopt succeeded).
+    assert!(bp.budget == 32 || bp.budget == 0, "{queues:?}");
+    assert!(
+        responder.ready().capabilities.starts_with("CAP_NET_ADMIN"),
+        "{:?}",
+        responder.ready().capabilities
+    );
+    assert_eq!(napi_sysfs(&pair, "napi_defer_hard_irqs"), "2");
+    assert_eq!(napi_sysfs(&pair, "gro_flush_timeout"), "200000");
+    // Real pings, both families, then a bounded flood whose every reply is checked byte for byte.
+    let v4 = ping_all_answered(&pair, Family::V4, 5);
+    let v6 = ping_all_answered(&pair, Family::V6, 5);
+    let load = afxdp_lab::bench::generator::Load {
+        family: Family::V4,
+        ip_size: 64,
+        rate: afxdp_lab::bench::generator::Rate::Pps(20_000),
+        duration: Duration::from_secs(1),
+        queues: 1,
+        generator: afxdp_lab::bench::generator::Generator::Xsk,
+    };
+    let flood = afxdp_lab::bench::generator::run_flood(&pair, std::path::Path::new(EXE), &load).unwrap();
+    // stop() sends SIGINT and checks the frame census.
+    let exit = stop(responder);
+    assert_eq!(flood.wrong, 0, "{flood:?}");
+    assert!(
+        flood.correct > 0 && flood.correct + flood.lost == flood.sent - flood.sent_invalid,
+        "{flood:?}"
+    );
+    let (rx, tx, _) = exit.totals();
+    assert!(
+        rx >= v4.received + v6.received + flood.correct,
+        "{}",
+        exit.finished.stdout
+    );
+    assert_eq!(rx, tx, "{}", exit.finished.stdout);
+    assert_eq!(napi_sysfs(&pair, "napi_defer_hard_irqs"), "1", "restored after SIGINT");
+    assert_eq!(napi_sysfs(&pair, "gro_flush_timeout"), "12345", "restored after SIGINT");
 }

@@ -79,7 +79,7 @@ pub use ring::{
     CompletionRing, ConsumerRing, Entry, FillRing, KernelSide, Peeked, ProducerRing, Reserved, RingIndices, RxRing,
     TxRing,
 };
-pub use sys::{SyscallError, xdp_statistics};
+pub use sys::{BusyPoll, SyscallError, xdp_statistics};
 pub use umem::{Frame, Umem};
 
 use sys::RingKind;
@@ -551,6 +551,34 @@ impl Xsk {
         sys::kick_tx(self.fd.as_fd())
     }
 
+    /// Turns on the kernel's preferred busy polling for this socket (`SO_PREFER_BUSY_POLL`,
+    /// `SO_BUSY_POLL`, `SO_BUSY_POLL_BUDGET`; Linux 5.11+, `CAP_NET_ADMIN`). The application then
+    /// drives the queue's NAPI with [`Xsk::busy_poll_nudge`], [`Xsk::kick_tx`] and
+    /// [`Xsk::poll_rx`]; the device's `napi_defer_hard_irqs` and `gro_flush_timeout` decide what
+    /// happens while it does not (see the kernel's Documentation/networking/napi.rst).
+    ///
+    /// ```no_run
+    /// # fn f(xsk: &afxdp_xsk::Xsk) -> Result<(), afxdp_xsk::SyscallError> {
+    /// use afxdp_xsk::BusyPoll;
+    /// xsk.set_busy_poll(BusyPoll { prefer: true, usecs: 20, budget: 64 })?;
+    /// assert!(xsk.busy_poll()?.prefer);
+    /// # Ok(()) }
+    /// ```
+    pub fn set_busy_poll(&self, settings: BusyPoll) -> Result<(), SyscallError> {
+        sys::set_busy_poll(self.fd.as_fd(), settings)
+    }
+
+    /// The busy-polling options the kernel holds for this socket (read back with `getsockopt`).
+    pub fn busy_poll(&self) -> Result<BusyPoll, SyscallError> {
+        sys::busy_poll(self.fd.as_fd())
+    }
+
+    /// Runs the queue's NAPI once from this thread (`recvfrom(MSG_DONTWAIT)`), as preferred busy
+    /// polling expects of an application whose RX ring is empty; returns at once.
+    pub fn busy_poll_nudge(&self) -> Result<(), SyscallError> {
+        sys::recv_nudge(self.fd.as_fd())
+    }
+
     /// Waits up to `timeout_ms` for received frames; also wakes the kernel's RX/fill processing.
     pub fn poll_rx(&self, timeout_ms: i32) -> Result<bool, SyscallError> {
         sys::poll_readable(self.fd.as_fd(), timeout_ms)
@@ -566,6 +594,17 @@ impl Xsk {
             completion: self.completion.outstanding(),
         }
     }
+}
+
+/// Sets the busy-polling options of the AF_XDP socket `fd` (a duplicate descriptor is enough:
+/// options belong to the socket); see [`Xsk::set_busy_poll`].
+pub fn set_busy_poll(fd: BorrowedFd<'_>, settings: BusyPoll) -> Result<(), SyscallError> {
+    sys::set_busy_poll(fd, settings)
+}
+
+/// The busy-polling options the kernel holds for the socket `fd` (`getsockopt`).
+pub fn busy_poll(fd: BorrowedFd<'_>) -> Result<BusyPoll, SyscallError> {
+    sys::busy_poll(fd)
 }
 
 /// The kernel's drop counters (`getsockopt(XDP_STATISTICS)`) of the AF_XDP socket `fd`, e.g. a

@@ -78,6 +78,8 @@ unsafe trait KernelPod: Copy {}
 
 // SAFETY: integers.
 unsafe impl KernelPod for u32 {}
+// SAFETY: a plain integer.
+unsafe impl KernelPod for libc::c_int {}
 // SAFETY: #[repr(C)] structs of integers (<linux/if_xdp.h>); `xdp_mmap_offsets` is four
 // `xdp_ring_offset`s of `u64`s.
 unsafe impl KernelPod for sockaddr_xdp {}
@@ -117,12 +119,22 @@ fn setsockopt<T: KernelPod>(
     value: &T,
     call: &'static str,
 ) -> Result<(), SyscallError> {
+    setsockopt_at(fd, SOL_XDP, opt, value, call)
+}
+
+fn setsockopt_at<T: KernelPod>(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    opt: libc::c_int,
+    value: &T,
+    call: &'static str,
+) -> Result<(), SyscallError> {
     // SAFETY: `value` points to a live, initialized `T` of the size we pass; the kernel only
     // reads it during the call.
     let rc = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
-            SOL_XDP,
+            level,
             opt,
             (value as *const T).cast(),
             size_of::<T>() as libc::socklen_t,
@@ -135,12 +147,21 @@ fn setsockopt<T: KernelPod>(
 }
 
 fn getsockopt<T: KernelPod>(fd: BorrowedFd<'_>, opt: libc::c_int, call: &'static str) -> Result<T, SyscallError> {
+    getsockopt_at(fd, SOL_XDP, opt, call)
+}
+
+fn getsockopt_at<T: KernelPod>(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    opt: libc::c_int,
+    call: &'static str,
+) -> Result<T, SyscallError> {
     let mut value: T = zeroed_pod();
     let mut len = size_of::<T>() as libc::socklen_t;
     // SAFETY: `value` is a writable `T` of `len` bytes; the kernel writes at most `len` bytes
     // and reports the written length back in `len`; any bytes it writes are a valid `T`
     // (`T: KernelPod`).
-    let rc = unsafe { libc::getsockopt(fd.as_raw_fd(), SOL_XDP, opt, (&mut value as *mut T).cast(), &mut len) };
+    let rc = unsafe { libc::getsockopt(fd.as_raw_fd(), level, opt, (&mut value as *mut T).cast(), &mut len) };
     if rc != 0 {
         return Err(SyscallError::last(call));
     }
@@ -307,6 +328,91 @@ pub(crate) fn kick_tx(fd: BorrowedFd<'_>) -> Result<(), SyscallError> {
     let err = SyscallError::last("sendto(AF_XDP kick)");
     match err.errno() {
         Some(libc::ENOBUFS | libc::EAGAIN | libc::EBUSY | libc::ENETDOWN) => Ok(()),
+        _ => Err(err),
+    }
+}
+
+/// The socket-level busy-polling options of one socket (`SOL_SOCKET`): what
+/// [`set_busy_poll`] asks for and [`busy_poll`] reads back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusyPoll {
+    /// `SO_PREFER_BUSY_POLL`: the application's busy polling, not the softirq, runs the NAPI
+    /// of the socket's queue while it keeps polling (Linux 5.11+).
+    pub prefer: bool,
+    /// `SO_BUSY_POLL`: microseconds a blocking receive or `poll()` busy-polls the device.
+    pub usecs: u32,
+    /// `SO_BUSY_POLL_BUDGET`: packets one busy-poll pass of the NAPI may process (Linux 5.11+).
+    /// Read back as 0 where the kernel cannot report it (Linux 6.18 cannot) (`getsockopt` gives `ENOPROTOOPT`).
+    pub budget: u32,
+}
+
+/// Sets `SO_PREFER_BUSY_POLL`, `SO_BUSY_POLL` and `SO_BUSY_POLL_BUDGET` on `fd`, in that order
+/// (as the kernel's Documentation/networking/af_xdp.rst shows). Raising any of them above the
+/// socket's current value needs `CAP_NET_ADMIN`.
+pub(crate) fn set_busy_poll(fd: BorrowedFd<'_>, bp: BusyPoll) -> Result<(), SyscallError> {
+    let level = libc::SOL_SOCKET;
+    setsockopt_at(
+        fd,
+        level,
+        libc::SO_PREFER_BUSY_POLL,
+        &libc::c_int::from(bp.prefer),
+        "setsockopt(SO_PREFER_BUSY_POLL)",
+    )?;
+    let usecs = libc::c_int::try_from(bp.usecs).unwrap_or(libc::c_int::MAX);
+    setsockopt_at(fd, level, libc::SO_BUSY_POLL, &usecs, "setsockopt(SO_BUSY_POLL)")?;
+    let budget = libc::c_int::try_from(bp.budget).unwrap_or(libc::c_int::MAX);
+    setsockopt_at(
+        fd,
+        level,
+        libc::SO_BUSY_POLL_BUDGET,
+        &budget,
+        "setsockopt(SO_BUSY_POLL_BUDGET)",
+    )
+}
+
+/// Reads back the busy-polling options of `fd` (see [`set_busy_poll`]).
+pub(crate) fn busy_poll(fd: BorrowedFd<'_>) -> Result<BusyPoll, SyscallError> {
+    let level = libc::SOL_SOCKET;
+    let prefer: libc::c_int = getsockopt_at(fd, level, libc::SO_PREFER_BUSY_POLL, "getsockopt(SO_PREFER_BUSY_POLL)")?;
+    let usecs: libc::c_int = getsockopt_at(fd, level, libc::SO_BUSY_POLL, "getsockopt(SO_BUSY_POLL)")?;
+    // The kernel (6.18 at least) has no getsockopt for SO_BUSY_POLL_BUDGET (ENOPROTOOPT): 0 then means
+    // "set, not readable".
+    let budget =
+        match getsockopt_at::<libc::c_int>(fd, level, libc::SO_BUSY_POLL_BUDGET, "getsockopt(SO_BUSY_POLL_BUDGET)") {
+            Ok(b) => b.max(0) as u32,
+            Err(e) if e.errno() == Some(libc::ENOPROTOOPT) => 0,
+            Err(e) => return Err(e),
+        };
+    Ok(BusyPoll {
+        prefer: prefer != 0,
+        usecs: usecs.max(0) as u32,
+        budget,
+    })
+}
+
+/// Drives the socket's NAPI once (`recvfrom` with no buffer and `MSG_DONTWAIT`): with preferred
+/// busy polling this runs the driver's receive processing in the calling thread, up to the
+/// socket's busy-poll budget, and returns at once. The "try again" errors (`EAGAIN`, `EBUSY`,
+/// `ENOBUFS`, `ENETDOWN`) are not failures.
+pub(crate) fn recv_nudge(fd: BorrowedFd<'_>) -> Result<(), SyscallError> {
+    // SAFETY: a zero-length receive with null buffer and address is valid for AF_XDP sockets
+    // (the data arrive through the RX ring); the kernel writes no user memory.
+    let rc = unsafe {
+        libc::recvfrom(
+            fd.as_raw_fd(),
+            std::ptr::null_mut(),
+            0,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+    if rc >= 0 {
+        return Ok(());
+    }
+    let err = SyscallError::last("recvfrom(AF_XDP busy poll)");
+    match err.errno() {
+        Some(libc::ENOBUFS | libc::EAGAIN | libc::EBUSY | libc::ENETDOWN | libc::EINTR) => Ok(()),
         _ => Err(err),
     }
 }

@@ -59,7 +59,7 @@ _afxdp__responder() {
 
     case "${cmd}" in
         afxdp__responder)
-            opts="-i -v -q -h -V --iface --queues --cpus --engine --xsk-mode --mode --xdp-mode --address --ttl --hop-limit --output --stats-interval --wait --spin-window-us --busy-poll --no-need-wakeup --frame-size --fill-size --comp-size --rx-size --tx-size --batch --check-frames --trace --force --metrics-addr --allow-from --deny-from --rate-limit-per-source --config --verbose --quiet --help --version flood check status completions man help"
+            opts="-i -v -q -h -V --iface --queues --cpus --engine --xsk-mode --mode --xdp-mode --address --ttl --hop-limit --output --stats-interval --wait --spin-window-us --busy-poll --busy-poll-us --no-need-wakeup --frame-size --fill-size --comp-size --rx-size --tx-size --batch --check-frames --trace --force --metrics-addr --allow-from --deny-from --rate-limit-per-source --config --verbose --quiet --help --version flood check status completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -118,10 +118,14 @@ _afxdp__responder() {
                     return 0
                     ;;
                 --wait)
-                    COMPREPLY=($(compgen -W "adaptive sleep busy" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "adaptive sleep spin" -- "${cur}"))
                     return 0
                     ;;
                 --spin-window-us)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --busy-poll-us)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -181,7 +185,7 @@ _afxdp__responder() {
             return 0
             ;;
         afxdp__subcmd__responder__subcmd__check)
-            opts="-i -v -q -h --iface --queues --cpus --engine --xsk-mode --mode --xdp-mode --address --ttl --hop-limit --output --stats-interval --wait --spin-window-us --busy-poll --no-need-wakeup --frame-size --fill-size --comp-size --rx-size --tx-size --batch --check-frames --trace --force --metrics-addr --allow-from --deny-from --rate-limit-per-source --config --verbose --quiet --json --help"
+            opts="-i -v -q -h --iface --queues --cpus --engine --xsk-mode --mode --xdp-mode --address --ttl --hop-limit --output --stats-interval --wait --spin-window-us --busy-poll --busy-poll-us --no-need-wakeup --frame-size --fill-size --comp-size --rx-size --tx-size --batch --check-frames --trace --force --metrics-addr --allow-from --deny-from --rate-limit-per-source --config --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -240,10 +244,14 @@ _afxdp__responder() {
                     return 0
                     ;;
                 --wait)
-                    COMPREPLY=($(compgen -W "adaptive sleep busy" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "adaptive sleep spin" -- "${cur}"))
                     return 0
                     ;;
                 --spin-window-us)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --busy-poll-us)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -106,6 +106,21 @@ pub struct QueueReady {
     /// With `--mode auto`: why zero-copy was refused, when it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zero_copy_refused: Option<String>,
+    /// With `--busy-poll`: the socket's busy-polling options as the kernel reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub busy_poll: Option<BusyPollReady>,
+}
+
+/// The busy-polling options of one socket, read back with `getsockopt` (`--busy-poll`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BusyPollReady {
+    /// `SO_PREFER_BUSY_POLL`.
+    pub prefer: bool,
+    /// `SO_BUSY_POLL`, microseconds.
+    pub usecs: u32,
+    /// `SO_BUSY_POLL_BUDGET`, packets per NAPI pass; 0 where the kernel cannot read it back
+    /// (it was set all the same: setting it failing is an error at start).
+    pub budget: u32,
 }
 
 /// The `stats` event: printed when something moved since the last one.
@@ -249,7 +264,7 @@ pub struct Waits {
     pub spins: u64,
     /// Spins that saw traffic arrive in time.
     pub spins_caught: u64,
-    /// Kernel wake-ups (TX `sendto`, busy-poll nudges).
+    /// Kernel wake-ups (TX `sendto`, `poll()` nudges with `--wait spin`, `recvfrom()` with `--busy-poll`).
     pub kicks: u64,
     /// Times the TX ring had no room.
     pub tx_ring_full: u64,

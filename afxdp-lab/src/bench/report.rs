@@ -392,7 +392,7 @@ pub struct Machine {
 }
 
 impl Machine {
-    fn read() -> Self {
+    pub(crate) fn read() -> Self {
         let text = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
         let cpuinfo = text("/proc/cpuinfo");
         let cpu_model = cpuinfo
@@ -411,7 +411,7 @@ impl Machine {
     }
 }
 
-fn loadavg() -> String {
+pub(crate) fn loadavg() -> String {
     let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }

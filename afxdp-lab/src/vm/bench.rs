@@ -62,7 +62,8 @@ pub struct VmBenchArgs {
     #[arg(long = "bench-repetitions", default_value_t = 3, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=10))]
     pub repetitions: u32,
-    /// Variants to interleave: zero-copy, copy, xdp-tx, kernel, zero-copy-pass, copy-pass.
+    /// Variants to interleave: zero-copy, copy, zero-copy-busypoll, copy-busypoll (the kernel's
+    /// preferred busy polling, `--busy-poll`), xdp-tx, kernel, zero-copy-pass, copy-pass.
     #[arg(long = "bench-variants", value_delimiter = ',', default_value = DEFAULT_VARIANTS,
           value_parser = clap::builder::PossibleValuesParser::new(VARIANTS.map(|(id, _)| id)),
           value_name = "LIST")]
@@ -88,9 +89,11 @@ impl VmBenchArgs {
 /// variants run the responder in that mode but flood an address it does not answer
 /// ([`GUEST_PASS_V4`]): every request is `XDP_PASS`ed and the guest kernel replies, which in
 /// zero-copy mode costs a copy of each frame into a new kernel buffer (an skb).
-pub const VARIANTS: [(&str, &str); 6] = [
+pub const VARIANTS: [(&str, &str); 8] = [
     ("zero-copy", "AF_XDP zero-copy"),
     ("copy", "AF_XDP copy"),
+    ("zero-copy-busypoll", "AF_XDP zero-copy, --busy-poll"),
+    ("copy-busypoll", "AF_XDP copy, --busy-poll"),
     ("xdp-tx", "XDP_TX (in-kernel)"),
     ("kernel", "kernel stack, no XDP"),
     ("zero-copy-pass", "XDP_PASS to the kernel, zero-copy socket bound"),

@@ -8,6 +8,7 @@
 #   kmx.modes=copy,zero-copy,auto,xdp-tx,kernel   kmx.queues=N (1 or 2)
 #                       (xdp-tx: --engine xdp-tx; kernel: no responder, the kernel answers;
 #                       zero-copy-pass, copy-pass: that mode, answering 198.18.0.1 and 2001:db8::1
+#                       zero-copy-busypoll, copy-busypoll: that mode with --busy-poll
 #                       only, so requests to 198.18.0.3 are passed to the kernel)
 #   kmx.args=A,B,...    more options for every responder run (afxdp-lab vm --responder-arg)
 #   kmx.mode=probe      print the boot line and power off (the lab's KVM probe)
@@ -72,6 +73,7 @@ elif [ "$mode" = responder ]; then
 		case $m in
 		xdp-tx) opts="--engine xdp-tx" ;;
 		*-pass) opts="--queues $qs --mode ${m%-pass} --address 198.18.0.1 --address 2001:db8::1" ;;
+		*-busypoll) opts="--queues $qs --mode ${m%-busypoll} --busy-poll" ;;
 		*) opts="--queues $qs --mode $m" ;;
 		esac
 		[ "$m" != xdp-tx ] && opts="$opts $(arg kmx.args | tr , ' ')"
