@@ -11,6 +11,8 @@
 //!
 //! All of this needs root (CAP_BPF, CAP_NET_ADMIN): run `./run.sh test`.
 
+mod common;
+
 use std::{
     fs::File,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
@@ -768,18 +770,22 @@ fn test_run_on_queue_3_of_a_four_queue_veth() {
 // The FIB decides (redirect-ebpf/reply_path.h), on a veth with routes and neighbours
 // ---------------------------------------------------------------------------------------------
 
+/// Each pass counter's growth from `b` to `a`.
+fn passes_delta(b: FibPasses, a: FibPasses) -> FibPasses {
+    FibPasses {
+        no_neigh: a.no_neigh - b.no_neigh,
+        not_unicast: a.not_unicast - b.not_unicast,
+        no_route: a.no_route - b.no_route,
+        frag_needed: a.frag_needed - b.frag_needed,
+        other_egress: a.other_egress - b.other_egress,
+        other: a.other - b.other,
+    }
+}
+
 /// Which FIB counter moved, if any.
 fn fib_delta(before: EngineCounters, after: EngineCounters) -> (FibPasses, u64) {
-    let (b, a) = (before.fib, after.fib);
     (
-        FibPasses {
-            no_neigh: a.no_neigh - b.no_neigh,
-            not_unicast: a.not_unicast - b.not_unicast,
-            no_route: a.no_route - b.no_route,
-            frag_needed: a.frag_needed - b.frag_needed,
-            other_egress: a.other_egress - b.other_egress,
-            other: a.other - b.other,
-        },
+        passes_delta(before.fib, after.fib),
         after.mirror_handled - before.mirror_handled,
     )
 }
@@ -830,13 +836,19 @@ fn set_forwarding(ns: &NetNs, on: bool) {
 /// deltas, and how many requests were handled unchecked.
 type FibOutcome = (&'static str, Counted, FibPasses, u64);
 
-/// Runs `frame` as if it arrived on `afxr-f`.
-fn run_on(program: &EngineProgram, ifindex: u32, frame: &[u8]) -> FibOutcome {
+/// Runs `frame` as if it arrived on `ifindex`: the action and the counters before and after.
+fn test_run_counted(program: &EngineProgram, ifindex: u32, frame: &[u8]) -> (u32, EngineCounters, EngineCounters) {
     let before = program.counters().expect("read counters");
     let action = program
         .test_run_on_interface(frame, ifindex, 0)
         .expect("BPF_PROG_TEST_RUN");
     let after = program.counters().expect("read counters");
+    (action, before, after)
+}
+
+/// Runs `frame` as if it arrived on `afxr-f`.
+fn run_on(program: &EngineProgram, ifindex: u32, frame: &[u8]) -> FibOutcome {
+    let (action, before, after) = test_run_counted(program, ifindex, frame);
     let (fib, unchecked) = fib_delta(before, after);
     (xdp_action_name(action), which_counter(before, after), fib, unchecked)
 }
@@ -1000,16 +1012,8 @@ fn fib_decides_which_owned_requests_are_redirected() {
 
 /// Which mirror pass counter moved (forwarding off), and whether the mirror handled it.
 fn mirror_delta(before: EngineCounters, after: EngineCounters) -> (FibPasses, u64) {
-    let (b, a) = (before.mirror, after.mirror);
     (
-        FibPasses {
-            no_neigh: a.no_neigh - b.no_neigh,
-            not_unicast: a.not_unicast - b.not_unicast,
-            no_route: a.no_route - b.no_route,
-            frag_needed: a.frag_needed - b.frag_needed,
-            other_egress: a.other_egress - b.other_egress,
-            other: a.other - b.other,
-        },
+        passes_delta(before.mirror, after.mirror),
         after.mirror_handled - before.mirror_handled,
     )
 }
@@ -1017,11 +1021,7 @@ fn mirror_delta(before: EngineCounters, after: EngineCounters) -> (FibPasses, u6
 /// Runs `frame` as if it arrived on `ifindex` with forwarding off: the verdict, the counter that
 /// moved, the mirror's pass counters' deltas, and how many the mirror handled.
 fn run_mirrored(program: &EngineProgram, ifindex: u32, frame: &[u8]) -> FibOutcome {
-    let before = program.counters().expect("read counters");
-    let action = program
-        .test_run_on_interface(frame, ifindex, 0)
-        .expect("BPF_PROG_TEST_RUN");
-    let after = program.counters().expect("read counters");
+    let (action, before, after) = test_run_counted(program, ifindex, frame);
     assert_eq!(fib_delta(before, after).0, FibPasses::ZERO, "the FIB gave no verdict");
     let (passes, handled) = mirror_delta(before, after);
     (xdp_action_name(action), which_counter(before, after), passes, handled)
@@ -1510,8 +1510,7 @@ fn refuses_a_program_attached_with_ip() {
     let ns = veth_pair();
     let _inside = ns.enter();
     // The same object the responder embeds, as a file for `ip`.
-    let object = std::env::temp_dir().join(format!("afxdp-test-redirect-{}.o", std::process::id()));
-    std::fs::write(&object, redirect_ebpf::REDIRECT).expect("writing the object for ip");
+    let object = common::object_file("redirect", redirect_ebpf::REDIRECT);
     let object = object.to_str().expect("a UTF-8 temporary path");
     run_cmd(
         "ip",
