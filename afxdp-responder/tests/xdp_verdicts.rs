@@ -12,6 +12,9 @@
 //! All of this needs root (CAP_BPF, CAP_NET_ADMIN): run `./run.sh test`.
 
 mod common;
+use common::frames::{
+    ETH_LEN, LOOPBACK, OUR_MAC, OUR_V4, OUR_V6, PEER_MAC, PEER_V4, PEER_V6, add_peer_neighbours, mirror_route,
+};
 
 use std::{
     fs::File,
@@ -30,18 +33,9 @@ use afxdp_xsk::{BindMode, Xsk, XskConfig};
 use echo_wire::respond::{NextHop, ReplyPolicy};
 use etherparse::{PacketBuilder, VlanId};
 
-/// The responder's interface.
-const OUR_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
-/// The pinging host.
-const PEER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
-const OUR_V4: [u8; 4] = [198, 18, 0, 1];
-const PEER_V4: [u8; 4] = [198, 18, 0, 2];
-const OUR_V6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
-const PEER_V6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
 const PAYLOAD: &[u8] = b"afxdp-responder ping payload 0123456789";
 
 // Offsets in an untagged frame.
-const ETH_LEN: usize = 14;
 const IP4_FLAGS: usize = ETH_LEN + 6;
 const IP6_NEXT_HEADER: usize = ETH_LEN + 6;
 
@@ -58,26 +52,6 @@ fn load() -> EngineProgram {
     let mut program = EngineProgram::load(OUR_MAC, &owned).expect("load the redirect program");
     prepare_mirror(&mut program, LOOPBACK);
     program
-}
-
-/// `BPF_PROG_TEST_RUN` without an interface runs as if the frame arrived on loopback.
-const LOOPBACK: u32 = 1;
-
-/// A route of the host mirror (`afxdp_responder::mirror`), as an rtnetlink dump would give it.
-fn mirror_route(dst: &str, prefix_len: u8, kind: u8, oif: u32) -> Route {
-    Route {
-        dst: dst.parse().unwrap(),
-        prefix_len,
-        table: 254,
-        kind,
-        tos: 0,
-        priority: 0,
-        oif,
-        gateway: None,
-        hop_limit: 0,
-        mtu: 0,
-        complex: false,
-    }
 }
 
 /// A prepared host mirror for device `ifindex`: the peer's subnets on-link by it and the peer's
@@ -99,16 +73,7 @@ fn prepare_mirror(program: &mut EngineProgram, ifindex: u32) {
     program
         .sync_mirror_routes(&routes, &[ifindex])
         .expect("fill mirror_routes");
-    for ip in [IpAddr::from(PEER_V4), IpAddr::from(PEER_V6)] {
-        let entry = Neighbour {
-            index: ifindex,
-            ip,
-            usable_mac: Some(PEER_MAC),
-        };
-        program
-            .set_mirror_neighbour(&entry, &[ifindex])
-            .expect("fill mirror_neighs");
-    }
+    add_peer_neighbours(program, ifindex);
 }
 
 /// Which counter a test run moved.

@@ -6,6 +6,8 @@
 //! some of the helpers: the rest would be reported as dead code there, hence the `allow` below.
 #![allow(dead_code)]
 
+pub mod frames;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
