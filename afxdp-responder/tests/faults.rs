@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use afxdp_lab::{Background, Family, NetnsPair, PingSpec, ResponderProcess, Side, ping};
 use common::{
-    EXE, assert_frames_accounted, assert_nothing_attached, attach_with_ip, attached_program_id, finish_ping, ip, pair,
-    ping_all_answered, ping_in_background, start, stop,
+    EXE, TempDir, assert_frames_accounted, assert_nothing_attached, attach_with_ip, attached_program_id, finish_ping,
+    ip, pair, ping_all_answered, ping_in_background, start, stop,
 };
 use responder_json::Event;
 
@@ -246,28 +246,25 @@ fn force_does_not_take_over_another_responder() {
 
 /// A copy of the responder binary that any user may run (the build directory may be private).
 struct PublicCopy {
-    dir: std::path::PathBuf,
+    dir: TempDir,
 }
 
 impl PublicCopy {
     fn new() -> Self {
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("afxr-faults-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::copy(EXE, dir.join("afxdp-responder")).unwrap();
-        std::fs::set_permissions(dir.join("afxdp-responder"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = TempDir::new("afxr-faults");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::copy(EXE, dir.path().join("afxdp-responder")).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("afxdp-responder"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
         PublicCopy { dir }
     }
 
     fn exe(&self) -> String {
-        self.dir.join("afxdp-responder").to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for PublicCopy {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.dir.path().join("afxdp-responder").to_string_lossy().into_owned()
     }
 }
 

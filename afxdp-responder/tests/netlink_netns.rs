@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use afxdp_lab::{Family, NetnsPair, PingReport, PingSpec, ResponderProcess, Side, mac_string, ping};
 use common::{
-    EXE, assert_nothing_attached, attach_with_ip, attached_program_id, client_ip, finish_ping, ip, pair,
+    EXE, TempDir, assert_nothing_attached, attach_with_ip, attached_program_id, client_ip, finish_ping, ip, pair,
     ping_in_background, start, stop, sysctl, wait_notice,
 };
 use responder_json::Event;
@@ -311,20 +311,22 @@ fn mac_and_mtu_changes_are_followed() {
 /// A directory with nothing in it, for `PATH`: a daemon run with it cannot run `ip` (or any
 /// other program by name). Removed on drop.
 struct EmptyPath {
-    dir: PathBuf,
+    dir: TempDir,
 }
 
 impl EmptyPath {
     fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("afxdp-nopath-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("empty")).unwrap();
+        let dir = TempDir::new(&format!("afxdp-nopath-{tag}"));
+        std::fs::create_dir_all(dir.path().join("empty")).unwrap();
         // `ip netns exec` finds the program on PATH, so the wrapper is given by its full path;
         // it replaces itself with the responder, whose PATH is then empty.
-        let wrapper = dir.join("afxdp-responder-without-path");
+        let wrapper = dir.path().join("afxdp-responder-without-path");
         std::fs::write(
             &wrapper,
-            format!("#!/bin/sh\nPATH={} exec {EXE} \"$@\"\n", dir.join("empty").display()),
+            format!(
+                "#!/bin/sh\nPATH={} exec {EXE} \"$@\"\n",
+                dir.path().join("empty").display()
+            ),
         )
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
@@ -333,13 +335,7 @@ impl EmptyPath {
     }
 
     fn exe(&self) -> PathBuf {
-        self.dir.join("afxdp-responder-without-path")
-    }
-}
-
-impl Drop for EmptyPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.dir.path().join("afxdp-responder-without-path")
     }
 }
 

@@ -87,6 +87,30 @@ pub fn assert_frames_accounted(exit: &ResponderExit) {
     }
 }
 
+/// A directory `{name}-{pid}` under the temporary directory, made afresh and removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates the directory (removing any leftover of an earlier run first).
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Runs `ip ARGS` in the responder's namespace and returns stdout; panics if it fails.
 pub fn ip(pair: &NetnsPair, args: &[&str]) -> String {
     let out = pair.command_in(Side::Responder, "ip").args(args).output().expect("ip");
