@@ -19,19 +19,16 @@ use std::time::Duration;
 
 use afxdp_lab::{Family, NetnsPair, Nstat, PingSpec, ResponderProcess, Side, ping};
 use afxdp_responder::loader::{EngineCounters, EngineProgram, FibPasses, XDP_DROP, XDP_PASS, XDP_TX, xdp_action_name};
-use afxdp_responder::netlink::route::{Neighbour, Route, kind};
+use afxdp_responder::netlink::route::kind;
 use afxdp_responder::options::Engine;
+use common::frames::{
+    ETH_LEN, LOOPBACK, OUR_MAC, OUR_V4, OUR_V6, PEER_MAC, PEER_V4, PEER_V6, add_peer_neighbours, mirror_route,
+};
 use common::{assert_nothing_attached, link_details, need_root, pair, ping_all_answered, ping_sizes, stop};
 use echo_wire::respond::{FlowLabelPolicy, ReplyPolicy};
 use etherparse::{LinkExtHeader, LinkHeader, NetHeaders, PacketBuilder, PacketHeaders, VlanId};
 
-const OUR_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
-const PEER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
-const OUR_V4: [u8; 4] = [198, 18, 0, 1];
-const PEER_V4: [u8; 4] = [198, 18, 0, 2];
 const OTHER_V4: [u8; 4] = [198, 18, 0, 3];
-const OUR_V6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
-const PEER_V6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
 const OTHER_V6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3];
 
 /// TTL and hop limit the loader puts in the config map: not 64, so a reply that kept the
@@ -41,8 +38,6 @@ const POLICY: ReplyPolicy = ReplyPolicy {
     ipv6_hop_limit: 99,
     ..ReplyPolicy::DEFAULT
 };
-
-const ETH_LEN: usize = 14;
 
 fn load(engine: Engine) -> EngineProgram {
     need_root();
@@ -58,33 +53,14 @@ fn load(engine: Engine) -> EngineProgram {
 /// This one holds what a host with the peer on-link would: the peer's subnets by loopback and
 /// the peer's neighbour entries (its MAC), as rtnetlink would report them.
 fn prepare_mirror(program: &mut EngineProgram) {
-    const LOOPBACK: u32 = 1;
-    let route = |dst: &str, prefix_len| Route {
-        dst: dst.parse().unwrap(),
-        prefix_len,
-        table: 254,
-        kind: kind::UNICAST,
-        tos: 0,
-        priority: 0,
-        oif: LOOPBACK,
-        gateway: None,
-        hop_limit: 0,
-        mtu: 0,
-        complex: false,
-    };
+    let routes = [
+        mirror_route("198.18.0.0", 15, kind::UNICAST, LOOPBACK),
+        mirror_route("2001:db8::", 32, kind::UNICAST, LOOPBACK),
+    ];
     program
-        .sync_mirror_routes(&[route("198.18.0.0", 15), route("2001:db8::", 32)], &[LOOPBACK])
+        .sync_mirror_routes(&routes, &[LOOPBACK])
         .expect("fill mirror_routes");
-    for ip in [IpAddr::from(PEER_V4), IpAddr::from(PEER_V6)] {
-        let entry = Neighbour {
-            index: LOOPBACK,
-            ip,
-            usable_mac: Some(PEER_MAC),
-        };
-        program
-            .set_mirror_neighbour(&entry, &[LOOPBACK])
-            .expect("fill mirror_neighs");
-    }
+    add_peer_neighbours(program, LOOPBACK);
 }
 
 fn chain(e: &dyn std::error::Error) -> String {

@@ -8,9 +8,10 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use afxdp_lab::{Background, Family, NetnsPair, PingReport, PingSpec, ResponderProcess, Side, ping, ping_command};
+use afxdp_lab::{Background, Family, NetnsPair, PingSpec, ResponderProcess, Side, ping};
 use common::{
-    EXE, assert_frames_accounted, assert_nothing_attached, ip, link_details, pair, ping_all_answered, start, stop,
+    EXE, TempDir, assert_frames_accounted, assert_nothing_attached, attach_with_ip, attached_program_id, finish_ping,
+    ip, pair, ping_all_answered, ping_in_background, start, stop,
 };
 use responder_json::Event;
 
@@ -21,18 +22,6 @@ fn wait_carrier(pair: &NetnsPair) {
         assert!(Instant::now() < deadline, "no carrier after link up");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// A background `ping` from the client; [`finish`] waits for its summary.
-fn ping_in_background(pair: &NetnsPair, spec: &PingSpec) -> Background {
-    Background::spawn(ping_command(pair, spec).expect("ping command")).expect("starting ping")
-}
-
-fn finish(mut ping: Background, timeout: Duration) -> PingReport {
-    ping.wait_for_line("packets transmitted", timeout)
-        .expect("ping finished");
-    let finished = ping.stop(Duration::from_secs(2)).expect("ping stopped");
-    PingReport::parse(&finished.stdout).expect("ping output")
 }
 
 /// Waits (bounded) for a responder process to end on its own.
@@ -66,7 +55,7 @@ fn interface_down_and_up_while_pings_flow_is_survived() {
     );
     ip(&pair, &["link", "set", "dev", pair.responder_if(), "up"]);
     wait_carrier(&pair);
-    let during = finish(flowing, Duration::from_secs(15));
+    let during = finish_ping(flowing, Duration::from_secs(15));
     assert!(
         responder.is_running(),
         "the responder must survive the interface coming back"
@@ -202,37 +191,12 @@ fn a_second_instance_on_the_same_interface_is_refused_naming_the_first() {
     assert_nothing_attached(&pair);
 }
 
-/// The id of the program `ip -d link show` reports on the responder's interface.
-fn attached_program_id(pair: &NetnsPair) -> Option<String> {
-    let details = link_details(pair);
-    let mut words = details.split_whitespace().skip_while(|w| !w.starts_with("prog/xdp"));
-    words.by_ref().position(|w| w == "id")?;
-    words.next().map(str::to_string)
-}
-
 #[test]
 fn another_xdp_program_is_refused_with_the_remedy_and_force_replaces_it() {
     let pair = pair(1);
     // A program attached the old way, with netlink, as `ip` and many tools do.
     // The same object the responder embeds, as a file for `ip`.
-    let object = std::env::temp_dir().join(format!("afxdp-test-redirect-{}.o", std::process::id()));
-    std::fs::write(&object, redirect_ebpf::REDIRECT).expect("writing the object for ip");
-    let object = object.to_str().expect("a UTF-8 temporary path");
-    ip(
-        &pair,
-        &[
-            "link",
-            "set",
-            "dev",
-            pair.responder_if(),
-            "xdpgeneric",
-            "obj",
-            object,
-            "sec",
-            "xdp",
-        ],
-    );
-    let _ = std::fs::remove_file(object);
+    attach_with_ip(&pair, "xdpgeneric", "redirect", redirect_ebpf::REDIRECT);
     let foreign = attached_program_id(&pair).expect("the foreign program is attached");
 
     let refused = run_as_root(&pair, &["--stats-interval", "0"]);
@@ -282,28 +246,25 @@ fn force_does_not_take_over_another_responder() {
 
 /// A copy of the responder binary that any user may run (the build directory may be private).
 struct PublicCopy {
-    dir: std::path::PathBuf,
+    dir: TempDir,
 }
 
 impl PublicCopy {
     fn new() -> Self {
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("afxr-faults-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::copy(EXE, dir.join("afxdp-responder")).unwrap();
-        std::fs::set_permissions(dir.join("afxdp-responder"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = TempDir::new("afxr-faults");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::copy(EXE, dir.path().join("afxdp-responder")).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("afxdp-responder"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
         PublicCopy { dir }
     }
 
     fn exe(&self) -> String {
-        self.dir.join("afxdp-responder").to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for PublicCopy {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.dir.path().join("afxdp-responder").to_string_lossy().into_owned()
     }
 }
 
@@ -410,7 +371,7 @@ fn a_flood_larger_than_the_rings_is_counted_and_survived() {
         .collect();
     let mut lost = 0;
     for flood in floods {
-        let report = finish(flood, Duration::from_secs(20));
+        let report = finish_ping(flood, Duration::from_secs(20));
         lost += report.lost();
     }
     // Recovered: ordinary pings are all answered again.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use afxdp_lab::{Capture, CaptureText, Family, NetnsPair, PingReport, PingSpec, Side, ping};
 
 mod common;
-use common::{ip, pair, start, stop, sysctl};
+use common::{ip, pair, start_queue0, stop, sysctl};
 
 /// The responder reads the sysctls every 500 ms: a change is in effect within a second.
 const FOLLOW: Duration = Duration::from_millis(1100);
@@ -39,7 +39,7 @@ fn assert_unanswered(report: &PingReport, what: &str) {
 #[test]
 fn sysctls_are_followed_while_running() {
     let pair = pair(1);
-    let responder = start(&pair, &["--queues", "0", "--stats-interval", "0"]);
+    let responder = start_queue0(&pair, &[]);
     let iface = pair.responder_if().to_string();
     assert_eq!((responder.ready().ttl, responder.ready().hop_limit), (64, 64));
     let mut answered = assert_answered(&pings(&pair, Family::V4, 3), 3, "v4 at start");
@@ -118,23 +118,14 @@ fn allow_and_deny_lists_leave_requests_to_the_kernel_and_its_firewall() {
     assert_unanswered(&pings(&pair, Family::V4, 2), "the kernel behind its firewall");
 
     // XDP runs before netfilter: the responder answers what the firewall would drop.
-    let responder = start(&pair, &["--queues", "0", "--stats-interval", "0"]);
+    let responder = start_queue0(&pair, &[]);
     assert_answered(&pings(&pair, Family::V4, 3), 3, "bypassed firewall (documented)");
     stop(responder);
 
     // --deny-from the client's addresses: the kernel gets them, and its firewall drops them.
-    let responder = start(
+    let responder = start_queue0(
         &pair,
-        &[
-            "--queues",
-            "0",
-            "--stats-interval",
-            "0",
-            "--deny-from",
-            "198.18.0.2/32",
-            "--deny-from",
-            "2001:db8:0:1::/64",
-        ],
+        &["--deny-from", "198.18.0.2/32", "--deny-from", "2001:db8:0:1::/64"],
     );
     let (v4, v6) = (pings(&pair, Family::V4, 3), pings(&pair, Family::V6, 3));
     assert_unanswered(&v4, "v4 denied");
@@ -150,13 +141,9 @@ fn allow_and_deny_lists_leave_requests_to_the_kernel_and_its_firewall() {
 
     // --allow-from only the IPv6 documentation range: IPv4 goes to the kernel (dropped by its
     // firewall), IPv6 is answered by the responder. A deny entry wins over an allow entry.
-    let responder = start(
+    let responder = start_queue0(
         &pair,
         &[
-            "--queues",
-            "0",
-            "--stats-interval",
-            "0",
             "--allow-from",
             "2001:db8::/32",
             "--allow-from",
@@ -176,17 +163,7 @@ fn allow_and_deny_lists_leave_requests_to_the_kernel_and_its_firewall() {
         "{:?}",
         s.program
     );
-    let responder = start(
-        &pair,
-        &[
-            "--queues",
-            "0",
-            "--stats-interval",
-            "0",
-            "--allow-from",
-            "2001:db8::/32",
-        ],
-    );
+    let responder = start_queue0(&pair, &["--allow-from", "2001:db8::/32"]);
     let v4 = pings(&pair, Family::V4, 3);
     assert_unanswered(&v4, "v4 not in the allow list");
     let v6 = assert_answered(&pings(&pair, Family::V6, 3), 3, "v6 allowed");
@@ -294,7 +271,7 @@ fn ipv6_flow_labels_follow_the_kernels_policy() {
     assert_per_flow_labels(&kernel, "kernel");
 
     // The responder: the same kind (its key differs from the kernel's, so do the values).
-    let responder = start(&pair, &["--queues", "0", "--stats-interval", "0"]);
+    let responder = start_queue0(&pair, &[]);
     assert!(responder.ready().addresses.contains(&second.to_string()));
     let ours = labels_of_three_flows(&pair, second);
     assert_per_flow_labels(&ours, "responder");
@@ -336,7 +313,7 @@ fn anycast_destinations_are_left_to_the_kernel() {
     let iface = pair.responder_if().to_string();
     sysctl(&pair, &format!("net.ipv6.conf.{iface}.forwarding"), "1");
     let anycast: IpAddr = "2001:db8:0:1::".parse().unwrap();
-    let responder = start(&pair, &["--queues", "0", "--stats-interval", "0"]);
+    let responder = start_queue0(&pair, &[]);
     assert!(
         !responder.ready().addresses.contains(&anycast.to_string()),
         "{:?}",
@@ -374,17 +351,7 @@ fn anycast_destinations_are_left_to_the_kernel() {
 fn a_per_source_rate_limit_passes_the_excess_to_the_kernel() {
     let pair = pair(1);
     let rate = 20u64;
-    let responder = start(
-        &pair,
-        &[
-            "--queues",
-            "0",
-            "--stats-interval",
-            "0",
-            "--rate-limit-per-source",
-            "20/s",
-        ],
-    );
+    let responder = start_queue0(&pair, &["--rate-limit-per-source", "20/s"]);
     let started = std::time::Instant::now();
     let flood = ping(
         &pair,

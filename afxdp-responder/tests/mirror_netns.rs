@@ -13,7 +13,7 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use afxdp_lab::{NetnsPair, PingReport, Side, mac_string};
-use common::{EXE, ip, pair, start, stop};
+use common::{EXE, client_ip, ip, pair, start, stop, wait_notice};
 use responder_json::{FibPassed, ProgramCounters, StatusReport};
 
 /// Slack for the daemon to read a notification on a loaded, shared machine: not a bound that is
@@ -55,11 +55,6 @@ fn ping_from(pair: &NetnsPair, source: &str, count: u32) -> PingReport {
         .output()
         .expect("ping");
     PingReport::parse(&String::from_utf8_lossy(&out.stdout)).expect("ping's summary")
-}
-
-fn client_ip(pair: &NetnsPair, args: &[&str]) {
-    let status = pair.command_in(Side::Client, "ip").args(args).status().expect("ip");
-    assert!(status.success(), "client: ip {args:?}");
 }
 
 fn delta(after: &FibPassed, before: &FibPassed) -> FibPassed {
@@ -244,13 +239,7 @@ fn policy_routing_rules_are_named_in_one_notice() {
         &["rule", "add", "from", "198.19.0.0/16", "table", "100", "pref", "100"],
     );
     let mut responder = start(&pair, &["--stats-interval", "0"]);
-    let notice = responder
-        .wait_for_event(
-            "the policy routing notice",
-            Duration::from_secs(5),
-            |e| matches!(e, responder_json::Event::Notice(n) if n.message.contains("policy routing rules")),
-        )
-        .expect("a notice about the non-default rule");
+    let notice = wait_notice(&mut responder, "the policy routing notice", "policy routing rules");
     let text = format!("{notice:?}");
     assert!(text.contains("100: table 100"), "{text}");
     stop(responder);

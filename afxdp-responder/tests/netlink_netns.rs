@@ -12,21 +12,12 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use afxdp_lab::{
-    Background, Family, NetnsPair, PingReport, PingSpec, ResponderProcess, Side, mac_string, ping, ping_command,
+use afxdp_lab::{Family, NetnsPair, PingReport, PingSpec, ResponderProcess, Side, mac_string, ping};
+use common::{
+    EXE, TempDir, assert_nothing_attached, attach_with_ip, attached_program_id, client_ip, finish_ping, ip, pair,
+    ping_in_background, start, stop, sysctl, wait_notice,
 };
-use common::{EXE, assert_nothing_attached, ip, link_details, pair, start, stop, sysctl};
 use responder_json::Event;
-
-/// Runs `ip ARGS` in the client's namespace; panics if it fails.
-fn client_ip(pair: &NetnsPair, args: &[&str]) {
-    let out = pair.command_in(Side::Client, "ip").args(args).output().expect("ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?} (client): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A permanent neighbour entry on the client: `addr` is at the responder's MAC. Requests then
 /// reach the responder's interface whatever its kernel does with neighbour solicitations for
@@ -38,37 +29,18 @@ fn client_neighbour(pair: &NetnsPair, addr: &str, mac: [u8; 6]) {
 }
 
 /// `count` pings to `target`, `interval` apart, bounded by `deadline`.
+fn spec_to(target: &str, count: u32, interval: Duration, deadline: Duration) -> PingSpec {
+    let addr: IpAddr = target.parse().unwrap();
+    let family = if addr.is_ipv6() { Family::V6 } else { Family::V4 };
+    PingSpec::new(family, count)
+        .target(addr)
+        .interval(interval)
+        .deadline(deadline)
+}
+
+/// Runs [`spec_to`] and returns ping's report.
 fn ping_to(pair: &NetnsPair, target: &str, count: u32, interval: Duration, deadline: Duration) -> PingReport {
-    let addr: IpAddr = target.parse().unwrap();
-    let family = if addr.is_ipv6() { Family::V6 } else { Family::V4 };
-    let spec = PingSpec::new(family, count)
-        .target(addr)
-        .interval(interval)
-        .deadline(deadline);
-    ping(pair, &spec).expect("ping")
-}
-
-fn ping_in_background(
-    pair: &NetnsPair,
-    target: &str,
-    count: u32,
-    interval: Duration,
-    deadline: Duration,
-) -> Background {
-    let addr: IpAddr = target.parse().unwrap();
-    let family = if addr.is_ipv6() { Family::V6 } else { Family::V4 };
-    let spec = PingSpec::new(family, count)
-        .target(addr)
-        .interval(interval)
-        .deadline(deadline);
-    Background::spawn(ping_command(pair, &spec).expect("ping command")).expect("starting ping")
-}
-
-fn finish(mut ping: Background) -> PingReport {
-    ping.wait_for_line("packets transmitted", Duration::from_secs(20))
-        .expect("ping finished");
-    let finished = ping.stop(Duration::from_secs(2)).expect("ping stopped");
-    PingReport::parse(&finished.stdout).expect("ping output")
+    ping(pair, &spec_to(target, count, interval, deadline)).expect("ping")
 }
 
 /// Waits for the responder's `addresses` event that lists `addr` (`present`) or no longer does.
@@ -179,7 +151,10 @@ fn addresses_added_and_removed_while_running_are_followed_at_once() {
         assert_eq!(answered.received, 10, "{}", answered.raw);
 
         // A 10 ms stream across the deletion: answered until the notification, then nothing.
-        let across = ping_in_background(&pair, addr, 300, Duration::from_millis(10), Duration::from_secs(3));
+        let across = ping_in_background(
+            &pair,
+            &spec_to(addr, 300, Duration::from_millis(10), Duration::from_secs(3)),
+        );
         std::thread::sleep(Duration::from_millis(600));
         ip(&pair, &["addr", "del", &with_prefix, "dev", pair.responder_if()]);
         let deleted = Instant::now();
@@ -188,7 +163,7 @@ fn addresses_added_and_removed_while_running_are_followed_at_once() {
             "{addr}: addresses event {:?} after `ip addr del` returned",
             deleted.elapsed()
         );
-        let across = finish(across);
+        let across = finish_ping(across, Duration::from_secs(20));
         println!(
             "{addr}: {} of {} requests across the deletion answered",
             across.received, across.transmitted
@@ -309,13 +284,7 @@ fn mac_and_mtu_changes_are_followed() {
             &mac_string(new_mac),
         ],
     );
-    let notice = responder
-        .wait_for_event(
-            "the MAC change notice",
-            Duration::from_secs(5),
-            |e| matches!(e, Event::Notice(n) if n.message.contains("MAC address changed")),
-        )
-        .unwrap();
+    let notice = wait_notice(&mut responder, "the MAC change notice", "MAC address changed");
     println!("{notice:?}");
     // The client still sends to the old MAC (its permanent entry): the kernel drops such frames
     // as another host's, and so must the responder.
@@ -326,13 +295,7 @@ fn mac_and_mtu_changes_are_followed() {
     assert_eq!(fresh.received, 10, "{}", fresh.raw);
     // An MTU change is noticed too (what the daemon holds about the link stays true).
     ip(&pair, &["link", "set", "dev", pair.responder_if(), "mtu", "1400"]);
-    responder
-        .wait_for_event(
-            "the MTU change notice",
-            Duration::from_secs(5),
-            |e| matches!(e, Event::Notice(n) if n.message.contains("MTU changed from 1500 to 1400")),
-        )
-        .unwrap();
+    wait_notice(&mut responder, "the MTU change notice", "MTU changed from 1500 to 1400");
     let exit = stop(responder);
     // A MAC change flushes the neighbour table (permanent entries too): with forwarding off the
     // host mirror then has no entry for the client, so, as Linux does, the kernel resolves it
@@ -348,20 +311,22 @@ fn mac_and_mtu_changes_are_followed() {
 /// A directory with nothing in it, for `PATH`: a daemon run with it cannot run `ip` (or any
 /// other program by name). Removed on drop.
 struct EmptyPath {
-    dir: PathBuf,
+    dir: TempDir,
 }
 
 impl EmptyPath {
     fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("afxdp-nopath-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("empty")).unwrap();
+        let dir = TempDir::new(&format!("afxdp-nopath-{tag}"));
+        std::fs::create_dir_all(dir.path().join("empty")).unwrap();
         // `ip netns exec` finds the program on PATH, so the wrapper is given by its full path;
         // it replaces itself with the responder, whose PATH is then empty.
-        let wrapper = dir.join("afxdp-responder-without-path");
+        let wrapper = dir.path().join("afxdp-responder-without-path");
         std::fs::write(
             &wrapper,
-            format!("#!/bin/sh\nPATH={} exec {EXE} \"$@\"\n", dir.join("empty").display()),
+            format!(
+                "#!/bin/sh\nPATH={} exec {EXE} \"$@\"\n",
+                dir.path().join("empty").display()
+            ),
         )
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
@@ -370,32 +335,14 @@ impl EmptyPath {
     }
 
     fn exe(&self) -> PathBuf {
-        self.dir.join("afxdp-responder-without-path")
+        self.dir.path().join("afxdp-responder-without-path")
     }
-}
-
-impl Drop for EmptyPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The id of the program `ip -d link show` reports on the responder's interface.
-fn attached_program_id(pair: &NetnsPair) -> Option<String> {
-    let details = link_details(pair);
-    let mut words = details.split_whitespace().skip_while(|w| !w.starts_with("prog/xdp"));
-    words.by_ref().position(|w| w == "id")?;
-    words.next().map(str::to_string)
 }
 
 #[test]
 fn force_detaches_a_native_program_attached_by_ip_through_netlink() {
     let pair = pair(1);
-    let object = std::env::temp_dir().join(format!("afxdp-test-xdp-pass-{}.o", std::process::id()));
-    std::fs::write(&object, redirect_ebpf::XDP_PASS).expect("writing the object for ip");
-    #[rustfmt::skip]
-    ip(&pair, &["link", "set", "dev", pair.responder_if(), "xdpdrv", "obj", object.to_str().unwrap(), "sec", "xdp"]);
-    let _ = std::fs::remove_file(&object);
+    attach_with_ip(&pair, "xdpdrv", "xdp-pass", redirect_ebpf::XDP_PASS);
     let foreign = attached_program_id(&pair).expect("xdp_pass is attached");
 
     let no_path = EmptyPath::new("force");
@@ -500,13 +447,7 @@ fn lost_notifications_are_recovered_from_a_full_dump() {
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
         ip_batch(&pair, lines);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
-        responder
-            .wait_for_event(
-                "the overflow notice",
-                Duration::from_secs(5),
-                |e| matches!(e, Event::Notice(n) if n.message.contains("overflowed")),
-            )
-            .unwrap();
+        wait_notice(&mut responder, "the overflow notice", "overflowed");
         let event = responder
             .wait_for_event("the addresses after the dump", Duration::from_secs(5), |e| {
                 matches!(e, Event::Addresses(_))

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use afxdp_lab::trace::{self, Journey};
 use afxdp_lab::{Background, Family, PingSpec, Side, ping};
-use common::{pair, start, stop};
+use common::{pair, start_queue0, stop};
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use responder_json::Event;
 
@@ -78,18 +78,7 @@ fn echo(frame: &[u8]) -> Option<Echo> {
 fn the_trace_of_real_pings_is_consistent_and_its_checksums_are_on_the_wire() {
     const FRAMES: u32 = 4;
     let pair = pair(1);
-    let responder = start(
-        &pair,
-        &[
-            "--queues",
-            "0",
-            "--stats-interval",
-            "0",
-            "--check-frames",
-            "--trace",
-            "4",
-        ],
-    );
+    let responder = start_queue0(&pair, &["--check-frames", "--trace", "4"]);
     let mut tcpdump = pair.command_in(Side::Client, "tcpdump");
     tcpdump.args([
         "-i",
@@ -176,7 +165,7 @@ fn the_trace_of_real_pings_is_consistent_and_its_checksums_are_on_the_wire() {
 #[test]
 fn without_trace_nothing_is_traced() {
     let pair = pair(1);
-    let responder = start(&pair, &["--queues", "0", "--stats-interval", "0"]);
+    let responder = start_queue0(&pair, &[]);
     let report = ping(
         &pair,
         &PingSpec::new(Family::V4, 2).interval(Duration::from_millis(100)),

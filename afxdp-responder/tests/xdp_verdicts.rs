@@ -11,6 +11,11 @@
 //!
 //! All of this needs root (CAP_BPF, CAP_NET_ADMIN): run `./run.sh test`.
 
+mod common;
+use common::frames::{
+    ETH_LEN, LOOPBACK, OUR_MAC, OUR_V4, OUR_V6, PEER_MAC, PEER_V4, PEER_V6, add_peer_neighbours, mirror_route,
+};
+
 use std::{
     fs::File,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
@@ -28,18 +33,9 @@ use afxdp_xsk::{BindMode, Xsk, XskConfig};
 use echo_wire::respond::{NextHop, ReplyPolicy};
 use etherparse::{PacketBuilder, VlanId};
 
-/// The responder's interface.
-const OUR_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
-/// The pinging host.
-const PEER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
-const OUR_V4: [u8; 4] = [198, 18, 0, 1];
-const PEER_V4: [u8; 4] = [198, 18, 0, 2];
-const OUR_V6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
-const PEER_V6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
 const PAYLOAD: &[u8] = b"afxdp-responder ping payload 0123456789";
 
 // Offsets in an untagged frame.
-const ETH_LEN: usize = 14;
 const IP4_FLAGS: usize = ETH_LEN + 6;
 const IP6_NEXT_HEADER: usize = ETH_LEN + 6;
 
@@ -56,26 +52,6 @@ fn load() -> EngineProgram {
     let mut program = EngineProgram::load(OUR_MAC, &owned).expect("load the redirect program");
     prepare_mirror(&mut program, LOOPBACK);
     program
-}
-
-/// `BPF_PROG_TEST_RUN` without an interface runs as if the frame arrived on loopback.
-const LOOPBACK: u32 = 1;
-
-/// A route of the host mirror (`afxdp_responder::mirror`), as an rtnetlink dump would give it.
-fn mirror_route(dst: &str, prefix_len: u8, kind: u8, oif: u32) -> Route {
-    Route {
-        dst: dst.parse().unwrap(),
-        prefix_len,
-        table: 254,
-        kind,
-        tos: 0,
-        priority: 0,
-        oif,
-        gateway: None,
-        hop_limit: 0,
-        mtu: 0,
-        complex: false,
-    }
 }
 
 /// A prepared host mirror for device `ifindex`: the peer's subnets on-link by it and the peer's
@@ -97,16 +73,7 @@ fn prepare_mirror(program: &mut EngineProgram, ifindex: u32) {
     program
         .sync_mirror_routes(&routes, &[ifindex])
         .expect("fill mirror_routes");
-    for ip in [IpAddr::from(PEER_V4), IpAddr::from(PEER_V6)] {
-        let entry = Neighbour {
-            index: ifindex,
-            ip,
-            usable_mac: Some(PEER_MAC),
-        };
-        program
-            .set_mirror_neighbour(&entry, &[ifindex])
-            .expect("fill mirror_neighs");
-    }
+    add_peer_neighbours(program, ifindex);
 }
 
 /// Which counter a test run moved.
@@ -768,18 +735,22 @@ fn test_run_on_queue_3_of_a_four_queue_veth() {
 // The FIB decides (redirect-ebpf/reply_path.h), on a veth with routes and neighbours
 // ---------------------------------------------------------------------------------------------
 
+/// Each pass counter's growth from `b` to `a`.
+fn passes_delta(b: FibPasses, a: FibPasses) -> FibPasses {
+    FibPasses {
+        no_neigh: a.no_neigh - b.no_neigh,
+        not_unicast: a.not_unicast - b.not_unicast,
+        no_route: a.no_route - b.no_route,
+        frag_needed: a.frag_needed - b.frag_needed,
+        other_egress: a.other_egress - b.other_egress,
+        other: a.other - b.other,
+    }
+}
+
 /// Which FIB counter moved, if any.
 fn fib_delta(before: EngineCounters, after: EngineCounters) -> (FibPasses, u64) {
-    let (b, a) = (before.fib, after.fib);
     (
-        FibPasses {
-            no_neigh: a.no_neigh - b.no_neigh,
-            not_unicast: a.not_unicast - b.not_unicast,
-            no_route: a.no_route - b.no_route,
-            frag_needed: a.frag_needed - b.frag_needed,
-            other_egress: a.other_egress - b.other_egress,
-            other: a.other - b.other,
-        },
+        passes_delta(before.fib, after.fib),
         after.mirror_handled - before.mirror_handled,
     )
 }
@@ -830,13 +801,19 @@ fn set_forwarding(ns: &NetNs, on: bool) {
 /// deltas, and how many requests were handled unchecked.
 type FibOutcome = (&'static str, Counted, FibPasses, u64);
 
-/// Runs `frame` as if it arrived on `afxr-f`.
-fn run_on(program: &EngineProgram, ifindex: u32, frame: &[u8]) -> FibOutcome {
+/// Runs `frame` as if it arrived on `ifindex`: the action and the counters before and after.
+fn test_run_counted(program: &EngineProgram, ifindex: u32, frame: &[u8]) -> (u32, EngineCounters, EngineCounters) {
     let before = program.counters().expect("read counters");
     let action = program
         .test_run_on_interface(frame, ifindex, 0)
         .expect("BPF_PROG_TEST_RUN");
     let after = program.counters().expect("read counters");
+    (action, before, after)
+}
+
+/// Runs `frame` as if it arrived on `afxr-f`.
+fn run_on(program: &EngineProgram, ifindex: u32, frame: &[u8]) -> FibOutcome {
+    let (action, before, after) = test_run_counted(program, ifindex, frame);
     let (fib, unchecked) = fib_delta(before, after);
     (xdp_action_name(action), which_counter(before, after), fib, unchecked)
 }
@@ -1000,16 +977,8 @@ fn fib_decides_which_owned_requests_are_redirected() {
 
 /// Which mirror pass counter moved (forwarding off), and whether the mirror handled it.
 fn mirror_delta(before: EngineCounters, after: EngineCounters) -> (FibPasses, u64) {
-    let (b, a) = (before.mirror, after.mirror);
     (
-        FibPasses {
-            no_neigh: a.no_neigh - b.no_neigh,
-            not_unicast: a.not_unicast - b.not_unicast,
-            no_route: a.no_route - b.no_route,
-            frag_needed: a.frag_needed - b.frag_needed,
-            other_egress: a.other_egress - b.other_egress,
-            other: a.other - b.other,
-        },
+        passes_delta(before.mirror, after.mirror),
         after.mirror_handled - before.mirror_handled,
     )
 }
@@ -1017,11 +986,7 @@ fn mirror_delta(before: EngineCounters, after: EngineCounters) -> (FibPasses, u6
 /// Runs `frame` as if it arrived on `ifindex` with forwarding off: the verdict, the counter that
 /// moved, the mirror's pass counters' deltas, and how many the mirror handled.
 fn run_mirrored(program: &EngineProgram, ifindex: u32, frame: &[u8]) -> FibOutcome {
-    let before = program.counters().expect("read counters");
-    let action = program
-        .test_run_on_interface(frame, ifindex, 0)
-        .expect("BPF_PROG_TEST_RUN");
-    let after = program.counters().expect("read counters");
+    let (action, before, after) = test_run_counted(program, ifindex, frame);
     assert_eq!(fib_delta(before, after).0, FibPasses::ZERO, "the FIB gave no verdict");
     let (passes, handled) = mirror_delta(before, after);
     (xdp_action_name(action), which_counter(before, after), passes, handled)
@@ -1510,8 +1475,7 @@ fn refuses_a_program_attached_with_ip() {
     let ns = veth_pair();
     let _inside = ns.enter();
     // The same object the responder embeds, as a file for `ip`.
-    let object = std::env::temp_dir().join(format!("afxdp-test-redirect-{}.o", std::process::id()));
-    std::fs::write(&object, redirect_ebpf::REDIRECT).expect("writing the object for ip");
+    let object = common::object_file("redirect", redirect_ebpf::REDIRECT);
     let object = object.to_str().expect("a UTF-8 temporary path");
     run_cmd(
         "ip",

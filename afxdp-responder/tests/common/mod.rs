@@ -6,12 +6,16 @@
 //! some of the helpers: the rest would be reported as dead code there, hence the `allow` below.
 #![allow(dead_code)]
 
-use std::path::Path;
+pub mod frames;
+
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use responder_json::Event;
+
 use afxdp_lab::{
-    Capture, CaptureText, Family, LabConfig, NetnsPair, Nstat, PingReport, PingSpec, ResponderExit, ResponderProcess,
-    Side, ping, require_root,
+    Background, Capture, CaptureText, Family, LabConfig, NetnsPair, Nstat, PingReport, PingSpec, ResponderExit,
+    ResponderProcess, Side, ping, ping_command, require_root,
 };
 
 /// The responder binary under test.
@@ -39,6 +43,25 @@ pub fn start(pair: &NetnsPair, args: &[&str]) -> ResponderProcess {
     ResponderProcess::start(pair, Path::new(EXE), args).expect("starting the responder")
 }
 
+/// [`start`] on queue 0 without periodic statistics (`--queues 0 --stats-interval 0`), then `extra`.
+pub fn start_queue0(pair: &NetnsPair, extra: &[&str]) -> ResponderProcess {
+    let mut args = vec!["--queues", "0", "--stats-interval", "0"];
+    args.extend_from_slice(extra);
+    start(pair, &args)
+}
+
+/// Waits up to 5 s for the responder's notice containing `needle` (`what` names it in the panic).
+#[track_caller]
+pub fn wait_notice(responder: &mut ResponderProcess, what: &str, needle: &str) -> Event {
+    responder
+        .wait_for_event(
+            what,
+            Duration::from_secs(5),
+            |e| matches!(e, Event::Notice(n) if n.message.contains(needle)),
+        )
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
 /// Stops the responder and checks that it exited cleanly and that every queue accounted for every
 /// UMEM frame.
 #[track_caller]
@@ -64,6 +87,30 @@ pub fn assert_frames_accounted(exit: &ResponderExit) {
     }
 }
 
+/// A directory `{name}-{pid}` under the temporary directory, made afresh and removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates the directory (removing any leftover of an earlier run first).
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Runs `ip ARGS` in the responder's namespace and returns stdout; panics if it fails.
 pub fn ip(pair: &NetnsPair, args: &[&str]) -> String {
     let out = pair.command_in(Side::Responder, "ip").args(args).output().expect("ip");
@@ -73,6 +120,16 @@ pub fn ip(pair: &NetnsPair, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `ip ARGS` in the client's namespace; panics if it fails.
+pub fn client_ip(pair: &NetnsPair, args: &[&str]) {
+    let out = pair.command_in(Side::Client, "ip").args(args).output().expect("ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?} (client): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `ip -d link show` of the responder's interface (to see whether XDP is attached).
@@ -85,6 +142,42 @@ pub fn link_details(pair: &NetnsPair) -> String {
 pub fn assert_nothing_attached(pair: &NetnsPair) {
     let details = link_details(pair);
     assert!(!details.contains("prog/xdp"), "XDP left attached: {details}");
+}
+
+/// The id of the program `ip -d link show` reports on the responder's interface.
+pub fn attached_program_id(pair: &NetnsPair) -> Option<String> {
+    let details = link_details(pair);
+    let mut words = details.split_whitespace().skip_while(|w| !w.starts_with("prog/xdp"));
+    words.by_ref().position(|w| w == "id")?;
+    words.next().map(str::to_string)
+}
+
+/// Writes an XDP `object` to a temporary `afxdp-test-{name}-{pid}.o` for `ip ... obj` (the caller removes it).
+pub fn object_file(name: &str, object: &[u8]) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("afxdp-test-{name}-{}.o", std::process::id()));
+    std::fs::write(&path, object).expect("writing the object for ip");
+    path
+}
+
+/// Attaches `object` (section `xdp`) to the responder's interface with `ip` (netlink) in `mode`, e.g. `xdpgeneric`.
+pub fn attach_with_ip(pair: &NetnsPair, mode: &str, name: &str, object: &[u8]) {
+    let path = object_file(name, object);
+    let obj = path.to_str().expect("a UTF-8 temporary path");
+    ip(
+        pair,
+        &[
+            "link",
+            "set",
+            "dev",
+            pair.responder_if(),
+            mode,
+            "obj",
+            obj,
+            "sec",
+            "xdp",
+        ],
+    );
+    let _ = std::fs::remove_file(&path);
 }
 
 /// Sets a sysctl in the responder's namespace.
@@ -111,6 +204,19 @@ pub fn ping_all_answered(pair: &NetnsPair, family: Family, count: u32) -> PingRe
     let report = ping(pair, &PingSpec::new(family, count).interval(Duration::from_millis(20))).unwrap();
     assert_eq!(report.received, u64::from(count), "{}", report.raw);
     report
+}
+
+/// A background `ping` from the client; [`finish_ping`] waits for its summary.
+pub fn ping_in_background(pair: &NetnsPair, spec: &PingSpec) -> Background {
+    Background::spawn(ping_command(pair, spec).expect("ping command")).expect("starting ping")
+}
+
+/// Waits up to `timeout` for a background ping's summary line, stops it and parses its report.
+pub fn finish_ping(mut ping: Background, timeout: Duration) -> PingReport {
+    ping.wait_for_line("packets transmitted", timeout)
+        .expect("ping finished");
+    let finished = ping.stop(Duration::from_secs(2)).expect("ping stopped");
+    PingReport::parse(&finished.stdout).expect("ping output")
 }
 
 /// What the client side saw of [`ping_sizes`]: its kernel's counters and tcpdump's view.
