@@ -247,13 +247,27 @@ fn virtio_on_6_12_refuses_zero_copy_in_one_line_and_auto_falls_back_to_copy() {
 #[test]
 fn virtio_on_7_with_two_queues_serves_both_in_zero_copy() {
     let _guest = one_guest();
-    let report = vm(GuestKernel::V7, Nic::Virtio, 2, &["auto"], None);
+    let report = vm(GuestKernel::V7, Nic::Virtio, 2, &["auto"], Some(flood()));
     let [auto] = &report.modes[..] else {
         panic!("one mode ran: {:?}", report.modes)
     };
     assert_eq!(auto.queue_modes(), ["zero-copy", "zero-copy"]);
     assert_answered(auto);
-    assert_eq!(auto.summary.as_ref().unwrap().queues.len(), 2);
+    assert_flood_answered(auto);
+    let queues = &auto.summary.as_ref().unwrap().queues;
+    assert_eq!(queues.len(), 2);
+    // The flood sends one thread per tap queue, so each guest queue answers its half: a flood
+    // that landed on one queue only (the lab's old single sender) fails here.
+    let flood = auto.flood.as_ref().unwrap();
+    for q in queues {
+        assert!(
+            q.rx * 4 >= flood.sent,
+            "queue {} answered {} of {} flood requests: the load did not spread over both queues",
+            q.queue,
+            q.rx,
+            flood.sent
+        );
+    }
 }
 
 #[test]

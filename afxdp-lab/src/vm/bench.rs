@@ -471,7 +471,7 @@ fn bench_round(ctx: &Round<'_>, guest: &mut Guest, rows: &mut [VmBenchRow]) -> R
         } else {
             GUEST_V4
         };
-        let flood = run_flood(exe, net, dst, rate, args.duration)?;
+        let flood = run_flood(exe, net, dst, rate, args.duration, 1)?;
         let qemu_cpu = ProcessCpu::read(guest.pid())?.since(&qemu_before).total_s;
         let cpu = GuestCpu::between(&before, &guest_stat(guest)?);
         let sample = VmSample {

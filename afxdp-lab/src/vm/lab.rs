@@ -451,7 +451,7 @@ fn run_mode(cfg: &VmConfig, net: &TapNs, guest: &mut Guest, mode: &str) -> Resul
                 _ => &flood.rate,
             };
             let cpu_before = guest_stat(guest)?;
-            let report = run_flood(&cfg.responder, net, GUEST_V4, rate, flood.duration)?;
+            let report = run_flood(&cfg.responder, net, GUEST_V4, rate, flood.duration, cfg.queues)?;
             let cpu = GuestCpu::between(&cpu_before, &guest_stat(guest)?);
             run.guest_cpu = Some(cpu);
             println!(
@@ -563,13 +563,20 @@ pub(super) fn guest_stat(guest: &mut Guest) -> Result<[u64; 10], LabError> {
     })
 }
 
-/// `afxdp-responder flood --json` from the host namespace against the guest.
+/// `afxdp-responder flood --json` from the host namespace against the guest, one sending thread
+/// per tap queue (`--queues 0,…,queues-1`).
+///
+/// Each thread's AF_XDP socket transmits on its own tap queue; tun hands a frame to the QEMU queue
+/// of that number (`tun_net_xmit` uses the frame's queue mapping, no flow hash on this path), and
+/// virtio-net delivers it on the guest's RX queue of the same number: so every guest queue gets
+/// its share. With one sending thread every request would land on guest queue 0.
 pub(super) fn run_flood(
     exe: &Path,
     net: &TapNs,
     dst: Ipv4Addr,
     rate: &str,
     duration: f64,
+    queues: u32,
 ) -> Result<FloodReport, LabError> {
     let mut cmd: Command = net.command_on(Side::Client, &exe.to_string_lossy(), None)?;
     cmd.args([
@@ -582,6 +589,10 @@ pub(super) fn run_flood(
         GUEST_MAC,
     ])
     .args(["--rate", rate, "--duration", &duration.to_string(), "--json"]);
+    if queues > 1 {
+        let list: Vec<String> = (0..queues).map(|q| q.to_string()).collect();
+        cmd.args(["--queues", &list.join(",")]);
+    }
     let command = describe(&cmd);
     let out = run(
         cmd,
