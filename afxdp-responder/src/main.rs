@@ -572,10 +572,26 @@ fn run_check(args: CheckArgs) -> ExitCode {
         fill_size: run.fill_size,
         force: run.force,
     };
-    let report = match afxdp_responder::preflight::check(&input) {
+    let mut report = match afxdp_responder::preflight::check(&input) {
         Ok(report) => report,
         Err(e) => return fail(one_line(&e)),
     };
+    // The ring and frame sizes the responder would refuse at start (the same validation).
+    if input.engine == Engine::AfXdp {
+        let sizes = afxdp_xsk::XskConfig {
+            frame_size: run.frame_size,
+            fill_size: run.fill_size,
+            comp_size: run.comp_size,
+            rx_size: run.rx_size,
+            tx_size: run.tx_size,
+            need_wakeup: !run.no_need_wakeup,
+            tx_frames: 0,
+        };
+        if let Err(problem) = sizes.validate() {
+            report.problems.push(problem);
+            report.ok = false;
+        }
+    }
     if json {
         match serde_json::to_string(&report) {
             Ok(line) => println!("{line}"),

@@ -111,6 +111,14 @@ fn check_reports_what_the_namespace_has() {
     );
     let (code, r) = check_json(&pair, &["--queues", "0-2"]);
     assert_eq!((code, r.queues.missing.clone()), (1, vec![2]));
+    // Ring sizes the responder refuses at start are refused by check too, with its message.
+    let (code, r) = check_json(&pair, &["--fill-size", "32"]);
+    assert_eq!((code, r.ok), (1, false), "{r:?}");
+    assert_eq!(
+        r.problems,
+        ["--fill-size 32 is not valid: use a power of two from 64 to 65536"],
+        "only the size is wrong here"
+    );
 
     // With a responder running, its program is reported attached, with its link and holder; a
     // second one would not start.
