@@ -19,6 +19,7 @@ use plotters::prelude::*;
 use serde::Serialize;
 
 use super::generator::{self, Generator, Load, Rate};
+use super::plot::PALETTE;
 use super::progress::Progress;
 use super::report::{Machine, Spread, loadavg, utc_now};
 use super::{HostCpu, short_error};
@@ -708,19 +709,8 @@ pub fn markdown(report: &LadderReport) -> String {
     md
 }
 
-const COLORS: [RGBColor; 8] = [
-    RGBColor(0x1f, 0x77, 0xb4),
-    RGBColor(0x8c, 0x56, 0x4b),
-    RGBColor(0x17, 0xbe, 0xcf),
-    RGBColor(0xd6, 0x27, 0x28),
-    RGBColor(0x94, 0x67, 0xbd),
-    RGBColor(0x2c, 0xa0, 0x2c),
-    RGBColor(0xff, 0x7f, 0x0e),
-    RGBColor(0x7f, 0x7f, 0x7f),
-];
-
 fn color(v: LadderVariant) -> RGBColor {
-    COLORS[LadderVariant::ALL.iter().position(|&x| x == v).unwrap_or(0) % COLORS.len()]
+    PALETTE[LadderVariant::ALL.iter().position(|&x| x == v).unwrap_or(0) % PALETTE.len()]
 }
 
 /// The ladder plot: responder CPU s per million replies against the offered rate (left), p50

@@ -18,19 +18,22 @@ use super::report::{BenchReport, Ip, RowStatus, Summary};
 const WIDTH: u32 = 1200;
 const HEIGHT: u32 = 960;
 
-/// One color per engine/mode, in [`EngineMode::ALL`] order.
-const COLORS: [RGBColor; 6] = [
+/// The bench's plot colors: the matrix gives one per engine/mode in [`EngineMode::ALL`] order,
+/// the ladder one per variant.
+pub(super) const PALETTE: [RGBColor; 8] = [
     RGBColor(0x1f, 0x77, 0xb4),
     RGBColor(0x17, 0xbe, 0xcf),
     RGBColor(0x2c, 0xa0, 0x2c),
     RGBColor(0x94, 0x67, 0xbd),
     RGBColor(0xff, 0x7f, 0x0e),
     RGBColor(0x7f, 0x7f, 0x7f),
+    RGBColor(0x8c, 0x56, 0x4b),
+    RGBColor(0xd6, 0x27, 0x28),
 ];
 
 fn color(engine: EngineMode) -> RGBColor {
     let i = EngineMode::ALL.iter().position(|&e| e == engine).unwrap_or(0);
-    COLORS[i % COLORS.len()]
+    PALETTE[i % PALETTE.len()]
 }
 
 /// A group of bars: traffic kind and queue count.
